@@ -1,0 +1,83 @@
+//! `tumult-broker`: runs the reference broker for real, on TCP and the local disk.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use broker::{Broker, BrokerConfig, FsyncPolicy, Limits, Mode, SeededEntropy, StdDisk, TokioNetwork};
+use clap::Parser;
+
+/// Run one node of the tumult reference broker.
+#[derive(Debug, Parser)]
+#[command(name = "tumult-broker", version, about)]
+struct Args {
+    /// Address to listen on, host:port (port 0 picks a free port; the bound address is printed).
+    #[arg(long, default_value = "127.0.0.1:7000")]
+    listen: String,
+    /// Directory for the node's durable state (created if missing).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// High-availability design to run: single.
+    #[arg(long, default_value = "single")]
+    mode: Mode,
+    /// When to fsync: always (confirm only after fsync; safe) or never (unsafe: a crash loses
+    /// confirmed messages).
+    #[arg(long, default_value = "always")]
+    fsync: FsyncPolicy,
+    /// Largest frame accepted, in bytes.
+    #[arg(long, default_value_t = Limits::default().frame_bytes_max)]
+    frame_bytes_max: usize,
+    /// Seed for the broker's random source (default: derived from the clock).
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let seed = args.seed.unwrap_or_else(clock_seed);
+    let config = BrokerConfig {
+        mode: args.mode,
+        listen: args.listen.clone(),
+        data_dir: args.data_dir.clone(),
+        fsync: args.fsync,
+        limits: Limits {
+            frame_bytes_max: args.frame_bytes_max,
+            message_bytes_max: args.frame_bytes_max / 5,
+            ..Limits::default()
+        },
+    };
+    let broker = Broker::new(
+        config,
+        Arc::new(TokioNetwork),
+        Arc::new(StdDisk),
+        Box::new(SeededEntropy::new(seed)),
+    );
+    let running = broker
+        .start()
+        .await
+        .with_context(|| format!("starting broker with data dir {}", args.data_dir.display()))?;
+    // Tests and scripts read this line to learn the port when listening on port 0.
+    println!(
+        "listening on {}",
+        running.local_addr().context("reading bound address")?
+    );
+    tokio::select! {
+        result = running.run() => result.context("serving"),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
+#[allow(clippy::disallowed_methods)] // a real process, outside any simulation
+fn clock_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}

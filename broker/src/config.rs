@@ -1,0 +1,149 @@
+//! Broker configuration: the mode, where to listen and store, and the durability knobs.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::FRAME_BYTES_MAX_DEFAULT;
+
+/// Which high-availability design the broker runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// One node, no replication (a single RabbitMQ node).
+    Single,
+}
+
+impl Mode {
+    /// Every mode this build implements, with a one-line description.
+    pub const ALL: &'static [(Mode, &'static str)] = &[(Mode::Single, "one node, no replication")];
+
+    /// The name used on command lines and in results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Single => "single",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Mode::ALL
+            .iter()
+            .find(|(mode, _)| mode.as_str() == s)
+            .map(|(mode, _)| *mode)
+            .ok_or_else(|| {
+                let known: Vec<_> = Mode::ALL.iter().map(|(m, _)| m.as_str()).collect();
+                format!("unknown mode '{s}' (this build has: {})", known.join(", "))
+            })
+    }
+}
+
+/// When a write is made durable before it is confirmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FsyncPolicy {
+    /// fsync every record before confirming it (safe).
+    Always,
+    /// Never fsync; a crash loses whatever the OS had not written back (unsafe knob).
+    Never,
+}
+
+impl FsyncPolicy {
+    /// The name used on command lines and in results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FsyncPolicy::Always => "always",
+            FsyncPolicy::Never => "never",
+        }
+    }
+}
+
+impl fmt::Display for FsyncPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for FsyncPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "always" => Ok(FsyncPolicy::Always),
+            "never" => Ok(FsyncPolicy::Never),
+            other => Err(format!(
+                "unknown fsync policy '{other}' (expected always or never)"
+            )),
+        }
+    }
+}
+
+/// Limits that keep one client from exhausting the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Largest frame accepted or sent.
+    pub frame_bytes_max: usize,
+    /// Most queues one broker holds.
+    pub queues_max: usize,
+    /// Most messages (ready and unacknowledged) one queue holds.
+    pub queue_messages_max: usize,
+    /// Largest message body; small enough that its delivery always fits in a frame.
+    pub message_bytes_max: usize,
+    /// Longest queue name.
+    pub queue_name_bytes_max: usize,
+    /// Most concurrent client connections.
+    pub connections_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
+            queues_max: 1024,
+            queue_messages_max: 1_000_000,
+            // A body travels as a JSON array of byte values: up to four characters a byte.
+            message_bytes_max: FRAME_BYTES_MAX_DEFAULT / 5,
+            queue_name_bytes_max: 255,
+            connections_max: 1024,
+        }
+    }
+}
+
+/// Everything a broker node needs to start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerConfig {
+    /// The design to run.
+    pub mode: Mode,
+    /// `host:port` to listen on.
+    pub listen: String,
+    /// Directory for the node's durable state.
+    pub data_dir: PathBuf,
+    /// Durability of confirmed writes.
+    pub fsync: FsyncPolicy,
+    /// Resource limits.
+    pub limits: Limits,
+}
+
+impl BrokerConfig {
+    /// A single-node configuration with safe defaults.
+    pub fn single(listen: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            mode: Mode::Single,
+            listen: listen.into(),
+            data_dir: data_dir.into(),
+            fsync: FsyncPolicy::Always,
+            limits: Limits::default(),
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! tumult's reference message broker.
+//!
+//! A small broker with the high-availability designs of RabbitMQ and Kafka. It is ordinary
+//! software: it reaches the network, the disk and randomness only through the seams in
+//! [`Network`], [`Disk`] and [`Entropy`], so the same code runs for real
+//! ([`TokioNetwork`], [`StdDisk`]) and inside tumult's deterministic simulation.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use broker::{Broker, BrokerConfig, SeededEntropy, StdDisk, TokioNetwork};
+//!
+//! # async fn run() -> Result<(), broker::BrokerError> {
+//! let config = BrokerConfig::single("127.0.0.1:7000", "/tmp/tumult-data");
+//! let broker = Broker::new(config, Arc::new(TokioNetwork), Arc::new(StdDisk), Box::new(SeededEntropy::new(7)));
+//! broker.serve().await
+//! # }
+//! ```
+//!
+//! ## Modes
+//! `single`: one node serving durable queues: publish with confirm, get, ack. A publish is
+//! confirmed after its record is appended to the log and, under `fsync always`, fsynced.
+
+mod client;
+mod codec;
+mod config;
+mod disk;
+mod entropy;
+mod net;
+mod protocol;
+mod queue;
+mod server;
+mod storage;
+
+pub use client::{Client, ClientError, Delivery};
+pub use codec::{read_frame, write_frame, CodecError, FRAME_BYTES_MAX_DEFAULT};
+pub use config::{BrokerConfig, FsyncPolicy, Limits, Mode};
+pub use disk::{AppendFile, Disk, StdDisk};
+pub use entropy::{Entropy, SeededEntropy};
+pub use net::{BoxFuture, BoxStream, Listener, Network, Stream, TokioNetwork};
+pub use protocol::{ErrorCode, Request, RequestFrame, Response, ResponseFrame, UNKNOWN_REQUEST_ID};
+pub use server::{Broker, BrokerError, RunningBroker};
+pub use storage::{decode_records, encode_record, Record, Replay, StorageError, TailDamage};

@@ -1,0 +1,119 @@
+//! The wire protocol: requests and responses carried in length-prefixed frames.
+//!
+//! Every request carries an id chosen by the client; the response echoes it, so a client
+//! can tell a late reply from the one it waits for. A frame the broker cannot decode is
+//! answered with id 0 and [`ErrorCode::MalformedFrame`], and the connection is closed.
+
+use serde::{Deserialize, Serialize};
+
+/// The id used in replies to frames whose own id could not be read.
+pub const UNKNOWN_REQUEST_ID: u64 = 0;
+
+/// A request with the id its response will carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestFrame {
+    /// Chosen by the client, echoed in the response; never [`UNKNOWN_REQUEST_ID`].
+    pub id: u64,
+    /// What the client asks for.
+    pub request: Request,
+}
+
+/// What a client can ask of the broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "op")]
+pub enum Request {
+    /// Publish one message to `queue`, answered with [`Response::Confirmed`] once it is
+    /// as durable as the broker's fsync policy promises (a publisher confirm).
+    Publish {
+        /// Queue name; created on first publish.
+        queue: String,
+        /// Opaque message body.
+        body: Vec<u8>,
+    },
+    /// Take the next ready message of `queue` without removing it: it stays unacknowledged
+    /// on this connection until [`Request::Ack`], and is requeued if the connection closes.
+    Get {
+        /// Queue name.
+        queue: String,
+    },
+    /// Remove a delivered message for good.
+    Ack {
+        /// Queue name.
+        queue: String,
+        /// The tag of the delivery, from [`Response::Delivery`].
+        tag: u64,
+    },
+}
+
+/// A response to the request with the same id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseFrame {
+    /// The id of the request answered, or [`UNKNOWN_REQUEST_ID`].
+    pub id: u64,
+    /// The outcome.
+    pub response: Response,
+}
+
+/// The outcome of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "op")]
+pub enum Response {
+    /// The message was stored; `seq` is its position in the queue.
+    Confirmed {
+        /// Position of the message in its queue, from 0.
+        seq: u64,
+    },
+    /// A message handed to this connection.
+    Delivery {
+        /// Tag to acknowledge it with.
+        tag: u64,
+        /// The message body as published.
+        body: Vec<u8>,
+    },
+    /// The queue had no ready message.
+    Empty,
+    /// The acknowledgement was applied.
+    Acked,
+    /// The request was refused; see the code.
+    Error {
+        /// Machine-readable reason.
+        code: ErrorCode,
+        /// Human-readable detail.
+        message: String,
+    },
+}
+
+/// Why the broker refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame could not be decoded; the connection will be closed.
+    MalformedFrame,
+    /// The frame exceeded the size limit; the connection will be closed.
+    FrameTooLarge,
+    /// The broker cannot serve this right now (storage failed, queue not reachable).
+    Unavailable,
+    /// The delivery tag is not outstanding on this connection.
+    UnknownDeliveryTag,
+    /// A limit (queue count, queue length, name length) would be exceeded.
+    LimitExceeded,
+}
+
+impl ErrorCode {
+    /// The stable snake_case name used on the wire and in histories.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::MalformedFrame => "malformed_frame",
+            ErrorCode::FrameTooLarge => "frame_too_large",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::UnknownDeliveryTag => "unknown_delivery_tag",
+            ErrorCode::LimitExceeded => "limit_exceeded",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,264 @@
+//! The history: Jepsen's operation model, one JSON object per line.
+//!
+//! A client process invokes an operation, which then completes exactly once: `ok` (it
+//! happened), `fail` (it certainly did not) or `info` (unknown). A process whose operation
+//! ended `info` never invokes again. The nemesis logs its faults as `info` operations of
+//! process `"nemesis"`. Parsing checks these rules and names the offending line.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+
+use serde::{Deserialize, Serialize};
+
+/// What an operation line records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpType {
+    /// The operation started.
+    Invoke,
+    /// It happened.
+    Ok,
+    /// It certainly did not happen.
+    Fail,
+    /// Its outcome is unknown (timeout, lost connection), or a nemesis action.
+    Info,
+}
+
+/// Who performed an operation: a numbered client process, or a named one (the nemesis).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Process {
+    /// A client process; a new number replaces one retired after an `info`.
+    Client(u64),
+    /// A named process, such as `"nemesis"`.
+    Named(String),
+}
+
+impl Process {
+    /// The nemesis process.
+    pub fn nemesis() -> Self {
+        Process::Named("nemesis".to_string())
+    }
+}
+
+impl std::fmt::Display for Process {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Process::Client(n) => write!(f, "{n}"),
+            Process::Named(name) => f.write_str(name),
+        }
+    }
+}
+
+/// One line of a history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Op {
+    /// Position in the history, from 0.
+    pub index: u64,
+    /// Simulated nanoseconds since the start of the run.
+    pub time: u64,
+    /// Invoke or one of the three completions.
+    #[serde(rename = "type")]
+    pub kind: OpType,
+    /// Who performed it.
+    pub process: Process,
+    /// The function: `enqueue`, `dequeue`, `drain`, `send`, `poll`, `kill`, ...
+    pub f: String,
+    /// The argument (on invoke) or result (on completion).
+    #[serde(default)]
+    pub value: serde_json::Value,
+    /// Why an operation failed or is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<serde_json::Value>,
+}
+
+/// A history that could not be read, with the 1-based line where it went wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct HistoryError {
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong there.
+    pub message: String,
+}
+
+/// A parsed, validated history with each invocation paired to its completion.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    ops: Vec<Op>,
+    /// For each op position: the position of its partner (invoke <-> completion).
+    partner: Vec<Option<usize>>,
+}
+
+impl History {
+    /// Validates `ops` (in order) and pairs invocations with completions.
+    /// `lines[i]` is the source line of `ops[i]`, used in error messages.
+    pub fn from_ops(ops: Vec<Op>, lines: &[usize]) -> Result<Self, HistoryError> {
+        let mut partner = vec![None; ops.len()];
+        let mut pending: BTreeMap<&Process, usize> = BTreeMap::new();
+        let mut retired: BTreeMap<&Process, usize> = BTreeMap::new();
+        for (at, op) in ops.iter().enumerate() {
+            let line = lines.get(at).copied().unwrap_or(at + 1);
+            let fail = |message: String| Err(HistoryError { line, message });
+            if op.index != at as u64 {
+                return fail(format!("index {} out of sequence (expected {at})", op.index));
+            }
+            if let Process::Named(_) = op.process {
+                // Named processes (the nemesis) log free-standing info ops.
+                continue;
+            }
+            if let Some(&was) = retired.get(&op.process) {
+                return fail(format!(
+                    "process {} acts again after its operation at index {was} ended info",
+                    op.process
+                ));
+            }
+            match op.kind {
+                OpType::Invoke => {
+                    if let Some(&open) = pending.get(&op.process) {
+                        return fail(format!(
+                            "process {} invokes while its operation at index {open} is still open",
+                            op.process
+                        ));
+                    }
+                    pending.insert(&op.process, at);
+                }
+                kind => {
+                    let Some(invoke) = pending.remove(&op.process) else {
+                        return fail(format!(
+                            "process {} completes an operation it never invoked",
+                            op.process
+                        ));
+                    };
+                    if ops[invoke].f != op.f {
+                        return fail(format!(
+                            "completion f '{}' does not match its invocation's f '{}'",
+                            op.f, ops[invoke].f
+                        ));
+                    }
+                    partner[invoke] = Some(at);
+                    partner[at] = Some(invoke);
+                    if kind == OpType::Info {
+                        retired.insert(&op.process, at);
+                    }
+                }
+            }
+        }
+        Ok(Self { ops, partner })
+    }
+
+    /// Reads a JSONL history; blank lines are skipped. Errors name the line.
+    pub fn read_jsonl(reader: impl BufRead) -> Result<Self, HistoryError> {
+        let mut ops = Vec::new();
+        let mut lines = Vec::new();
+        for (number, line) in reader.lines().enumerate() {
+            let line_no = number + 1;
+            let text = line.map_err(|e| HistoryError {
+                line: line_no,
+                message: format!("cannot read: {e}"),
+            })?;
+            if text.trim().is_empty() {
+                continue;
+            }
+            let op: Op = serde_json::from_str(&text).map_err(|e| HistoryError {
+                line: line_no,
+                message: format!("not a history operation: {e}"),
+            })?;
+            ops.push(op);
+            lines.push(line_no);
+        }
+        Self::from_ops(ops, &lines)
+    }
+
+    /// All operations, in history order.
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    /// The completion of the invocation at `position`, if it completed.
+    pub fn completion(&self, position: usize) -> Option<&Op> {
+        match self.ops.get(position)?.kind {
+            OpType::Invoke => self.partner[position].map(|at| &self.ops[at]),
+            _ => None,
+        }
+    }
+
+    /// Each invocation with its completion (`None` if the history ends first).
+    pub fn pairs(&self) -> impl Iterator<Item = (&Op, Option<&Op>)> {
+        self.ops
+            .iter()
+            .enumerate()
+            .filter(|(_, op)| op.kind == OpType::Invoke && matches!(op.process, Process::Client(_)))
+            .map(|(at, op)| (op, self.partner[at].map(|p| &self.ops[p])))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<History, HistoryError> {
+        History::read_jsonl(text.as_bytes())
+    }
+
+    const GOOD: &str = r#"{"index":0,"time":1,"type":"invoke","process":0,"f":"enqueue","value":1}
+{"index":1,"time":2,"type":"info","process":"nemesis","f":"kill","value":["n1"]}
+{"index":2,"time":3,"type":"ok","process":0,"f":"enqueue","value":1}
+"#;
+
+    #[test]
+    fn a_good_history_pairs_invocations_with_completions() {
+        let history = parse(GOOD).unwrap();
+        let pairs: Vec<_> = history.pairs().collect();
+        assert_eq!(pairs.len(), 1);
+        assert_eq!(pairs[0].1.map(|op| op.kind), Some(OpType::Ok));
+        assert_eq!(history.completion(0).map(|op| op.index), Some(2));
+    }
+
+    #[test]
+    fn a_process_cannot_act_after_an_info() {
+        let text = r#"{"index":0,"time":1,"type":"invoke","process":0,"f":"enqueue","value":1}
+{"index":1,"time":2,"type":"info","process":0,"f":"enqueue","value":1,"error":"timeout"}
+{"index":2,"time":3,"type":"invoke","process":0,"f":"enqueue","value":2}
+"#;
+        let err = parse(text).unwrap_err();
+        assert_eq!(err.line, 3);
+        assert!(
+            err.message.contains("after its operation at index 1 ended info"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn garbage_names_its_line() {
+        let text = format!("{GOOD}this is not json\n");
+        let err = parse(&text).unwrap_err();
+        assert_eq!(err.line, 4);
+        assert!(
+            err.to_string().starts_with("line 4: not a history operation"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_line_cut_mid_object_is_an_error_not_a_panic() {
+        let cut = &GOOD[..GOOD.len() - 20];
+        let err = parse(cut).unwrap_err();
+        assert_eq!(err.line, 3);
+    }
+
+    #[test]
+    fn completions_must_match_an_open_invocation() {
+        let text = r#"{"index":0,"time":1,"type":"ok","process":4,"f":"enqueue","value":1}"#;
+        assert!(parse(text).unwrap_err().message.contains("never invoked"));
+        let text = r#"{"index":0,"time":1,"type":"invoke","process":4,"f":"enqueue","value":1}
+{"index":1,"time":1,"type":"ok","process":4,"f":"dequeue","value":1}"#;
+        assert!(parse(text).unwrap_err().message.contains("does not match"));
+    }
+
+    #[test]
+    fn indices_must_run_in_sequence() {
+        let text = r#"{"index":3,"time":1,"type":"invoke","process":4,"f":"enqueue","value":1}"#;
+        assert!(parse(text).unwrap_err().message.contains("out of sequence"));
+    }
+}

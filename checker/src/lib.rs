@@ -1,0 +1,105 @@
+//! Pure analysis of message-queue histories.
+//!
+//! The checker reads a history (see [`History`]) and judges it, returning data: a
+//! [`Validity`] plus the evidence. It never panics on a strange history and never touches
+//! an async runtime or a simulation, so it can check histories from tumult and from Jepsen
+//! alike.
+//!
+//! ```
+//! use checker::{History, Validity};
+//!
+//! let jsonl = r#"{"index":0,"time":0,"type":"invoke","process":0,"f":"enqueue","value":1}
+//! {"index":1,"time":5,"type":"ok","process":0,"f":"enqueue","value":1}
+//! {"index":2,"time":6,"type":"invoke","process":0,"f":"drain","value":null}
+//! {"index":3,"time":9,"type":"ok","process":0,"f":"drain","value":[]}"#;
+//! let history = History::read_jsonl(jsonl.as_bytes()).unwrap();
+//! let report = checker::check(&history, checker::Workload::Queue);
+//! assert_eq!(report.valid, Validity::False); // 1 was acknowledged, then drained away: lost
+//! ```
+
+mod history;
+mod queue;
+mod verdict;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+pub use history::{History, HistoryError, Op, OpType, Process};
+pub use queue::{total_queue, QueueValue, TotalQueueReport, WITNESSES_MAX};
+pub use verdict::Validity;
+
+/// Which family of analyses a history gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Workload {
+    /// RabbitMQ-like queue: enqueue, dequeue, drain.
+    Queue,
+}
+
+impl Workload {
+    /// Guesses the workload from the operations present; `None` if nothing matches.
+    pub fn detect(history: &History) -> Option<Workload> {
+        history
+            .ops()
+            .iter()
+            .any(|op| matches!(op.f.as_str(), "enqueue" | "dequeue" | "drain"))
+            .then_some(Workload::Queue)
+    }
+}
+
+/// The result of one analysis.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Analysis {
+    /// See [`total_queue`].
+    TotalQueue(TotalQueueReport),
+}
+
+impl Analysis {
+    /// This analysis' own verdict.
+    pub fn valid(&self) -> Validity {
+        match self {
+            Analysis::TotalQueue(r) => r.valid,
+        }
+    }
+
+    /// One line for terminal summaries.
+    pub fn summary(&self) -> String {
+        match self {
+            Analysis::TotalQueue(r) => r.summary(),
+        }
+    }
+}
+
+/// Every analysis a workload asked for, merged into one verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The merged verdict: false beats unknown beats true.
+    pub valid: Validity,
+    /// The workload whose analyses ran.
+    pub workload: Workload,
+    /// Each analysis by name.
+    pub analyses: BTreeMap<String, Analysis>,
+}
+
+/// Runs every analysis that applies to `workload`.
+pub fn check(history: &History, workload: Workload) -> Report {
+    let mut analyses = BTreeMap::new();
+    match workload {
+        Workload::Queue => {
+            analyses.insert(
+                "total-queue".to_string(),
+                Analysis::TotalQueue(total_queue(history)),
+            );
+        }
+    }
+    let valid = analyses
+        .values()
+        .fold(Validity::True, |acc, a| acc.merge(a.valid()));
+    Report {
+        valid,
+        workload,
+        analyses,
+    }
+}

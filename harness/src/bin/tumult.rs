@@ -1,0 +1,212 @@
+//! `tumult`: run a chaos test against the reference broker, or re-check a stored history.
+
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use broker::{FsyncPolicy, Mode};
+use clap::{Parser, Subcommand};
+use harness::{FaultSet, Store, TestSpec, WorkloadKind};
+
+/// Exit code for harness and usage errors.
+const EXIT_ERROR: u8 = 3;
+
+/// Jepsen-style fault injection against tumult's reference message broker.
+///
+/// Exit codes: 0 valid, 1 invalid (anomaly found), 2 unknown, 3 harness or usage error,
+/// 4 liveness failure (the cluster never recovered after healing).
+#[derive(Debug, Parser)]
+#[command(name = "tumult", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one simulated chaos test and store its results.
+    Test(TestArgs),
+    /// Re-check a stored history (history.jsonl, or a run directory holding one).
+    Check(CheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TestArgs {
+    /// Broker design under test: single (one node).
+    #[arg(long, default_value = "single")]
+    mode: Mode,
+    /// Workload: queue (enqueue unique integers with confirms, dequeue with get+ack, drain).
+    #[arg(long, default_value = "queue")]
+    workload: WorkloadKind,
+    /// Faults to inject, comma-separated: kill (crash a broker, restart it 1-5 s later), or none.
+    #[arg(long, default_value = "kill")]
+    nemesis: FaultSet,
+    /// Seed that fixes every random choice of the run (default: drawn from the clock and printed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Simulated seconds of workload under faults, before healing.
+    #[arg(long = "time-limit", default_value_t = 30, value_name = "SECONDS")]
+    time_limit_s: u64,
+    /// Client processes running at once.
+    #[arg(long, default_value_t = 5)]
+    concurrency: usize,
+    /// Target operations per simulated second over all processes.
+    #[arg(long, default_value_t = 50.0)]
+    rate: f64,
+    /// Broker fsync policy: always (confirm only after fsync) or never (unsafe: a crash loses
+    /// confirmed messages).
+    #[arg(long, default_value = "always")]
+    fsync: FsyncPolicy,
+    /// Mean simulated seconds between faults.
+    #[arg(long = "nemesis-interval", default_value_t = 8.0, value_name = "SECONDS")]
+    nemesis_interval_s: f64,
+    /// Deadline of each client request, in simulated milliseconds; a request past it is
+    /// recorded as info (outcome unknown).
+    #[arg(long = "request-timeout", default_value_t = 1000, value_name = "MS")]
+    request_timeout_ms: u64,
+    /// Simulated seconds the final drain may take after healing before the run is a
+    /// liveness failure (exit 4).
+    #[arg(long = "recovery", default_value_t = 30, value_name = "SECONDS")]
+    recovery_s: u64,
+    /// Directory of the results store.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    store: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct CheckArgs {
+    /// A history.jsonl file, or a run directory containing one.
+    file: PathBuf,
+    /// Which analyses to run: queue; default: detected from the operations.
+    #[arg(long)]
+    workload: Option<WorkloadKind>,
+    /// Print the full report as JSON instead of a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Test(args) => test(args),
+        Command::Check(args) => check(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn test(args: TestArgs) -> anyhow::Result<u8> {
+    let spec = TestSpec {
+        mode: args.mode,
+        workload: args.workload,
+        nemesis: args.nemesis,
+        seed: args.seed.unwrap_or_else(clock_seed),
+        time_limit_s: args.time_limit_s,
+        concurrency: args.concurrency,
+        rate: args.rate,
+        fsync: args.fsync,
+        nemesis_interval_s: args.nemesis_interval_s,
+        request_timeout_ms: args.request_timeout_ms,
+        recovery_s: args.recovery_s,
+    };
+    spec.validate().map_err(anyhow::Error::msg)?;
+    println!("tumult test: seed {}", spec.seed);
+    println!(
+        "  mode {}, workload {}, nemesis {} (mean interval {} s), fsync {}",
+        spec.mode, spec.workload, spec.nemesis, spec.nemesis_interval_s, spec.fsync
+    );
+    println!(
+        "  {} simulated s of faults, {} processes at {} ops/s, request timeout {} ms, recovery budget {} s",
+        spec.time_limit_s, spec.concurrency, spec.rate, spec.request_timeout_ms, spec.recovery_s
+    );
+    #[allow(clippy::disallowed_methods)] // wall-clock duration for the user; outside the simulation
+    let wall = std::time::Instant::now();
+    let stored = harness::run_and_store(&spec, &Store::new(&args.store)).context("running the test")?;
+    let outcome = &stored.outcome;
+    println!();
+    println!("{} ({})", outcome.report.valid.label(), verdict_words(outcome));
+    for (name, analysis) in &outcome.report.analyses {
+        println!("  {name}: {}", analysis.summary());
+    }
+    match &outcome.liveness.detail {
+        None => println!("  liveness: the cluster recovered and the final reads completed"),
+        Some(detail) => println!("  liveness: FAILED: {detail}"),
+    }
+    println!(
+        "  {} ops over {:.1} simulated s in {:.1} wall s",
+        outcome.history.len(),
+        outcome.simulated.as_secs_f64(),
+        wall.elapsed().as_secs_f64()
+    );
+    println!("  results: {}", stored.dir.display());
+    println!(
+        "  replay:  {} {}",
+        program_name(),
+        spec.replay_command().trim_start_matches("tumult ")
+    );
+    Ok(outcome.exit_code() as u8)
+}
+
+fn verdict_words(outcome: &harness::RunOutcome) -> &'static str {
+    match outcome.exit_code() {
+        0 => "no anomaly found",
+        1 => "anomaly found",
+        4 => "the cluster never recovered after healing",
+        _ => "not enough information to decide",
+    }
+}
+
+fn check(args: CheckArgs) -> anyhow::Result<u8> {
+    let path = if args.file.is_dir() {
+        args.file.join("history.jsonl")
+    } else {
+        args.file.clone()
+    };
+    let history = read_history(&path)?;
+    let workload = match args.workload {
+        Some(WorkloadKind::Queue) => checker::Workload::Queue,
+        None => checker::Workload::detect(&history).with_context(|| {
+            format!(
+                "{}: cannot tell the workload from its operations; pass --workload",
+                path.display()
+            )
+        })?,
+    };
+    let report = checker::check(&history, workload);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{}: {} ops", path.display(), history.ops().len());
+        println!("{}", report.valid.label());
+        for (name, analysis) in &report.analyses {
+            println!("  {name}: {}", analysis.summary());
+        }
+    }
+    Ok(report.valid.exit_code() as u8)
+}
+
+fn read_history(path: &Path) -> anyhow::Result<checker::History> {
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    checker::History::read_jsonl(BufReader::new(file)).with_context(|| format!("{}", path.display()))
+}
+
+/// How the user invoked us, so the printed replay command runs as typed.
+fn program_name() -> String {
+    std::env::args().next().unwrap_or_else(|| "tumult".into())
+}
+
+#[allow(clippy::disallowed_methods)] // picks a fresh seed; the seed, not the clock, reaches the run
+fn clock_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    // Keep seeds short enough to type.
+    harness::derive_seed(nanos, 0) % 1_000_000
+}

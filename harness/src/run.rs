@@ -1,0 +1,307 @@
+//! One run: build the simulated cluster, drive the workload under faults, heal, run the
+//! final reads, then judge the history.
+//!
+//! Phases, in order: faults (workload + nemesis until the time limit), heal (restart every
+//! crashed host), final reads (a drain, bounded by the recovery budget), check.
+
+use std::cell::{Cell, RefCell};
+use std::io::Write;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use broker::{Broker, BrokerConfig, Limits, SeededEntropy};
+use checker::{History, Op, OpType, Process, Report};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
+use workloads::{QueueWorkload, Target};
+
+use crate::nemesis::Nemesis;
+use crate::recorder::Recorder;
+use crate::seams::{SimDisk, SimNetwork};
+use crate::simlog::DriverClock;
+use crate::spec::{derive_seed, TestSpec};
+
+/// Port every simulated broker listens on.
+const BROKER_PORT: u16 = 7000;
+/// Where each simulated broker keeps its data.
+const DATA_DIR: &str = "/data";
+/// Simulated time between checks of a waiting process.
+const POLL: Duration = Duration::from_millis(10);
+/// Sub-seed streams: each consumer of randomness draws from its own.
+const STREAM_GENERATOR: u64 = 1;
+const STREAM_NEMESIS: u64 = 2;
+const STREAM_STAGGER: u64 = 3;
+const STREAM_BROKER: u64 = 4;
+
+/// Why a run could not be carried out (as opposed to a verdict about the system).
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    /// The parameters make no sense.
+    #[error("invalid test: {0}")]
+    Spec(String),
+    /// The simulation itself failed (a host's software returned an error).
+    #[error("simulation failed at {at:?}: {message}")]
+    Simulation {
+        /// Simulated time of the failure.
+        at: Duration,
+        /// What failed.
+        message: String,
+    },
+    /// The history could not be written.
+    #[error("writing the history: {0}")]
+    HistoryWrite(std::io::Error),
+    /// The recorded history breaks the op model: a harness bug.
+    #[error("recorded history is malformed (harness bug): {0}")]
+    HistoryShape(#[from] checker::HistoryError),
+}
+
+/// Whether the cluster came back after healing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Liveness {
+    /// True when the final reads completed within the recovery budget.
+    pub recovered: bool,
+    /// What did not recover, when it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// Every operation, in order.
+    pub history: Vec<Op>,
+    /// The checker's verdict.
+    pub report: Report,
+    /// Whether the cluster recovered after healing.
+    pub liveness: Liveness,
+    /// Simulated time the run took.
+    pub simulated: Duration,
+}
+
+impl RunOutcome {
+    /// `tumult`'s exit code: 1 if an anomaly was found, else 4 if the cluster never
+    /// recovered, else 0 valid or 2 unknown.
+    pub fn exit_code(&self) -> i32 {
+        match self.report.valid {
+            checker::Validity::False => 1,
+            _ if !self.liveness.recovered => 4,
+            valid => valid.exit_code(),
+        }
+    }
+}
+
+/// State the driver loop shares with the client processes (all on one thread).
+#[derive(Default)]
+struct Phases {
+    healed: Cell<bool>,
+    workers_running: Cell<usize>,
+}
+
+type Shared<T> = Rc<RefCell<T>>;
+
+/// Runs `spec`, writing the history to `history_out` as it goes.
+pub fn run(
+    spec: &TestSpec,
+    history_out: Box<dyn Write>,
+    clock: &DriverClock,
+) -> Result<RunOutcome, HarnessError> {
+    spec.validate().map_err(HarnessError::Spec)?;
+    let recorder: Shared<Recorder> = Rc::new(RefCell::new(Recorder::new(history_out)));
+    let phases = Rc::new(Phases::default());
+    let time_limit = Duration::from_secs(spec.time_limit_s);
+    let deadline = time_limit + Duration::from_secs(spec.recovery_s) + Duration::from_secs(10);
+
+    let mut sim = turmoil::Builder::new()
+        .epoch(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+        .simulation_duration(deadline + Duration::from_secs(60))
+        .tick_duration(Duration::from_millis(1))
+        .min_message_latency(Duration::from_millis(1))
+        .max_message_latency(Duration::from_millis(5))
+        .rng_seed(spec.seed)
+        .build();
+
+    let nodes = vec!["n1".to_string()];
+    for (i, node) in nodes.iter().enumerate() {
+        add_broker(
+            &mut sim,
+            spec,
+            node,
+            derive_seed(spec.seed, STREAM_BROKER + i as u64),
+        );
+    }
+    let target = Target {
+        network: Arc::new(SimNetwork),
+        nodes: nodes.iter().map(|n| format!("{n}:{BROKER_PORT}")).collect(),
+        request_timeout: Duration::from_millis(spec.request_timeout_ms),
+    };
+    let workload = QueueWorkload::default();
+    let generator = Rc::new(RefCell::new(
+        workload.generator(derive_seed(spec.seed, STREAM_GENERATOR)),
+    ));
+    let stagger = Rc::new(RefCell::new(ChaCha8Rng::seed_from_u64(derive_seed(
+        spec.seed,
+        STREAM_STAGGER,
+    ))));
+    phases.workers_running.set(spec.concurrency);
+    for worker in 0..spec.concurrency {
+        let ctx = Worker {
+            id: worker,
+            spec: spec.clone(),
+            client: workload.client(target.clone(), worker),
+            generator: Rc::clone(&generator),
+            stagger: Rc::clone(&stagger),
+            recorder: Rc::clone(&recorder),
+            phases: Rc::clone(&phases),
+        };
+        sim.client(format!("c{worker}"), ctx.run());
+    }
+
+    let mut nemesis = Nemesis::new(spec, nodes, derive_seed(spec.seed, STREAM_NEMESIS));
+    tracing::info!(seed = spec.seed, "phase: faults");
+    let mut finished = false;
+    while !finished {
+        finished = sim.step().map_err(|e| HarnessError::Simulation {
+            at: sim.elapsed(),
+            message: e.to_string(),
+        })?;
+        let now = sim.elapsed();
+        clock.set(now);
+        if now < time_limit {
+            nemesis.step(&mut sim, now, &mut recorder.borrow_mut());
+        } else if !phases.healed.get() {
+            tracing::info!("phase: heal");
+            nemesis.heal(&mut sim, now, &mut recorder.borrow_mut());
+            phases.healed.set(true);
+            tracing::info!("phase: final reads");
+        }
+        if now >= deadline {
+            break;
+        }
+    }
+    let simulated = sim.elapsed();
+    drop(sim);
+    let recorder = Rc::try_unwrap(recorder)
+        .ok()
+        .expect("every process has finished with the recorder")
+        .into_inner();
+    let ops = recorder.finish().map_err(HarnessError::HistoryWrite)?;
+    let liveness = liveness_of(&ops, finished);
+    let history = History::from_ops(ops, &[])?;
+    let report = checker::check(&history, workload.checks());
+    tracing::info!(valid = ?report.valid, recovered = liveness.recovered, "phase: checked");
+    Ok(RunOutcome {
+        history: history.ops().to_vec(),
+        report,
+        liveness,
+        simulated,
+    })
+}
+
+fn add_broker(sim: &mut turmoil::Sim<'_>, spec: &TestSpec, node: &str, seed: u64) {
+    let config = BrokerConfig {
+        mode: spec.mode,
+        listen: format!("0.0.0.0:{BROKER_PORT}"),
+        data_dir: DATA_DIR.into(),
+        fsync: spec.fsync,
+        limits: Limits::default(),
+    };
+    let boots = Cell::new(0u64);
+    sim.host(node, move || {
+        let config = config.clone();
+        // Each boot draws a fresh but reproducible random stream.
+        let boot = boots.get();
+        boots.set(boot + 1);
+        let entropy = SeededEntropy::new(derive_seed(seed, boot));
+        async move {
+            let broker = Broker::new(config, Arc::new(SimNetwork), Arc::new(SimDisk), Box::new(entropy));
+            broker.serve().await?;
+            Ok(())
+        }
+    });
+}
+
+fn liveness_of(ops: &[Op], finished: bool) -> Liveness {
+    let drained = ops.iter().any(|op| op.f == "drain" && op.kind == OpType::Ok);
+    if drained && finished {
+        return Liveness {
+            recovered: true,
+            detail: None,
+        };
+    }
+    let detail = ops
+        .iter()
+        .rev()
+        .find(|op| op.f == "drain" && op.kind != OpType::Invoke)
+        .and_then(|op| op.error.as_ref())
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| "the final drain never completed".to_string());
+    Liveness {
+        recovered: false,
+        detail: Some(detail),
+    }
+}
+
+/// One client process's thread of work.
+struct Worker {
+    id: usize,
+    spec: TestSpec,
+    client: workloads::QueueClient,
+    generator: Shared<workloads::QueueGenerator>,
+    stagger: Shared<ChaCha8Rng>,
+    recorder: Shared<Recorder>,
+    phases: Rc<Phases>,
+}
+
+fn now() -> Duration {
+    turmoil::sim_elapsed().unwrap_or_default()
+}
+
+impl Worker {
+    async fn run(mut self) -> turmoil::Result {
+        let time_limit = Duration::from_secs(self.spec.time_limit_s);
+        let mut process = self.id as u64;
+        // Mean pause between one process's ops that yields the target rate overall;
+        // drawn uniformly from [0, 2*mean) as Jepsen's stagger does.
+        let mean_pause_s = self.spec.concurrency as f64 / self.spec.rate;
+        while now() < time_limit {
+            let op = self.generator.borrow_mut().next_op();
+            self.record(OpType::Invoke, process, op.f, op.value.clone(), None);
+            let done = self.client.invoke(&op).await;
+            self.record(done.kind, process, op.f, done.value, done.error);
+            if done.kind == OpType::Info {
+                // Jepsen's rule: a process with an unknown outcome is retired, and the
+                // thread carries on as a fresh process with a fresh connection.
+                process += self.spec.concurrency as u64;
+                self.client.reset();
+            }
+            let pause = self.stagger.borrow_mut().random_range(0.0..2.0 * mean_pause_s);
+            tokio::time::sleep(Duration::from_secs_f64(pause)).await;
+        }
+        self.phases
+            .workers_running
+            .set(self.phases.workers_running.get() - 1);
+        if self.id == 0 {
+            self.final_drain(process).await;
+        }
+        Ok(())
+    }
+
+    async fn final_drain(&mut self, process: u64) {
+        while !self.phases.healed.get() || self.phases.workers_running.get() > 0 {
+            tokio::time::sleep(POLL).await;
+        }
+        self.client.reset();
+        self.record(OpType::Invoke, process, "drain", Value::Null, None);
+        let done = self.client.drain(Duration::from_secs(self.spec.recovery_s)).await;
+        self.record(done.kind, process, "drain", done.value, done.error);
+    }
+
+    fn record(&self, kind: OpType, process: u64, f: &str, value: Value, error: Option<String>) {
+        self.recorder
+            .borrow_mut()
+            .record(now(), kind, Process::Client(process), f, value, error);
+    }
+}

@@ -1,0 +1,258 @@
+//! The test specification: every parameter of a run, saved as params.json, from which the
+//! run (and its replay command) follows exactly.
+
+use std::fmt;
+use std::str::FromStr;
+
+use broker::{FsyncPolicy, Mode};
+use serde::{Deserialize, Serialize};
+
+/// The workloads a run can drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkloadKind {
+    /// RabbitMQ-like queue: enqueue, dequeue, final drain.
+    Queue,
+}
+
+impl WorkloadKind {
+    /// Every workload, with a one-line description.
+    pub const ALL: &'static [(WorkloadKind, &'static str)] = &[(
+        WorkloadKind::Queue,
+        "unique integers enqueued with confirms, dequeued with get+ack, then drained",
+    )];
+
+    /// The name used on command lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Queue => "queue",
+        }
+    }
+}
+
+impl fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for WorkloadKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        WorkloadKind::ALL
+            .iter()
+            .find(|(w, _)| w.as_str() == s)
+            .map(|(w, _)| *w)
+            .ok_or_else(|| format!("unknown workload '{s}' (this build has: queue)"))
+    }
+}
+
+/// The faults a nemesis can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// Crash a broker host (unsynced writes are lost), restart it after a while.
+    Kill,
+}
+
+impl FaultKind {
+    /// Every fault, with a one-line description.
+    pub const ALL: &'static [(FaultKind, &'static str)] = &[(
+        FaultKind::Kill,
+        "crash a broker host, losing unsynced writes, and restart it 1-5 s later",
+    )];
+
+    /// The name used on command lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Kill => "kill",
+        }
+    }
+}
+
+/// A comma-separated fault package, or `none`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FaultSet(pub Vec<FaultKind>);
+
+impl FaultSet {
+    /// True when the package holds `kind`.
+    pub fn has(&self, kind: FaultKind) -> bool {
+        self.0.contains(&kind)
+    }
+}
+
+impl fmt::Display for FaultSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("none");
+        }
+        let names: Vec<_> = self.0.iter().map(|k| k.as_str()).collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+impl FromStr for FaultSet {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "none" {
+            return Ok(FaultSet(Vec::new()));
+        }
+        let mut kinds = Vec::new();
+        for name in s.split(',').map(str::trim) {
+            let kind = FaultKind::ALL
+                .iter()
+                .find(|(k, _)| k.as_str() == name)
+                .map(|(k, _)| *k)
+                .ok_or_else(|| format!("unknown fault '{name}' (this build has: kill, or none)"))?;
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+        kinds.sort();
+        Ok(FaultSet(kinds))
+    }
+}
+
+/// Every parameter of one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestSpec {
+    /// Broker design under test.
+    pub mode: Mode,
+    /// Workload driving it.
+    pub workload: WorkloadKind,
+    /// Fault package.
+    pub nemesis: FaultSet,
+    /// The one seed every random choice derives from.
+    pub seed: u64,
+    /// Simulated seconds of workload under faults.
+    pub time_limit_s: u64,
+    /// Client processes running at once.
+    pub concurrency: usize,
+    /// Target operations per simulated second, over all processes.
+    pub rate: f64,
+    /// Broker fsync policy.
+    pub fsync: FsyncPolicy,
+    /// Mean simulated seconds between faults.
+    pub nemesis_interval_s: f64,
+    /// Deadline of each client request, simulated milliseconds.
+    pub request_timeout_ms: u64,
+    /// Simulated seconds the final reads may take after healing before the run is declared
+    /// a liveness failure.
+    pub recovery_s: u64,
+}
+
+impl TestSpec {
+    /// The defaults of `tumult test`, with the given seed.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            mode: Mode::Single,
+            workload: WorkloadKind::Queue,
+            nemesis: FaultSet(vec![FaultKind::Kill]),
+            seed,
+            time_limit_s: 30,
+            concurrency: 5,
+            rate: 50.0,
+            fsync: FsyncPolicy::Always,
+            nemesis_interval_s: 8.0,
+            request_timeout_ms: 1000,
+            recovery_s: 30,
+        }
+    }
+
+    /// Refuses parameters that cannot make a meaningful run.
+    pub fn validate(&self) -> Result<(), String> {
+        const TIME_LIMIT_S_MAX: u64 = 24 * 3600;
+        const CONCURRENCY_MAX: usize = 1000;
+        if self.time_limit_s == 0 || self.time_limit_s > TIME_LIMIT_S_MAX {
+            return Err(format!("--time-limit must be 1..={TIME_LIMIT_S_MAX} seconds"));
+        }
+        if self.concurrency == 0 || self.concurrency > CONCURRENCY_MAX {
+            return Err(format!("--concurrency must be 1..={CONCURRENCY_MAX}"));
+        }
+        if !(self.rate.is_finite() && self.rate > 0.0 && self.rate <= 100_000.0) {
+            return Err("--rate must be a number of operations per second in (0, 100000]".into());
+        }
+        if !(self.nemesis_interval_s.is_finite() && self.nemesis_interval_s >= 0.1) {
+            return Err("--nemesis-interval must be at least 0.1 seconds".into());
+        }
+        if self.request_timeout_ms == 0 {
+            return Err("--request-timeout must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// The name runs of this shape are stored under: `<mode>-<workload>-<nemesis>`.
+    pub fn test_name(&self) -> String {
+        format!(
+            "{}-{}-{}",
+            self.mode,
+            self.workload,
+            self.nemesis.to_string().replace(',', "+")
+        )
+    }
+
+    /// The exact command that replays this run.
+    pub fn replay_command(&self) -> String {
+        format!(
+            "tumult test --mode {} --workload {} --nemesis {} --seed {} --time-limit {} --concurrency {} \
+             --rate {} --fsync {} --nemesis-interval {} --request-timeout {} --recovery {}",
+            self.mode,
+            self.workload,
+            self.nemesis,
+            self.seed,
+            self.time_limit_s,
+            self.concurrency,
+            self.rate,
+            self.fsync,
+            self.nemesis_interval_s,
+            self.request_timeout_ms,
+            self.recovery_s
+        )
+    }
+}
+
+/// Derives an independent sub-seed for one consumer of randomness (splitmix64 finaliser),
+/// so that adding a draw in one place does not shift every other choice of the run.
+pub fn derive_seed(seed: u64, stream: u64) -> u64 {
+    let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_sets_parse_dedupe_and_print_back() {
+        let set: FaultSet = "kill,kill".parse().unwrap();
+        assert_eq!(set.to_string(), "kill");
+        assert_eq!("none".parse::<FaultSet>().unwrap().to_string(), "none");
+        assert!("kill,flood"
+            .parse::<FaultSet>()
+            .unwrap_err()
+            .contains("unknown fault 'flood'"));
+    }
+
+    #[test]
+    fn validation_refuses_empty_runs() {
+        let mut spec = TestSpec::new(1);
+        assert!(spec.validate().is_ok());
+        spec.concurrency = 0;
+        assert!(spec.validate().is_err());
+        spec = TestSpec::new(1);
+        spec.rate = f64::NAN;
+        assert!(spec.validate().is_err());
+    }
+
+    #[test]
+    fn sub_seeds_differ_per_stream_and_per_seed() {
+        assert_ne!(derive_seed(1, 1), derive_seed(1, 2));
+        assert_ne!(derive_seed(1, 1), derive_seed(2, 1));
+        assert_eq!(derive_seed(5, 3), derive_seed(5, 3));
+    }
+}

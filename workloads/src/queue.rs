@@ -1,0 +1,251 @@
+//! The `queue` workload (RabbitMQ-like): processes enqueue unique integers with publisher
+//! confirms and dequeue with get + ack; at the end one process drains the queue. The
+//! total-queue analysis then asks whether every acknowledged integer came out.
+
+use std::time::Duration;
+
+use broker::{Client, ClientError};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{json, Value};
+
+use crate::{Completion, Invocation, Target};
+
+/// The queue workload's knobs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueWorkload {
+    /// The queue every process uses.
+    pub queue: String,
+    /// Share of operations that are enqueues (the rest dequeue); above one half the queue
+    /// keeps a backlog, so that a crash has something to lose.
+    pub enqueue_share: f64,
+}
+
+impl Default for QueueWorkload {
+    fn default() -> Self {
+        Self {
+            queue: "jepsen.queue".to_string(),
+            enqueue_share: 0.6,
+        }
+    }
+}
+
+impl QueueWorkload {
+    /// The generator of this run's operations, fixed by `seed`.
+    pub fn generator(&self, seed: u64) -> QueueGenerator {
+        QueueGenerator {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            next_value: 0,
+            enqueue_share: self.enqueue_share,
+        }
+    }
+
+    /// A client for one process.
+    pub fn client(&self, target: Target, node: usize) -> QueueClient {
+        QueueClient {
+            target,
+            node,
+            queue: self.queue.clone(),
+            connection: None,
+        }
+    }
+
+    /// The analyses that judge this workload's histories.
+    pub fn checks(&self) -> checker::Workload {
+        checker::Workload::Queue
+    }
+}
+
+/// Hands out operations: enqueues of 0, 1, 2, ... (unique for the run) mixed with dequeues.
+#[derive(Debug, Clone)]
+pub struct QueueGenerator {
+    rng: ChaCha8Rng,
+    next_value: i64,
+    enqueue_share: f64,
+}
+
+impl QueueGenerator {
+    /// The next operation to perform.
+    pub fn next_op(&mut self) -> Invocation {
+        if self.rng.random_bool(self.enqueue_share) {
+            let value = self.next_value;
+            self.next_value += 1;
+            Invocation {
+                f: "enqueue",
+                value: json!(value),
+            }
+        } else {
+            Invocation {
+                f: "dequeue",
+                value: Value::Null,
+            }
+        }
+    }
+}
+
+/// One process's connection to the broker.
+#[derive(Debug)]
+pub struct QueueClient {
+    target: Target,
+    node: usize,
+    queue: String,
+    connection: Option<Client>,
+}
+
+/// How long the drain waits before retrying after an error.
+const DRAIN_RETRY: Duration = Duration::from_millis(200);
+
+impl QueueClient {
+    /// Drops the connection, so the next operation starts a fresh one (as a new process).
+    pub fn reset(&mut self) {
+        self.connection = None;
+    }
+
+    async fn connected(&mut self) -> Result<&mut Client, ClientError> {
+        if self.connection.as_ref().is_some_and(Client::is_broken) {
+            self.connection = None;
+        }
+        if self.connection.is_none() {
+            let addr = &self.target.nodes[self.node % self.target.nodes.len()];
+            let client =
+                Client::connect(self.target.network.as_ref(), addr, self.target.request_timeout).await?;
+            self.connection = Some(client);
+        }
+        Ok(self.connection.as_mut().expect("just connected"))
+    }
+
+    /// Performs an `enqueue` or `dequeue` invocation.
+    pub async fn invoke(&mut self, op: &Invocation) -> Completion {
+        match op.f {
+            "enqueue" => self.enqueue(&op.value).await,
+            "dequeue" => self.dequeue().await,
+            other => Completion::error(
+                true,
+                op.value.clone(),
+                format!("queue workload has no op '{other}'"),
+            ),
+        }
+    }
+
+    async fn enqueue(&mut self, value: &Value) -> Completion {
+        let queue = self.queue.clone();
+        let body = value.to_string().into_bytes();
+        let outcome = match self.connected().await {
+            Ok(client) => client.publish(&queue, body).await,
+            Err(err) => Err(err),
+        };
+        match outcome {
+            Ok(_seq) => Completion::ok(value.clone()),
+            Err(err) => Completion::error(err.is_definite(), value.clone(), err.to_string()),
+        }
+    }
+
+    async fn dequeue(&mut self) -> Completion {
+        let queue = self.queue.clone();
+        let client = match self.connected().await {
+            Ok(client) => client,
+            Err(err) => return Completion::error(err.is_definite(), Value::Null, err.to_string()),
+        };
+        match client.get(&queue).await {
+            Ok(None) => Completion::ok(Value::Null),
+            Ok(Some(delivery)) => {
+                // The consumer holds the message now, so the dequeue happened whatever
+                // becomes of the ack; an ack that is lost only requeues it (a duplicate).
+                if let Err(err) = client.ack(&queue, delivery.tag).await {
+                    tracing::debug!(%err, "ack failed; the message will be redelivered");
+                }
+                Completion::ok(decode(&delivery.body))
+            }
+            Err(err) => Completion::error(err.is_definite(), Value::Null, err.to_string()),
+        }
+    }
+
+    /// Takes every message until the queue reports empty, retrying through errors until
+    /// `budget` (simulated time) runs out. Completes `ok` with all values taken, or `info`
+    /// with the values taken so far if the queue was never seen empty.
+    pub async fn drain(&mut self, budget: Duration) -> Completion {
+        let deadline = tokio::time::Instant::now() + budget;
+        let queue = self.queue.clone();
+        let mut values = Vec::new();
+        let mut last_error = String::from("no attempt");
+        while tokio::time::Instant::now() < deadline {
+            let step = match self.connected().await {
+                Ok(client) => match client.get(&queue).await {
+                    Ok(Some(delivery)) => {
+                        values.push(decode(&delivery.body));
+                        client.ack(&queue, delivery.tag).await.map(|()| true)
+                    }
+                    Ok(None) => return Completion::ok(Value::Array(values)),
+                    Err(err) => Err(err),
+                },
+                Err(err) => Err(err),
+            };
+            if let Err(err) = step {
+                last_error = err.to_string();
+                self.reset();
+                tokio::time::sleep(DRAIN_RETRY).await;
+            }
+        }
+        Completion::error(
+            false,
+            Value::Array(values),
+            format!("drain did not finish: {last_error}"),
+        )
+    }
+}
+
+/// Bodies are the decimal text of the value; anything else is kept as text so the checker
+/// can report it as unexpected.
+fn decode(body: &[u8]) -> Value {
+    std::str::from_utf8(body)
+        .ok()
+        .and_then(|text| text.parse::<i64>().ok())
+        .map_or_else(
+            || Value::String(String::from_utf8_lossy(body).into_owned()),
+            Value::from,
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_generator_is_fixed_by_its_seed_and_values_are_unique() {
+        let workload = QueueWorkload::default();
+        let a: Vec<_> = (0..200)
+            .map({
+                let mut g = workload.generator(9);
+                move |_| g.next_op()
+            })
+            .collect();
+        let b: Vec<_> = (0..200)
+            .map({
+                let mut g = workload.generator(9);
+                move |_| g.next_op()
+            })
+            .collect();
+        assert_eq!(a, b);
+        let enqueued: Vec<i64> = a
+            .iter()
+            .filter(|op| op.f == "enqueue")
+            .filter_map(|op| op.value.as_i64())
+            .collect();
+        let expected: Vec<i64> = (0..enqueued.len() as i64).collect();
+        assert_eq!(
+            enqueued, expected,
+            "values count up from 0 without gaps or repeats"
+        );
+        assert!(
+            enqueued.len() > 80 && enqueued.len() < 160,
+            "about 60% enqueues: {}",
+            enqueued.len()
+        );
+    }
+
+    #[test]
+    fn bodies_decode_to_integers_or_stay_visible_as_text() {
+        assert_eq!(decode(b"42"), json!(42));
+        assert_eq!(decode(b"x\xff"), json!("x\u{fffd}"));
+    }
+}
