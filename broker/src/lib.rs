@@ -2,16 +2,15 @@
 //!
 //! A small broker with the high-availability designs of RabbitMQ and Kafka. It is ordinary
 //! software: it reaches the network, the disk and randomness only through the seams in
-//! [`Network`], [`Disk`] and [`Entropy`], so the same code runs for real
-//! ([`TokioNetwork`], [`StdDisk`]) and inside tumult's deterministic simulation.
+//! [`Network`], [`Disk`], [`Spawner`] and [`Entropy`] (bundled as [`Seams`]), so the
+//! same code runs for real ([`Seams::real`]) and inside tumult's deterministic simulation.
 //!
 //! ```no_run
-//! use std::sync::Arc;
-//! use broker::{Broker, BrokerConfig, SeededEntropy, StdDisk, TokioNetwork};
+//! use broker::{Broker, BrokerConfig, Seams};
 //!
 //! # async fn run() -> Result<(), broker::BrokerError> {
 //! let config = BrokerConfig::single("127.0.0.1:7000", "/tmp/tumult-data");
-//! let broker = Broker::new(config, Arc::new(TokioNetwork), Arc::new(StdDisk), Box::new(SeededEntropy::new(7)));
+//! let broker = Broker::new(config, Seams::real(7));
 //! broker.serve().await
 //! # }
 //! ```
@@ -28,6 +27,7 @@ mod entropy;
 mod net;
 mod protocol;
 mod queue;
+mod seams;
 mod server;
 mod storage;
 
@@ -38,5 +38,6 @@ pub use disk::{AppendFile, Disk, StdDisk};
 pub use entropy::{Entropy, SeededEntropy};
 pub use net::{BoxFuture, BoxStream, Listener, Network, Stream, TokioNetwork};
 pub use protocol::{ErrorCode, Request, RequestFrame, Response, ResponseFrame, UNKNOWN_REQUEST_ID};
+pub use seams::{Seams, Spawner, TokioSpawner};
 pub use server::{Broker, BrokerError, RunningBroker};
 pub use storage::{decode_records, encode_record, Record, Replay, StorageError, TailDamage};

@@ -7,11 +7,10 @@ use tokio::sync::Semaphore;
 
 use crate::codec::{read_frame, write_frame, CodecError};
 use crate::config::{BrokerConfig, Limits};
-use crate::disk::Disk;
-use crate::entropy::Entropy;
-use crate::net::{BoxStream, Listener, Network};
+use crate::net::{BoxStream, Listener};
 use crate::protocol::{ErrorCode, Request, RequestFrame, Response, ResponseFrame, UNKNOWN_REQUEST_ID};
 use crate::queue::{ConnectionId, QueueStore};
+use crate::seams::{Seams, Spawner};
 use crate::storage::{QueueLog, StorageError};
 
 /// Why a broker could not start or keep running.
@@ -36,31 +35,20 @@ pub enum BrokerError {
 /// A broker node, configured but not started.
 pub struct Broker {
     config: BrokerConfig,
-    network: Arc<dyn Network>,
-    disk: Arc<dyn Disk>,
-    entropy: Box<dyn Entropy>,
+    seams: Seams,
 }
 
 impl Broker {
     /// A node that will reach the world only through the given seams.
-    pub fn new(
-        config: BrokerConfig,
-        network: Arc<dyn Network>,
-        disk: Arc<dyn Disk>,
-        entropy: Box<dyn Entropy>,
-    ) -> Self {
-        Self {
-            config,
-            network,
-            disk,
-            entropy,
-        }
+    pub fn new(config: BrokerConfig, seams: Seams) -> Self {
+        Self { config, seams }
     }
 
     /// Recovers the durable state and binds the listener; call [`RunningBroker::run`] next.
     pub async fn start(mut self) -> Result<RunningBroker, BrokerError> {
-        let (log, replay) = QueueLog::open(self.disk.as_ref(), &self.config.data_dir, self.config.fsync)?;
-        let incarnation = self.entropy.next_u64();
+        let (log, replay) =
+            QueueLog::open(self.seams.disk.as_ref(), &self.config.data_dir, self.config.fsync)?;
+        let incarnation = self.seams.entropy.next_u64();
         tracing::info!(
             incarnation = format_args!("{incarnation:016x}"),
             mode = %self.config.mode,
@@ -72,6 +60,7 @@ impl Broker {
         let store = QueueStore::recover(log, replay.records, self.config.limits);
         tracing::info!(depths = ?store.depths(), "queues after recovery");
         let listener = self
+            .seams
             .network
             .bind(&self.config.listen)
             .await
@@ -83,6 +72,7 @@ impl Broker {
             listener,
             store: Arc::new(Mutex::new(store)),
             limits: self.config.limits,
+            spawner: Arc::clone(&self.seams.spawner),
         })
     }
 
@@ -97,6 +87,7 @@ pub struct RunningBroker {
     listener: Box<dyn Listener>,
     store: Arc<Mutex<QueueStore>>,
     limits: Limits,
+    spawner: Arc<dyn Spawner>,
 }
 
 impl RunningBroker {
@@ -116,17 +107,17 @@ impl RunningBroker {
             next_connection += 1;
             let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
                 tracing::warn!(%peer, "refusing connection: limit reached");
-                tokio::spawn(refuse(stream, self.limits));
+                self.spawner.spawn(Box::pin(refuse(stream, self.limits)));
                 continue;
             };
             let store = Arc::clone(&self.store);
             let limits = self.limits;
-            tokio::spawn(async move {
+            self.spawner.spawn(Box::pin(async move {
                 serve_connection(stream, connection, &store, limits).await;
                 let requeued = lock(&store).release(connection);
                 tracing::debug!(%peer, connection, requeued, "connection closed");
                 drop(slot);
-            });
+            }));
         }
     }
 }

@@ -23,7 +23,7 @@ use std::sync::Mutex;
 use serde_json::json;
 
 pub use run::{run, HarnessError, Liveness, RunOutcome};
-pub use seams::{SimDisk, SimNetwork};
+pub use seams::{LocalSpawner, SimDisk, SimNetwork};
 pub use simlog::{DriverClock, SimTime};
 pub use spec::{derive_seed, FaultKind, FaultSet, TestSpec, WorkloadKind};
 pub use store::{utc_stamp, Store};

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use broker::{Broker, BrokerConfig, Limits, SeededEntropy};
+use broker::{Broker, BrokerConfig, Limits, Seams, SeededEntropy};
 use checker::{History, Op, OpType, Process, Report};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -19,7 +19,7 @@ use workloads::{QueueWorkload, Target};
 
 use crate::nemesis::Nemesis;
 use crate::recorder::Recorder;
-use crate::seams::{SimDisk, SimNetwork};
+use crate::seams::{LocalSpawner, SimDisk, SimNetwork};
 use crate::simlog::DriverClock;
 use crate::spec::{derive_seed, TestSpec};
 
@@ -216,7 +216,13 @@ fn add_broker(sim: &mut turmoil::Sim<'_>, spec: &TestSpec, node: &str, seed: u64
         boots.set(boot + 1);
         let entropy = SeededEntropy::new(derive_seed(seed, boot));
         async move {
-            let broker = Broker::new(config, Arc::new(SimNetwork), Arc::new(SimDisk), Box::new(entropy));
+            let seams = Seams {
+                network: Arc::new(SimNetwork),
+                disk: Arc::new(SimDisk),
+                spawner: Arc::new(LocalSpawner),
+                entropy: Box::new(entropy),
+            };
+            let broker = Broker::new(config, seams);
             broker.serve().await?;
             Ok(())
         }

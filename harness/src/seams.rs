@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use broker::{AppendFile, BoxFuture, BoxStream, Disk, Listener, Network};
+use broker::{AppendFile, BoxFuture, BoxStream, Disk, Listener, Network, Spawner};
 use turmoil::fs::shim::std::fs as simfs;
 
 /// turmoil's simulated TCP.
@@ -94,5 +94,17 @@ impl Disk for SimDisk {
             .collect::<io::Result<Vec<_>>>()?;
         entries.sort();
         Ok(entries)
+    }
+}
+
+/// Spawns onto the host's own task list, which a crash drops in spawn order: tokio's
+/// shared task list is ordered by a process-wide id, so two simulations in one process
+/// would otherwise drop a crashed host's sockets in different orders.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LocalSpawner;
+
+impl Spawner for LocalSpawner {
+    fn spawn(&self, task: BoxFuture<'static, ()>) {
+        tokio::task::spawn_local(task);
     }
 }

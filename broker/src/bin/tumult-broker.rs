@@ -1,10 +1,9 @@
 //! `tumult-broker`: runs the reference broker for real, on TCP and the local disk.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
-use broker::{Broker, BrokerConfig, FsyncPolicy, Limits, Mode, SeededEntropy, StdDisk, TokioNetwork};
+use broker::{Broker, BrokerConfig, FsyncPolicy, Limits, Mode, Seams};
 use clap::Parser;
 
 /// Run one node of the tumult reference broker.
@@ -53,12 +52,7 @@ async fn main() -> anyhow::Result<()> {
             ..Limits::default()
         },
     };
-    let broker = Broker::new(
-        config,
-        Arc::new(TokioNetwork),
-        Arc::new(StdDisk),
-        Box::new(SeededEntropy::new(seed)),
-    );
+    let broker = Broker::new(config, Seams::real(seed));
     let running = broker
         .start()
         .await

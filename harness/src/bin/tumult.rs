@@ -87,7 +87,19 @@ struct CheckArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // clap exits 2 on a usage error, which would read as an "unknown" verdict; usage errors
+    // are ours to report as 3.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if err.use_stderr() => {
+            let _ = err.print();
+            return ExitCode::from(EXIT_ERROR);
+        }
+        Err(help_or_version) => {
+            let _ = help_or_version.print();
+            return ExitCode::SUCCESS;
+        }
+    };
     let result = match cli.command {
         Command::Test(args) => test(args),
         Command::Check(args) => check(args),
