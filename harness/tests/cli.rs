@@ -1,0 +1,144 @@
+//! The `tumult` command as a user meets it: exit codes, what it prints, bad input.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn tumult(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tumult"))
+        .args(args)
+        .output()
+        .expect("tumult runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn run_test(store: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["test", "--store", store.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    tumult(&args)
+}
+
+#[test]
+fn a_test_prints_its_seed_first_and_verdict_directory_and_replay_last() {
+    let store = tempfile::tempdir().unwrap();
+    let out = run_test(store.path(), &["--seed", "11", "--time-limit", "10"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.starts_with("tumult test: seed 11\n"), "{stdout}");
+    assert!(stdout.contains("\nVALID"), "{stdout}");
+    assert!(stdout.contains("lost 0"), "{stdout}");
+    let results = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("results: "))
+        .expect("results line");
+    assert!(Path::new(results).join("history.jsonl").is_file());
+    let replay = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("replay:"))
+        .expect("replay line");
+    assert!(
+        replay.contains("--seed 11") && replay.contains("--time-limit 10"),
+        "{replay}"
+    );
+}
+
+#[test]
+fn without_fsync_the_run_and_the_recheck_both_report_loss_with_exit_1() {
+    let store = tempfile::tempdir().unwrap();
+    let out = run_test(store.path(), &["--seed", "2", "--fsync", "never"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("INVALID"), "{stdout}");
+    let latest = store.path().join("latest");
+    let check = tumult(&["check", latest.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check.stdout));
+    let run_counts = stdout
+        .lines()
+        .find(|l| l.contains("total-queue:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let check_counts = text(&check.stdout)
+        .lines()
+        .find(|l| l.contains("total-queue:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(run_counts, check_counts);
+}
+
+#[test]
+fn checking_garbage_names_the_line_and_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.jsonl");
+    std::fs::write(
+        &path,
+        "{\"index\":0,\"time\":0,\"type\":\"invoke\",\"process\":0,\"f\":\"enqueue\",\"value\":1}\n\u{1}garbage\n",
+    )
+    .unwrap();
+    let out = tumult(&["check", path.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("line 2"), "{stderr}");
+}
+
+#[test]
+fn checking_a_truncated_history_names_the_cut_line_and_exits_3() {
+    let store = tempfile::tempdir().unwrap();
+    let out = run_test(store.path(), &["--seed", "5", "--time-limit", "5"]);
+    assert_eq!(out.status.code(), Some(0));
+    let history = std::fs::read_to_string(store.path().join("latest/history.jsonl")).unwrap();
+    let lines = history.lines().count();
+    let cut = history.trim_end().len() - 10;
+    let path = store.path().join("cut.jsonl");
+    std::fs::write(&path, &history[..cut]).unwrap();
+    let out = tumult(&["check", path.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(&format!("line {lines}")),
+        "expected line {lines}: {stderr}"
+    );
+}
+
+#[test]
+fn a_missing_file_an_unknown_flag_and_a_bad_value_are_errors_with_exit_3() {
+    let out = tumult(&["check", "/nonexistent/history.jsonl"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out.stderr).contains("cannot open"));
+    let out = tumult(&["test", "--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(3));
+    let out = tumult(&["test", "--mode", "paxos"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("unknown mode 'paxos'"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = tumult(&["test", "--concurrency", "0"]);
+    assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn help_documents_every_flag() {
+    for command in ["test", "check"] {
+        let out = tumult(&[command, "--help"]);
+        assert_eq!(out.status.code(), Some(0));
+        let help = text(&out.stdout);
+        let options: Vec<&str> = help
+            .lines()
+            .filter(|l| l.trim_start().starts_with("--"))
+            .collect();
+        assert!(options.len() >= 2, "{help}");
+        for line in options {
+            // `--flag <VALUE>   Description [default: x]`: the description follows a gap.
+            let description = line.trim().split_once("  ").map(|(_, d)| d.trim()).unwrap_or("");
+            assert!(
+                description.len() >= 10,
+                "tumult {command}: no help text on: {line}"
+            );
+        }
+    }
+}
