@@ -27,6 +27,7 @@ mod entropy;
 mod net;
 mod protocol;
 mod queue;
+pub mod raft;
 mod seams;
 mod server;
 mod storage;
