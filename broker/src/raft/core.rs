@@ -453,7 +453,8 @@ impl Raft {
     }
 
     fn quorum(&self) -> usize {
-        (self.config.peers.len() + 1) / 2 + 1
+        let members = self.config.peers.len() + 1;
+        members / 2 + 1
     }
 
     fn has_quorum(&self, count: usize) -> bool {
