@@ -28,13 +28,16 @@ pub enum ClientError {
     /// The connection broke after the request was sent; it may or may not have taken effect.
     #[error("connection lost: {0}")]
     Disconnected(String),
-    /// The broker refused the request; it did not take effect.
+    /// The broker refused the request (it did not take effect), or, with
+    /// [`ErrorCode::OutcomeUnknown`], could not tell whether it did.
     #[error("{code}: {message}")]
     Broker {
         /// Machine-readable reason.
         code: ErrorCode,
         /// Human-readable detail.
         message: String,
+        /// With [`ErrorCode::NotLeader`]: where the leader is believed to be.
+        leader: Option<String>,
     },
     /// The broker answered something this client does not understand.
     #[error("protocol violation: {0}")]
@@ -44,7 +47,23 @@ pub enum ClientError {
 impl ClientError {
     /// True when the request certainly did not take effect.
     pub fn is_definite(&self) -> bool {
-        matches!(self, ClientError::Connect { .. } | ClientError::Broker { .. })
+        match self {
+            ClientError::Connect { .. } => true,
+            ClientError::Broker { code, .. } => *code != ErrorCode::OutcomeUnknown,
+            _ => false,
+        }
+    }
+
+    /// With a not-leader refusal, the leader's address if the broker knew it.
+    pub fn leader_hint(&self) -> Option<&str> {
+        match self {
+            ClientError::Broker {
+                code: ErrorCode::NotLeader,
+                leader,
+                ..
+            } => leader.as_deref(),
+            _ => None,
+        }
     }
 
     /// A short stable name for histories (`timeout`, `unavailable`, ...).
@@ -155,6 +174,24 @@ impl Client {
         }
     }
 
+    /// Sends Raft messages from peer `from` for `group`; returns the replies to `from`.
+    pub async fn raft(
+        &mut self,
+        from: crate::raft::NodeId,
+        group: &str,
+        messages: Vec<crate::raft::Message>,
+    ) -> Result<Vec<crate::raft::Message>, ClientError> {
+        let request = Request::Raft {
+            from,
+            group: group.to_string(),
+            messages,
+        };
+        match self.call(request).await? {
+            Response::Raft { messages } => Ok(messages),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     async fn call(&mut self, request: Request) -> Result<Response, ClientError> {
         if self.broken {
             return Err(ClientError::Disconnected("connection already broken".into()));
@@ -183,7 +220,7 @@ impl Client {
             Ok(Ok(Some(reply))) => Ok(reply.response),
         };
         match reply {
-            Ok(Response::Error { code, message }) => Err(ClientError::Broker { code, message }),
+            Ok(Response::Error { code, message, leader }) => Err(ClientError::Broker { code, message, leader }),
             Ok(response) => Ok(response),
             Err(err) => {
                 self.broken = true;

@@ -1,5 +1,6 @@
 //! Broker configuration: the mode, where to listen and store, and the durability knobs.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -14,16 +15,28 @@ use crate::codec::FRAME_BYTES_MAX_DEFAULT;
 pub enum Mode {
     /// One node, no replication (a single RabbitMQ node).
     Single,
+    /// A Raft-replicated log per queue (RabbitMQ quorum queues): majority commit, each
+    /// replica fsyncs before it acknowledges.
+    Quorum,
 }
 
 impl Mode {
     /// Every mode this build implements, with a one-line description.
-    pub const ALL: &'static [(Mode, &'static str)] = &[(Mode::Single, "one node, no replication")];
+    pub const ALL: &'static [(Mode, &'static str)] = &[
+        (Mode::Single, "one node, no replication"),
+        (Mode::Quorum, "a Raft group per queue: majority commit, fsync before acknowledging"),
+    ];
+
+    /// True for the modes whose nodes form a cluster.
+    pub fn is_replicated(self) -> bool {
+        !matches!(self, Mode::Single)
+    }
 
     /// The name used on command lines and in results.
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Single => "single",
+            Mode::Quorum => "quorum",
         }
     }
 }
@@ -125,6 +138,12 @@ impl Default for Limits {
 pub struct BrokerConfig {
     /// The design to run.
     pub mode: Mode,
+    /// This node's id in its cluster (unique, from 1).
+    pub id: u64,
+    /// The other nodes of the cluster: id -> `host:port`.
+    pub peers: BTreeMap<u64, String>,
+    /// Milliseconds per tick of the replication protocols' clocks.
+    pub tick_ms: u64,
     /// `host:port` to listen on.
     pub listen: String,
     /// Directory for the node's durable state.
@@ -140,10 +159,31 @@ impl BrokerConfig {
     pub fn single(listen: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
         Self {
             mode: Mode::Single,
+            id: 1,
+            peers: BTreeMap::new(),
+            tick_ms: 10,
             listen: listen.into(),
             data_dir: data_dir.into(),
             fsync: FsyncPolicy::Always,
             limits: Limits::default(),
         }
     }
+}
+
+/// Parses `2=host:port,3=host:port` into a peer map.
+pub fn parse_peers(text: &str) -> Result<BTreeMap<u64, String>, String> {
+    let mut peers = BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (id, addr) = item
+            .split_once('=')
+            .ok_or_else(|| format!("peer '{item}' is not ID=HOST:PORT"))?;
+        let id: u64 = id.trim().parse().map_err(|_| format!("peer id '{id}' is not a number"))?;
+        if id == 0 {
+            return Err("peer ids start at 1".into());
+        }
+        if peers.insert(id, addr.trim().to_string()).is_some() {
+            return Err(format!("peer {id} given twice"));
+        }
+    }
+    Ok(peers)
 }

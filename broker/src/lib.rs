@@ -27,6 +27,7 @@ mod entropy;
 mod net;
 mod protocol;
 mod queue;
+pub mod quorum;
 pub mod raft;
 mod seams;
 mod server;
@@ -34,7 +35,7 @@ mod storage;
 
 pub use client::{Client, ClientError, Delivery};
 pub use codec::{read_frame, write_frame, CodecError, FRAME_BYTES_MAX_DEFAULT};
-pub use config::{BrokerConfig, FsyncPolicy, Limits, Mode};
+pub use config::{parse_peers, BrokerConfig, FsyncPolicy, Limits, Mode};
 pub use disk::{AppendFile, Disk, StdDisk};
 pub use entropy::{Entropy, SeededEntropy};
 pub use net::{BoxFuture, BoxStream, Listener, Network, Stream, TokioNetwork};

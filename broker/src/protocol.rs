@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::raft;
+
 /// The id used in replies to frames whose own id could not be read.
 pub const UNKNOWN_REQUEST_ID: u64 = 0;
 
@@ -43,6 +45,16 @@ pub enum Request {
         /// The tag of the delivery, from [`Response::Delivery`].
         tag: u64,
     },
+    /// Raft messages from peer `from` for the group replicating `group`; answered with
+    /// [`Response::Raft`] carrying the replies addressed back to `from`.
+    Raft {
+        /// The sending node.
+        from: raft::NodeId,
+        /// The Raft group (a queue name).
+        group: String,
+        /// Messages for this node.
+        messages: Vec<raft::Message>,
+    },
 }
 
 /// A response to the request with the same id.
@@ -74,12 +86,20 @@ pub enum Response {
     Empty,
     /// The acknowledgement was applied.
     Acked,
-    /// The request was refused; see the code.
+    /// Replies to a [`Request::Raft`], addressed to its sender.
+    Raft {
+        /// The messages.
+        messages: Vec<raft::Message>,
+    },
+    /// The request was refused, or its outcome is unknown; see the code.
     Error {
         /// Machine-readable reason.
         code: ErrorCode,
         /// Human-readable detail.
         message: String,
+        /// With [`ErrorCode::NotLeader`]: the address of the node believed to lead.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        leader: Option<String>,
     },
 }
 
@@ -97,6 +117,12 @@ pub enum ErrorCode {
     UnknownDeliveryTag,
     /// A limit (queue count, queue length, name length) would be exceeded.
     LimitExceeded,
+    /// This node does not lead the queue; the request did not take effect. The reply may
+    /// name the leader.
+    NotLeader,
+    /// The request may or may not have taken effect (e.g. leadership changed while it was
+    /// being replicated). Never a definite failure.
+    OutcomeUnknown,
 }
 
 impl ErrorCode {
@@ -108,6 +134,8 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::UnknownDeliveryTag => "unknown_delivery_tag",
             ErrorCode::LimitExceeded => "limit_exceeded",
+            ErrorCode::NotLeader => "not_leader",
+            ErrorCode::OutcomeUnknown => "outcome_unknown",
         }
     }
 }

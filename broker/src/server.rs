@@ -1,15 +1,18 @@
-//! The broker process: recover from disk, listen, and serve each connection.
+//! The broker process: recover from disk, listen, and serve each connection with the
+//! service of the configured mode.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
 
 use crate::codec::{read_frame, write_frame, CodecError};
-use crate::config::{BrokerConfig, Limits};
+use crate::config::{BrokerConfig, Limits, Mode};
 use crate::net::{BoxStream, Listener};
 use crate::protocol::{ErrorCode, Request, RequestFrame, Response, ResponseFrame, UNKNOWN_REQUEST_ID};
 use crate::queue::{ConnectionId, QueueStore};
+use crate::quorum::{self, Applied, Command, QuorumNode, Refusal};
 use crate::seams::{Seams, Spawner};
 use crate::storage::{QueueLog, StorageError};
 
@@ -30,12 +33,26 @@ pub enum BrokerError {
     /// The durable state could not be recovered.
     #[error("recovery failed: {0}")]
     Recovery(#[from] StorageError),
+    /// The configuration cannot work.
+    #[error("bad configuration: {0}")]
+    Config(String),
 }
 
 /// A broker node, configured but not started.
 pub struct Broker {
     config: BrokerConfig,
     seams: Seams,
+}
+
+/// What serves requests, per mode.
+#[derive(Clone)]
+enum Service {
+    Single(Arc<Mutex<QueueStore>>),
+    Quorum {
+        node: Arc<Mutex<QuorumNode>>,
+        /// Distinguishes this boot's connections from an earlier boot's in consumer ids.
+        incarnation: u64,
+    },
 }
 
 impl Broker {
@@ -46,19 +63,18 @@ impl Broker {
 
     /// Recovers the durable state and binds the listener; call [`RunningBroker::run`] next.
     pub async fn start(mut self) -> Result<RunningBroker, BrokerError> {
-        let (log, replay) =
-            QueueLog::open(self.seams.disk.as_ref(), &self.config.data_dir, self.config.fsync)?;
         let incarnation = self.seams.entropy.next_u64();
         tracing::info!(
             incarnation = format_args!("{incarnation:016x}"),
             mode = %self.config.mode,
+            id = self.config.id,
             fsync = %self.config.fsync,
-            records = replay.records.len(),
-            damage = ?replay.damage,
-            "recovered"
+            "starting"
         );
-        let store = QueueStore::recover(log, replay.records, self.config.limits);
-        tracing::info!(depths = ?store.depths(), "queues after recovery");
+        let service = match self.config.mode {
+            Mode::Single => self.start_single()?,
+            Mode::Quorum => self.start_quorum(incarnation)?,
+        };
         let listener = self
             .seams
             .network
@@ -70,10 +86,31 @@ impl Broker {
             })?;
         Ok(RunningBroker {
             listener,
-            store: Arc::new(Mutex::new(store)),
+            service,
             limits: self.config.limits,
             spawner: Arc::clone(&self.seams.spawner),
         })
+    }
+
+    fn start_single(&self) -> Result<Service, BrokerError> {
+        let (log, replay) = QueueLog::open(self.seams.disk.as_ref(), &self.config.data_dir, self.config.fsync)?;
+        tracing::info!(records = replay.records.len(), damage = ?replay.damage, "recovered");
+        let store = QueueStore::recover(log, replay.records, self.config.limits);
+        tracing::info!(depths = ?store.depths(), "queues after recovery");
+        Ok(Service::Single(Arc::new(Mutex::new(store))))
+    }
+
+    fn start_quorum(&mut self, incarnation: u64) -> Result<Service, BrokerError> {
+        if self.config.peers.contains_key(&self.config.id) {
+            return Err(BrokerError::Config(format!("node {} lists itself as a peer", self.config.id)));
+        }
+        let seed = self.seams.entropy.next_u64();
+        let (node, queues) = QuorumNode::open(self.config.clone(), Arc::clone(&self.seams.disk), seed)?;
+        let node = Arc::new(Mutex::new(node));
+        quorum::spawn_peer_senders(&node, queues, self.config.id, &self.seams.network, &self.seams.spawner);
+        let tick = Duration::from_millis(self.config.tick_ms.max(1));
+        quorum::spawn_ticker(&node, tick, &self.seams.spawner);
+        Ok(Service::Quorum { node, incarnation })
     }
 
     /// Starts and serves until the listener fails.
@@ -85,7 +122,7 @@ impl Broker {
 /// A broker that has recovered and is listening.
 pub struct RunningBroker {
     listener: Box<dyn Listener>,
-    store: Arc<Mutex<QueueStore>>,
+    service: Service,
     limits: Limits,
     spawner: Arc<dyn Spawner>,
 }
@@ -110,53 +147,62 @@ impl RunningBroker {
                 self.spawner.spawn(Box::pin(refuse(stream, self.limits)));
                 continue;
             };
-            let store = Arc::clone(&self.store);
+            let service = self.service.clone();
             let limits = self.limits;
             self.spawner.spawn(Box::pin(async move {
-                serve_connection(stream, connection, &store, limits).await;
-                let requeued = lock(&store).release(connection);
-                tracing::debug!(%peer, connection, requeued, "connection closed");
+                let consumed = serve_connection(stream, connection, &service, limits).await;
+                service.connection_closed(connection, consumed);
+                tracing::debug!(%peer, connection, "connection closed");
                 drop(slot);
             }));
         }
     }
 }
 
-fn lock(store: &Mutex<QueueStore>) -> MutexGuard<'_, QueueStore> {
-    // Nothing panics while holding the lock; recover the guard rather than cascade if it did.
-    store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while holding these locks; recover the guard rather than cascade if it did.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 async fn refuse(mut stream: BoxStream, limits: Limits) {
-    let reply = error_frame(
-        UNKNOWN_REQUEST_ID,
-        ErrorCode::LimitExceeded,
-        "too many connections".into(),
-    );
+    let reply = error_frame(UNKNOWN_REQUEST_ID, ErrorCode::LimitExceeded, "too many connections".into());
     let _ = write_frame(&mut stream, &reply, limits.frame_bytes_max).await;
 }
 
 fn error_frame(id: u64, code: ErrorCode, message: String) -> ResponseFrame {
     ResponseFrame {
         id,
-        response: Response::Error { code, message },
+        response: error(code, message),
     }
 }
 
-/// Serves requests until the peer leaves or sends something that breaks the framing.
-async fn serve_connection<S>(stream: S, connection: ConnectionId, store: &Mutex<QueueStore>, limits: Limits)
+fn error(code: ErrorCode, message: String) -> Response {
+    Response::Error {
+        code,
+        message,
+        leader: None,
+    }
+}
+
+/// Serves requests until the peer leaves or breaks the framing; returns whether the
+/// connection took deliveries (so that closing it must return them).
+async fn serve_connection<S>(stream: S, connection: ConnectionId, service: &Service, limits: Limits) -> bool
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut reader, mut writer) = tokio::io::split(stream);
+    let mut consumed = false;
     loop {
         let reply = match read_frame::<RequestFrame, _>(&mut reader, limits.frame_bytes_max).await {
-            Ok(None) => return,
-            Ok(Some(frame)) => ResponseFrame {
-                id: frame.id,
-                response: handle(store, connection, frame.request),
-            },
-            Err(CodecError::Io(_) | CodecError::Truncated { .. }) => return,
+            Ok(None) => return consumed,
+            Ok(Some(frame)) => {
+                consumed |= matches!(frame.request, Request::Get { .. });
+                ResponseFrame {
+                    id: frame.id,
+                    response: service.handle(connection, frame.request).await,
+                }
+            }
+            Err(CodecError::Io(_) | CodecError::Truncated { .. }) => return consumed,
             Err(err @ CodecError::TooLarge { .. }) => {
                 error_frame(UNKNOWN_REQUEST_ID, ErrorCode::FrameTooLarge, err.to_string())
             }
@@ -168,33 +214,95 @@ where
         if closing {
             tracing::warn!(connection, reply = ?reply.response, "bad frame; closing connection");
         }
-        if write_frame(&mut writer, &reply, limits.frame_bytes_max)
-            .await
-            .is_err()
-            || closing
-        {
-            return;
+        if write_frame(&mut writer, &reply, limits.frame_bytes_max).await.is_err() || closing {
+            return consumed;
         }
     }
 }
 
-fn handle(store: &Mutex<QueueStore>, connection: ConnectionId, request: Request) -> Response {
+impl Service {
+    async fn handle(&self, connection: ConnectionId, request: Request) -> Response {
+        match self {
+            Service::Single(store) => handle_single(store, connection, request),
+            Service::Quorum { node, incarnation } => {
+                handle_quorum(node, incarnation.wrapping_add(connection), request).await
+            }
+        }
+    }
+
+    fn connection_closed(&self, connection: ConnectionId, consumed: bool) {
+        match self {
+            Service::Single(store) => {
+                lock(store).release(connection);
+            }
+            Service::Quorum { node, incarnation } if consumed => {
+                let consumer = incarnation.wrapping_add(connection);
+                let queues: Vec<String> = lock(node).queue_names();
+                for queue in queues {
+                    // Best effort: if this node no longer leads, the next leader returns
+                    // every checkout when it takes over.
+                    let _ = lock(node).propose(&queue, &Command::Return { consumer });
+                }
+            }
+            Service::Quorum { .. } => {}
+        }
+    }
+}
+
+fn handle_single(store: &Mutex<QueueStore>, connection: ConnectionId, request: Request) -> Response {
     let mut store = lock(store);
     let outcome = match request {
-        Request::Publish { queue, body } => {
-            store.publish(&queue, body).map(|seq| Response::Confirmed { seq })
-        }
+        Request::Publish { queue, body } => store.publish(&queue, body).map(|seq| Response::Confirmed { seq }),
         Request::Get { queue } => Ok(match store.get(&queue, connection) {
             Some((tag, body)) => Response::Delivery { tag, body },
             None => Response::Empty,
         }),
         Request::Ack { queue, tag } => store.ack(&queue, tag, connection).map(|()| Response::Acked),
+        Request::Raft { .. } => {
+            return error(ErrorCode::Unavailable, "this node runs mode single: no replication".into())
+        }
     };
     outcome.unwrap_or_else(|err| {
         tracing::warn!(connection, %err, "request refused");
-        Response::Error {
-            code: err.code(),
-            message: err.to_string(),
-        }
+        error(err.code(), err.to_string())
     })
+}
+
+async fn handle_quorum(node: &Mutex<QuorumNode>, consumer: u64, request: Request) -> Response {
+    let (queue, command) = match request {
+        Request::Publish { queue, body } => (queue, Command::Publish { body }),
+        Request::Get { queue } => (queue, Command::Get { consumer }),
+        Request::Ack { queue, tag } => (queue, Command::Ack { consumer, seq: tag }),
+        Request::Raft { from, group, messages } => {
+            let messages = lock(node).receive(from, &group, messages);
+            return Response::Raft { messages };
+        }
+    };
+    let pending = lock(node).propose(&queue, &command);
+    let outcome = match pending {
+        Ok(receiver) => receiver
+            .await
+            .unwrap_or_else(|_| Err(Refusal::OutcomeUnknown("the replica shut down".into()))),
+        Err(refusal) => Err(refusal),
+    };
+    match outcome {
+        Ok(Applied::Confirmed(seq)) => Response::Confirmed { seq },
+        Ok(Applied::Delivery { seq, body }) => Response::Delivery { tag: seq, body },
+        Ok(Applied::Empty) => Response::Empty,
+        Ok(Applied::Acked) => Response::Acked,
+        Ok(Applied::UnknownTag(tag)) => error(
+            ErrorCode::UnknownDeliveryTag,
+            format!("delivery tag {tag} is not held by this connection"),
+        ),
+        Ok(Applied::Full) => error(ErrorCode::LimitExceeded, format!("queue '{queue}' is full")),
+        Ok(Applied::Returned(_)) => error(ErrorCode::OutcomeUnknown, "unexpected return result".into()),
+        Err(Refusal::NotLeader(leader)) => Response::Error {
+            code: ErrorCode::NotLeader,
+            message: format!("this node does not lead queue '{queue}'"),
+            leader,
+        },
+        Err(Refusal::OutcomeUnknown(why)) => error(ErrorCode::OutcomeUnknown, why),
+        Err(Refusal::Unavailable(why)) => error(ErrorCode::Unavailable, why),
+        Err(Refusal::BadName(why)) => error(ErrorCode::LimitExceeded, why),
+    }
 }

@@ -1,4 +1,5 @@
-//! The append-only log that makes queues durable.
+//! The append-only record log that makes broker state durable (queues in `single` mode,
+//! Raft's term, vote and entries in `quorum` mode).
 //!
 //! Each record is `[payload length: u32 LE][crc32 of payload: u32 LE][payload: JSON]`.
 //! On start the log is replayed from the beginning; the first record that is cut short,
@@ -8,6 +9,9 @@
 
 use std::path::{Path, PathBuf};
 
+use std::marker::PhantomData;
+
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::config::FsyncPolicy;
@@ -19,7 +23,7 @@ const HEADER_BYTES: usize = 8;
 /// The upper bound on one record's payload; anything larger is corruption.
 pub const RECORD_BYTES_MAX: usize = 2 << 20;
 
-/// The name of the log file inside the data directory.
+/// The name of the single-node queue log inside the data directory.
 pub const LOG_FILE_NAME: &str = "queues.log";
 
 /// One durable fact about a queue.
@@ -60,9 +64,9 @@ pub enum TailDamage {
 
 /// What replaying a log found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Replay {
+pub struct Replay<R = Record> {
     /// The records of the trusted prefix, in order.
-    pub records: Vec<Record>,
+    pub records: Vec<R>,
     /// Length in bytes of the trusted prefix.
     pub valid_bytes: u64,
     /// Why replay stopped early, if it did.
@@ -91,8 +95,8 @@ pub enum StorageError {
 }
 
 /// Encodes one record with its header.
-pub fn encode_record(record: &Record) -> Result<Vec<u8>, StorageError> {
-    // Serialising a plain enum of strings, integers and byte vectors cannot fail.
+pub fn encode_record<R: Serialize>(record: &R) -> Result<Vec<u8>, StorageError> {
+    // Records are plain data (strings, integers, byte vectors): serialising cannot fail.
     let payload = serde_json::to_vec(record).expect("records always serialise");
     if payload.len() > RECORD_BYTES_MAX {
         return Err(StorageError::RecordTooLarge { len: payload.len() });
@@ -105,7 +109,7 @@ pub fn encode_record(record: &Record) -> Result<Vec<u8>, StorageError> {
 }
 
 /// Decodes the trusted prefix of a log file's bytes.
-pub fn decode_records(bytes: &[u8]) -> Replay {
+pub fn decode_records<R: DeserializeOwned>(bytes: &[u8]) -> Replay<R> {
     let mut records = Vec::new();
     let mut at = 0usize;
     let damage = loop {
@@ -127,7 +131,7 @@ pub fn decode_records(bytes: &[u8]) -> Replay {
         if crc32fast::hash(payload) != crc {
             break Some(TailDamage::ChecksumMismatch);
         }
-        match serde_json::from_slice::<Record>(payload) {
+        match serde_json::from_slice::<R>(payload) {
             Ok(record) => records.push(record),
             Err(_) => break Some(TailDamage::Undecodable),
         }
@@ -140,14 +144,18 @@ pub fn decode_records(bytes: &[u8]) -> Replay {
     }
 }
 
-/// The open log: appends records and fsyncs them as the policy says.
-pub struct QueueLog {
+/// The single-node queue log.
+pub type QueueLog = RecordLog<Record>;
+
+/// An open log of records of type `R`: appends them and fsyncs as the policy says.
+pub struct RecordLog<R> {
     file: Box<dyn AppendFile>,
     path: PathBuf,
     fsync: FsyncPolicy,
+    records: PhantomData<fn(R)>,
 }
 
-impl std::fmt::Debug for QueueLog {
+impl<R> std::fmt::Debug for RecordLog<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueueLog")
             .field("path", &self.path)
@@ -157,16 +165,28 @@ impl std::fmt::Debug for QueueLog {
 }
 
 impl QueueLog {
-    /// Opens (creating if needed) the log in `dir`, replays it and cuts off a damaged tail.
+    /// Opens the single-node queue log in `dir` (see [`RecordLog::open_file`]).
     pub fn open(disk: &dyn Disk, dir: &Path, fsync: FsyncPolicy) -> Result<(Self, Replay), StorageError> {
+        Self::open_file(disk, dir, LOG_FILE_NAME, fsync)
+    }
+}
+
+impl<R: Serialize + DeserializeOwned> RecordLog<R> {
+    /// Opens (creating if needed) `dir/file_name`, replays it and cuts off a damaged tail.
+    pub fn open_file(
+        disk: &dyn Disk,
+        dir: &Path,
+        file_name: &str,
+        fsync: FsyncPolicy,
+    ) -> Result<(Self, Replay<R>), StorageError> {
         let io = |op: &'static str, path: &Path| {
             let path = path.to_path_buf();
             move |source| StorageError::Io { op, path, source }
         };
         disk.create_dir_all(dir).map_err(io("create_dir_all", dir))?;
-        let path = dir.join(LOG_FILE_NAME);
+        let path = dir.join(file_name);
         let bytes = disk.read(&path).map_err(io("read", &path))?.unwrap_or_default();
-        let replay = decode_records(&bytes);
+        let replay: Replay<R> = decode_records(&bytes);
         let mut file = disk.open_append(&path).map_err(io("open", &path))?;
         if replay.valid_bytes < bytes.len() as u64 {
             file.truncate(replay.valid_bytes).map_err(io("truncate", &path))?;
@@ -181,12 +201,29 @@ impl QueueLog {
                 disk.sync_dir(ancestor).map_err(io("sync_dir", ancestor))?;
             }
         }
-        Ok((Self { file, path, fsync }, replay))
+        let log = Self {
+            file,
+            path,
+            fsync,
+            records: PhantomData,
+        };
+        Ok((log, replay))
     }
 
     /// Appends one record; under [`FsyncPolicy::Always`] it is durable when this returns.
-    pub fn append(&mut self, record: &Record) -> Result<(), StorageError> {
-        let bytes = encode_record(record)?;
+    pub fn append(&mut self, record: &R) -> Result<(), StorageError> {
+        self.append_all(std::slice::from_ref(record))
+    }
+
+    /// Appends records with a single fsync at the end (a group commit).
+    pub fn append_all(&mut self, records: &[R]) -> Result<(), StorageError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut bytes = Vec::new();
+        for record in records {
+            bytes.extend(encode_record(record)?);
+        }
         self.file.append(&bytes).map_err(|source| StorageError::Io {
             op: "append",
             path: self.path.clone(),
@@ -231,7 +268,7 @@ mod tests {
             },
         ];
         let bytes = log_of(&records);
-        let replay = decode_records(&bytes);
+        let replay: Replay = decode_records(&bytes);
         assert_eq!(replay.records, records);
         assert_eq!(replay.valid_bytes, bytes.len() as u64);
         assert_eq!(replay.damage, None);
@@ -242,7 +279,7 @@ mod tests {
         let whole = log_of(&[publish(0), publish(1)]);
         let first_len = encode_record(&publish(0)).unwrap().len();
         for cut in first_len + 1..whole.len() {
-            let replay = decode_records(&whole[..cut]);
+            let replay: Replay = decode_records(&whole[..cut]);
             assert_eq!(replay.records, vec![publish(0)], "cut at {cut}");
             assert_eq!(replay.valid_bytes, first_len as u64);
             assert_eq!(replay.damage, Some(TailDamage::Torn));
@@ -255,7 +292,7 @@ mod tests {
         let second = encode_record(&publish(0)).unwrap().len();
         let last = bytes.len() - 1;
         bytes[second + HEADER_BYTES + 2] ^= 0x10;
-        let replay = decode_records(&bytes);
+        let replay: Replay = decode_records(&bytes);
         assert_eq!(replay.records, vec![publish(0)]);
         assert_eq!(replay.damage, Some(TailDamage::ChecksumMismatch));
         assert!(replay.valid_bytes < last as u64);
@@ -266,7 +303,7 @@ mod tests {
         let mut bytes = log_of(&[publish(0)]);
         bytes.extend_from_slice(&u32::MAX.to_le_bytes());
         bytes.extend_from_slice(&[0; 4]);
-        let replay = decode_records(&bytes);
+        let replay: Replay = decode_records(&bytes);
         assert_eq!(replay.records.len(), 1);
         assert_eq!(replay.damage, Some(TailDamage::BadLength));
     }
@@ -277,7 +314,7 @@ mod tests {
         let mut bytes = (payload.len() as u32).to_le_bytes().to_vec();
         bytes.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
         bytes.extend_from_slice(payload);
-        assert_eq!(decode_records(&bytes).damage, Some(TailDamage::Undecodable));
+        assert_eq!(decode_records::<Record>(&bytes).damage, Some(TailDamage::Undecodable));
     }
 
     #[test]

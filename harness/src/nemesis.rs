@@ -1,9 +1,12 @@
 //! The nemesis: injects the faults of the run's package on a seeded schedule, records each
 //! as an `info` op of process `nemesis`, and heals everything when the fault phase ends.
+//! One fault is active at a time; the next is scheduled after the previous one ends.
 
+use std::ops::Range;
 use std::time::Duration;
 
 use checker::{OpType, Process};
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
@@ -12,17 +15,32 @@ use crate::recorder::Recorder;
 use crate::spec::{FaultKind, TestSpec};
 
 /// How long a killed host stays down, simulated seconds.
-const DOWNTIME_S: std::ops::Range<f64> = 1.0..5.0;
+const DOWNTIME_S: Range<f64> = 1.0..5.0;
+/// How long a partition lasts, simulated seconds.
+const PARTITION_S: Range<f64> = 2.0..8.0;
+
+/// A fault in force, and when it ends.
+enum Active {
+    Killed { node: String, until: Duration },
+    Partitioned { sides: (Vec<String>, Vec<String>), until: Duration },
+}
+
+impl Active {
+    fn until(&self) -> Duration {
+        match self {
+            Active::Killed { until, .. } | Active::Partitioned { until, .. } => *until,
+        }
+    }
+}
 
 /// The fault-injecting process of a run.
 pub struct Nemesis {
     rng: ChaCha8Rng,
-    kill: bool,
+    faults: Vec<FaultKind>,
     interval_s: f64,
     nodes: Vec<String>,
     next_fault_at: Duration,
-    /// Killed hosts and when they come back.
-    down: Vec<(String, Duration)>,
+    active: Option<Active>,
 }
 
 impl Nemesis {
@@ -33,52 +51,90 @@ impl Nemesis {
         let first = Duration::from_secs_f64(interval_s * rng.random_range(0.5..1.5));
         Self {
             rng,
-            kill: spec.nemesis.has(FaultKind::Kill),
+            faults: spec.nemesis.0.clone(),
             interval_s,
             nodes,
             next_fault_at: first,
-            down: Vec::new(),
+            active: None,
         }
     }
 
     /// Called after every simulation step of the fault phase.
     pub fn step(&mut self, sim: &mut turmoil::Sim<'_>, now: Duration, recorder: &mut Recorder) {
-        let (back, still_down): (Vec<_>, Vec<_>) = self.down.drain(..).partition(|(_, until)| now >= *until);
-        self.down = still_down;
-        for (node, _) in back {
-            self.restart(sim, &node, now, recorder);
+        if let Some(active) = self.active.take_if(|a| now >= a.until()) {
+            self.end(sim, active, now, recorder);
+            let gap = Duration::from_secs_f64(self.interval_s * self.rng.random_range(0.5..1.5));
+            self.next_fault_at = now + gap;
         }
-        if !self.kill || now < self.next_fault_at || !self.down.is_empty() {
+        if self.active.is_some() || self.faults.is_empty() || now < self.next_fault_at {
             return;
         }
-        let node = self.nodes[self.rng.random_range(0..self.nodes.len())].clone();
-        sim.crash(node.as_str());
-        recorder.record(now, OpType::Info, Process::nemesis(), "kill", json!([node]), None);
-        tracing::info!(%node, "nemesis: killed");
-        let downtime = Duration::from_secs_f64(self.rng.random_range(DOWNTIME_S));
-        self.down.push((node, now + downtime));
-        let gap = Duration::from_secs_f64(self.interval_s * self.rng.random_range(0.5..1.5));
-        self.next_fault_at = now + downtime + gap;
+        let kind = self.faults[self.rng.random_range(0..self.faults.len())];
+        self.active = Some(match kind {
+            FaultKind::Kill => self.kill(sim, now, recorder),
+            FaultKind::Partition => self.partition(sim, now, recorder),
+        });
     }
 
-    /// Ends every fault: restarts each host still down.
+    /// Ends every fault: restarts a host that is down, repairs every link.
     pub fn heal(&mut self, sim: &mut turmoil::Sim<'_>, now: Duration, recorder: &mut Recorder) {
-        for (node, _) in std::mem::take(&mut self.down) {
-            self.restart(sim, &node, now, recorder);
+        if let Some(active) = self.active.take() {
+            self.end(sim, active, now, recorder);
         }
         tracing::info!("nemesis: healed");
     }
 
-    fn restart(&mut self, sim: &mut turmoil::Sim<'_>, node: &str, now: Duration, recorder: &mut Recorder) {
-        sim.bounce(node);
-        recorder.record(
-            now,
-            OpType::Info,
-            Process::nemesis(),
-            "start",
-            json!([node]),
-            None,
-        );
-        tracing::info!(%node, "nemesis: restarted");
+    fn kill(&mut self, sim: &mut turmoil::Sim<'_>, now: Duration, recorder: &mut Recorder) -> Active {
+        let node = self.nodes[self.rng.random_range(0..self.nodes.len())].clone();
+        sim.crash(node.as_str());
+        recorder.record(now, OpType::Info, Process::nemesis(), "kill", json!([node]), None);
+        tracing::info!(%node, "nemesis: killed");
+        let until = now + Duration::from_secs_f64(self.rng.random_range(DOWNTIME_S));
+        Active::Killed { node, until }
     }
+
+    fn partition(&mut self, sim: &mut turmoil::Sim<'_>, now: Duration, recorder: &mut Recorder) -> Active {
+        let mut shuffled = self.nodes.clone();
+        shuffled.shuffle(&mut self.rng);
+        // Half the time isolate one node, otherwise random halves.
+        let cut = if self.rng.random_bool(0.5) { 1 } else { shuffled.len() / 2 };
+        let (a, b) = shuffled.split_at(cut.max(1));
+        let sides = (sorted(a), sorted(b));
+        for x in &sides.0 {
+            for y in &sides.1 {
+                sim.partition(x.as_str(), y.as_str());
+            }
+        }
+        let value = json!({ "sides": [sides.0, sides.1] });
+        recorder.record(now, OpType::Info, Process::nemesis(), "start-partition", value, None);
+        tracing::info!(?sides, "nemesis: partitioned");
+        let until = now + Duration::from_secs_f64(self.rng.random_range(PARTITION_S));
+        Active::Partitioned { sides, until }
+    }
+
+    fn end(&mut self, sim: &mut turmoil::Sim<'_>, active: Active, now: Duration, recorder: &mut Recorder) {
+        match active {
+            Active::Killed { node, .. } => {
+                sim.bounce(node.as_str());
+                recorder.record(now, OpType::Info, Process::nemesis(), "start", json!([node]), None);
+                tracing::info!(%node, "nemesis: restarted");
+            }
+            Active::Partitioned { sides, .. } => {
+                for x in &sides.0 {
+                    for y in &sides.1 {
+                        sim.repair(x.as_str(), y.as_str());
+                    }
+                }
+                let value = json!({ "sides": [sides.0, sides.1] });
+                recorder.record(now, OpType::Info, Process::nemesis(), "stop-partition", value, None);
+                tracing::info!("nemesis: partition healed");
+            }
+        }
+    }
+}
+
+fn sorted(nodes: &[String]) -> Vec<String> {
+    let mut nodes = nodes.to_vec();
+    nodes.sort();
+    nodes
 }

@@ -123,14 +123,10 @@ pub fn run(
         .rng_seed(spec.seed)
         .build();
 
-    let nodes = vec!["n1".to_string()];
-    for (i, node) in nodes.iter().enumerate() {
-        add_broker(
-            &mut sim,
-            spec,
-            node,
-            derive_seed(spec.seed, STREAM_BROKER + i as u64),
-        );
+    let nodes: Vec<String> = (1..=spec.nodes).map(|i| format!("n{i}")).collect();
+    for i in 0..nodes.len() {
+        let seed = derive_seed(spec.seed, STREAM_BROKER + i as u64);
+        add_broker(&mut sim, spec, i as u64 + 1, &nodes, seed);
     }
     let target = Target {
         network: Arc::new(SimNetwork),
@@ -200,16 +196,24 @@ pub fn run(
     })
 }
 
-fn add_broker(sim: &mut turmoil::Sim<'_>, spec: &TestSpec, node: &str, seed: u64) {
+fn add_broker(sim: &mut turmoil::Sim<'_>, spec: &TestSpec, id: u64, nodes: &[String], seed: u64) {
+    let node = &nodes[id as usize - 1];
+    let peers = (1..=nodes.len() as u64)
+        .filter(|peer| *peer != id)
+        .map(|peer| (peer, format!("{}:{BROKER_PORT}", nodes[peer as usize - 1])))
+        .collect();
     let config = BrokerConfig {
         mode: spec.mode,
+        id,
+        peers,
+        tick_ms: 10,
         listen: format!("0.0.0.0:{BROKER_PORT}"),
         data_dir: DATA_DIR.into(),
         fsync: spec.fsync,
         limits: Limits::default(),
     };
     let boots = Cell::new(0u64);
-    sim.host(node, move || {
+    sim.host(node.as_str(), move || {
         let config = config.clone();
         // Each boot draws a fresh but reproducible random stream.
         let boot = boots.get();

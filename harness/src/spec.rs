@@ -54,19 +54,22 @@ impl FromStr for WorkloadKind {
 pub enum FaultKind {
     /// Crash a broker host (unsynced writes are lost), restart it after a while.
     Kill,
+    /// Cut the broker hosts into two sides that cannot reach each other, heal later.
+    Partition,
 }
 
 impl FaultKind {
     /// Every fault, with a one-line description.
-    pub const ALL: &'static [(FaultKind, &'static str)] = &[(
-        FaultKind::Kill,
-        "crash a broker host, losing unsynced writes, and restart it 1-5 s later",
-    )];
+    pub const ALL: &'static [(FaultKind, &'static str)] = &[
+        (FaultKind::Kill, "crash a broker host, losing unsynced writes, and restart it 1-5 s later"),
+        (FaultKind::Partition, "split the broker hosts into random halves (or isolate one) for 2-8 s"),
+    ];
 
     /// The name used on command lines.
     pub fn as_str(self) -> &'static str {
         match self {
             FaultKind::Kill => "kill",
+            FaultKind::Partition => "partition",
         }
     }
 }
@@ -106,7 +109,7 @@ impl FromStr for FaultSet {
                 .iter()
                 .find(|(k, _)| k.as_str() == name)
                 .map(|(k, _)| *k)
-                .ok_or_else(|| format!("unknown fault '{name}' (this build has: kill, or none)"))?;
+                .ok_or_else(|| format!("unknown fault '{name}' (this build has: kill, partition, or none)"))?;
             if !kinds.contains(&kind) {
                 kinds.push(kind);
             }
@@ -121,6 +124,8 @@ impl FromStr for FaultSet {
 pub struct TestSpec {
     /// Broker design under test.
     pub mode: Mode,
+    /// Broker nodes in the cluster.
+    pub nodes: usize,
     /// Workload driving it.
     pub workload: WorkloadKind,
     /// Fault package.
@@ -149,6 +154,7 @@ impl TestSpec {
     pub fn new(seed: u64) -> Self {
         Self {
             mode: Mode::Single,
+            nodes: 1,
             workload: WorkloadKind::Queue,
             nemesis: FaultSet(vec![FaultKind::Kill]),
             seed,
@@ -166,6 +172,16 @@ impl TestSpec {
     pub fn validate(&self) -> Result<(), String> {
         const TIME_LIMIT_S_MAX: u64 = 24 * 3600;
         const CONCURRENCY_MAX: usize = 1000;
+        const NODES_MAX: usize = 9;
+        if self.nodes == 0 || self.nodes > NODES_MAX {
+            return Err(format!("--nodes must be 1..={NODES_MAX}"));
+        }
+        if !self.mode.is_replicated() && self.nodes != 1 {
+            return Err(format!("mode {} runs exactly one node (--nodes 1)", self.mode));
+        }
+        if self.nemesis.has(FaultKind::Partition) && self.nodes < 2 {
+            return Err("a partition needs at least two nodes (--nodes)".into());
+        }
         if self.time_limit_s == 0 || self.time_limit_s > TIME_LIMIT_S_MAX {
             return Err(format!("--time-limit must be 1..={TIME_LIMIT_S_MAX} seconds"));
         }
@@ -197,9 +213,10 @@ impl TestSpec {
     /// The exact command that replays this run.
     pub fn replay_command(&self) -> String {
         format!(
-            "tumult test --mode {} --workload {} --nemesis {} --seed {} --time-limit {} --concurrency {} \
-             --rate {} --fsync {} --nemesis-interval {} --request-timeout {} --recovery {}",
+            "tumult test --mode {} --nodes {} --workload {} --nemesis {} --seed {} --time-limit {} \
+             --concurrency {} --rate {} --fsync {} --nemesis-interval {} --request-timeout {} --recovery {}",
             self.mode,
+            self.nodes,
             self.workload,
             self.nemesis,
             self.seed,
@@ -231,6 +248,8 @@ mod tests {
     fn fault_sets_parse_dedupe_and_print_back() {
         let set: FaultSet = "kill,kill".parse().unwrap();
         assert_eq!(set.to_string(), "kill");
+        let set: FaultSet = "partition,kill".parse().unwrap();
+        assert_eq!(set.to_string(), "kill,partition");
         assert_eq!("none".parse::<FaultSet>().unwrap().to_string(), "none");
         assert!("kill,flood"
             .parse::<FaultSet>()
@@ -247,6 +266,11 @@ mod tests {
         spec = TestSpec::new(1);
         spec.rate = f64::NAN;
         assert!(spec.validate().is_err());
+        spec = TestSpec::new(1);
+        spec.nodes = 3;
+        assert!(spec.validate().unwrap_err().contains("exactly one node"));
+        spec.mode = Mode::Quorum;
+        assert!(spec.validate().is_ok());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use broker::{Client, ClientError};
+use broker::{Client, ClientError, ErrorCode};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
@@ -45,6 +45,7 @@ impl QueueWorkload {
         QueueClient {
             target,
             node,
+            leader: None,
             queue: self.queue.clone(),
             connection: None,
         }
@@ -87,7 +88,10 @@ impl QueueGenerator {
 #[derive(Debug)]
 pub struct QueueClient {
     target: Target,
+    /// Index of the node to try next when no leader is known.
     node: usize,
+    /// Where the last not-leader refusal said the leader is.
+    leader: Option<String>,
     queue: String,
     connection: Option<Client>,
 }
@@ -106,12 +110,38 @@ impl QueueClient {
             self.connection = None;
         }
         if self.connection.is_none() {
-            let addr = &self.target.nodes[self.node % self.target.nodes.len()];
-            let client =
-                Client::connect(self.target.network.as_ref(), addr, self.target.request_timeout).await?;
+            let addr = match &self.leader {
+                Some(leader) => leader.clone(),
+                None => self.target.nodes[self.node % self.target.nodes.len()].clone(),
+            };
+            let client = Client::connect(self.target.network.as_ref(), &addr, self.target.request_timeout).await?;
             self.connection = Some(client);
         }
         Ok(self.connection.as_mut().expect("just connected"))
+    }
+
+    /// Follows the cluster after an error: to the named leader, or on to the next node
+    /// when this one refused, could not be reached, or went silent.
+    fn redirect(&mut self, err: &ClientError) {
+        if let Some(hint) = err.leader_hint() {
+            self.leader = Some(hint.to_string());
+            self.connection = None;
+            return;
+        }
+        let move_on = match err {
+            ClientError::Broker { code, .. } => matches!(code, ErrorCode::NotLeader | ErrorCode::Unavailable),
+            _ => true,
+        };
+        if move_on {
+            self.leader = None;
+            self.node += 1;
+            self.connection = None;
+        }
+    }
+
+    fn failed(&mut self, err: ClientError, value: Value) -> Completion {
+        self.redirect(&err);
+        Completion::error(err.is_definite(), value, err.to_string())
     }
 
     /// Performs an `enqueue` or `dequeue` invocation.
@@ -136,7 +166,7 @@ impl QueueClient {
         };
         match outcome {
             Ok(_seq) => Completion::ok(value.clone()),
-            Err(err) => Completion::error(err.is_definite(), value.clone(), err.to_string()),
+            Err(err) => self.failed(err, value.clone()),
         }
     }
 
@@ -144,7 +174,7 @@ impl QueueClient {
         let queue = self.queue.clone();
         let client = match self.connected().await {
             Ok(client) => client,
-            Err(err) => return Completion::error(err.is_definite(), Value::Null, err.to_string()),
+            Err(err) => return self.failed(err, Value::Null),
         };
         match client.get(&queue).await {
             Ok(None) => Completion::ok(Value::Null),
@@ -153,10 +183,11 @@ impl QueueClient {
                 // becomes of the ack; an ack that is lost only requeues it (a duplicate).
                 if let Err(err) = client.ack(&queue, delivery.tag).await {
                     tracing::debug!(%err, "ack failed; the message will be redelivered");
+                    self.redirect(&err);
                 }
                 Completion::ok(decode(&delivery.body))
             }
-            Err(err) => Completion::error(err.is_definite(), Value::Null, err.to_string()),
+            Err(err) => self.failed(err, Value::Null),
         }
     }
 
@@ -182,7 +213,8 @@ impl QueueClient {
             };
             if let Err(err) = step {
                 last_error = err.to_string();
-                self.reset();
+                self.redirect(&err);
+                self.connection = None;
                 tokio::time::sleep(DRAIN_RETRY).await;
             }
         }

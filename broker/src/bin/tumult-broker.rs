@@ -1,9 +1,10 @@
 //! `tumult-broker`: runs the reference broker for real, on TCP and the local disk.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use broker::{Broker, BrokerConfig, FsyncPolicy, Limits, Mode, Seams};
+use broker::{parse_peers, Broker, BrokerConfig, FsyncPolicy, Limits, Mode, Seams};
 use clap::Parser;
 
 /// Run one node of the tumult reference broker.
@@ -16,9 +17,20 @@ struct Args {
     /// Directory for the node's durable state (created if missing).
     #[arg(long)]
     data_dir: PathBuf,
-    /// High-availability design to run: single.
+    /// High-availability design to run: single (one node) or quorum (a Raft group per queue
+    /// over this node and its --peers).
     #[arg(long, default_value = "single")]
     mode: Mode,
+    /// This node's id in its cluster (unique, from 1).
+    #[arg(long, default_value_t = 1)]
+    id: u64,
+    /// The other nodes of the cluster, as ID=HOST:PORT,ID=HOST:PORT (the addresses they
+    /// listen on).
+    #[arg(long, value_parser = parse_peers, default_value = "")]
+    peers: BTreeMap<u64, String>,
+    /// Milliseconds per tick of the replication clock (elections take 15-30 ticks).
+    #[arg(long, default_value_t = 10)]
+    tick_ms: u64,
     /// When to fsync: always (confirm only after fsync; safe) or never (unsafe: a crash loses
     /// confirmed messages).
     #[arg(long, default_value = "always")]
@@ -43,6 +55,9 @@ async fn main() -> anyhow::Result<()> {
     let seed = args.seed.unwrap_or_else(clock_seed);
     let config = BrokerConfig {
         mode: args.mode,
+        id: args.id,
+        peers: args.peers.clone(),
+        tick_ms: args.tick_ms,
         listen: args.listen.clone(),
         data_dir: args.data_dir.clone(),
         fsync: args.fsync,

@@ -33,13 +33,17 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct TestArgs {
-    /// Broker design under test: single (one node).
+    /// Broker design under test: single (one node) or quorum (a Raft group per queue).
     #[arg(long, default_value = "single")]
     mode: Mode,
+    /// Broker nodes in the cluster (default: 1 for single, 3 for replicated modes).
+    #[arg(long)]
+    nodes: Option<usize>,
     /// Workload: queue (enqueue unique integers with confirms, dequeue with get+ack, drain).
     #[arg(long, default_value = "queue")]
     workload: WorkloadKind,
-    /// Faults to inject, comma-separated: kill (crash a broker, restart it 1-5 s later), or none.
+    /// Faults to inject, comma-separated: kill (crash a broker, restart it 1-5 s later),
+    /// partition (split the brokers into random halves or isolate one for 2-8 s), or none.
     #[arg(long, default_value = "kill")]
     nemesis: FaultSet,
     /// Seed that fixes every random choice of the run (default: drawn from the clock and printed).
@@ -116,6 +120,7 @@ fn main() -> ExitCode {
 fn test(args: TestArgs) -> anyhow::Result<u8> {
     let spec = TestSpec {
         mode: args.mode,
+        nodes: args.nodes.unwrap_or(if args.mode.is_replicated() { 3 } else { 1 }),
         workload: args.workload,
         nemesis: args.nemesis,
         seed: args.seed.unwrap_or_else(clock_seed),
@@ -130,8 +135,8 @@ fn test(args: TestArgs) -> anyhow::Result<u8> {
     spec.validate().map_err(anyhow::Error::msg)?;
     println!("tumult test: seed {}", spec.seed);
     println!(
-        "  mode {}, workload {}, nemesis {} (mean interval {} s), fsync {}",
-        spec.mode, spec.workload, spec.nemesis, spec.nemesis_interval_s, spec.fsync
+        "  mode {} on {} node(s), workload {}, nemesis {} (mean interval {} s), fsync {}",
+        spec.mode, spec.nodes, spec.workload, spec.nemesis, spec.nemesis_interval_s, spec.fsync
     );
     println!(
         "  {} simulated s of faults, {} processes at {} ops/s, request timeout {} ms, recovery budget {} s",

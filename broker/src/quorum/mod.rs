@@ -1,0 +1,372 @@
+//! `quorum` mode: every queue is a Raft group over all nodes (as RabbitMQ quorum queues are).
+//!
+//! Publishes, gets and acks are commands in the queue's Raft log; a client is answered only
+//! when its command is committed (on a majority of disks) and applied. A node that does not
+//! lead refuses with `not_leader` and names the leader, so clients follow leadership.
+
+mod machine;
+mod transport;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::BrokerConfig;
+use crate::disk::Disk;
+use crate::raft::{Entry, Envelope, HardState, LogIndex, Message, NodeId, Raft, RaftConfig, Role, Term};
+use crate::storage::{RecordLog, StorageError};
+
+pub use machine::{Applied, Command, ConsumerId, QueueMachine};
+pub(crate) use transport::{spawn_peer_senders, spawn_ticker};
+
+/// Bound on queued outbound messages per peer; beyond it messages are dropped, which Raft
+/// tolerates (the leader resends on its next heartbeat).
+const OUTBOUND_QUEUE_MAX: usize = 4096;
+
+/// What one Raft log record on disk says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+enum RaftRecord {
+    /// The term and vote as of now.
+    Hard(HardState),
+    /// Entries after this index were replaced.
+    TruncateAfter {
+        /// The last index kept.
+        index: LogIndex,
+    },
+    /// One entry.
+    Entry(Entry),
+}
+
+/// Why a queue operation was not carried out (or may not have been).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// This node does not lead; maybe the leader's address.
+    NotLeader(Option<String>),
+    /// The command may or may not commit.
+    OutcomeUnknown(String),
+    /// The queue cannot serve (its storage failed).
+    Unavailable(String),
+    /// The queue name cannot be used.
+    BadName(String),
+}
+
+/// A message for a peer, tagged with its group.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    pub group: String,
+    pub envelope: Envelope,
+}
+
+type Reply = oneshot::Sender<Result<Applied, Refusal>>;
+
+struct Waiter {
+    term: Term,
+    reply: Reply,
+}
+
+struct Group {
+    raft: Raft,
+    log: RecordLog<RaftRecord>,
+    machine: QueueMachine,
+    /// Clients waiting for the entry they proposed at an index.
+    waiters: BTreeMap<LogIndex, Waiter>,
+    /// The term in which this node, as leader, last proposed `ReturnAll`.
+    announced_term: Option<Term>,
+    /// Storage failed: the group stops taking part rather than act on unpersisted state.
+    failed: bool,
+}
+
+impl Group {
+    fn open(node: &QuorumNode, name: &str) -> Result<Self, StorageError> {
+        let (log, replay) = RecordLog::<RaftRecord>::open_file(
+            node.disk.as_ref(),
+            &node.raft_dir(),
+            &format!("{name}.log"),
+            node.config.fsync,
+        )?;
+        let mut hard = HardState::default();
+        let mut entries: Vec<Entry> = Vec::new();
+        for record in replay.records {
+            match record {
+                RaftRecord::Hard(h) => hard = h,
+                RaftRecord::TruncateAfter { index } => entries.truncate(index as usize),
+                RaftRecord::Entry(entry) if entry.index == entries.len() as u64 + 1 => entries.push(entry),
+                RaftRecord::Entry(entry) => {
+                    tracing::error!(group = name, index = entry.index, "non-contiguous entry; log cut there");
+                    break;
+                }
+            }
+        }
+        tracing::info!(group = name, term = hard.term, entries = entries.len(), damage = ?replay.damage, "raft group recovered");
+        let mut raft_config = RaftConfig::new(node.config.id, node.config.peers.keys().copied().collect());
+        raft_config.election_ticks_min = 15;
+        raft_config.election_ticks_max = 30;
+        raft_config.heartbeat_ticks = 3;
+        let seed = node.seed ^ name_hash(name);
+        Ok(Self {
+            raft: Raft::new(raft_config, hard, entries, seed),
+            log,
+            machine: QueueMachine::new(node.config.limits.queue_messages_max),
+            waiters: BTreeMap::new(),
+            announced_term: None,
+            failed: false,
+        })
+    }
+
+    /// Persists, then collects messages, then applies: the order `raft::Output` demands.
+    fn drive(&mut self) -> Vec<Envelope> {
+        let mut messages = Vec::new();
+        while !self.failed {
+            if self.raft.role() == Role::Leader && self.announced_term != Some(self.raft.term()) {
+                self.announced_term = Some(self.raft.term());
+                let _ = self.raft.propose(encode(&Command::ReturnAll));
+            }
+            let out = self.raft.take_output();
+            if out.is_empty() {
+                break;
+            }
+            let mut records = Vec::with_capacity(out.append.len() + 2);
+            records.extend(out.hard_state.map(RaftRecord::Hard));
+            records.extend(out.truncate_after.map(|index| RaftRecord::TruncateAfter { index }));
+            records.extend(out.append.into_iter().map(RaftRecord::Entry));
+            if let Err(err) = self.log.append_all(&records) {
+                tracing::error!(%err, "raft storage failed; this replica stops");
+                self.failed = true;
+                for (_, waiter) in std::mem::take(&mut self.waiters) {
+                    let _ = waiter.reply.send(Err(Refusal::OutcomeUnknown(err.to_string())));
+                }
+                return Vec::new();
+            }
+            messages.extend(out.messages);
+            for entry in out.committed {
+                self.apply(entry);
+            }
+        }
+        messages
+    }
+
+    fn apply(&mut self, entry: Entry) {
+        let applied = match entry.command.as_slice() {
+            [] => None,
+            bytes => match serde_json::from_slice::<Command>(bytes) {
+                Ok(command) => Some(self.machine.apply(command)),
+                Err(err) => {
+                    tracing::error!(index = entry.index, %err, "undecodable command skipped");
+                    None
+                }
+            },
+        };
+        if let Some(waiter) = self.waiters.remove(&entry.index) {
+            let result = match applied {
+                // Another leader's entry took this index: ours can never commit.
+                _ if waiter.term != entry.term => Err(Refusal::NotLeader(None)),
+                Some(applied) => Ok(applied),
+                None => Err(Refusal::OutcomeUnknown("entry was not a command".into())),
+            };
+            let _ = waiter.reply.send(result);
+        }
+    }
+}
+
+/// A quorum-mode node: its Raft groups and its queues to the peers.
+pub struct QuorumNode {
+    config: BrokerConfig,
+    disk: Arc<dyn Disk>,
+    seed: u64,
+    groups: BTreeMap<String, Group>,
+    outbound: BTreeMap<NodeId, mpsc::Sender<Outgoing>>,
+}
+
+/// The receiving ends of the per-peer queues, for [`spawn_peer_senders`].
+pub(crate) type PeerQueues = BTreeMap<NodeId, (String, mpsc::Receiver<Outgoing>)>;
+
+impl QuorumNode {
+    /// Recovers every group found on disk; returns the node and its peers' queues.
+    pub(crate) fn open(config: BrokerConfig, disk: Arc<dyn Disk>, seed: u64) -> Result<(Self, PeerQueues), StorageError> {
+        let mut outbound = BTreeMap::new();
+        let mut queues = BTreeMap::new();
+        for (id, addr) in &config.peers {
+            let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE_MAX);
+            outbound.insert(*id, tx);
+            queues.insert(*id, (addr.clone(), rx));
+        }
+        let mut node = Self {
+            config,
+            disk,
+            seed,
+            groups: BTreeMap::new(),
+            outbound,
+        };
+        let dir = node.raft_dir();
+        node.disk.create_dir_all(&dir).map_err(|source| StorageError::Io {
+            op: "create_dir_all",
+            path: dir.clone(),
+            source,
+        })?;
+        let files = node.disk.list(&dir).map_err(|source| StorageError::Io {
+            op: "list",
+            path: dir.clone(),
+            source,
+        })?;
+        for file in files {
+            let Some(name) = file.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".log")) else {
+                continue;
+            };
+            if valid_name(name) {
+                let group = Group::open(&node, name)?;
+                node.groups.insert(name.to_string(), group);
+            }
+        }
+        Ok((node, queues))
+    }
+
+    fn raft_dir(&self) -> PathBuf {
+        self.config.data_dir.join("raft")
+    }
+
+    fn group(&mut self, name: &str) -> Result<&mut Group, Refusal> {
+        if !self.groups.contains_key(name) {
+            if !valid_name(name) {
+                return Err(Refusal::BadName(format!(
+                    "queue names are 1-255 of [A-Za-z0-9._-], not starting with '.': {name:?}"
+                )));
+            }
+            if self.groups.len() >= self.config.limits.queues_max {
+                return Err(Refusal::Unavailable(format!("node already holds {} queues", self.groups.len())));
+            }
+            let group = Group::open(self, name).map_err(|e| Refusal::Unavailable(e.to_string()))?;
+            self.groups.insert(name.to_string(), group);
+        }
+        let group = self.groups.get_mut(name).expect("just ensured");
+        if group.failed {
+            return Err(Refusal::Unavailable("this replica's storage failed".into()));
+        }
+        Ok(group)
+    }
+
+    /// Proposes `command` on queue `name`; the receiver resolves once it is applied.
+    pub fn propose(
+        &mut self,
+        name: &str,
+        command: &Command,
+    ) -> Result<oneshot::Receiver<Result<Applied, Refusal>>, Refusal> {
+        let hint = |node: &Self, leader: Option<NodeId>| leader.and_then(|id| node.config.peers.get(&id).cloned());
+        let group = self.group(name)?;
+        let term = group.raft.term();
+        let index = match group.raft.propose(encode(command)) {
+            Ok(index) => index,
+            Err(leader) => return Err(Refusal::NotLeader(hint(self, leader))),
+        };
+        let (tx, rx) = oneshot::channel();
+        group.waiters.insert(index, Waiter { term, reply: tx });
+        let messages = group.drive();
+        self.route(name, messages);
+        Ok(rx)
+    }
+
+    /// Handles messages from peer `from`; returns the replies addressed to it, and queues
+    /// everything else for the other peers.
+    pub fn receive(&mut self, from: NodeId, name: &str, messages: Vec<Message>) -> Vec<Message> {
+        if !self.config.peers.contains_key(&from) {
+            tracing::warn!(from, "raft messages from a node that is not a peer dropped");
+            return Vec::new();
+        }
+        let Ok(group) = self.group(name) else {
+            return Vec::new();
+        };
+        for message in messages {
+            group.raft.step(from, message);
+        }
+        let out = group.drive();
+        let (direct, others): (Vec<_>, Vec<_>) = out.into_iter().partition(|e| e.to == from);
+        self.route(name, others);
+        direct.into_iter().map(|e| e.message).collect()
+    }
+
+    /// Advances every group's clock by one tick.
+    pub fn tick(&mut self) {
+        let names: Vec<String> = self.groups.keys().cloned().collect();
+        for name in names {
+            let Some(group) = self.groups.get_mut(&name).filter(|g| !g.failed) else {
+                continue;
+            };
+            group.raft.tick();
+            let messages = group.drive();
+            self.route(&name, messages);
+        }
+    }
+
+    /// Names of the queues this node replicates.
+    pub fn queue_names(&self) -> Vec<String> {
+        self.groups.keys().cloned().collect()
+    }
+
+    /// The node's view of a queue, for logs: (role, term, commit index, messages held).
+    pub fn describe(&self, name: &str) -> Option<(Role, Term, LogIndex, usize)> {
+        self.groups
+            .get(name)
+            .map(|g| (g.raft.role(), g.raft.term(), g.raft.commit_index(), g.machine.len()))
+    }
+
+    pub(crate) fn route(&self, name: &str, envelopes: Vec<Envelope>) {
+        for envelope in envelopes {
+            if let Some(queue) = self.outbound.get(&envelope.to) {
+                let outgoing = Outgoing {
+                    group: name.to_string(),
+                    envelope,
+                };
+                // Full means the peer is unreachable or slow; Raft resends what matters.
+                let _ = queue.try_send(outgoing);
+            }
+        }
+    }
+}
+
+fn encode(command: &Command) -> Vec<u8> {
+    serde_json::to_vec(command).expect("commands always serialise")
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('.')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// FNV-1a: a stable hash (std's hasher is randomly keyed per process).
+fn name_hash(name: &str) -> u64 {
+    name.bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{decode_records, encode_record};
+
+    #[test]
+    fn every_raft_record_kind_survives_the_disk_format() {
+        let records = vec![
+            RaftRecord::Hard(HardState { term: 3, voted_for: Some(2) }),
+            RaftRecord::Entry(Entry { term: 3, index: 1, command: encode(&Command::ReturnAll) }),
+            RaftRecord::TruncateAfter { index: 0 },
+        ];
+        let bytes: Vec<u8> = records.iter().flat_map(|r| encode_record(r).unwrap()).collect();
+        let replay = decode_records::<RaftRecord>(&bytes);
+        assert_eq!(replay.damage, None);
+        assert_eq!(replay.records, records);
+    }
+
+    #[test]
+    fn queue_names_are_safe_file_names() {
+        assert!(valid_name("jepsen.queue"));
+        assert!(!valid_name("../etc"));
+        assert!(!valid_name(".hidden"));
+        assert!(!valid_name(""));
+        assert!(!valid_name(&"x".repeat(256)));
+    }
+}
