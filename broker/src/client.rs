@@ -220,7 +220,15 @@ impl Client {
             Ok(Ok(Some(reply))) => Ok(reply.response),
         };
         match reply {
-            Ok(Response::Error { code, message, leader }) => Err(ClientError::Broker { code, message, leader }),
+            Ok(Response::Error {
+                code,
+                message,
+                leader,
+            }) => Err(ClientError::Broker {
+                code,
+                message,
+                leader,
+            }),
             Ok(response) => Ok(response),
             Err(err) => {
                 self.broken = true;

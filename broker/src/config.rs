@@ -24,7 +24,10 @@ impl Mode {
     /// Every mode this build implements, with a one-line description.
     pub const ALL: &'static [(Mode, &'static str)] = &[
         (Mode::Single, "one node, no replication"),
-        (Mode::Quorum, "a Raft group per queue: majority commit, fsync before acknowledging"),
+        (
+            Mode::Quorum,
+            "a Raft group per queue: majority commit, fsync before acknowledging",
+        ),
     ];
 
     /// True for the modes whose nodes form a cluster.
@@ -177,7 +180,10 @@ pub fn parse_peers(text: &str) -> Result<BTreeMap<u64, String>, String> {
         let (id, addr) = item
             .split_once('=')
             .ok_or_else(|| format!("peer '{item}' is not ID=HOST:PORT"))?;
-        let id: u64 = id.trim().parse().map_err(|_| format!("peer id '{id}' is not a number"))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .map_err(|_| format!("peer id '{id}' is not a number"))?;
         if id == 0 {
             return Err("peer ids start at 1".into());
         }

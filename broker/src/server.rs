@@ -93,7 +93,8 @@ impl Broker {
     }
 
     fn start_single(&self) -> Result<Service, BrokerError> {
-        let (log, replay) = QueueLog::open(self.seams.disk.as_ref(), &self.config.data_dir, self.config.fsync)?;
+        let (log, replay) =
+            QueueLog::open(self.seams.disk.as_ref(), &self.config.data_dir, self.config.fsync)?;
         tracing::info!(records = replay.records.len(), damage = ?replay.damage, "recovered");
         let store = QueueStore::recover(log, replay.records, self.config.limits);
         tracing::info!(depths = ?store.depths(), "queues after recovery");
@@ -102,12 +103,21 @@ impl Broker {
 
     fn start_quorum(&mut self, incarnation: u64) -> Result<Service, BrokerError> {
         if self.config.peers.contains_key(&self.config.id) {
-            return Err(BrokerError::Config(format!("node {} lists itself as a peer", self.config.id)));
+            return Err(BrokerError::Config(format!(
+                "node {} lists itself as a peer",
+                self.config.id
+            )));
         }
         let seed = self.seams.entropy.next_u64();
         let (node, queues) = QuorumNode::open(self.config.clone(), Arc::clone(&self.seams.disk), seed)?;
         let node = Arc::new(Mutex::new(node));
-        quorum::spawn_peer_senders(&node, queues, self.config.id, &self.seams.network, &self.seams.spawner);
+        quorum::spawn_peer_senders(
+            &node,
+            queues,
+            self.config.id,
+            &self.seams.network,
+            &self.seams.spawner,
+        );
         let tick = Duration::from_millis(self.config.tick_ms.max(1));
         quorum::spawn_ticker(&node, tick, &self.seams.spawner);
         Ok(Service::Quorum { node, incarnation })
@@ -165,7 +175,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 async fn refuse(mut stream: BoxStream, limits: Limits) {
-    let reply = error_frame(UNKNOWN_REQUEST_ID, ErrorCode::LimitExceeded, "too many connections".into());
+    let reply = error_frame(
+        UNKNOWN_REQUEST_ID,
+        ErrorCode::LimitExceeded,
+        "too many connections".into(),
+    );
     let _ = write_frame(&mut stream, &reply, limits.frame_bytes_max).await;
 }
 
@@ -214,7 +228,11 @@ where
         if closing {
             tracing::warn!(connection, reply = ?reply.response, "bad frame; closing connection");
         }
-        if write_frame(&mut writer, &reply, limits.frame_bytes_max).await.is_err() || closing {
+        if write_frame(&mut writer, &reply, limits.frame_bytes_max)
+            .await
+            .is_err()
+            || closing
+        {
             return consumed;
         }
     }
@@ -252,14 +270,19 @@ impl Service {
 fn handle_single(store: &Mutex<QueueStore>, connection: ConnectionId, request: Request) -> Response {
     let mut store = lock(store);
     let outcome = match request {
-        Request::Publish { queue, body } => store.publish(&queue, body).map(|seq| Response::Confirmed { seq }),
+        Request::Publish { queue, body } => {
+            store.publish(&queue, body).map(|seq| Response::Confirmed { seq })
+        }
         Request::Get { queue } => Ok(match store.get(&queue, connection) {
             Some((tag, body)) => Response::Delivery { tag, body },
             None => Response::Empty,
         }),
         Request::Ack { queue, tag } => store.ack(&queue, tag, connection).map(|()| Response::Acked),
         Request::Raft { .. } => {
-            return error(ErrorCode::Unavailable, "this node runs mode single: no replication".into())
+            return error(
+                ErrorCode::Unavailable,
+                "this node runs mode single: no replication".into(),
+            )
         }
     };
     outcome.unwrap_or_else(|err| {
@@ -273,7 +296,11 @@ async fn handle_quorum(node: &Mutex<QuorumNode>, consumer: u64, request: Request
         Request::Publish { queue, body } => (queue, Command::Publish { body }),
         Request::Get { queue } => (queue, Command::Get { consumer }),
         Request::Ack { queue, tag } => (queue, Command::Ack { consumer, seq: tag }),
-        Request::Raft { from, group, messages } => {
+        Request::Raft {
+            from,
+            group,
+            messages,
+        } => {
             let messages = lock(node).receive(from, &group, messages);
             return Response::Raft { messages };
         }

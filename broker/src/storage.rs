@@ -314,7 +314,10 @@ mod tests {
         let mut bytes = (payload.len() as u32).to_le_bytes().to_vec();
         bytes.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
         bytes.extend_from_slice(payload);
-        assert_eq!(decode_records::<Record>(&bytes).damage, Some(TailDamage::Undecodable));
+        assert_eq!(
+            decode_records::<Record>(&bytes).damage,
+            Some(TailDamage::Undecodable)
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use serde_json::json;
 pub use run::{run, HarnessError, Liveness, RunOutcome};
 pub use seams::{LocalSpawner, SimDisk, SimNetwork};
 pub use simlog::{DriverClock, SimTime};
-pub use spec::{derive_seed, FaultKind, FaultSet, TestSpec, WorkloadKind};
+pub use spec::{derive_seed, FaultKind, FaultSet, FaultTarget, TestSpec, WorkloadKind};
 pub use store::{utc_stamp, Store};
 
 /// A run whose files are in the store.

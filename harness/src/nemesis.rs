@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
 use crate::recorder::Recorder;
-use crate::spec::{FaultKind, TestSpec};
+use crate::spec::{FaultKind, FaultTarget, TestSpec};
 
 /// How long a killed host stays down, simulated seconds.
 const DOWNTIME_S: Range<f64> = 1.0..5.0;
@@ -21,8 +21,14 @@ const PARTITION_S: Range<f64> = 2.0..8.0;
 
 /// A fault in force, and when it ends.
 enum Active {
-    Killed { node: String, until: Duration },
-    Partitioned { sides: (Vec<String>, Vec<String>), until: Duration },
+    Killed {
+        nodes: Vec<String>,
+        until: Duration,
+    },
+    Partitioned {
+        sides: (Vec<String>, Vec<String>),
+        until: Duration,
+    },
 }
 
 impl Active {
@@ -37,6 +43,7 @@ impl Active {
 pub struct Nemesis {
     rng: ChaCha8Rng,
     faults: Vec<FaultKind>,
+    target: FaultTarget,
     interval_s: f64,
     nodes: Vec<String>,
     next_fault_at: Duration,
@@ -52,6 +59,7 @@ impl Nemesis {
         Self {
             rng,
             faults: spec.nemesis.0.clone(),
+            target: spec.target,
             interval_s,
             nodes,
             next_fault_at: first,
@@ -85,19 +93,27 @@ impl Nemesis {
     }
 
     fn kill(&mut self, sim: &mut turmoil::Sim<'_>, now: Duration, recorder: &mut Recorder) -> Active {
-        let node = self.nodes[self.rng.random_range(0..self.nodes.len())].clone();
-        sim.crash(node.as_str());
-        recorder.record(now, OpType::Info, Process::nemesis(), "kill", json!([node]), None);
-        tracing::info!(%node, "nemesis: killed");
+        let mut shuffled = self.nodes.clone();
+        shuffled.shuffle(&mut self.rng);
+        let nodes = sorted(&shuffled[..self.target.count(shuffled.len())]);
+        for node in &nodes {
+            sim.crash(node.as_str());
+        }
+        recorder.record(now, OpType::Info, Process::nemesis(), "kill", json!(nodes), None);
+        tracing::info!(?nodes, "nemesis: killed");
         let until = now + Duration::from_secs_f64(self.rng.random_range(DOWNTIME_S));
-        Active::Killed { node, until }
+        Active::Killed { nodes, until }
     }
 
     fn partition(&mut self, sim: &mut turmoil::Sim<'_>, now: Duration, recorder: &mut Recorder) -> Active {
         let mut shuffled = self.nodes.clone();
         shuffled.shuffle(&mut self.rng);
         // Half the time isolate one node, otherwise random halves.
-        let cut = if self.rng.random_bool(0.5) { 1 } else { shuffled.len() / 2 };
+        let cut = if self.rng.random_bool(0.5) {
+            1
+        } else {
+            shuffled.len() / 2
+        };
         let (a, b) = shuffled.split_at(cut.max(1));
         let sides = (sorted(a), sorted(b));
         for x in &sides.0 {
@@ -106,7 +122,14 @@ impl Nemesis {
             }
         }
         let value = json!({ "sides": [sides.0, sides.1] });
-        recorder.record(now, OpType::Info, Process::nemesis(), "start-partition", value, None);
+        recorder.record(
+            now,
+            OpType::Info,
+            Process::nemesis(),
+            "start-partition",
+            value,
+            None,
+        );
         tracing::info!(?sides, "nemesis: partitioned");
         let until = now + Duration::from_secs_f64(self.rng.random_range(PARTITION_S));
         Active::Partitioned { sides, until }
@@ -114,10 +137,12 @@ impl Nemesis {
 
     fn end(&mut self, sim: &mut turmoil::Sim<'_>, active: Active, now: Duration, recorder: &mut Recorder) {
         match active {
-            Active::Killed { node, .. } => {
-                sim.bounce(node.as_str());
-                recorder.record(now, OpType::Info, Process::nemesis(), "start", json!([node]), None);
-                tracing::info!(%node, "nemesis: restarted");
+            Active::Killed { nodes, .. } => {
+                for node in &nodes {
+                    sim.bounce(node.as_str());
+                }
+                recorder.record(now, OpType::Info, Process::nemesis(), "start", json!(nodes), None);
+                tracing::info!(?nodes, "nemesis: restarted");
             }
             Active::Partitioned { sides, .. } => {
                 for x in &sides.0 {
@@ -126,7 +151,14 @@ impl Nemesis {
                     }
                 }
                 let value = json!({ "sides": [sides.0, sides.1] });
-                recorder.record(now, OpType::Info, Process::nemesis(), "stop-partition", value, None);
+                recorder.record(
+                    now,
+                    OpType::Info,
+                    Process::nemesis(),
+                    "stop-partition",
+                    value,
+                    None,
+                );
                 tracing::info!("nemesis: partition healed");
             }
         }

@@ -159,10 +159,24 @@ pub fn run(
     tracing::info!(seed = spec.seed, "phase: faults");
     let mut finished = false;
     while !finished {
-        finished = sim.step().map_err(|e| HarnessError::Simulation {
-            at: sim.elapsed(),
-            message: e.to_string(),
-        })?;
+        // A panic inside a simulated host is a broker bug: report it as this run's error
+        // rather than unwinding through the harness.
+        let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.step()));
+        finished = match step {
+            Ok(Ok(finished)) => finished,
+            Ok(Err(e)) => {
+                return Err(HarnessError::Simulation {
+                    at: sim.elapsed(),
+                    message: e.to_string(),
+                })
+            }
+            Err(panic) => {
+                return Err(HarnessError::Simulation {
+                    at: sim.elapsed(),
+                    message: format!("a host panicked: {}", panic_message(&panic)),
+                })
+            }
+        };
         let now = sim.elapsed();
         clock.set(now);
         if now < time_limit {
@@ -314,4 +328,12 @@ impl Worker {
             .borrow_mut()
             .record(now(), kind, Process::Client(process), f, value, error);
     }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".to_string())
 }

@@ -61,8 +61,14 @@ pub enum FaultKind {
 impl FaultKind {
     /// Every fault, with a one-line description.
     pub const ALL: &'static [(FaultKind, &'static str)] = &[
-        (FaultKind::Kill, "crash a broker host, losing unsynced writes, and restart it 1-5 s later"),
-        (FaultKind::Partition, "split the broker hosts into random halves (or isolate one) for 2-8 s"),
+        (
+            FaultKind::Kill,
+            "crash a broker host, losing unsynced writes, and restart it 1-5 s later",
+        ),
+        (
+            FaultKind::Partition,
+            "split the broker hosts into random halves (or isolate one) for 2-8 s",
+        ),
     ];
 
     /// The name used on command lines.
@@ -71,6 +77,65 @@ impl FaultKind {
             FaultKind::Kill => "kill",
             FaultKind::Partition => "partition",
         }
+    }
+}
+
+/// Which nodes a fault takes down together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultTarget {
+    /// One random node.
+    One,
+    /// A random minority (at least one node).
+    Minority,
+    /// A random majority: the correlated failure (a rack losing power) that only fsync survives.
+    Majority,
+    /// Every node.
+    All,
+}
+
+impl FaultTarget {
+    /// How many of `nodes` the target takes.
+    pub fn count(self, nodes: usize) -> usize {
+        match self {
+            FaultTarget::One => 1,
+            FaultTarget::Minority => ((nodes - 1) / 2).max(1),
+            FaultTarget::Majority => nodes / 2 + 1,
+            FaultTarget::All => nodes,
+        }
+        .min(nodes)
+    }
+
+    /// The name used on command lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultTarget::One => "one",
+            FaultTarget::Minority => "minority",
+            FaultTarget::Majority => "majority",
+            FaultTarget::All => "all",
+        }
+    }
+}
+
+impl fmt::Display for FaultTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for FaultTarget {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            FaultTarget::One,
+            FaultTarget::Minority,
+            FaultTarget::Majority,
+            FaultTarget::All,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
+        .ok_or_else(|| format!("unknown target '{s}' (expected one, minority, majority or all)"))
     }
 }
 
@@ -109,7 +174,9 @@ impl FromStr for FaultSet {
                 .iter()
                 .find(|(k, _)| k.as_str() == name)
                 .map(|(k, _)| *k)
-                .ok_or_else(|| format!("unknown fault '{name}' (this build has: kill, partition, or none)"))?;
+                .ok_or_else(|| {
+                    format!("unknown fault '{name}' (this build has: kill, partition, or none)")
+                })?;
             if !kinds.contains(&kind) {
                 kinds.push(kind);
             }
@@ -130,6 +197,8 @@ pub struct TestSpec {
     pub workload: WorkloadKind,
     /// Fault package.
     pub nemesis: FaultSet,
+    /// Which nodes a kill takes down together.
+    pub target: FaultTarget,
     /// The one seed every random choice derives from.
     pub seed: u64,
     /// Simulated seconds of workload under faults.
@@ -157,6 +226,7 @@ impl TestSpec {
             nodes: 1,
             workload: WorkloadKind::Queue,
             nemesis: FaultSet(vec![FaultKind::Kill]),
+            target: FaultTarget::One,
             seed,
             time_limit_s: 30,
             concurrency: 5,
@@ -213,12 +283,13 @@ impl TestSpec {
     /// The exact command that replays this run.
     pub fn replay_command(&self) -> String {
         format!(
-            "tumult test --mode {} --nodes {} --workload {} --nemesis {} --seed {} --time-limit {} \
+            "tumult test --mode {} --nodes {} --workload {} --nemesis {} --target {} --seed {} --time-limit {} \
              --concurrency {} --rate {} --fsync {} --nemesis-interval {} --request-timeout {} --recovery {}",
             self.mode,
             self.nodes,
             self.workload,
             self.nemesis,
+            self.target,
             self.seed,
             self.time_limit_s,
             self.concurrency,
@@ -271,6 +342,23 @@ mod tests {
         assert!(spec.validate().unwrap_err().contains("exactly one node"));
         spec.mode = Mode::Quorum;
         assert!(spec.validate().is_ok());
+    }
+
+    #[test]
+    fn targets_take_the_right_share_of_nodes() {
+        let counts = |n| {
+            [
+                FaultTarget::One,
+                FaultTarget::Minority,
+                FaultTarget::Majority,
+                FaultTarget::All,
+            ]
+            .map(|t| t.count(n))
+        };
+        assert_eq!(counts(1), [1, 1, 1, 1]);
+        assert_eq!(counts(3), [1, 1, 2, 3]);
+        assert_eq!(counts(5), [1, 2, 3, 5]);
+        assert_eq!("majority".parse::<FaultTarget>(), Ok(FaultTarget::Majority));
     }
 
     #[test]

@@ -114,7 +114,8 @@ impl QueueClient {
                 Some(leader) => leader.clone(),
                 None => self.target.nodes[self.node % self.target.nodes.len()].clone(),
             };
-            let client = Client::connect(self.target.network.as_ref(), &addr, self.target.request_timeout).await?;
+            let client =
+                Client::connect(self.target.network.as_ref(), &addr, self.target.request_timeout).await?;
             self.connection = Some(client);
         }
         Ok(self.connection.as_mut().expect("just connected"))

@@ -154,12 +154,29 @@ mod tests {
         let mut m = QueueMachine::new(10);
         publish(&mut m, b"a");
         publish(&mut m, b"b");
-        let Applied::Delivery { seq, .. } = m.apply(Command::Get { consumer: 7 }) else { panic!() };
-        assert_eq!(m.apply(Command::Ack { consumer: 8, seq }), Applied::UnknownTag(seq));
+        let Applied::Delivery { seq, .. } = m.apply(Command::Get { consumer: 7 }) else {
+            panic!()
+        };
+        assert_eq!(
+            m.apply(Command::Ack { consumer: 8, seq }),
+            Applied::UnknownTag(seq)
+        );
         assert_eq!(m.apply(Command::Return { consumer: 7 }), Applied::Returned(1));
-        assert_eq!(m.apply(Command::Get { consumer: 9 }), Applied::Delivery { seq, body: b"a".to_vec() });
+        assert_eq!(
+            m.apply(Command::Get { consumer: 9 }),
+            Applied::Delivery {
+                seq,
+                body: b"a".to_vec()
+            }
+        );
         assert_eq!(m.apply(Command::ReturnAll), Applied::Returned(1));
-        assert_eq!(m.apply(Command::Get { consumer: 9 }), Applied::Delivery { seq, body: b"a".to_vec() });
+        assert_eq!(
+            m.apply(Command::Get { consumer: 9 }),
+            Applied::Delivery {
+                seq,
+                body: b"a".to_vec()
+            }
+        );
         assert_eq!(m.apply(Command::Ack { consumer: 9, seq }), Applied::Acked);
         assert_eq!(m.len(), 1);
     }

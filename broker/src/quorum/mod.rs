@@ -96,7 +96,11 @@ impl Group {
                 RaftRecord::TruncateAfter { index } => entries.truncate(index as usize),
                 RaftRecord::Entry(entry) if entry.index == entries.len() as u64 + 1 => entries.push(entry),
                 RaftRecord::Entry(entry) => {
-                    tracing::error!(group = name, index = entry.index, "non-contiguous entry; log cut there");
+                    tracing::error!(
+                        group = name,
+                        index = entry.index,
+                        "non-contiguous entry; log cut there"
+                    );
                     break;
                 }
             }
@@ -131,7 +135,10 @@ impl Group {
             }
             let mut records = Vec::with_capacity(out.append.len() + 2);
             records.extend(out.hard_state.map(RaftRecord::Hard));
-            records.extend(out.truncate_after.map(|index| RaftRecord::TruncateAfter { index }));
+            records.extend(
+                out.truncate_after
+                    .map(|index| RaftRecord::TruncateAfter { index }),
+            );
             records.extend(out.append.into_iter().map(RaftRecord::Entry));
             if let Err(err) = self.log.append_all(&records) {
                 tracing::error!(%err, "raft storage failed; this replica stops");
@@ -186,7 +193,11 @@ pub(crate) type PeerQueues = BTreeMap<NodeId, (String, mpsc::Receiver<Outgoing>)
 
 impl QuorumNode {
     /// Recovers every group found on disk; returns the node and its peers' queues.
-    pub(crate) fn open(config: BrokerConfig, disk: Arc<dyn Disk>, seed: u64) -> Result<(Self, PeerQueues), StorageError> {
+    pub(crate) fn open(
+        config: BrokerConfig,
+        disk: Arc<dyn Disk>,
+        seed: u64,
+    ) -> Result<(Self, PeerQueues), StorageError> {
         let mut outbound = BTreeMap::new();
         let mut queues = BTreeMap::new();
         for (id, addr) in &config.peers {
@@ -202,18 +213,24 @@ impl QuorumNode {
             outbound,
         };
         let dir = node.raft_dir();
-        node.disk.create_dir_all(&dir).map_err(|source| StorageError::Io {
-            op: "create_dir_all",
-            path: dir.clone(),
-            source,
-        })?;
+        node.disk
+            .create_dir_all(&dir)
+            .map_err(|source| StorageError::Io {
+                op: "create_dir_all",
+                path: dir.clone(),
+                source,
+            })?;
         let files = node.disk.list(&dir).map_err(|source| StorageError::Io {
             op: "list",
             path: dir.clone(),
             source,
         })?;
         for file in files {
-            let Some(name) = file.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".log")) else {
+            let Some(name) = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".log"))
+            else {
                 continue;
             };
             if valid_name(name) {
@@ -236,7 +253,10 @@ impl QuorumNode {
                 )));
             }
             if self.groups.len() >= self.config.limits.queues_max {
-                return Err(Refusal::Unavailable(format!("node already holds {} queues", self.groups.len())));
+                return Err(Refusal::Unavailable(format!(
+                    "node already holds {} queues",
+                    self.groups.len()
+                )));
             }
             let group = Group::open(self, name).map_err(|e| Refusal::Unavailable(e.to_string()))?;
             self.groups.insert(name.to_string(), group);
@@ -254,7 +274,8 @@ impl QuorumNode {
         name: &str,
         command: &Command,
     ) -> Result<oneshot::Receiver<Result<Applied, Refusal>>, Refusal> {
-        let hint = |node: &Self, leader: Option<NodeId>| leader.and_then(|id| node.config.peers.get(&id).cloned());
+        let hint =
+            |node: &Self, leader: Option<NodeId>| leader.and_then(|id| node.config.peers.get(&id).cloned());
         let group = self.group(name)?;
         let term = group.raft.term();
         let index = match group.raft.propose(encode(command)) {
@@ -307,9 +328,14 @@ impl QuorumNode {
 
     /// The node's view of a queue, for logs: (role, term, commit index, messages held).
     pub fn describe(&self, name: &str) -> Option<(Role, Term, LogIndex, usize)> {
-        self.groups
-            .get(name)
-            .map(|g| (g.raft.role(), g.raft.term(), g.raft.commit_index(), g.machine.len()))
+        self.groups.get(name).map(|g| {
+            (
+                g.raft.role(),
+                g.raft.term(),
+                g.raft.commit_index(),
+                g.machine.len(),
+            )
+        })
     }
 
     pub(crate) fn route(&self, name: &str, envelopes: Vec<Envelope>) {
@@ -334,13 +360,16 @@ fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 255
         && !name.starts_with('.')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// FNV-1a: a stable hash (std's hasher is randomly keyed per process).
 fn name_hash(name: &str) -> u64 {
-    name.bytes()
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]
@@ -351,8 +380,15 @@ mod tests {
     #[test]
     fn every_raft_record_kind_survives_the_disk_format() {
         let records = vec![
-            RaftRecord::Hard(HardState { term: 3, voted_for: Some(2) }),
-            RaftRecord::Entry(Entry { term: 3, index: 1, command: encode(&Command::ReturnAll) }),
+            RaftRecord::Hard(HardState {
+                term: 3,
+                voted_for: Some(2),
+            }),
+            RaftRecord::Entry(Entry {
+                term: 3,
+                index: 1,
+                command: encode(&Command::ReturnAll),
+            }),
             RaftRecord::TruncateAfter { index: 0 },
         ];
         let bytes: Vec<u8> = records.iter().flat_map(|r| encode_record(r).unwrap()).collect();

@@ -73,7 +73,10 @@ impl PeerSender {
             let mut count = 0;
             let mut next = Some(first);
             while let Some(outgoing) = next.take() {
-                batches.entry(outgoing.group).or_default().push(outgoing.envelope.message);
+                batches
+                    .entry(outgoing.group)
+                    .or_default()
+                    .push(outgoing.envelope.message);
                 count += 1;
                 if count < BATCH_MAX {
                     next = queue.try_recv().ok();

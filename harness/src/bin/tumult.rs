@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use broker::{FsyncPolicy, Mode};
 use clap::{Parser, Subcommand};
-use harness::{FaultSet, Store, TestSpec, WorkloadKind};
+use harness::{FaultSet, FaultTarget, Store, TestSpec, WorkloadKind};
 
 /// Exit code for harness and usage errors.
 const EXIT_ERROR: u8 = 3;
@@ -46,6 +46,10 @@ struct TestArgs {
     /// partition (split the brokers into random halves or isolate one for 2-8 s), or none.
     #[arg(long, default_value = "kill")]
     nemesis: FaultSet,
+    /// Which nodes a kill takes down together: one, minority, majority (a correlated
+    /// failure such as a rack losing power) or all.
+    #[arg(long, default_value = "one")]
+    target: FaultTarget,
     /// Seed that fixes every random choice of the run (default: drawn from the clock and printed).
     #[arg(long)]
     seed: Option<u64>,
@@ -120,9 +124,12 @@ fn main() -> ExitCode {
 fn test(args: TestArgs) -> anyhow::Result<u8> {
     let spec = TestSpec {
         mode: args.mode,
-        nodes: args.nodes.unwrap_or(if args.mode.is_replicated() { 3 } else { 1 }),
+        nodes: args
+            .nodes
+            .unwrap_or(if args.mode.is_replicated() { 3 } else { 1 }),
         workload: args.workload,
         nemesis: args.nemesis,
+        target: args.target,
         seed: args.seed.unwrap_or_else(clock_seed),
         time_limit_s: args.time_limit_s,
         concurrency: args.concurrency,
@@ -135,8 +142,8 @@ fn test(args: TestArgs) -> anyhow::Result<u8> {
     spec.validate().map_err(anyhow::Error::msg)?;
     println!("tumult test: seed {}", spec.seed);
     println!(
-        "  mode {} on {} node(s), workload {}, nemesis {} (mean interval {} s), fsync {}",
-        spec.mode, spec.nodes, spec.workload, spec.nemesis, spec.nemesis_interval_s, spec.fsync
+        "  mode {} on {} node(s), workload {}, nemesis {} (target {}, mean interval {} s), fsync {}",
+        spec.mode, spec.nodes, spec.workload, spec.nemesis, spec.target, spec.nemesis_interval_s, spec.fsync
     );
     println!(
         "  {} simulated s of faults, {} processes at {} ops/s, request timeout {} ms, recovery budget {} s",

@@ -1,0 +1,103 @@
+//! quorum mode (a Raft group per queue) under the harness: no acknowledged message is lost
+//! under kills and partitions, the cluster keeps serving through a minority failure, and
+//! turning fsync off is caught when every node loses power at once.
+
+use broker::{FsyncPolicy, Mode};
+use checker::{Analysis, Op, OpType, Validity};
+use harness::{run_and_store, FaultSet, FaultTarget, Store, StoredRun, TestSpec};
+
+fn run(seed: u64, nemesis: &str, target: FaultTarget, fsync: FsyncPolicy) -> StoredRun {
+    let spec = TestSpec {
+        mode: Mode::Quorum,
+        nodes: 3,
+        nemesis: nemesis.parse::<FaultSet>().unwrap(),
+        target,
+        fsync,
+        ..TestSpec::new(seed)
+    };
+    let store = tempfile::tempdir().unwrap();
+    run_and_store(&spec, &Store::new(store.path())).unwrap_or_else(|e| panic!("seed {seed}: {e}"))
+}
+
+fn lost(run: &StoredRun) -> usize {
+    match &run.outcome.report.analyses["total-queue"] {
+        Analysis::TotalQueue(r) => r.lost_count,
+    }
+}
+
+/// (start, end) of every fault window in simulated nanoseconds.
+fn fault_windows(history: &[Op]) -> Vec<(u64, u64)> {
+    let mut windows = Vec::new();
+    let mut open = None;
+    for op in history
+        .iter()
+        .filter(|op| op.f != "enqueue" && op.f != "dequeue" && op.f != "drain")
+    {
+        match op.f.as_str() {
+            "kill" | "start-partition" => open = Some(op.time),
+            "start" | "stop-partition" => windows.extend(open.take().map(|t| (t, op.time))),
+            _ => {}
+        }
+    }
+    windows
+}
+
+#[test]
+fn kills_and_partitions_of_a_minority_lose_nothing_on_20_seeds() {
+    for seed in 1..=20 {
+        let run = run(seed, "kill,partition", FaultTarget::One, FsyncPolicy::Always);
+        assert_eq!(
+            run.outcome.report.valid,
+            Validity::True,
+            "seed {seed}: {:?}",
+            run.outcome.report
+        );
+        assert!(run.outcome.liveness.recovered, "seed {seed}");
+        assert!(
+            !fault_windows(&run.outcome.history).is_empty(),
+            "seed {seed}: no fault injected"
+        );
+    }
+}
+
+#[test]
+fn the_cluster_keeps_serving_while_a_minority_is_down() {
+    let mut windows_checked = 0;
+    let mut windows_served = 0;
+    for seed in 1..=5 {
+        let run = run(seed, "kill,partition", FaultTarget::One, FsyncPolicy::Always);
+        let history = &run.outcome.history;
+        for (start, end) in fault_windows(history) {
+            // Leave time for an election (150-300 ms) and a client timeout (1 s).
+            if end - start < 3_000_000_000 {
+                continue;
+            }
+            windows_checked += 1;
+            let served = history.iter().any(|op| {
+                op.kind == OpType::Ok && op.f == "enqueue" && op.time > start + 1_500_000_000 && op.time < end
+            });
+            windows_served += usize::from(served);
+        }
+    }
+    assert!(windows_checked >= 5, "only {windows_checked} long fault windows");
+    assert_eq!(
+        windows_served, windows_checked,
+        "some fault windows saw no successful enqueue after failover"
+    );
+}
+
+#[test]
+fn without_fsync_a_cluster_wide_power_loss_loses_acknowledged_messages() {
+    for seed in 1..=5 {
+        let unsafe_run = run(seed, "kill", FaultTarget::All, FsyncPolicy::Never);
+        assert_eq!(unsafe_run.outcome.report.valid, Validity::False, "seed {seed}");
+        assert!(lost(&unsafe_run) > 0, "seed {seed}");
+        let safe_run = run(seed, "kill", FaultTarget::All, FsyncPolicy::Always);
+        assert_eq!(
+            safe_run.outcome.report.valid,
+            Validity::True,
+            "seed {seed}: {:?}",
+            safe_run.outcome.report
+        );
+    }
+}
