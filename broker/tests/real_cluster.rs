@@ -1,0 +1,160 @@
+//! Three real `tumult-broker` processes on loopback in quorum mode: produce, SIGKILL the
+//! leader, keep producing through the new leader, and find every confirmed message.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use broker::{Client, ClientError, TokioNetwork};
+
+const TIMEOUT: Duration = Duration::from_secs(2);
+const QUEUE: &str = "orders";
+
+struct Node {
+    child: Option<Child>,
+}
+
+impl Node {
+    fn start(id: u64, ports: &[u16], dir: &Path) -> Self {
+        let peers: Vec<String> = (1..=ports.len() as u64)
+            .filter(|p| *p != id)
+            .map(|p| format!("{p}=127.0.0.1:{}", ports[p as usize - 1]))
+            .collect();
+        let child = Command::new(env!("CARGO_BIN_EXE_tumult-broker"))
+            .args(["--mode", "quorum", "--id", &id.to_string()])
+            .args(["--listen", &format!("127.0.0.1:{}", ports[id as usize - 1])])
+            .args(["--peers", &peers.join(",")])
+            .arg("--data-dir")
+            .arg(dir.join(format!("n{id}")))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("broker starts");
+        Self { child: Some(child) }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill(); // SIGKILL
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+/// A client that follows leadership: tries the hinted leader, else the next node.
+struct Session {
+    addrs: Vec<String>,
+    current: String,
+    client: Option<Client>,
+}
+
+impl Session {
+    fn new(ports: &[u16]) -> Self {
+        let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        Self {
+            current: addrs[0].clone(),
+            addrs,
+            client: None,
+        }
+    }
+
+    fn move_on(&mut self, err: &ClientError) {
+        self.client = None;
+        self.current = match err.leader_hint() {
+            Some(hint) => hint.to_string(),
+            None => {
+                let at = self.addrs.iter().position(|a| *a == self.current).unwrap_or(0);
+                self.addrs[(at + 1) % self.addrs.len()].clone()
+            }
+        };
+    }
+
+    async fn client(&mut self) -> Result<&mut Client, ClientError> {
+        if self.client.is_none() {
+            self.client = Some(Client::connect(&TokioNetwork, &self.current, TIMEOUT).await?);
+        }
+        Ok(self.client.as_mut().unwrap())
+    }
+
+    /// Publishes until confirmed (a retry after an unknown outcome may duplicate; never lose).
+    async fn publish(&mut self, value: u32) -> String {
+        for _ in 0..200 {
+            let result = match self.client().await {
+                Ok(c) => c.publish(QUEUE, value.to_string().into_bytes()).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(_) => return self.current.clone(),
+                Err(err) => {
+                    self.move_on(&err);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        panic!("value {value} was never confirmed");
+    }
+
+    async fn drain(&mut self) -> BTreeSet<u32> {
+        let mut seen = BTreeSet::new();
+        for _ in 0..2000 {
+            let result = match self.client().await {
+                Ok(c) => match c.get(QUEUE).await {
+                    Ok(Some(d)) => {
+                        seen.insert(String::from_utf8(d.body).unwrap().parse().unwrap());
+                        c.ack(QUEUE, d.tag).await.map(|()| true)
+                    }
+                    Ok(None) => Ok(false),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(true) => {}
+                Ok(false) => return seen,
+                Err(err) => {
+                    self.move_on(&err);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        panic!("the queue never drained");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quorum_cluster_survives_sigkill_of_its_leader_without_losing_confirmed_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(3);
+    let mut nodes: Vec<Node> = (1..=3).map(|id| Node::start(id, &ports, dir.path())).collect();
+    let mut session = Session::new(&ports);
+
+    let mut leader = String::new();
+    for value in 0..100 {
+        leader = session.publish(value).await;
+    }
+    let leader_index = ports.iter().position(|p| leader.ends_with(&format!(":{p}"))).unwrap();
+    nodes[leader_index].kill();
+
+    let mut new_leader = String::new();
+    for value in 100..200 {
+        new_leader = session.publish(value).await;
+    }
+    assert_ne!(new_leader, leader, "a new leader took over");
+
+    let seen = session.drain().await;
+    let confirmed: BTreeSet<u32> = (0..200).collect();
+    let missing: Vec<_> = confirmed.difference(&seen).collect();
+    assert!(missing.is_empty(), "confirmed but lost: {missing:?}");
+}
