@@ -192,6 +192,22 @@ impl Client {
         }
     }
 
+    /// Sends any request and returns the broker's response, refusals included (for proxies).
+    pub async fn forward(&mut self, request: Request) -> Result<Response, ClientError> {
+        match self.call(request).await {
+            Err(ClientError::Broker {
+                code,
+                message,
+                leader,
+            }) => Ok(Response::Error {
+                code,
+                message,
+                leader,
+            }),
+            other => other,
+        }
+    }
+
     async fn call(&mut self, request: Request) -> Result<Response, ClientError> {
         if self.broken {
             return Err(ClientError::Disconnected("connection already broken".into()));

@@ -15,6 +15,9 @@ use crate::codec::FRAME_BYTES_MAX_DEFAULT;
 pub enum Mode {
     /// One node, no replication (a single RabbitMQ node).
     Single,
+    /// RabbitMQ classic cluster: each queue lives on one home node, the others proxy to it;
+    /// home down means the queue is unavailable.
+    Classic,
     /// A Raft-replicated log per queue (RabbitMQ quorum queues): majority commit, each
     /// replica fsyncs before it acknowledges.
     Quorum,
@@ -25,13 +28,17 @@ impl Mode {
     pub const ALL: &'static [(Mode, &'static str)] = &[
         (Mode::Single, "one node, no replication"),
         (
+            Mode::Classic,
+            "each queue on one home node, the others proxy; home down = unavailable",
+        ),
+        (
             Mode::Quorum,
             "a Raft group per queue: majority commit, fsync before acknowledging",
         ),
     ];
 
-    /// True for the modes whose nodes form a cluster.
-    pub fn is_replicated(self) -> bool {
+    /// True for the modes whose nodes form a cluster (more than one node).
+    pub fn is_clustered(self) -> bool {
         !matches!(self, Mode::Single)
     }
 
@@ -39,6 +46,7 @@ impl Mode {
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Single => "single",
+            Mode::Classic => "classic",
             Mode::Quorum => "quorum",
         }
     }
@@ -153,6 +161,8 @@ pub struct BrokerConfig {
     pub data_dir: PathBuf,
     /// Durability of confirmed writes.
     pub fsync: FsyncPolicy,
+    /// Whether queues survive a restart of their node (classic and single modes).
+    pub durable: bool,
     /// Resource limits.
     pub limits: Limits,
 }
@@ -168,6 +178,7 @@ impl BrokerConfig {
             listen: listen.into(),
             data_dir: data_dir.into(),
             fsync: FsyncPolicy::Always,
+            durable: true,
             limits: Limits::default(),
         }
     }

@@ -19,6 +19,7 @@
 //! `single`: one node serving durable queues: publish with confirm, get, ack. A publish is
 //! confirmed after its record is appended to the log and, under `fsync always`, fsynced.
 
+mod classic;
 mod client;
 mod codec;
 mod config;

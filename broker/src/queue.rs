@@ -60,12 +60,22 @@ impl Queue {
 /// All queues of a node.
 #[derive(Debug)]
 pub struct QueueStore {
-    log: QueueLog,
+    /// `None` for non-durable queues, which live in memory only and vanish on restart.
+    log: Option<QueueLog>,
     queues: BTreeMap<String, Queue>,
     limits: Limits,
 }
 
 impl QueueStore {
+    /// Non-durable queues: nothing is written, and a restart starts empty.
+    pub fn in_memory(limits: Limits) -> Self {
+        Self {
+            log: None,
+            queues: BTreeMap::new(),
+            limits,
+        }
+    }
+
     /// Rebuilds the queues from replayed records and keeps appending to `log`.
     pub fn recover(log: QueueLog, records: Vec<Record>, limits: Limits) -> Self {
         let mut queues: BTreeMap<String, Queue> = BTreeMap::new();
@@ -86,7 +96,11 @@ impl QueueStore {
                 }
             }
         }
-        Self { log, queues, limits }
+        Self {
+            log: Some(log),
+            queues,
+            limits,
+        }
     }
 
     /// Stores a message and returns its seq; durable per the log's fsync policy.
@@ -121,7 +135,7 @@ impl QueueStore {
             Some(q) => q.next_seq,
             None => 0,
         };
-        self.log.append(&Record::Publish {
+        self.persist(&Record::Publish {
             queue: queue.to_string(),
             seq,
             body: body.clone(),
@@ -130,6 +144,13 @@ impl QueueStore {
         q.next_seq = seq + 1;
         q.ready.insert(seq, body);
         Ok(seq)
+    }
+
+    fn persist(&mut self, record: &Record) -> Result<(), StorageError> {
+        match &mut self.log {
+            Some(log) => log.append(record),
+            None => Ok(()),
+        }
     }
 
     /// Hands the oldest ready message of `queue` to `connection`; `None` when none is ready.
@@ -150,7 +171,7 @@ impl QueueStore {
         if !outstanding {
             return Err(QueueError::UnknownTag { tag });
         }
-        self.log.append(&Record::Ack {
+        self.persist(&Record::Ack {
             queue: queue.to_string(),
             seq: tag,
         })?;

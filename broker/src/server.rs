@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
 
+use crate::classic::{Classic, Upstreams};
 use crate::codec::{read_frame, write_frame, CodecError};
 use crate::config::{BrokerConfig, Limits, Mode};
 use crate::net::{BoxStream, Listener};
@@ -48,6 +49,7 @@ pub struct Broker {
 #[derive(Clone)]
 enum Service {
     Single(Arc<Mutex<QueueStore>>),
+    Classic(Arc<Classic>),
     Quorum {
         node: Arc<Mutex<QuorumNode>>,
         /// Distinguishes this boot's connections from an earlier boot's in consumer ids.
@@ -72,7 +74,13 @@ impl Broker {
             "starting"
         );
         let service = match self.config.mode {
-            Mode::Single => self.start_single()?,
+            Mode::Single => Service::Single(self.open_store()?),
+            Mode::Classic => Service::Classic(Arc::new(Classic::new(
+                self.open_store()?,
+                self.config.id,
+                &self.config.peers,
+                Arc::clone(&self.seams.network),
+            ))),
             Mode::Quorum => self.start_quorum(incarnation)?,
         };
         let listener = self
@@ -92,13 +100,17 @@ impl Broker {
         })
     }
 
-    fn start_single(&self) -> Result<Service, BrokerError> {
+    fn open_store(&self) -> Result<Arc<Mutex<QueueStore>>, BrokerError> {
+        if !self.config.durable {
+            tracing::info!("queues are not durable: starting empty");
+            return Ok(Arc::new(Mutex::new(QueueStore::in_memory(self.config.limits))));
+        }
         let (log, replay) =
             QueueLog::open(self.seams.disk.as_ref(), &self.config.data_dir, self.config.fsync)?;
         tracing::info!(records = replay.records.len(), damage = ?replay.damage, "recovered");
         let store = QueueStore::recover(log, replay.records, self.config.limits);
         tracing::info!(depths = ?store.depths(), "queues after recovery");
-        Ok(Service::Single(Arc::new(Mutex::new(store))))
+        Ok(Arc::new(Mutex::new(store)))
     }
 
     fn start_quorum(&mut self, incarnation: u64) -> Result<Service, BrokerError> {
@@ -206,6 +218,7 @@ where
 {
     let (mut reader, mut writer) = tokio::io::split(stream);
     let mut consumed = false;
+    let mut upstreams = Upstreams::new();
     loop {
         let reply = match read_frame::<RequestFrame, _>(&mut reader, limits.frame_bytes_max).await {
             Ok(None) => return consumed,
@@ -213,7 +226,7 @@ where
                 consumed |= matches!(frame.request, Request::Get { .. });
                 ResponseFrame {
                     id: frame.id,
-                    response: service.handle(connection, frame.request).await,
+                    response: service.handle(connection, &mut upstreams, frame.request).await,
                 }
             }
             Err(CodecError::Io(_) | CodecError::Truncated { .. }) => return consumed,
@@ -239,9 +252,19 @@ where
 }
 
 impl Service {
-    async fn handle(&self, connection: ConnectionId, request: Request) -> Response {
+    async fn handle(
+        &self,
+        connection: ConnectionId,
+        upstreams: &mut Upstreams,
+        request: Request,
+    ) -> Response {
         match self {
             Service::Single(store) => handle_single(store, connection, request),
+            Service::Classic(classic) => {
+                classic
+                    .handle(connection, upstreams, request, handle_single)
+                    .await
+            }
             Service::Quorum { node, incarnation } => {
                 handle_quorum(node, incarnation.wrapping_add(connection), request).await
             }
@@ -252,6 +275,10 @@ impl Service {
         match self {
             Service::Single(store) => {
                 lock(store).release(connection);
+            }
+            Service::Classic(classic) => {
+                // Proxied deliveries return when the upstream connections drop with us.
+                lock(&classic.store).release(connection);
             }
             Service::Quorum { node, incarnation } if consumed => {
                 let consumer = incarnation.wrapping_add(connection);

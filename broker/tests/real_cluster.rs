@@ -49,7 +49,9 @@ impl Drop for Node {
 }
 
 fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    let listeners: Vec<_> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
     listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
@@ -144,7 +146,10 @@ async fn a_quorum_cluster_survives_sigkill_of_its_leader_without_losing_confirme
     for value in 0..100 {
         leader = session.publish(value).await;
     }
-    let leader_index = ports.iter().position(|p| leader.ends_with(&format!(":{p}"))).unwrap();
+    let leader_index = ports
+        .iter()
+        .position(|p| leader.ends_with(&format!(":{p}")))
+        .unwrap();
     nodes[leader_index].kill();
 
     let mut new_leader = String::new();

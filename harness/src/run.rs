@@ -224,6 +224,7 @@ fn add_broker(sim: &mut turmoil::Sim<'_>, spec: &TestSpec, id: u64, nodes: &[Str
         listen: format!("0.0.0.0:{BROKER_PORT}"),
         data_dir: DATA_DIR.into(),
         fsync: spec.fsync,
+        durable: spec.durable,
         limits: Limits::default(),
     };
     let boots = Cell::new(0u64);

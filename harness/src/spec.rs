@@ -209,6 +209,8 @@ pub struct TestSpec {
     pub rate: f64,
     /// Broker fsync policy.
     pub fsync: FsyncPolicy,
+    /// Whether queues survive their node's restart (single and classic modes).
+    pub durable: bool,
     /// Mean simulated seconds between faults.
     pub nemesis_interval_s: f64,
     /// Deadline of each client request, simulated milliseconds.
@@ -232,6 +234,7 @@ impl TestSpec {
             concurrency: 5,
             rate: 50.0,
             fsync: FsyncPolicy::Always,
+            durable: true,
             nemesis_interval_s: 8.0,
             request_timeout_ms: 1000,
             recovery_s: 30,
@@ -246,7 +249,7 @@ impl TestSpec {
         if self.nodes == 0 || self.nodes > NODES_MAX {
             return Err(format!("--nodes must be 1..={NODES_MAX}"));
         }
-        if !self.mode.is_replicated() && self.nodes != 1 {
+        if !self.mode.is_clustered() && self.nodes != 1 {
             return Err(format!("mode {} runs exactly one node (--nodes 1)", self.mode));
         }
         if self.nemesis.has(FaultKind::Partition) && self.nodes < 2 {
@@ -284,7 +287,7 @@ impl TestSpec {
     pub fn replay_command(&self) -> String {
         format!(
             "tumult test --mode {} --nodes {} --workload {} --nemesis {} --target {} --seed {} --time-limit {} \
-             --concurrency {} --rate {} --fsync {} --nemesis-interval {} --request-timeout {} --recovery {}",
+             --concurrency {} --rate {} --fsync {} --durable {} --nemesis-interval {} --request-timeout {} --recovery {}",
             self.mode,
             self.nodes,
             self.workload,
@@ -294,7 +297,8 @@ impl TestSpec {
             self.time_limit_s,
             self.concurrency,
             self.rate,
-            self.fsync,
+                        self.fsync,
+            self.durable,
             self.nemesis_interval_s,
             self.request_timeout_ms,
             self.recovery_s

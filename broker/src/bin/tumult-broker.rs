@@ -17,8 +17,8 @@ struct Args {
     /// Directory for the node's durable state (created if missing).
     #[arg(long)]
     data_dir: PathBuf,
-    /// High-availability design to run: single (one node) or quorum (a Raft group per queue
-    /// over this node and its --peers).
+    /// High-availability design to run: single (one node), classic (each queue on one home
+    /// node, the others proxy) or quorum (a Raft group per queue over this node and its --peers).
     #[arg(long, default_value = "single")]
     mode: Mode,
     /// This node's id in its cluster (unique, from 1).
@@ -35,6 +35,10 @@ struct Args {
     /// confirmed messages).
     #[arg(long, default_value = "always")]
     fsync: FsyncPolicy,
+    /// Whether queues survive a restart (single and classic modes): true, or false (unsafe:
+    /// a restart of a queue's node loses every message it held).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    durable: bool,
     /// Largest frame accepted, in bytes.
     #[arg(long, default_value_t = Limits::default().frame_bytes_max)]
     frame_bytes_max: usize,
@@ -61,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
         listen: args.listen.clone(),
         data_dir: args.data_dir.clone(),
         fsync: args.fsync,
+        durable: args.durable,
         limits: Limits {
             frame_bytes_max: args.frame_bytes_max,
             message_bytes_max: args.frame_bytes_max / 5,

@@ -33,7 +33,8 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct TestArgs {
-    /// Broker design under test: single (one node) or quorum (a Raft group per queue).
+    /// Broker design under test: single (one node), classic (each queue on one home node,
+    /// the others proxy), or quorum (a Raft group per queue).
     #[arg(long, default_value = "single")]
     mode: Mode,
     /// Broker nodes in the cluster (default: 1 for single, 3 for replicated modes).
@@ -66,6 +67,10 @@ struct TestArgs {
     /// confirmed messages).
     #[arg(long, default_value = "always")]
     fsync: FsyncPolicy,
+    /// Whether queues survive their node's restart (single, classic): true, or false (unsafe:
+    /// a restart loses every message the node held).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    durable: bool,
     /// Mean simulated seconds between faults.
     #[arg(long = "nemesis-interval", default_value_t = 8.0, value_name = "SECONDS")]
     nemesis_interval_s: f64,
@@ -124,9 +129,7 @@ fn main() -> ExitCode {
 fn test(args: TestArgs) -> anyhow::Result<u8> {
     let spec = TestSpec {
         mode: args.mode,
-        nodes: args
-            .nodes
-            .unwrap_or(if args.mode.is_replicated() { 3 } else { 1 }),
+        nodes: args.nodes.unwrap_or(if args.mode.is_clustered() { 3 } else { 1 }),
         workload: args.workload,
         nemesis: args.nemesis,
         target: args.target,
@@ -135,6 +138,7 @@ fn test(args: TestArgs) -> anyhow::Result<u8> {
         concurrency: args.concurrency,
         rate: args.rate,
         fsync: args.fsync,
+        durable: args.durable,
         nemesis_interval_s: args.nemesis_interval_s,
         request_timeout_ms: args.request_timeout_ms,
         recovery_s: args.recovery_s,
@@ -145,6 +149,9 @@ fn test(args: TestArgs) -> anyhow::Result<u8> {
         "  mode {} on {} node(s), workload {}, nemesis {} (target {}, mean interval {} s), fsync {}",
         spec.mode, spec.nodes, spec.workload, spec.nemesis, spec.target, spec.nemesis_interval_s, spec.fsync
     );
+    if !spec.durable {
+        println!("  queues are NOT durable");
+    }
     println!(
         "  {} simulated s of faults, {} processes at {} ops/s, request timeout {} ms, recovery budget {} s",
         spec.time_limit_s, spec.concurrency, spec.rate, spec.request_timeout_ms, spec.recovery_s

@@ -1,0 +1,172 @@
+//! `classic` mode: RabbitMQ's classic cluster. Every queue lives on exactly one home node;
+//! every node knows where (the placement is a function of the queue name and the member
+//! list, which all nodes share, standing in for RabbitMQ's replicated metadata); a request
+//! that reaches another node is proxied to the home node over a connection of its own, so
+//! deliveries stay tied to the client connection that took them. While the home node is down
+//! its queues are unavailable; whether they survive its restart depends on `durable`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::client::{Client, ClientError};
+use crate::net::Network;
+use crate::protocol::{ErrorCode, Request, Response};
+use crate::queue::{ConnectionId, QueueStore};
+
+/// Deadline for a proxied request; shorter than a client's own, so a client hears why.
+const PROXY_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Connections this node opened to home nodes on behalf of one client connection.
+pub(crate) type Upstreams = BTreeMap<u64, Client>;
+
+/// The classic-cluster service of one node.
+pub(crate) struct Classic {
+    /// Queues whose home is this node.
+    pub store: Arc<Mutex<QueueStore>>,
+    me: u64,
+    /// Every member's id, sorted, and address (this node's own is unused).
+    members: Vec<u64>,
+    addrs: BTreeMap<u64, String>,
+    network: Arc<dyn Network>,
+}
+
+impl Classic {
+    pub(crate) fn new(
+        store: Arc<Mutex<QueueStore>>,
+        me: u64,
+        peers: &BTreeMap<u64, String>,
+        network: Arc<dyn Network>,
+    ) -> Self {
+        let mut members: Vec<u64> = peers.keys().copied().chain([me]).collect();
+        members.sort_unstable();
+        Self {
+            store,
+            me,
+            members,
+            addrs: peers.clone(),
+            network,
+        }
+    }
+
+    /// The node a queue lives on.
+    pub(crate) fn home(&self, queue: &str) -> u64 {
+        let hash = queue.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        self.members[(hash % self.members.len() as u64) as usize]
+    }
+
+    /// Serves locally or proxies to the home node; `local` handles requests served here.
+    pub(crate) async fn handle(
+        &self,
+        connection: ConnectionId,
+        upstreams: &mut Upstreams,
+        request: Request,
+        local: impl FnOnce(&Mutex<QueueStore>, ConnectionId, Request) -> Response,
+    ) -> Response {
+        let queue = match &request {
+            Request::Publish { queue, .. } | Request::Get { queue } | Request::Ack { queue, .. } => {
+                queue.clone()
+            }
+            Request::Raft { .. } => {
+                return error(ErrorCode::Unavailable, "classic mode has no replication".into())
+            }
+        };
+        let home = self.home(&queue);
+        if home == self.me {
+            return local(&self.store, connection, request);
+        }
+        let Some(addr) = self.addrs.get(&home) else {
+            return error(
+                ErrorCode::Unavailable,
+                format!("queue '{queue}' lives on unknown node {home}"),
+            );
+        };
+        if !upstreams.contains_key(&home) {
+            match Client::connect(self.network.as_ref(), addr, PROXY_TIMEOUT).await {
+                Ok(client) => {
+                    upstreams.insert(home, client);
+                }
+                Err(err) => {
+                    return error(
+                        ErrorCode::Unavailable,
+                        format!(
+                            "queue '{queue}' is unavailable: its home node {home} is unreachable ({err})"
+                        ),
+                    )
+                }
+            }
+        }
+        let client = upstreams.get_mut(&home).expect("connected above");
+        match client.forward(request).await {
+            Ok(response) => response,
+            Err(err) => {
+                upstreams.remove(&home);
+                let code = if err.is_definite() {
+                    ErrorCode::Unavailable
+                } else {
+                    // The home node may have applied it before going quiet.
+                    ErrorCode::OutcomeUnknown
+                };
+                error(code, format!("proxy to node {home}: {err}"))
+            }
+        }
+    }
+}
+
+fn error(code: ErrorCode, message: String) -> Response {
+    Response::Error {
+        code,
+        message,
+        leader: None,
+    }
+}
+
+impl From<ClientError> for Response {
+    fn from(err: ClientError) -> Self {
+        match err {
+            ClientError::Broker {
+                code,
+                message,
+                leader,
+            } => Response::Error {
+                code,
+                message,
+                leader,
+            },
+            other => error(ErrorCode::OutcomeUnknown, other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Limits;
+    use crate::net::TokioNetwork;
+
+    #[test]
+    fn every_node_computes_the_same_home_and_queues_spread() {
+        let peers = |me: u64| -> BTreeMap<u64, String> {
+            (1..=3)
+                .filter(|p| *p != me)
+                .map(|p| (p, format!("n{p}:7000")))
+                .collect()
+        };
+        let nodes: Vec<Classic> = (1..=3)
+            .map(|me| {
+                let store = Arc::new(Mutex::new(QueueStore::in_memory(Limits::default())));
+                Classic::new(store, me, &peers(me), Arc::new(TokioNetwork))
+            })
+            .collect();
+        let mut homes = std::collections::BTreeSet::new();
+        for q in 0..30 {
+            let name = format!("q{q}");
+            let home = nodes[0].home(&name);
+            assert!(nodes.iter().all(|n| n.home(&name) == home));
+            homes.insert(home);
+        }
+        assert_eq!(homes.len(), 3, "30 queues land on all three nodes");
+    }
+}
