@@ -5,6 +5,7 @@
 //! deliveries stay tied to the client connection that took them. While the home node is down
 //! its queues are unavailable; whether they survive its restart depends on `durable`.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -83,11 +84,10 @@ impl Classic {
                 format!("queue '{queue}' lives on unknown node {home}"),
             );
         };
-        if !upstreams.contains_key(&home) {
-            match Client::connect(self.network.as_ref(), addr, PROXY_TIMEOUT).await {
-                Ok(client) => {
-                    upstreams.insert(home, client);
-                }
+        let client = match upstreams.entry(home) {
+            Entry::Occupied(held) => held.into_mut(),
+            Entry::Vacant(slot) => match Client::connect(self.network.as_ref(), addr, PROXY_TIMEOUT).await {
+                Ok(client) => slot.insert(client),
                 Err(err) => {
                     return error(
                         ErrorCode::Unavailable,
@@ -96,22 +96,19 @@ impl Classic {
                         ),
                     )
                 }
-            }
-        }
-        let client = upstreams.get_mut(&home).expect("connected above");
-        match client.forward(request).await {
-            Ok(response) => response,
-            Err(err) => {
-                upstreams.remove(&home);
-                let code = if err.is_definite() {
-                    ErrorCode::Unavailable
-                } else {
-                    // The home node may have applied it before going quiet.
-                    ErrorCode::OutcomeUnknown
-                };
-                error(code, format!("proxy to node {home}: {err}"))
-            }
-        }
+            },
+        };
+        let outcome = client.forward(request).await;
+        outcome.unwrap_or_else(|err| {
+            upstreams.remove(&home);
+            let code = if err.is_definite() {
+                ErrorCode::Unavailable
+            } else {
+                // The home node may have applied it before going quiet.
+                ErrorCode::OutcomeUnknown
+            };
+            error(code, format!("proxy to node {home}: {err}"))
+        })
     }
 }
 
