@@ -70,7 +70,7 @@ impl Classic {
             Request::Publish { queue, .. } | Request::Get { queue } | Request::Ack { queue, .. } => {
                 queue.clone()
             }
-            Request::Raft { .. } => {
+            Request::Raft { .. } | Request::Mirror { .. } => {
                 return error(ErrorCode::Unavailable, "classic mode has no replication".into())
             }
         };

@@ -192,6 +192,18 @@ impl Client {
         }
     }
 
+    /// Sends mirrored-mode messages from peer `from`; returns one answer per message.
+    pub async fn mirror(
+        &mut self,
+        from: u64,
+        messages: Vec<crate::mirrored::MirrorMessage>,
+    ) -> Result<Vec<bool>, ClientError> {
+        match self.call(Request::Mirror { from, messages }).await? {
+            Response::Mirror { accepted } => Ok(accepted),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Sends any request and returns the broker's response, refusals included (for proxies).
     pub async fn forward(&mut self, request: Request) -> Result<Response, ClientError> {
         match self.call(request).await {

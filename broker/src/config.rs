@@ -7,6 +7,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::mirrored::MirrorSettings;
+
 use crate::codec::FRAME_BYTES_MAX_DEFAULT;
 
 /// Which high-availability design the broker runs.
@@ -18,6 +20,9 @@ pub enum Mode {
     /// RabbitMQ classic cluster: each queue lives on one home node, the others proxy to it;
     /// home down means the queue is unavailable.
     Classic,
+    /// RabbitMQ mirrored queues: a leader and mirrors, confirm once every mirror has it,
+    /// the oldest synchronised mirror promoted when the leader is lost.
+    Mirrored,
     /// A Raft-replicated log per queue (RabbitMQ quorum queues): majority commit, each
     /// replica fsyncs before it acknowledges.
     Quorum,
@@ -30,6 +35,10 @@ impl Mode {
         (
             Mode::Classic,
             "each queue on one home node, the others proxy; home down = unavailable",
+        ),
+        (
+            Mode::Mirrored,
+            "a leader and mirrors per queue; the oldest synchronised mirror takes over",
         ),
         (
             Mode::Quorum,
@@ -47,6 +56,7 @@ impl Mode {
         match self {
             Mode::Single => "single",
             Mode::Classic => "classic",
+            Mode::Mirrored => "mirrored",
             Mode::Quorum => "quorum",
         }
     }
@@ -163,6 +173,8 @@ pub struct BrokerConfig {
     pub fsync: FsyncPolicy,
     /// Whether queues survive a restart of their node (classic and single modes).
     pub durable: bool,
+    /// Mirrored-mode knobs.
+    pub mirrored: MirrorSettings,
     /// Resource limits.
     pub limits: Limits,
 }
@@ -179,6 +191,7 @@ impl BrokerConfig {
             data_dir: data_dir.into(),
             fsync: FsyncPolicy::Always,
             durable: true,
+            mirrored: MirrorSettings::default(),
             limits: Limits::default(),
         }
     }

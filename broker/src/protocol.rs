@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::mirrored::MirrorMessage;
 use crate::raft;
 
 /// The id used in replies to frames whose own id could not be read.
@@ -55,6 +56,13 @@ pub enum Request {
         /// Messages for this node.
         messages: Vec<raft::Message>,
     },
+    /// Mirrored-mode messages from peer `from`, answered with [`Response::Mirror`].
+    Mirror {
+        /// The sending node.
+        from: u64,
+        /// The messages, in order.
+        messages: Vec<MirrorMessage>,
+    },
 }
 
 /// A response to the request with the same id.
@@ -86,6 +94,11 @@ pub enum Response {
     Empty,
     /// The acknowledgement was applied.
     Acked,
+    /// Answers to a [`Request::Mirror`], one per message: accepted or refused.
+    Mirror {
+        /// One answer per message.
+        accepted: Vec<bool>,
+    },
     /// Replies to a [`Request::Raft`], addressed to its sender.
     Raft {
         /// The messages.

@@ -63,6 +63,8 @@ pub struct QueueStore {
     /// `None` for non-durable queues, which live in memory only and vanish on restart.
     log: Option<QueueLog>,
     queues: BTreeMap<String, Queue>,
+    /// Mirrored mode: the latest (epoch, leader) known per queue, as persisted.
+    leadership: BTreeMap<String, (u64, u64)>,
     limits: Limits,
 }
 
@@ -72,6 +74,7 @@ impl QueueStore {
         Self {
             log: None,
             queues: BTreeMap::new(),
+            leadership: BTreeMap::new(),
             limits,
         }
     }
@@ -79,6 +82,7 @@ impl QueueStore {
     /// Rebuilds the queues from replayed records and keeps appending to `log`.
     pub fn recover(log: QueueLog, records: Vec<Record>, limits: Limits) -> Self {
         let mut queues: BTreeMap<String, Queue> = BTreeMap::new();
+        let mut leadership = BTreeMap::new();
         for record in records {
             match record {
                 Record::Publish { queue, seq, body } => {
@@ -94,11 +98,20 @@ impl QueueStore {
                         q.ready.remove(&seq);
                     }
                 }
+                Record::Purge { queue } => {
+                    if let Some(q) = queues.get_mut(&queue) {
+                        q.ready.clear();
+                    }
+                }
+                Record::Leadership { queue, epoch, leader } => {
+                    leadership.insert(queue, (epoch, leader));
+                }
             }
         }
         Self {
             log: Some(log),
             queues,
+            leadership,
             limits,
         }
     }
@@ -199,6 +212,82 @@ impl QueueStore {
             }
         }
         requeued
+    }
+
+    /// Drops every message of `queue`, durably.
+    pub fn purge(&mut self, queue: &str) -> Result<(), QueueError> {
+        self.persist(&Record::Purge {
+            queue: queue.to_string(),
+        })?;
+        if let Some(q) = self.queues.get_mut(queue) {
+            q.ready.clear();
+            q.unacked.clear();
+        }
+        Ok(())
+    }
+
+    /// Replaces `queue`'s messages with `messages` (seq, body), durably: a promoted mirror
+    /// making its in-memory copy the durable queue.
+    pub fn install(&mut self, queue: &str, messages: &[(u64, Vec<u8>)]) -> Result<(), QueueError> {
+        self.purge(queue)?;
+        for (seq, body) in messages {
+            self.persist(&Record::Publish {
+                queue: queue.to_string(),
+                seq: *seq,
+                body: body.clone(),
+            })?;
+        }
+        let q = self.queues.entry(queue.to_string()).or_default();
+        for (seq, body) in messages {
+            q.ready.insert(*seq, body.clone());
+            q.next_seq = q.next_seq.max(seq + 1);
+        }
+        Ok(())
+    }
+
+    /// Records the latest leadership of `queue` known to this node, durably.
+    pub fn set_leadership(&mut self, queue: &str, epoch: u64, leader: u64) -> Result<(), QueueError> {
+        if self.leadership.get(queue) == Some(&(epoch, leader)) {
+            return Ok(());
+        }
+        self.persist(&Record::Leadership {
+            queue: queue.to_string(),
+            epoch,
+            leader,
+        })?;
+        self.leadership.insert(queue.to_string(), (epoch, leader));
+        Ok(())
+    }
+
+    /// The persisted leadership of every queue this node has heard of.
+    pub fn leadership(&self) -> &BTreeMap<String, (u64, u64)> {
+        &self.leadership
+    }
+
+    /// Every message of `queue` (ready and delivered), by seq: the content a mirror copies.
+    pub fn messages(&self, queue: &str) -> Vec<(u64, Vec<u8>)> {
+        let Some(q) = self.queues.get(queue) else {
+            return Vec::new();
+        };
+        let mut all: Vec<(u64, Vec<u8>)> = q.ready.iter().map(|(s, b)| (*s, b.clone())).collect();
+        all.extend(q.unacked.iter().map(|(s, (_, b))| (*s, b.clone())));
+        all.sort_by_key(|(s, _)| *s);
+        all
+    }
+
+    /// The oldest seq still held in `queue`, and the seq the next publish gets.
+    pub fn seq_range(&self, queue: &str) -> (Option<u64>, u64) {
+        match self.queues.get(queue) {
+            None => (None, 0),
+            Some(q) => {
+                let oldest = [q.ready.keys().next(), q.unacked.keys().next()]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .copied();
+                (oldest, q.next_seq)
+            }
+        }
     }
 
     /// Messages held (ready plus unacknowledged) per queue, for logs and tests.

@@ -10,6 +10,7 @@ use tokio::sync::Semaphore;
 use crate::classic::{Classic, Upstreams};
 use crate::codec::{read_frame, write_frame, CodecError};
 use crate::config::{BrokerConfig, Limits, Mode};
+use crate::mirrored::{self, MirrorNode};
 use crate::net::{BoxStream, Listener};
 use crate::protocol::{ErrorCode, Request, RequestFrame, Response, ResponseFrame, UNKNOWN_REQUEST_ID};
 use crate::queue::{ConnectionId, QueueStore};
@@ -50,6 +51,7 @@ pub struct Broker {
 enum Service {
     Single(Arc<Mutex<QueueStore>>),
     Classic(Arc<Classic>),
+    Mirrored(Arc<Mutex<MirrorNode>>),
     Quorum {
         node: Arc<Mutex<QuorumNode>>,
         /// Distinguishes this boot's connections from an earlier boot's in consumer ids.
@@ -82,6 +84,7 @@ impl Broker {
                 Arc::clone(&self.seams.network),
             ))),
             Mode::Quorum => self.start_quorum(incarnation)?,
+            Mode::Mirrored => self.start_mirrored()?,
         };
         let listener = self
             .seams
@@ -111,6 +114,29 @@ impl Broker {
         let store = QueueStore::recover(log, replay.records, self.config.limits);
         tracing::info!(depths = ?store.depths(), "queues after recovery");
         Ok(Arc::new(Mutex::new(store)))
+    }
+
+    fn start_mirrored(&mut self) -> Result<Service, BrokerError> {
+        if !self.config.durable {
+            return Err(BrokerError::Config("mirrored queues are always durable".into()));
+        }
+        let store = Arc::try_unwrap(self.open_store()?)
+            .ok()
+            .expect("a fresh store has no other owner")
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let seed = self.seams.entropy.next_u64();
+        let node = MirrorNode::start(
+            self.config.id,
+            &self.config.peers,
+            self.config.mirrored,
+            store,
+            Box::new(crate::entropy::SeededEntropy::new(seed)),
+            &self.seams.network,
+            &self.seams.spawner,
+        )
+        .map_err(|e| BrokerError::Config(format!("recovering mirrored queues: {e}")))?;
+        Ok(Service::Mirrored(node))
     }
 
     fn start_quorum(&mut self, incarnation: u64) -> Result<Service, BrokerError> {
@@ -260,6 +286,7 @@ impl Service {
     ) -> Response {
         match self {
             Service::Single(store) => handle_single(store, connection, request),
+            Service::Mirrored(node) => handle_mirrored(node, connection, request).await,
             Service::Classic(classic) => {
                 classic
                     .handle(connection, upstreams, request, handle_single)
@@ -280,6 +307,7 @@ impl Service {
                 // Proxied deliveries return when the upstream connections drop with us.
                 lock(&classic.store).release(connection);
             }
+            Service::Mirrored(node) => mirrored::lock(node).release(connection),
             Service::Quorum { node, incarnation } if consumed => {
                 let consumer = incarnation.wrapping_add(connection);
                 let queues: Vec<String> = lock(node).queue_names();
@@ -305,10 +333,10 @@ fn handle_single(store: &Mutex<QueueStore>, connection: ConnectionId, request: R
             None => Response::Empty,
         }),
         Request::Ack { queue, tag } => store.ack(&queue, tag, connection).map(|()| Response::Acked),
-        Request::Raft { .. } => {
+        Request::Raft { .. } | Request::Mirror { .. } => {
             return error(
                 ErrorCode::Unavailable,
-                "this node runs mode single: no replication".into(),
+                "this node's mode does not replicate that way".into(),
             )
         }
     };
@@ -330,6 +358,12 @@ async fn handle_quorum(node: &Mutex<QuorumNode>, consumer: u64, request: Request
         } => {
             let messages = lock(node).receive(from, &group, messages);
             return Response::Raft { messages };
+        }
+        Request::Mirror { .. } => {
+            return error(
+                ErrorCode::Unavailable,
+                "this node runs quorum mode, not mirrored".into(),
+            )
         }
     };
     let pending = lock(node).propose(&queue, &command);
@@ -358,5 +392,55 @@ async fn handle_quorum(node: &Mutex<QuorumNode>, consumer: u64, request: Request
         Err(Refusal::OutcomeUnknown(why)) => error(ErrorCode::OutcomeUnknown, why),
         Err(Refusal::Unavailable(why)) => error(ErrorCode::Unavailable, why),
         Err(Refusal::BadName(why)) => error(ErrorCode::LimitExceeded, why),
+    }
+}
+
+async fn handle_mirrored(node: &Mutex<MirrorNode>, connection: ConnectionId, request: Request) -> Response {
+    use mirrored::Refusal as R;
+    let refused = |refusal: R| match refusal {
+        R::NotLeader(leader) => Response::Error {
+            code: ErrorCode::NotLeader,
+            message: "this node does not lead the queue".into(),
+            leader,
+        },
+        R::Unavailable(why) => error(ErrorCode::Unavailable, why),
+        R::OutcomeUnknown(why) => error(ErrorCode::OutcomeUnknown, why),
+        R::Queue(err) => error(err.code(), err.to_string()),
+    };
+    match request {
+        Request::Publish { queue, body } => {
+            let pending = mirrored::lock(node).publish(&queue, body);
+            let (seq, waits) = match pending {
+                Ok(pending) => pending,
+                Err(refusal) => return refused(refusal),
+            };
+            let mut failed = Vec::new();
+            for (member, token, answer) in waits {
+                let confirmed = tokio::time::timeout(mirrored::REPLICATE_TIMEOUT, answer).await;
+                if !matches!(confirmed, Ok(Ok(true))) {
+                    failed.push((member, token));
+                }
+            }
+            match mirrored::lock(node).confirm_without(&queue, &failed) {
+                Ok(()) => Response::Confirmed { seq },
+                Err(refusal) => refused(refusal),
+            }
+        }
+        Request::Get { queue } => match mirrored::lock(node).get(&queue, connection) {
+            Ok(Some((tag, body))) => Response::Delivery { tag, body },
+            Ok(None) => Response::Empty,
+            Err(refusal) => refused(refusal),
+        },
+        Request::Ack { queue, tag } => match mirrored::lock(node).ack(&queue, tag, connection) {
+            Ok(()) => Response::Acked,
+            Err(refusal) => refused(refusal),
+        },
+        Request::Mirror { from, messages } => Response::Mirror {
+            accepted: mirrored::lock(node).receive(from, messages),
+        },
+        Request::Raft { .. } => error(
+            ErrorCode::Unavailable,
+            "this node runs mirrored mode, not quorum".into(),
+        ),
     }
 }

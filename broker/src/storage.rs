@@ -46,6 +46,21 @@ pub enum Record {
         /// Position of the acknowledged message.
         seq: u64,
     },
+    /// Every message of `queue` was dropped (a mirrored leader demoted, or about to install
+    /// a promoted mirror's copy).
+    Purge {
+        /// Queue name.
+        queue: String,
+    },
+    /// The latest leadership of `queue` this node knows of (mirrored mode).
+    Leadership {
+        /// Queue name.
+        queue: String,
+        /// Leadership epoch.
+        epoch: u64,
+        /// The leader's node id.
+        leader: u64,
+    },
 }
 
 /// Why the replay stopped before the end of the file.

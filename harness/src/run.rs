@@ -225,6 +225,7 @@ fn add_broker(sim: &mut turmoil::Sim<'_>, spec: &TestSpec, id: u64, nodes: &[Str
         data_dir: DATA_DIR.into(),
         fsync: spec.fsync,
         durable: spec.durable,
+        mirrored: spec.mirrored,
         limits: Limits::default(),
     };
     let boots = Cell::new(0u64);

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use broker::mirrored::MirrorSettings;
 use broker::{FsyncPolicy, Mode};
 use serde::{Deserialize, Serialize};
 
@@ -211,6 +212,8 @@ pub struct TestSpec {
     pub fsync: FsyncPolicy,
     /// Whether queues survive their node's restart (single and classic modes).
     pub durable: bool,
+    /// Mirrored-mode knobs.
+    pub mirrored: MirrorSettings,
     /// Mean simulated seconds between faults.
     pub nemesis_interval_s: f64,
     /// Deadline of each client request, simulated milliseconds.
@@ -235,6 +238,7 @@ impl TestSpec {
             rate: 50.0,
             fsync: FsyncPolicy::Always,
             durable: true,
+            mirrored: MirrorSettings::default(),
             nemesis_interval_s: 8.0,
             request_timeout_ms: 1000,
             recovery_s: 30,
@@ -287,7 +291,7 @@ impl TestSpec {
     pub fn replay_command(&self) -> String {
         format!(
             "tumult test --mode {} --nodes {} --workload {} --nemesis {} --target {} --seed {} --time-limit {} \
-             --concurrency {} --rate {} --fsync {} --durable {} --nemesis-interval {} --request-timeout {} --recovery {}",
+             --concurrency {} --rate {} --fsync {} --durable {} --mirrors {} --sync-mode {} --partition-handling {}{} --nemesis-interval {} --request-timeout {} --recovery {}",
             self.mode,
             self.nodes,
             self.workload,
@@ -298,7 +302,11 @@ impl TestSpec {
             self.concurrency,
             self.rate,
                         self.fsync,
-            self.durable,
+                        self.durable,
+            self.mirrored.mirrors.map_or("all".to_string(), |n| n.to_string()),
+            self.mirrored.sync,
+            self.mirrored.partition_handling,
+            if self.mirrored.promote_unsynced { " --promote-unsynced" } else { "" },
             self.nemesis_interval_s,
             self.request_timeout_ms,
             self.recovery_s

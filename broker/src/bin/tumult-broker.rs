@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use broker::mirrored::{MirrorCount, MirrorSettings, PartitionHandling, SyncMode};
 use broker::{parse_peers, Broker, BrokerConfig, FsyncPolicy, Limits, Mode, Seams};
 use clap::Parser;
 
@@ -18,7 +19,7 @@ struct Args {
     #[arg(long)]
     data_dir: PathBuf,
     /// High-availability design to run: single (one node), classic (each queue on one home
-    /// node, the others proxy) or quorum (a Raft group per queue over this node and its --peers).
+    /// node, the others proxy), mirrored (a leader and mirrors per queue) or quorum (a Raft group per queue over this node and its --peers).
     #[arg(long, default_value = "single")]
     mode: Mode,
     /// This node's id in its cluster (unique, from 1).
@@ -39,6 +40,20 @@ struct Args {
     /// a restart of a queue's node loses every message it held).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     durable: bool,
+    /// Mirrored mode: mirrors per queue besides its leader, a number or all.
+    #[arg(long, default_value = "all")]
+    mirrors: MirrorCount,
+    /// Mirrored mode: how a joining mirror gets older messages: manual (it does not; RabbitMQ's
+    /// default) or automatic (the leader sends the whole queue).
+    #[arg(long, default_value = "manual")]
+    sync_mode: SyncMode,
+    /// Mirrored mode: allow promoting a mirror that lacks messages (unsafe).
+    #[arg(long)]
+    promote_unsynced: bool,
+    /// Mirrored mode: what a node does without a majority: pause-minority (stop serving; safe),
+    /// ignore or autoheal (keep serving; unsafe).
+    #[arg(long, default_value = "pause-minority")]
+    partition_handling: PartitionHandling,
     /// Largest frame accepted, in bytes.
     #[arg(long, default_value_t = Limits::default().frame_bytes_max)]
     frame_bytes_max: usize,
@@ -66,6 +81,12 @@ async fn main() -> anyhow::Result<()> {
         data_dir: args.data_dir.clone(),
         fsync: args.fsync,
         durable: args.durable,
+        mirrored: MirrorSettings {
+            mirrors: args.mirrors.0,
+            sync: args.sync_mode,
+            promote_unsynced: args.promote_unsynced,
+            partition_handling: args.partition_handling,
+        },
         limits: Limits {
             frame_bytes_max: args.frame_bytes_max,
             message_bytes_max: args.frame_bytes_max / 5,

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use broker::mirrored::{MirrorCount, MirrorSettings, PartitionHandling, SyncMode};
 use broker::{FsyncPolicy, Mode};
 use clap::{Parser, Subcommand};
 use harness::{FaultSet, FaultTarget, Store, TestSpec, WorkloadKind};
@@ -34,7 +35,8 @@ enum Command {
 #[derive(Debug, clap::Args)]
 struct TestArgs {
     /// Broker design under test: single (one node), classic (each queue on one home node,
-    /// the others proxy), or quorum (a Raft group per queue).
+    /// the others proxy), mirrored (a leader and mirrors per queue), or quorum (a Raft group
+    /// per queue).
     #[arg(long, default_value = "single")]
     mode: Mode,
     /// Broker nodes in the cluster (default: 1 for single, 3 for replicated modes).
@@ -71,6 +73,20 @@ struct TestArgs {
     /// a restart loses every message the node held).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     durable: bool,
+    /// Mirrored mode: mirrors per queue besides its leader, a number or all.
+    #[arg(long, default_value = "all")]
+    mirrors: MirrorCount,
+    /// Mirrored mode: how a joining mirror gets older messages: manual (it does not,
+    /// RabbitMQ's default) or automatic (the leader sends it the whole queue).
+    #[arg(long, default_value = "manual")]
+    sync_mode: SyncMode,
+    /// Mirrored mode: allow promoting a mirror that lacks messages (unsafe).
+    #[arg(long)]
+    promote_unsynced: bool,
+    /// Mirrored mode: what a node does without a majority: pause-minority (stop serving;
+    /// safe), ignore or autoheal (keep serving on both sides; unsafe).
+    #[arg(long, default_value = "pause-minority")]
+    partition_handling: PartitionHandling,
     /// Mean simulated seconds between faults.
     #[arg(long = "nemesis-interval", default_value_t = 8.0, value_name = "SECONDS")]
     nemesis_interval_s: f64,
@@ -139,6 +155,12 @@ fn test(args: TestArgs) -> anyhow::Result<u8> {
         rate: args.rate,
         fsync: args.fsync,
         durable: args.durable,
+        mirrored: MirrorSettings {
+            mirrors: args.mirrors.0,
+            sync: args.sync_mode,
+            promote_unsynced: args.promote_unsynced,
+            partition_handling: args.partition_handling,
+        },
         nemesis_interval_s: args.nemesis_interval_s,
         request_timeout_ms: args.request_timeout_ms,
         recovery_s: args.recovery_s,
