@@ -104,27 +104,27 @@ impl Broker {
     }
 
     fn open_store(&self) -> Result<Arc<Mutex<QueueStore>>, BrokerError> {
+        Ok(Arc::new(Mutex::new(self.load_store()?)))
+    }
+
+    fn load_store(&self) -> Result<QueueStore, BrokerError> {
         if !self.config.durable {
             tracing::info!("queues are not durable: starting empty");
-            return Ok(Arc::new(Mutex::new(QueueStore::in_memory(self.config.limits))));
+            return Ok(QueueStore::in_memory(self.config.limits));
         }
         let (log, replay) =
             QueueLog::open(self.seams.disk.as_ref(), &self.config.data_dir, self.config.fsync)?;
         tracing::info!(records = replay.records.len(), damage = ?replay.damage, "recovered");
         let store = QueueStore::recover(log, replay.records, self.config.limits);
         tracing::info!(depths = ?store.depths(), "queues after recovery");
-        Ok(Arc::new(Mutex::new(store)))
+        Ok(store)
     }
 
     fn start_mirrored(&mut self) -> Result<Service, BrokerError> {
         if !self.config.durable {
             return Err(BrokerError::Config("mirrored queues are always durable".into()));
         }
-        let store = Arc::try_unwrap(self.open_store()?)
-            .ok()
-            .expect("a fresh store has no other owner")
-            .into_inner()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let store = self.load_store()?;
         let seed = self.seams.entropy.next_u64();
         let node = MirrorNode::start(
             self.config.id,

@@ -68,6 +68,9 @@ pub(crate) enum Refusal {
     Queue(QueueError),
 }
 
+/// The answers a publish waits for: (mirror node, membership token, answer).
+pub(crate) type Confirmations = Vec<(u64, u64, oneshot::Receiver<bool>)>;
+
 /// One item for a peer's link: a message and, for replication, who waits for the answer.
 pub(crate) struct LinkItem {
     pub message: MirrorMessage,
@@ -236,11 +239,7 @@ impl MirrorNode {
     }
 
     /// Stores a publish and sends it to every mirror; returns who must confirm it.
-    pub(crate) fn publish(
-        &mut self,
-        queue: &str,
-        body: Vec<u8>,
-    ) -> Result<(u64, Vec<(u64, u64, oneshot::Receiver<bool>)>), Refusal> {
+    pub(crate) fn publish(&mut self, queue: &str, body: Vec<u8>) -> Result<(u64, Confirmations), Refusal> {
         self.serving(queue)?;
         let seq = self.store.publish(queue, body.clone()).map_err(Refusal::Queue)?;
         let view = self.replicas[queue].view.clone();
