@@ -127,16 +127,34 @@ fn help_documents_every_flag() {
         let out = tumult(&[command, "--help"]);
         assert_eq!(out.status.code(), Some(0));
         let help = text(&out.stdout);
-                let lines: Vec<&str> = help.lines().collect();
-        let options: Vec<usize> = (0..lines.len()).filter(|i| lines[*i].trim_start().starts_with("--")).collect();
+        let lines: Vec<&str> = help.lines().collect();
+        let options: Vec<usize> = (0..lines.len())
+            .filter(|i| lines[*i].trim_start().starts_with("--"))
+            .collect();
         assert!(options.len() >= 2, "{help}");
         for i in options {
             // clap puts the description after a gap on the flag's line, or (when some help
             // is long) alone on the next line.
-            let same_line = lines[i].trim().split_once("  ").map(|(_, d)| d.trim()).unwrap_or("");
-            let next_line = lines.get(i + 1).map(|l| l.trim()).filter(|l| !l.starts_with('-')).unwrap_or("");
-            let description = if same_line.is_empty() { next_line } else { same_line };
-            assert!(description.len() >= 10, "tumult {command}: no help text for: {}", lines[i]);
+            let same_line = lines[i]
+                .trim()
+                .split_once("  ")
+                .map(|(_, d)| d.trim())
+                .unwrap_or("");
+            let next_line = lines
+                .get(i + 1)
+                .map(|l| l.trim())
+                .filter(|l| !l.starts_with('-'))
+                .unwrap_or("");
+            let description = if same_line.is_empty() {
+                next_line
+            } else {
+                same_line
+            };
+            assert!(
+                description.len() >= 10,
+                "tumult {command}: no help text for: {}",
+                lines[i]
+            );
         }
     }
 }

@@ -221,6 +221,9 @@ impl MirrorNode {
         let replica = self.replica(queue);
         match replica.role {
             Role::Leader => Ok(()),
+            Role::Recovering => Err(Refusal::Unavailable(
+                "recovering: listening for a newer leadership before leading again".into(),
+            )),
             _ => {
                 let leader = replica.view.leader;
                 let hint = (leader != me && self.alive(leader))
