@@ -25,6 +25,7 @@ mod codec;
 mod config;
 mod disk;
 mod entropy;
+pub mod kafka;
 pub mod mirrored;
 mod net;
 mod protocol;
