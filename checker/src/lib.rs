@@ -18,6 +18,7 @@
 //! ```
 
 mod history;
+mod log;
 mod queue;
 mod verdict;
 
@@ -26,6 +27,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 pub use history::{History, HistoryError, Op, OpType, Process};
+pub use log::{log_analysis, Key, LogReport, Seen};
 pub use queue::{total_queue, QueueValue, TotalQueueReport, WITNESSES_MAX};
 pub use verdict::Validity;
 
@@ -35,16 +37,33 @@ pub use verdict::Validity;
 pub enum Workload {
     /// RabbitMQ-like queue: enqueue, dequeue, drain.
     Queue,
+    /// Kafka-like log: send, poll, final-poll.
+    Log,
 }
 
 impl Workload {
     /// Guesses the workload from the operations present; `None` if nothing matches.
     pub fn detect(history: &History) -> Option<Workload> {
-        history
-            .ops()
-            .iter()
-            .any(|op| matches!(op.f.as_str(), "enqueue" | "dequeue" | "drain"))
-            .then_some(Workload::Queue)
+        let has = |names: &[&str]| history.ops().iter().any(|op| names.contains(&op.f.as_str()));
+        if has(&["enqueue", "dequeue", "drain"]) {
+            Some(Workload::Queue)
+        } else if has(&["send", "poll", "final-poll"]) {
+            Some(Workload::Log)
+        } else {
+            None
+        }
+    }
+}
+
+impl std::str::FromStr for Workload {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "queue" => Ok(Workload::Queue),
+            "log" => Ok(Workload::Log),
+            other => Err(format!("unknown workload '{other}' (expected queue or log)")),
+        }
     }
 }
 
@@ -54,6 +73,8 @@ impl Workload {
 pub enum Analysis {
     /// See [`total_queue`].
     TotalQueue(TotalQueueReport),
+    /// See [`log_analysis`].
+    Log(LogReport),
 }
 
 impl Analysis {
@@ -61,6 +82,7 @@ impl Analysis {
     pub fn valid(&self) -> Validity {
         match self {
             Analysis::TotalQueue(r) => r.valid,
+            Analysis::Log(r) => r.valid,
         }
     }
 
@@ -68,6 +90,7 @@ impl Analysis {
     pub fn summary(&self) -> String {
         match self {
             Analysis::TotalQueue(r) => r.summary(),
+            Analysis::Log(r) => r.summary(),
         }
     }
 }
@@ -92,6 +115,9 @@ pub fn check(history: &History, workload: Workload) -> Report {
                 "total-queue".to_string(),
                 Analysis::TotalQueue(total_queue(history)),
             );
+        }
+        Workload::Log => {
+            analyses.insert("log".to_string(), Analysis::Log(log_analysis(history)));
         }
     }
     let valid = analyses

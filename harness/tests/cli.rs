@@ -158,3 +158,28 @@ fn help_documents_every_flag() {
         }
     }
 }
+
+#[test]
+fn a_log_history_is_detected_and_a_lost_send_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.jsonl");
+    let lines = [
+        r#"{"index":0,"time":0,"type":"invoke","process":0,"f":"send","value":[["send",2,17]]}"#,
+        r#"{"index":1,"time":5,"type":"ok","process":0,"f":"send","value":[["send",2,[0,17]]]}"#,
+        r#"{"index":2,"time":6,"type":"invoke","process":0,"f":"send","value":[["send",2,18]]}"#,
+        r#"{"index":3,"time":9,"type":"ok","process":0,"f":"send","value":[["send",2,[1,18]]]}"#,
+        r#"{"index":4,"time":10,"type":"invoke","process":1,"f":"final-poll","value":[["poll"]]}"#,
+        r#"{"index":5,"time":12,"type":"ok","process":1,"f":"final-poll","value":[["poll",{"2":[[0,17]]}]]}"#,
+    ];
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let out = tumult(&["check", path.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("log: sent 2, acknowledged 2, lost 1"), "{stdout}");
+    let json = tumult(&["check", path.to_str().unwrap(), "--workload", "log", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        report["analyses"]["log"]["lost"][0]["value"],
+        serde_json::json!("18")
+    );
+}

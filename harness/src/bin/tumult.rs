@@ -107,9 +107,10 @@ struct TestArgs {
 struct CheckArgs {
     /// A history.jsonl file, or a run directory containing one.
     file: PathBuf,
-    /// Which analyses to run: queue; default: detected from the operations.
+    /// Which analyses to run: queue (enqueue/dequeue/drain) or log (send/poll/final-poll);
+    /// default: detected from the operations.
     #[arg(long)]
-    workload: Option<WorkloadKind>,
+    workload: Option<checker::Workload>,
     /// Print the full report as JSON instead of a summary.
     #[arg(long)]
     json: bool,
@@ -223,7 +224,7 @@ fn check(args: CheckArgs) -> anyhow::Result<u8> {
     };
     let history = read_history(&path)?;
     let workload = match args.workload {
-        Some(WorkloadKind::Queue) => checker::Workload::Queue,
+        Some(workload) => workload,
         None => checker::Workload::detect(&history).with_context(|| {
             format!(
                 "{}: cannot tell the workload from its operations; pass --workload",
