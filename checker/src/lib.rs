@@ -106,6 +106,24 @@ pub struct Report {
     pub analyses: BTreeMap<String, Analysis>,
 }
 
+impl Report {
+    /// The total-queue analysis, if it ran.
+    pub fn total_queue(&self) -> Option<&TotalQueueReport> {
+        self.analyses.values().find_map(|a| match a {
+            Analysis::TotalQueue(r) => Some(r),
+            _ => None,
+        })
+    }
+
+    /// The log analysis, if it ran.
+    pub fn log(&self) -> Option<&LogReport> {
+        self.analyses.values().find_map(|a| match a {
+            Analysis::Log(r) => Some(r),
+            _ => None,
+        })
+    }
+}
+
 /// Runs every analysis that applies to `workload`.
 pub fn check(history: &History, workload: Workload) -> Report {
     let mut analyses = BTreeMap::new();

@@ -3,7 +3,7 @@
 //! turning fsync off is caught when every node loses power at once.
 
 use broker::{FsyncPolicy, Mode};
-use checker::{Analysis, Op, OpType, Validity};
+use checker::{Op, OpType, Validity};
 use harness::{run_and_store, FaultSet, FaultTarget, Store, StoredRun, TestSpec};
 
 fn run(seed: u64, nemesis: &str, target: FaultTarget, fsync: FsyncPolicy) -> StoredRun {
@@ -20,9 +20,7 @@ fn run(seed: u64, nemesis: &str, target: FaultTarget, fsync: FsyncPolicy) -> Sto
 }
 
 fn lost(run: &StoredRun) -> usize {
-    match &run.outcome.report.analyses["total-queue"] {
-        Analysis::TotalQueue(r) => r.lost_count,
-    }
+    run.outcome.report.total_queue().expect("a queue run").lost_count
 }
 
 /// (start, end) of every fault window in simulated nanoseconds.

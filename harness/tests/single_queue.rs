@@ -2,7 +2,7 @@
 //! acknowledged message with fsync, loses them without, and every run replays exactly.
 
 use broker::FsyncPolicy;
-use checker::{Analysis, Validity};
+use checker::Validity;
 use harness::{run_and_store, Store, StoredRun, TestSpec};
 
 fn run_seed(store: &Store, seed: u64, fsync: FsyncPolicy) -> StoredRun {
@@ -14,9 +14,7 @@ fn run_seed(store: &Store, seed: u64, fsync: FsyncPolicy) -> StoredRun {
 }
 
 fn lost_count(run: &StoredRun) -> usize {
-    match &run.outcome.report.analyses["total-queue"] {
-        Analysis::TotalQueue(report) => report.lost_count,
-    }
+    run.outcome.report.total_queue().expect("a queue run").lost_count
 }
 
 fn recheck(run: &StoredRun) -> checker::Report {
