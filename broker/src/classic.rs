@@ -18,8 +18,13 @@ use crate::queue::{ConnectionId, QueueStore};
 /// Deadline for a proxied request; shorter than a client's own, so a client hears why.
 const PROXY_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// Connections this node opened to home nodes on behalf of one client connection.
-pub(crate) type Upstreams = BTreeMap<u64, Client>;
+/// Connections this node opened to home nodes on behalf of one client connection, with
+/// when each was last used.
+pub(crate) type Upstreams = BTreeMap<u64, (Client, tokio::time::Instant)>;
+
+/// An upstream idle this long is replaced before use: the home node may have closed it for
+/// idleness (see `Limits::idle_timeout_ms`), and a request on it would end in doubt.
+const UPSTREAM_IDLE_MAX: Duration = Duration::from_millis(2_000);
 
 /// The classic-cluster service of one node.
 pub(crate) struct Classic {
@@ -84,10 +89,12 @@ impl Classic {
                 format!("queue '{queue}' lives on unknown node {home}"),
             );
         };
-        let client = match upstreams.entry(home) {
+        let now = tokio::time::Instant::now();
+        upstreams.retain(|_, (_, used)| now.duration_since(*used) < UPSTREAM_IDLE_MAX);
+        let (client, used) = match upstreams.entry(home) {
             Entry::Occupied(held) => held.into_mut(),
             Entry::Vacant(slot) => match Client::connect(self.network.as_ref(), addr, PROXY_TIMEOUT).await {
-                Ok(client) => slot.insert(client),
+                Ok(client) => slot.insert((client, now)),
                 Err(err) => {
                     return error(
                         ErrorCode::Unavailable,
@@ -98,6 +105,7 @@ impl Classic {
                 }
             },
         };
+        *used = now;
         let outcome = client.forward(request).await;
         outcome.unwrap_or_else(|err| {
             upstreams.remove(&home);

@@ -138,6 +138,9 @@ pub struct Limits {
     pub queue_name_bytes_max: usize,
     /// Most concurrent client connections.
     pub connections_max: usize,
+    /// A connection that sends nothing for this long is closed and its deliveries requeued
+    /// (AMQP's heartbeat timeout): a peer that vanished behind a partition never says goodbye.
+    pub idle_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -150,6 +153,7 @@ impl Default for Limits {
             message_bytes_max: FRAME_BYTES_MAX_DEFAULT / 5,
             queue_name_bytes_max: 255,
             connections_max: 1024,
+            idle_timeout_ms: 5_000,
         }
     }
 }

@@ -246,7 +246,17 @@ where
     let mut consumed = false;
     let mut upstreams = Upstreams::new();
     loop {
-        let reply = match read_frame::<RequestFrame, _>(&mut reader, limits.frame_bytes_max).await {
+        let idle = Duration::from_millis(limits.idle_timeout_ms);
+        let Ok(frame) = tokio::time::timeout(
+            idle,
+            read_frame::<RequestFrame, _>(&mut reader, limits.frame_bytes_max),
+        )
+        .await
+        else {
+            tracing::debug!(connection, "idle timeout: closing and requeueing its deliveries");
+            return consumed;
+        };
+        let reply = match frame {
             Ok(None) => return consumed,
             Ok(Some(frame)) => {
                 consumed |= matches!(frame.request, Request::Get { .. });

@@ -29,6 +29,10 @@ const BROKER_PORT: u16 = 7000;
 const DATA_DIR: &str = "/data";
 /// Simulated time between checks of a waiting process.
 const POLL: Duration = Duration::from_millis(10);
+/// How long the final reads wait after healing beyond the brokers' idle timeout, by when
+/// deliveries held by connections the faults cut off are back in their queues. Reading
+/// earlier would measure messages in flight, not the healed state.
+const SETTLE_MARGIN: Duration = Duration::from_millis(1_000);
 /// Sub-seed streams: each consumer of randomness draws from its own.
 const STREAM_GENERATOR: u64 = 1;
 const STREAM_NEMESIS: u64 = 2;
@@ -319,6 +323,8 @@ impl Worker {
         while !self.phases.healed.get() || self.phases.workers_running.get() > 0 {
             tokio::time::sleep(POLL).await;
         }
+        let idle_timeout = Duration::from_millis(Limits::default().idle_timeout_ms);
+        tokio::time::sleep(idle_timeout + SETTLE_MARGIN).await;
         self.client.reset();
         self.record(OpType::Invoke, process, "drain", Value::Null, None);
         let done = self.client.drain(Duration::from_secs(self.spec.recovery_s)).await;

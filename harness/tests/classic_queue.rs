@@ -62,3 +62,18 @@ fn non_durable_queues_lose_their_messages_when_the_home_node_restarts() {
         );
     }
 }
+
+#[test]
+fn regression_a_delivery_on_a_connection_cut_by_a_partition_is_requeued() {
+    // Postmortem: a proxied get was delivered on the proxy's upstream connection, the reply
+    // and then the proxy's FIN were lost in a partition, and the home node held the message
+    // unacknowledged forever. Brokers now close idle connections; the final reads wait past
+    // that timeout. Seed 88 of the 100-seed sweep.
+    let run = run(88, "kill,partition", FaultTarget::One, true);
+    assert_eq!(
+        run.outcome.report.valid,
+        Validity::True,
+        "{:?}",
+        run.outcome.report
+    );
+}

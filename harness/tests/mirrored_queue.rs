@@ -86,3 +86,12 @@ fn promoting_an_unsynchronised_mirror_loses_messages_and_the_safe_setting_does_n
         assert_valid(&dense(seed, MirrorSettings::default()));
     }
 }
+
+#[test]
+fn regression_a_mirror_resuming_from_a_pause_must_not_promote_a_stale_copy() {
+    // Postmortem: cut off in a minority, the mirror heard one majority peer before the leader
+    // after the heal, promoted its stale copy in a new epoch, and superseded the leader that
+    // had confirmed messages without it. Seeds 65 and 87 of the 100-seed sweep.
+    assert_valid(&spec(65, "kill,partition", MirrorSettings::default()));
+    assert_valid(&spec(87, "kill,partition", MirrorSettings::default()));
+}

@@ -89,6 +89,8 @@ pub struct MirrorNode {
     booted: Instant,
     links: BTreeMap<u64, mpsc::Sender<LinkItem>>,
     entropy: Box<dyn Entropy>,
+    /// Whether the last tick found this node paused (pause-minority).
+    was_paused: bool,
 }
 
 pub(crate) fn lock(node: &Mutex<MirrorNode>) -> MutexGuard<'_, MirrorNode> {
@@ -142,6 +144,7 @@ impl MirrorNode {
             booted: Instant::now(),
             links,
             entropy,
+            was_paused: false,
         }));
         for (peer, addr, rx) in receivers {
             link::spawn(&node, peer, addr, rx, network, spawner);
@@ -432,6 +435,7 @@ impl MirrorNode {
 
     /// Gossip, membership upkeep, recovery and promotion.
     fn tick(&mut self) {
+        self.resume_after_pause();
         let peers: Vec<u64> = self.addrs.keys().copied().collect();
         for peer in &peers {
             self.send(*peer, MirrorMessage::Ping, None);
@@ -469,6 +473,27 @@ impl MirrorNode {
                 );
             }
         }
+    }
+
+    /// A node resuming from a pause cannot know what it missed, as RabbitMQ's pause-minority
+    /// nodes restart: mirrors drop their copies (their membership may be gone) and leaders
+    /// listen again before leading, through a fresh grace period.
+    /// (Regression: a mirror cut off in a minority heard one majority peer but not yet the
+    /// leader after the heal, promoted its stale copy in a new epoch, and superseded the
+    /// leader that had confirmed messages without it.)
+    fn resume_after_pause(&mut self) {
+        let paused = self.paused();
+        if self.was_paused && !paused {
+            tracing::warn!("resuming after a pause: dropping mirror copies, listening before leading");
+            for replica in self.replicas.values_mut() {
+                replica.role = match replica.role {
+                    Role::Leader | Role::Recovering => Role::Recovering,
+                    _ => Role::Outsider,
+                };
+            }
+            self.booted = Instant::now();
+        }
+        self.was_paused = paused;
     }
 
     fn maintain_mirrors(&mut self, queue: &str) {
