@@ -44,7 +44,7 @@ pub enum StoreRunError {
     #[error("results store: {0}")]
     Io(#[from] std::io::Error),
     /// The run itself failed; its directory holds what was written.
-    #[error("{source} (partial results in {dir})")]
+    #[error("the run failed (partial results in {dir})")]
     Run {
         /// The run's directory.
         dir: PathBuf,

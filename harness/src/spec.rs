@@ -256,6 +256,18 @@ impl TestSpec {
         if !self.mode.is_clustered() && self.nodes != 1 {
             return Err(format!("mode {} runs exactly one node (--nodes 1)", self.mode));
         }
+        if !self.durable && !matches!(self.mode, Mode::Single | Mode::Classic) {
+            return Err(format!(
+                "--durable false applies to modes single and classic, not {}",
+                self.mode
+            ));
+        }
+        if self.mode != Mode::Mirrored && self.mirrored != MirrorSettings::default() {
+            return Err(format!(
+                "--mirrors, --sync-mode, --promote-unsynced and --partition-handling apply to mode mirrored, not {}",
+                self.mode
+            ));
+        }
         if self.nemesis.has(FaultKind::Partition) && self.nodes < 2 {
             return Err("a partition needs at least two nodes (--nodes)".into());
         }
@@ -353,6 +365,13 @@ mod tests {
         spec.nodes = 3;
         assert!(spec.validate().unwrap_err().contains("exactly one node"));
         spec.mode = Mode::Quorum;
+        assert!(spec.validate().is_ok());
+        spec.durable = false;
+        assert!(spec.validate().unwrap_err().contains("--durable false"));
+        spec.durable = true;
+        spec.mirrored.promote_unsynced = true;
+        assert!(spec.validate().unwrap_err().contains("apply to mode mirrored"));
+        spec.mode = Mode::Mirrored;
         assert!(spec.validate().is_ok());
     }
 

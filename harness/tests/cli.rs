@@ -119,6 +119,16 @@ fn a_missing_file_an_unknown_flag_and_a_bad_value_are_errors_with_exit_3() {
     );
     let out = tumult(&["test", "--concurrency", "0"]);
     assert_eq!(out.status.code(), Some(3));
+    // A knob of another mode is refused, not silently ignored.
+    let out = tumult(&["test", "--mode", "quorum", "--promote-unsynced"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("apply to mode mirrored"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = tumult(&["test", "--mode", "single", "--nodes", "3"]);
+    assert_eq!(out.status.code(), Some(3));
 }
 
 #[test]
