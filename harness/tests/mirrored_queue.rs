@@ -5,6 +5,8 @@
 use broker::mirrored::{MirrorSettings, PartitionHandling};
 use broker::Mode;
 use checker::Validity;
+mod common;
+
 use harness::{run_and_store, FaultSet, Store, StoredRun, TestSpec};
 
 fn spec(seed: u64, nemesis: &str, mirrored: MirrorSettings) -> TestSpec {
@@ -94,4 +96,33 @@ fn regression_a_mirror_resuming_from_a_pause_must_not_promote_a_stale_copy() {
     // had confirmed messages without it. Seeds 65 and 87 of the 100-seed sweep.
     assert_valid(&spec(65, "kill,partition", MirrorSettings::default()));
     assert_valid(&spec(87, "kill,partition", MirrorSettings::default()));
+}
+
+/// (windows checked, windows served) over seeds 1..=5 with kills and partitions of one node.
+fn availability(settings: MirrorSettings) -> (usize, usize) {
+    (1..=5).fold((0, 0), |(checked, served), seed| {
+        let run = run(&spec(seed, "kill,partition", settings));
+        // Leave time for failure detection (600 ms), promotion and a client timeout (1 s).
+        let (c, s) = common::windows_served(&run.outcome.history, 3.0, 2.0);
+        (checked + c, served + s)
+    })
+}
+
+#[test]
+fn the_cluster_keeps_serving_while_a_minority_is_down() {
+    let automatic = MirrorSettings {
+        sync: broker::mirrored::SyncMode::Automatic,
+        ..MirrorSettings::default()
+    };
+    let (checked, served) = availability(automatic);
+    assert!(checked >= 5, "only {checked} long fault windows");
+    assert_eq!(
+        served, checked,
+        "with synchronised mirrors every failover must keep the queue serving"
+    );
+    let (checked, served) = availability(MirrorSettings::default());
+    assert_eq!(
+        served, checked,
+        "manual sync (the default): some failover left the queue unavailable"
+    );
 }

@@ -3,7 +3,10 @@
 //! turning fsync off is caught when every node loses power at once.
 
 use broker::{FsyncPolicy, Mode};
-use checker::{Op, OpType, Validity};
+use checker::Validity;
+mod common;
+
+use common::{fault_windows, windows_served};
 use harness::{run_and_store, FaultSet, FaultTarget, Store, StoredRun, TestSpec};
 
 fn run(seed: u64, nemesis: &str, target: FaultTarget, fsync: FsyncPolicy) -> StoredRun {
@@ -21,23 +24,6 @@ fn run(seed: u64, nemesis: &str, target: FaultTarget, fsync: FsyncPolicy) -> Sto
 
 fn lost(run: &StoredRun) -> usize {
     run.outcome.report.total_queue().expect("a queue run").lost_count
-}
-
-/// (start, end) of every fault window in simulated nanoseconds.
-fn fault_windows(history: &[Op]) -> Vec<(u64, u64)> {
-    let mut windows = Vec::new();
-    let mut open = None;
-    for op in history
-        .iter()
-        .filter(|op| op.f != "enqueue" && op.f != "dequeue" && op.f != "drain")
-    {
-        match op.f.as_str() {
-            "kill" | "start-partition" => open = Some(op.time),
-            "start" | "stop-partition" => windows.extend(open.take().map(|t| (t, op.time))),
-            _ => {}
-        }
-    }
-    windows
 }
 
 #[test]
@@ -60,26 +46,17 @@ fn kills_and_partitions_of_a_minority_lose_nothing_on_20_seeds() {
 
 #[test]
 fn the_cluster_keeps_serving_while_a_minority_is_down() {
-    let mut windows_checked = 0;
-    let mut windows_served = 0;
+    let (mut checked, mut served) = (0, 0);
     for seed in 1..=5 {
         let run = run(seed, "kill,partition", FaultTarget::One, FsyncPolicy::Always);
-        let history = &run.outcome.history;
-        for (start, end) in fault_windows(history) {
-            // Leave time for an election (150-300 ms) and a client timeout (1 s).
-            if end - start < 3_000_000_000 {
-                continue;
-            }
-            windows_checked += 1;
-            let served = history.iter().any(|op| {
-                op.kind == OpType::Ok && op.f == "enqueue" && op.time > start + 1_500_000_000 && op.time < end
-            });
-            windows_served += usize::from(served);
-        }
+        // Leave time for an election (150-300 ms) and a client timeout (1 s).
+        let (c, s) = windows_served(&run.outcome.history, 3.0, 1.5);
+        checked += c;
+        served += s;
     }
-    assert!(windows_checked >= 5, "only {windows_checked} long fault windows");
+    assert!(checked >= 5, "only {checked} long fault windows");
     assert_eq!(
-        windows_served, windows_checked,
+        served, checked,
         "some fault windows saw no successful enqueue after failover"
     );
 }

@@ -1,0 +1,36 @@
+//! Helpers shared by the harness's acceptance tests.
+
+use checker::{Op, OpType};
+
+/// (start, end) of every fault window of a history, in simulated nanoseconds.
+pub fn fault_windows(history: &[Op]) -> Vec<(u64, u64)> {
+    let mut windows = Vec::new();
+    let mut open = None;
+    for op in history {
+        match op.f.as_str() {
+            "kill" | "start-partition" => open = Some(op.time),
+            "start" | "stop-partition" => windows.extend(open.take().map(|t| (t, op.time))),
+            _ => {}
+        }
+    }
+    windows
+}
+
+/// Of the fault windows at least `min_s` long, how many saw an enqueue acknowledged after
+/// `failover_s` into the window: (windows checked, windows served).
+pub fn windows_served(history: &[Op], min_s: f64, failover_s: f64) -> (usize, usize) {
+    let (min, failover) = ((min_s * 1e9) as u64, (failover_s * 1e9) as u64);
+    let long: Vec<(u64, u64)> = fault_windows(history)
+        .into_iter()
+        .filter(|(s, e)| e - s >= min)
+        .collect();
+    let served = long
+        .iter()
+        .filter(|(start, end)| {
+            history.iter().any(|op| {
+                op.kind == OpType::Ok && op.f == "enqueue" && op.time > start + failover && op.time < *end
+            })
+        })
+        .count();
+    (long.len(), served)
+}
