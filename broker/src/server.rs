@@ -14,7 +14,7 @@ use crate::mirrored::{self, MirrorNode};
 use crate::net::{BoxStream, Listener};
 use crate::protocol::{ErrorCode, Request, RequestFrame, Response, ResponseFrame, UNKNOWN_REQUEST_ID};
 use crate::queue::{ConnectionId, QueueStore};
-use crate::quorum::{self, Applied, Command, QuorumNode, Refusal};
+use crate::quorum::{self, Applied, Command, QueueMachine, QuorumNode, Refusal};
 use crate::seams::{Seams, Spawner};
 use crate::storage::{QueueLog, StorageError};
 
@@ -53,7 +53,7 @@ enum Service {
     Classic(Arc<Classic>),
     Mirrored(Arc<Mutex<MirrorNode>>),
     Quorum {
-        node: Arc<Mutex<QuorumNode>>,
+        node: Arc<Mutex<QuorumNode<QueueMachine>>>,
         /// Distinguishes this boot's connections from an earlier boot's in consumer ids.
         incarnation: u64,
     },
@@ -147,7 +147,14 @@ impl Broker {
             )));
         }
         let seed = self.seams.entropy.next_u64();
-        let (node, queues) = QuorumNode::open(self.config.clone(), Arc::clone(&self.seams.disk), seed)?;
+        let messages_max = self.config.limits.queue_messages_max;
+        let make_machine = Box::new(move |_: &str| QueueMachine::new(messages_max));
+        let (node, queues) = QuorumNode::open(
+            self.config.clone(),
+            Arc::clone(&self.seams.disk),
+            seed,
+            make_machine,
+        )?;
         let node = Arc::new(Mutex::new(node));
         quorum::spawn_peer_senders(
             &node,
@@ -356,7 +363,7 @@ fn handle_single(store: &Mutex<QueueStore>, connection: ConnectionId, request: R
     })
 }
 
-async fn handle_quorum(node: &Mutex<QuorumNode>, consumer: u64, request: Request) -> Response {
+async fn handle_quorum(node: &Mutex<QuorumNode<QueueMachine>>, consumer: u64, request: Request) -> Response {
     let (queue, command) = match request {
         Request::Publish { queue, body } => (queue, Command::Publish { body }),
         Request::Get { queue } => (queue, Command::Get { consumer }),

@@ -11,8 +11,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::config::BrokerConfig;
 use crate::disk::Disk;
@@ -21,6 +23,43 @@ use crate::storage::{RecordLog, StorageError};
 
 pub use machine::{Applied, Command, ConsumerId, QueueMachine};
 pub(crate) use transport::{spawn_peer_senders, spawn_ticker};
+
+/// A deterministic state machine replicated by a Raft group: every replica applies the same
+/// committed commands in the same order.
+pub trait Machine: Send + 'static {
+    /// What clients propose.
+    type Command: Serialize + DeserializeOwned;
+    /// What applying a command yields, handed to the proposer.
+    type Applied: Send + 'static;
+    /// Applies one committed command.
+    fn apply(&mut self, command: Self::Command) -> Self::Applied;
+    /// A command a node proposes when it becomes leader (for instance to return deliveries
+    /// whose consumers the old leader knew about).
+    fn on_elected(&self) -> Option<Self::Command> {
+        None
+    }
+    /// How many items the machine holds, for logs.
+    fn size(&self) -> usize {
+        0
+    }
+}
+
+impl Machine for QueueMachine {
+    type Command = Command;
+    type Applied = Applied;
+
+    fn apply(&mut self, command: Command) -> Applied {
+        QueueMachine::apply(self, command)
+    }
+
+    fn on_elected(&self) -> Option<Command> {
+        Some(Command::ReturnAll)
+    }
+
+    fn size(&self) -> usize {
+        self.len()
+    }
+}
 
 /// Bound on queued outbound messages per peer; beyond it messages are dropped, which Raft
 /// tolerates (the leader resends on its next heartbeat).
@@ -61,27 +100,27 @@ pub(crate) struct Outgoing {
     pub envelope: Envelope,
 }
 
-type Reply = oneshot::Sender<Result<Applied, Refusal>>;
+type Reply<M> = oneshot::Sender<Result<<M as Machine>::Applied, Refusal>>;
 
-struct Waiter {
+struct Waiter<M: Machine> {
     term: Term,
-    reply: Reply,
+    reply: Reply<M>,
 }
 
-struct Group {
+struct Group<M: Machine> {
     raft: Raft,
     log: RecordLog<RaftRecord>,
-    machine: QueueMachine,
+    machine: M,
     /// Clients waiting for the entry they proposed at an index.
-    waiters: BTreeMap<LogIndex, Waiter>,
+    waiters: BTreeMap<LogIndex, Waiter<M>>,
     /// The term in which this node, as leader, last proposed `ReturnAll`.
     announced_term: Option<Term>,
     /// Storage failed: the group stops taking part rather than act on unpersisted state.
     failed: bool,
 }
 
-impl Group {
-    fn open(node: &QuorumNode, name: &str) -> Result<Self, StorageError> {
+impl<M: Machine> Group<M> {
+    fn open(node: &QuorumNode<M>, name: &str) -> Result<Self, StorageError> {
         let (log, replay) = RecordLog::<RaftRecord>::open_file(
             node.disk.as_ref(),
             &node.raft_dir(),
@@ -114,7 +153,7 @@ impl Group {
         Ok(Self {
             raft: Raft::new(raft_config, hard, entries, seed),
             log,
-            machine: QueueMachine::new(node.config.limits.queue_messages_max),
+            machine: (node.make_machine)(name),
             waiters: BTreeMap::new(),
             announced_term: None,
             failed: false,
@@ -127,7 +166,9 @@ impl Group {
         while !self.failed {
             if self.raft.role() == Role::Leader && self.announced_term != Some(self.raft.term()) {
                 self.announced_term = Some(self.raft.term());
-                let _ = self.raft.propose(encode(&Command::ReturnAll));
+                if let Some(command) = self.machine.on_elected() {
+                    let _ = self.raft.propose(encode(&command));
+                }
             }
             let out = self.raft.take_output();
             if out.is_empty() {
@@ -159,7 +200,7 @@ impl Group {
     fn apply(&mut self, entry: Entry) {
         let applied = match entry.command.as_slice() {
             [] => None,
-            bytes => match serde_json::from_slice::<Command>(bytes) {
+            bytes => match serde_json::from_slice::<M::Command>(bytes) {
                 Ok(command) => Some(self.machine.apply(command)),
                 Err(err) => {
                     tracing::error!(index = entry.index, %err, "undecodable command skipped");
@@ -179,24 +220,29 @@ impl Group {
     }
 }
 
-/// A quorum-mode node: its Raft groups and its queues to the peers.
-pub struct QuorumNode {
+/// A node's Raft groups, one per name, each replicating a machine `M`, and its queues to
+/// the peers.
+pub struct QuorumNode<M: Machine> {
     config: BrokerConfig,
     disk: Arc<dyn Disk>,
     seed: u64,
-    groups: BTreeMap<String, Group>,
+    groups: BTreeMap<String, Group<M>>,
     outbound: BTreeMap<NodeId, mpsc::Sender<Outgoing>>,
+    make_machine: Box<dyn Fn(&str) -> M + Send>,
+    /// When each peer last answered or wrote to us.
+    last_heard: BTreeMap<NodeId, Instant>,
 }
 
 /// The receiving ends of the per-peer queues, for [`spawn_peer_senders`].
 pub(crate) type PeerQueues = BTreeMap<NodeId, (String, mpsc::Receiver<Outgoing>)>;
 
-impl QuorumNode {
+impl<M: Machine> QuorumNode<M> {
     /// Recovers every group found on disk; returns the node and its peers' queues.
     pub(crate) fn open(
         config: BrokerConfig,
         disk: Arc<dyn Disk>,
         seed: u64,
+        make_machine: Box<dyn Fn(&str) -> M + Send>,
     ) -> Result<(Self, PeerQueues), StorageError> {
         let mut outbound = BTreeMap::new();
         let mut queues = BTreeMap::new();
@@ -211,6 +257,8 @@ impl QuorumNode {
             seed,
             groups: BTreeMap::new(),
             outbound,
+            make_machine,
+            last_heard: BTreeMap::new(),
         };
         let dir = node.raft_dir();
         node.disk
@@ -245,7 +293,7 @@ impl QuorumNode {
         self.config.data_dir.join("raft")
     }
 
-    fn group(&mut self, name: &str) -> Result<&mut Group, Refusal> {
+    fn group(&mut self, name: &str) -> Result<&mut Group<M>, Refusal> {
         if !self.groups.contains_key(name) {
             if !valid_name(name) {
                 return Err(Refusal::BadName(format!(
@@ -272,8 +320,8 @@ impl QuorumNode {
     pub fn propose(
         &mut self,
         name: &str,
-        command: &Command,
-    ) -> Result<oneshot::Receiver<Result<Applied, Refusal>>, Refusal> {
+        command: &M::Command,
+    ) -> Result<oneshot::Receiver<Result<M::Applied, Refusal>>, Refusal> {
         let hint =
             |node: &Self, leader: Option<NodeId>| leader.and_then(|id| node.config.peers.get(&id).cloned());
         let group = self.group(name)?;
@@ -296,6 +344,7 @@ impl QuorumNode {
             tracing::warn!(from, "raft messages from a node that is not a peer dropped");
             return Vec::new();
         }
+        self.last_heard.insert(from, Instant::now());
         let Ok(group) = self.group(name) else {
             return Vec::new();
         };
@@ -333,9 +382,47 @@ impl QuorumNode {
                 g.raft.role(),
                 g.raft.term(),
                 g.raft.commit_index(),
-                g.machine.len(),
+                g.machine.size(),
             )
         })
+    }
+
+    /// Records that `peer` answered.
+    pub(crate) fn heard(&mut self, peer: NodeId) {
+        self.last_heard.insert(peer, Instant::now());
+    }
+
+    /// Whether `peer` was heard from within `within`.
+    pub fn heard_within(&self, peer: NodeId, within: std::time::Duration) -> bool {
+        self.last_heard.get(&peer).is_some_and(|t| t.elapsed() < within)
+    }
+
+    /// This node's id and the configuration it runs.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    /// Whether this node leads group `name`, and the known leader's address otherwise.
+    pub fn leadership(&self, name: &str) -> (bool, Option<String>) {
+        match self.groups.get(name) {
+            Some(g) if g.raft.role() == Role::Leader => (true, None),
+            Some(g) => (
+                false,
+                g.raft.leader().and_then(|id| self.config.peers.get(&id).cloned()),
+            ),
+            None => (false, None),
+        }
+    }
+
+    /// The machine of group `name`, if this node has it.
+    pub fn machine(&self, name: &str) -> Option<&M> {
+        self.groups.get(name).map(|g| &g.machine)
+    }
+
+    /// Creates group `name` now (rather than on its first message), so that its elections
+    /// start at once.
+    pub fn ensure_group(&mut self, name: &str) -> Result<(), Refusal> {
+        self.group(name).map(|_| ())
     }
 
     pub(crate) fn route(&self, name: &str, envelopes: Vec<Envelope>) {
@@ -352,7 +439,7 @@ impl QuorumNode {
     }
 }
 
-fn encode(command: &Command) -> Vec<u8> {
+fn encode<C: Serialize>(command: &C) -> Vec<u8> {
     serde_json::to_vec(command).expect("commands always serialise")
 }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::{Outgoing, PeerQueues, QuorumNode};
+use super::{Machine, Outgoing, PeerQueues, QuorumNode};
 use crate::client::Client;
 use crate::net::Network;
 use crate::raft::{Message, NodeId};
@@ -20,13 +20,13 @@ const PEER_TIMEOUT: Duration = Duration::from_millis(300);
 /// Most messages carried in one request.
 const BATCH_MAX: usize = 512;
 
-pub(crate) fn lock(node: &Mutex<QuorumNode>) -> MutexGuard<'_, QuorumNode> {
+pub(crate) fn lock<M: Machine>(node: &Mutex<QuorumNode<M>>) -> MutexGuard<'_, QuorumNode<M>> {
     node.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Starts one sender task per peer.
-pub(crate) fn spawn_peer_senders(
-    node: &Arc<Mutex<QuorumNode>>,
+pub(crate) fn spawn_peer_senders<M: Machine>(
+    node: &Arc<Mutex<QuorumNode<M>>>,
     queues: PeerQueues,
     me: NodeId,
     network: &Arc<dyn Network>,
@@ -46,7 +46,11 @@ pub(crate) fn spawn_peer_senders(
 }
 
 /// Starts the task that ticks every group's clock.
-pub(crate) fn spawn_ticker(node: &Arc<Mutex<QuorumNode>>, tick: Duration, spawner: &Arc<dyn Spawner>) {
+pub(crate) fn spawn_ticker<M: Machine>(
+    node: &Arc<Mutex<QuorumNode<M>>>,
+    tick: Duration,
+    spawner: &Arc<dyn Spawner>,
+) {
     let node = Arc::clone(node);
     spawner.spawn(Box::pin(async move {
         loop {
@@ -56,8 +60,8 @@ pub(crate) fn spawn_ticker(node: &Arc<Mutex<QuorumNode>>, tick: Duration, spawne
     }));
 }
 
-struct PeerSender {
-    node: Arc<Mutex<QuorumNode>>,
+struct PeerSender<M: Machine> {
+    node: Arc<Mutex<QuorumNode<M>>>,
     network: Arc<dyn Network>,
     me: NodeId,
     peer: NodeId,
@@ -65,7 +69,7 @@ struct PeerSender {
     connection: Option<Client>,
 }
 
-impl PeerSender {
+impl<M: Machine> PeerSender<M> {
     async fn run(mut self, mut queue: tokio::sync::mpsc::Receiver<Outgoing>) {
         while let Some(first) = queue.recv().await {
             // Everything queued now goes out together, grouped by Raft group.
@@ -101,7 +105,11 @@ impl PeerSender {
             }
         }
         let client = self.connection.as_mut().expect("connected above");
-        match client.raft(self.me, group, messages).await {
+        let exchanged = client.raft(self.me, group, messages).await;
+        if exchanged.is_ok() {
+            lock(&self.node).heard(self.peer);
+        }
+        match exchanged {
             Ok(replies) if !replies.is_empty() => {
                 let mut node = lock(&self.node);
                 let direct = node.receive(self.peer, group, replies);
