@@ -11,6 +11,8 @@
 //! Not yet wired into a broker mode: the controller (on the Raft core), the fetch protocol
 //! and the harness come next.
 
+mod metadata;
 mod partition;
 
-pub use partition::{FetchReply, Isr, LeaderState, Offset, PartitionLog, Record, TruncateTo};
+pub use metadata::{MetaCommand, MetadataMachine, PartitionId, PartitionState, METADATA_GROUP};
+pub use partition::{Epoch, FetchReply, Isr, LeaderState, Offset, PartitionLog, Record, TruncateTo};

@@ -1,0 +1,287 @@
+//! The cluster metadata the kafka controller replicates (as KRaft does, on a Raft group of
+//! all brokers): each partition's replicas, leader, leader epoch and ISR, and which brokers
+//! are fenced. Elections are decided here, deterministically, when commands are applied.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::partition::Epoch;
+use crate::quorum::Machine;
+use crate::raft::NodeId;
+
+/// A partition number.
+pub type PartitionId = u32;
+
+/// The Raft group holding the metadata.
+pub const METADATA_GROUP: &str = "__cluster_metadata";
+
+/// One partition's replication state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    /// Assigned replicas, preferred leader first.
+    pub replicas: Vec<NodeId>,
+    /// The current leader; `None` while the partition is offline.
+    pub leader: Option<NodeId>,
+    /// Incremented at every leader change.
+    pub epoch: Epoch,
+    /// The in-sync replicas.
+    pub isr: BTreeSet<NodeId>,
+}
+
+/// Changes to the metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "cmd")]
+pub enum MetaCommand {
+    /// Create the partitions if there are none yet (idempotent).
+    Init {
+        /// Partition -> replicas.
+        assignment: BTreeMap<PartitionId, Vec<NodeId>>,
+    },
+    /// A broker stopped heartbeating: out of every ISR, and its partitions get new leaders.
+    Fence {
+        /// The broker.
+        broker: NodeId,
+    },
+    /// A fenced broker is heartbeating again; offline partitions it can lead come back.
+    Unfence {
+        /// The broker.
+        broker: NodeId,
+    },
+    /// A partition leader asks to change its ISR.
+    AlterIsr {
+        /// The partition.
+        partition: PartitionId,
+        /// The leader epoch the request was made in; stale requests are refused.
+        epoch: Epoch,
+        /// The new ISR (must contain the leader).
+        isr: BTreeSet<NodeId>,
+    },
+}
+
+/// The metadata state machine.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetadataMachine {
+    partitions: BTreeMap<PartitionId, PartitionState>,
+    fenced: BTreeSet<NodeId>,
+    /// Whether a replica outside the ISR may be elected (unsafe).
+    unclean: bool,
+}
+
+impl MetadataMachine {
+    /// Empty metadata; `unclean` allows electing out-of-sync replicas.
+    pub fn new(unclean: bool) -> Self {
+        Self {
+            unclean,
+            ..Self::default()
+        }
+    }
+
+    /// Every partition's state.
+    pub fn partitions(&self) -> &BTreeMap<PartitionId, PartitionState> {
+        &self.partitions
+    }
+
+    /// Whether `broker` is fenced.
+    pub fn is_fenced(&self, broker: NodeId) -> bool {
+        self.fenced.contains(&broker)
+    }
+
+    fn elect(&mut self, id: PartitionId) {
+        let fenced = self.fenced.clone();
+        let unclean = self.unclean;
+        let Some(p) = self.partitions.get_mut(&id) else {
+            return;
+        };
+        let live = |n: &NodeId| !fenced.contains(n);
+        let clean = p.replicas.iter().copied().find(|n| p.isr.contains(n) && live(n));
+        let chosen = match clean {
+            Some(n) => Some(n),
+            None if unclean => p.replicas.iter().copied().find(live),
+            None => None,
+        };
+        if chosen == p.leader {
+            return;
+        }
+        if let Some(leader) = chosen {
+            if !p.isr.contains(&leader) {
+                // Unclean: the ISR restarts from the new leader's log.
+                p.isr = BTreeSet::from([leader]);
+            }
+        }
+        p.leader = chosen;
+        p.epoch += 1;
+    }
+}
+
+impl Machine for MetadataMachine {
+    type Command = MetaCommand;
+    type Applied = Result<(), String>;
+
+    fn apply(&mut self, command: MetaCommand) -> Result<(), String> {
+        match command {
+            MetaCommand::Init { assignment } => {
+                if self.partitions.is_empty() {
+                    for (id, replicas) in assignment {
+                        let isr = replicas.iter().copied().collect();
+                        let leader = replicas.first().copied();
+                        self.partitions.insert(
+                            id,
+                            PartitionState {
+                                replicas,
+                                leader,
+                                epoch: 1,
+                                isr,
+                            },
+                        );
+                    }
+                }
+                Ok(())
+            }
+            MetaCommand::Fence { broker } => {
+                if !self.fenced.insert(broker) {
+                    return Ok(());
+                }
+                let ids: Vec<PartitionId> = self.partitions.keys().copied().collect();
+                for id in ids {
+                    let p = self.partitions.get_mut(&id).expect("listed");
+                    // The last ISR member stays (it alone has every committed record);
+                    // the partition is offline until it returns, unless unclean.
+                    if p.isr.len() > 1 {
+                        p.isr.remove(&broker);
+                    }
+                    if p.leader == Some(broker) {
+                        self.elect(id);
+                    }
+                }
+                Ok(())
+            }
+            MetaCommand::Unfence { broker } => {
+                if !self.fenced.remove(&broker) {
+                    return Ok(());
+                }
+                let offline: Vec<PartitionId> = self
+                    .partitions
+                    .iter()
+                    .filter(|(_, p)| p.leader.is_none())
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in offline {
+                    self.elect(id);
+                }
+                Ok(())
+            }
+            MetaCommand::AlterIsr {
+                partition,
+                epoch,
+                isr,
+            } => {
+                let fenced = &self.fenced;
+                let Some(p) = self.partitions.get_mut(&partition) else {
+                    return Err(format!("no partition {partition}"));
+                };
+                let valid = p.epoch == epoch
+                    && p.leader.is_some_and(|l| isr.contains(&l))
+                    && isr.iter().all(|n| p.replicas.contains(n) && !fenced.contains(n));
+                if !valid {
+                    return Err(format!(
+                        "stale or invalid ISR change for partition {partition} in epoch {epoch}"
+                    ));
+                }
+                p.isr = isr;
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn three_replicas(unclean: bool) -> MetadataMachine {
+        let mut m = MetadataMachine::new(unclean);
+        let assignment = BTreeMap::from([(0, vec![1, 2, 3])]);
+        m.apply(MetaCommand::Init { assignment }).unwrap();
+        m
+    }
+
+    fn p0(m: &MetadataMachine) -> &PartitionState {
+        &m.partitions()[&0]
+    }
+
+    #[test]
+    fn a_fenced_leader_is_replaced_from_the_isr_in_a_new_epoch() {
+        let mut m = three_replicas(false);
+        assert_eq!((p0(&m).leader, p0(&m).epoch), (Some(1), 1));
+        m.apply(MetaCommand::Fence { broker: 1 }).unwrap();
+        assert_eq!((p0(&m).leader, p0(&m).epoch), (Some(2), 2));
+        assert_eq!(p0(&m).isr, BTreeSet::from([2, 3]));
+    }
+
+    #[test]
+    fn when_the_last_isr_member_fails_the_partition_waits_for_it_unless_unclean() {
+        for unclean in [false, true] {
+            let mut m = three_replicas(unclean);
+            m.apply(MetaCommand::AlterIsr {
+                partition: 0,
+                epoch: 1,
+                isr: BTreeSet::from([1]),
+            })
+            .unwrap();
+            m.apply(MetaCommand::Fence { broker: 1 }).unwrap();
+            if unclean {
+                assert_eq!(p0(&m).leader, Some(2), "an out-of-sync replica is elected");
+                assert_eq!(p0(&m).isr, BTreeSet::from([2]));
+            } else {
+                assert_eq!(p0(&m).leader, None, "offline rather than lose committed records");
+                m.apply(MetaCommand::Unfence { broker: 1 }).unwrap();
+                assert_eq!(p0(&m).leader, Some(1));
+                assert_eq!(p0(&m).epoch, 3);
+            }
+        }
+    }
+
+    #[test]
+    fn isr_changes_from_a_stale_epoch_or_without_the_leader_are_refused() {
+        let mut m = three_replicas(false);
+        m.apply(MetaCommand::Fence { broker: 1 }).unwrap();
+        let stale = MetaCommand::AlterIsr {
+            partition: 0,
+            epoch: 1,
+            isr: BTreeSet::from([1, 2]),
+        };
+        assert!(m.apply(stale).is_err());
+        let leaderless = MetaCommand::AlterIsr {
+            partition: 0,
+            epoch: 2,
+            isr: BTreeSet::from([3]),
+        };
+        assert!(m.apply(leaderless).is_err());
+        let fenced = MetaCommand::AlterIsr {
+            partition: 0,
+            epoch: 2,
+            isr: BTreeSet::from([1, 2]),
+        };
+        assert!(m.apply(fenced).is_err(), "a fenced broker cannot rejoin the ISR");
+        m.apply(MetaCommand::AlterIsr {
+            partition: 0,
+            epoch: 2,
+            isr: BTreeSet::from([2]),
+        })
+        .unwrap();
+        assert_eq!(p0(&m).isr, BTreeSet::from([2]));
+    }
+
+    #[test]
+    fn init_is_idempotent() {
+        let mut m = three_replicas(false);
+        m.apply(MetaCommand::Fence { broker: 1 }).unwrap();
+        let before = m.clone();
+        m.apply(MetaCommand::Init {
+            assignment: BTreeMap::from([(0, vec![3])]),
+        })
+        .unwrap();
+        assert_eq!(m, before);
+    }
+}
