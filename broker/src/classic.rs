@@ -75,7 +75,7 @@ impl Classic {
             Request::Publish { queue, .. } | Request::Get { queue } | Request::Ack { queue, .. } => {
                 queue.clone()
             }
-            Request::Raft { .. } | Request::Mirror { .. } => {
+            Request::Raft { .. } | Request::Mirror { .. } | Request::Kafka { .. } => {
                 return error(ErrorCode::Unavailable, "classic mode has no replication".into())
             }
         };

@@ -204,6 +204,17 @@ impl Client {
         }
     }
 
+    /// Sends a kafka-mode request.
+    pub async fn kafka(
+        &mut self,
+        request: crate::kafka::KafkaRequest,
+    ) -> Result<crate::kafka::KafkaResponse, ClientError> {
+        match self.call(Request::Kafka { request }).await? {
+            Response::Kafka { response } => Ok(response),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Sends any request and returns the broker's response, refusals included (for proxies).
     pub async fn forward(&mut self, request: Request) -> Result<Response, ClientError> {
         match self.call(request).await {

@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::kafka::KafkaSettings;
 use crate::mirrored::MirrorSettings;
 
 use crate::codec::FRAME_BYTES_MAX_DEFAULT;
@@ -26,6 +27,9 @@ pub enum Mode {
     /// A Raft-replicated log per queue (RabbitMQ quorum queues): majority commit, each
     /// replica fsyncs before it acknowledges.
     Quorum,
+    /// Kafka: partitions replicated leader-to-follower by fetch, ISR and high watermark,
+    /// leaders elected by a Raft-replicated controller (KRaft).
+    Kafka,
 }
 
 impl Mode {
@@ -39,6 +43,10 @@ impl Mode {
         (
             Mode::Mirrored,
             "a leader and mirrors per queue; the oldest synchronised mirror takes over",
+        ),
+        (
+            Mode::Kafka,
+            "partitions with leader and fetching followers, ISR, high watermark, KRaft controller",
         ),
         (
             Mode::Quorum,
@@ -58,6 +66,7 @@ impl Mode {
             Mode::Classic => "classic",
             Mode::Mirrored => "mirrored",
             Mode::Quorum => "quorum",
+            Mode::Kafka => "kafka",
         }
     }
 }
@@ -179,6 +188,8 @@ pub struct BrokerConfig {
     pub durable: bool,
     /// Mirrored-mode knobs.
     pub mirrored: MirrorSettings,
+    /// Kafka-mode knobs.
+    pub kafka: KafkaSettings,
     /// Resource limits.
     pub limits: Limits,
 }
@@ -196,6 +207,7 @@ impl BrokerConfig {
             fsync: FsyncPolicy::Always,
             durable: true,
             mirrored: MirrorSettings::default(),
+            kafka: KafkaSettings::default(),
             limits: Limits::default(),
         }
     }

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::kafka::{KafkaRequest, KafkaResponse};
 use crate::mirrored::MirrorMessage;
 use crate::raft;
 
@@ -56,6 +57,11 @@ pub enum Request {
         /// Messages for this node.
         messages: Vec<raft::Message>,
     },
+    /// A kafka-mode request, answered with [`Response::Kafka`].
+    Kafka {
+        /// The request.
+        request: KafkaRequest,
+    },
     /// Mirrored-mode messages from peer `from`, answered with [`Response::Mirror`].
     Mirror {
         /// The sending node.
@@ -94,6 +100,11 @@ pub enum Response {
     Empty,
     /// The acknowledgement was applied.
     Acked,
+    /// The answer to a [`Request::Kafka`].
+    Kafka {
+        /// The response.
+        response: KafkaResponse,
+    },
     /// Answers to a [`Request::Mirror`], one per message: accepted or refused.
     Mirror {
         /// One answer per message.
@@ -136,6 +147,8 @@ pub enum ErrorCode {
     /// The request may or may not have taken effect (e.g. leadership changed while it was
     /// being replicated). Never a definite failure.
     OutcomeUnknown,
+    /// An acks=all write was refused because the ISR is smaller than min.insync.replicas.
+    NotEnoughReplicas,
 }
 
 impl ErrorCode {
@@ -149,6 +162,7 @@ impl ErrorCode {
             ErrorCode::LimitExceeded => "limit_exceeded",
             ErrorCode::NotLeader => "not_leader",
             ErrorCode::OutcomeUnknown => "outcome_unknown",
+            ErrorCode::NotEnoughReplicas => "not_enough_replicas",
         }
     }
 }

@@ -10,6 +10,7 @@ use tokio::sync::Semaphore;
 use crate::classic::{Classic, Upstreams};
 use crate::codec::{read_frame, write_frame, CodecError};
 use crate::config::{BrokerConfig, Limits, Mode};
+use crate::kafka::KafkaNode;
 use crate::mirrored::{self, MirrorNode};
 use crate::net::{BoxStream, Listener};
 use crate::protocol::{ErrorCode, Request, RequestFrame, Response, ResponseFrame, UNKNOWN_REQUEST_ID};
@@ -52,6 +53,7 @@ enum Service {
     Single(Arc<Mutex<QueueStore>>),
     Classic(Arc<Classic>),
     Mirrored(Arc<Mutex<MirrorNode>>),
+    Kafka(Arc<KafkaNode>),
     Quorum {
         node: Arc<Mutex<QuorumNode<QueueMachine>>>,
         /// Distinguishes this boot's connections from an earlier boot's in consumer ids.
@@ -85,6 +87,7 @@ impl Broker {
             ))),
             Mode::Quorum => self.start_quorum(incarnation)?,
             Mode::Mirrored => self.start_mirrored()?,
+            Mode::Kafka => Service::Kafka(KafkaNode::start(&self.config, &mut self.seams)?),
         };
         let listener = self
             .seams
@@ -304,6 +307,20 @@ impl Service {
         match self {
             Service::Single(store) => handle_single(store, connection, request),
             Service::Mirrored(node) => handle_mirrored(node, connection, request).await,
+            Service::Kafka(node) => match request {
+                Request::Kafka { request } => node.handle(request).await,
+                Request::Raft {
+                    from,
+                    group,
+                    messages,
+                } => Response::Raft {
+                    messages: quorum::lock(node.meta()).receive(from, &group, messages),
+                },
+                _ => error(
+                    ErrorCode::Unavailable,
+                    "kafka mode serves produce, poll and fetch".into(),
+                ),
+            },
             Service::Classic(classic) => {
                 classic
                     .handle(connection, upstreams, request, handle_single)
@@ -325,6 +342,7 @@ impl Service {
                 lock(&classic.store).release(connection);
             }
             Service::Mirrored(node) => mirrored::lock(node).release(connection),
+            Service::Kafka(_) => {}
             Service::Quorum { node, incarnation } if consumed => {
                 let consumer = incarnation.wrapping_add(connection);
                 let queues: Vec<String> = lock(node).queue_names();
@@ -350,7 +368,7 @@ fn handle_single(store: &Mutex<QueueStore>, connection: ConnectionId, request: R
             None => Response::Empty,
         }),
         Request::Ack { queue, tag } => store.ack(&queue, tag, connection).map(|()| Response::Acked),
-        Request::Raft { .. } | Request::Mirror { .. } => {
+        Request::Raft { .. } | Request::Mirror { .. } | Request::Kafka { .. } => {
             return error(
                 ErrorCode::Unavailable,
                 "this node's mode does not replicate that way".into(),
@@ -376,11 +394,8 @@ async fn handle_quorum(node: &Mutex<QuorumNode<QueueMachine>>, consumer: u64, re
             let messages = lock(node).receive(from, &group, messages);
             return Response::Raft { messages };
         }
-        Request::Mirror { .. } => {
-            return error(
-                ErrorCode::Unavailable,
-                "this node runs quorum mode, not mirrored".into(),
-            )
+        Request::Mirror { .. } | Request::Kafka { .. } => {
+            return error(ErrorCode::Unavailable, "this node runs quorum mode".into())
         }
     };
     let pending = lock(node).propose(&queue, &command);
@@ -455,9 +470,8 @@ async fn handle_mirrored(node: &Mutex<MirrorNode>, connection: ConnectionId, req
         Request::Mirror { from, messages } => Response::Mirror {
             accepted: mirrored::lock(node).receive(from, messages),
         },
-        Request::Raft { .. } => error(
-            ErrorCode::Unavailable,
-            "this node runs mirrored mode, not quorum".into(),
-        ),
+        Request::Raft { .. } | Request::Kafka { .. } => {
+            error(ErrorCode::Unavailable, "this node runs mirrored mode".into())
+        }
     }
 }

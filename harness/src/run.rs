@@ -15,13 +15,13 @@ use checker::{History, Op, OpType, Process, Report};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
-use workloads::{QueueWorkload, Target};
+use workloads::{Completion, Invocation, LogWorkload, QueueWorkload, Target};
 
 use crate::nemesis::Nemesis;
 use crate::recorder::Recorder;
 use crate::seams::{LocalSpawner, SimDisk, SimNetwork};
 use crate::simlog::DriverClock;
-use crate::spec::{derive_seed, TestSpec};
+use crate::spec::{derive_seed, TestSpec, WorkloadKind};
 
 /// Port every simulated broker listens on.
 const BROKER_PORT: u16 = 7000;
@@ -137,7 +137,7 @@ pub fn run(
         nodes: nodes.iter().map(|n| format!("{n}:{BROKER_PORT}")).collect(),
         request_timeout: Duration::from_millis(spec.request_timeout_ms),
     };
-    let workload = QueueWorkload::default();
+    let workload = Workload::of(spec);
     let generator = Rc::new(RefCell::new(
         workload.generator(derive_seed(spec.seed, STREAM_GENERATOR)),
     ));
@@ -202,7 +202,7 @@ pub fn run(
         .expect("every process has finished with the recorder")
         .into_inner();
     let ops = recorder.finish().map_err(HarnessError::HistoryWrite)?;
-    let liveness = liveness_of(&ops, finished);
+    let liveness = liveness_of(&ops, finished, workload.final_f());
     let history = History::from_ops(ops, &[])?;
     let report = checker::check(&history, workload.checks());
     tracing::info!(valid = ?report.valid, recovered = liveness.recovered, "phase: checked");
@@ -225,6 +225,7 @@ fn add_broker(sim: &mut turmoil::Sim<'_>, spec: &TestSpec, id: u64, nodes: &[Str
         id,
         peers,
         tick_ms: 10,
+        kafka: spec.kafka,
         listen: format!("0.0.0.0:{BROKER_PORT}"),
         data_dir: DATA_DIR.into(),
         fsync: spec.fsync,
@@ -253,8 +254,8 @@ fn add_broker(sim: &mut turmoil::Sim<'_>, spec: &TestSpec, id: u64, nodes: &[Str
     });
 }
 
-fn liveness_of(ops: &[Op], finished: bool) -> Liveness {
-    let drained = ops.iter().any(|op| op.f == "drain" && op.kind == OpType::Ok);
+fn liveness_of(ops: &[Op], finished: bool, final_f: &str) -> Liveness {
+    let drained = ops.iter().any(|op| op.f == final_f && op.kind == OpType::Ok);
     if drained && finished {
         return Liveness {
             recovered: true,
@@ -264,10 +265,10 @@ fn liveness_of(ops: &[Op], finished: bool) -> Liveness {
     let detail = ops
         .iter()
         .rev()
-        .find(|op| op.f == "drain" && op.kind != OpType::Invoke)
+        .find(|op| op.f == final_f && op.kind != OpType::Invoke)
         .and_then(|op| op.error.as_ref())
         .map(|e| e.to_string())
-        .unwrap_or_else(|| "the final drain never completed".to_string());
+        .unwrap_or_else(|| format!("the final {final_f} never completed"));
     Liveness {
         recovered: false,
         detail: Some(detail),
@@ -278,8 +279,8 @@ fn liveness_of(ops: &[Op], finished: bool) -> Liveness {
 struct Worker {
     id: usize,
     spec: TestSpec,
-    client: workloads::QueueClient,
-    generator: Shared<workloads::QueueGenerator>,
+    client: Client,
+    generator: Shared<Generator>,
     stagger: Shared<ChaCha8Rng>,
     recorder: Shared<Recorder>,
     phases: Rc<Phases>,
@@ -326,9 +327,14 @@ impl Worker {
         let idle_timeout = Duration::from_millis(Limits::default().idle_timeout_ms);
         tokio::time::sleep(idle_timeout + SETTLE_MARGIN).await;
         self.client.reset();
-        self.record(OpType::Invoke, process, "drain", Value::Null, None);
-        let done = self.client.drain(Duration::from_secs(self.spec.recovery_s)).await;
-        self.record(done.kind, process, "drain", done.value, done.error);
+        let final_f = self.client.final_f();
+        let invoke_value = self.client.final_invoke_value();
+        self.record(OpType::Invoke, process, final_f, invoke_value, None);
+        let done = self
+            .client
+            .final_read(Duration::from_secs(self.spec.recovery_s))
+            .await;
+        self.record(done.kind, process, final_f, done.value, done.error);
     }
 
     fn record(&self, kind: OpType, process: u64, f: &str, value: Value, error: Option<String>) {
@@ -344,4 +350,107 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .cloned()
         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "unknown panic".to_string())
+}
+
+/// The workload of a run, its generator and its clients: one of the built-in workloads.
+enum Workload {
+    Queue(QueueWorkload),
+    Log(LogWorkload),
+}
+
+enum Generator {
+    Queue(workloads::QueueGenerator),
+    Log(workloads::LogGenerator),
+}
+
+enum Client {
+    Queue(workloads::QueueClient),
+    Log(workloads::LogClient),
+}
+
+impl Workload {
+    fn of(spec: &TestSpec) -> Self {
+        match spec.workload {
+            WorkloadKind::Queue => Workload::Queue(QueueWorkload::default()),
+            WorkloadKind::Log => Workload::Log(LogWorkload {
+                keys: spec.kafka.partitions,
+                acks: spec.acks,
+                ..LogWorkload::default()
+            }),
+        }
+    }
+
+    fn generator(&self, seed: u64) -> Generator {
+        match self {
+            Workload::Queue(w) => Generator::Queue(w.generator(seed)),
+            Workload::Log(w) => Generator::Log(w.generator(seed)),
+        }
+    }
+
+    fn client(&self, target: Target, node: usize) -> Client {
+        match self {
+            Workload::Queue(w) => Client::Queue(w.client(target, node)),
+            Workload::Log(w) => Client::Log(w.client(target, node)),
+        }
+    }
+
+    fn checks(&self) -> checker::Workload {
+        match self {
+            Workload::Queue(w) => w.checks(),
+            Workload::Log(w) => w.checks(),
+        }
+    }
+
+    fn final_f(&self) -> &'static str {
+        match self {
+            Workload::Queue(_) => "drain",
+            Workload::Log(_) => "final-poll",
+        }
+    }
+}
+
+impl Generator {
+    fn next_op(&mut self) -> Invocation {
+        match self {
+            Generator::Queue(g) => g.next_op(),
+            Generator::Log(g) => g.next_op(),
+        }
+    }
+}
+
+impl Client {
+    async fn invoke(&mut self, op: &Invocation) -> Completion {
+        match self {
+            Client::Queue(c) => c.invoke(op).await,
+            Client::Log(c) => c.invoke(op).await,
+        }
+    }
+
+    fn reset(&mut self) {
+        match self {
+            Client::Queue(c) => c.reset(),
+            Client::Log(c) => c.reset(),
+        }
+    }
+
+    fn final_f(&self) -> &'static str {
+        match self {
+            Client::Queue(_) => "drain",
+            Client::Log(_) => "final-poll",
+        }
+    }
+
+    fn final_invoke_value(&self) -> Value {
+        match self {
+            Client::Queue(_) => Value::Null,
+            Client::Log(_) => serde_json::json!([["poll"]]),
+        }
+    }
+
+    async fn final_read(&mut self, budget: Duration) -> Completion {
+        match self {
+            Client::Queue(c) => c.drain(budget).await,
+            Client::Log(c) => c.final_read(budget).await,
+        }
+    }
 }

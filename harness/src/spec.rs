@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use broker::kafka::{Acks, KafkaSettings};
 use broker::mirrored::MirrorSettings;
 use broker::{FsyncPolicy, Mode};
 use serde::{Deserialize, Serialize};
@@ -14,19 +15,28 @@ use serde::{Deserialize, Serialize};
 pub enum WorkloadKind {
     /// RabbitMQ-like queue: enqueue, dequeue, final drain.
     Queue,
+    /// Kafka-like log: send to keys, poll, final read of every key.
+    Log,
 }
 
 impl WorkloadKind {
     /// Every workload, with a one-line description.
-    pub const ALL: &'static [(WorkloadKind, &'static str)] = &[(
-        WorkloadKind::Queue,
-        "unique integers enqueued with confirms, dequeued with get+ack, then drained",
-    )];
+    pub const ALL: &'static [(WorkloadKind, &'static str)] = &[
+        (
+            WorkloadKind::Queue,
+            "unique integers enqueued with confirms, dequeued with get+ack, then drained",
+        ),
+        (
+            WorkloadKind::Log,
+            "unique integers sent to keys, polled by every process, then every key read from 0",
+        ),
+    ];
 
     /// The name used on command lines.
     pub fn as_str(self) -> &'static str {
         match self {
             WorkloadKind::Queue => "queue",
+            WorkloadKind::Log => "log",
         }
     }
 }
@@ -45,7 +55,7 @@ impl FromStr for WorkloadKind {
             .iter()
             .find(|(w, _)| w.as_str() == s)
             .map(|(w, _)| *w)
-            .ok_or_else(|| format!("unknown workload '{s}' (this build has: queue)"))
+            .ok_or_else(|| format!("unknown workload '{s}' (this build has: queue, log)"))
     }
 }
 
@@ -214,6 +224,10 @@ pub struct TestSpec {
     pub durable: bool,
     /// Mirrored-mode knobs.
     pub mirrored: MirrorSettings,
+    /// Kafka-mode knobs.
+    pub kafka: KafkaSettings,
+    /// What the log workload's producers ask for.
+    pub acks: Acks,
     /// Mean simulated seconds between faults.
     pub nemesis_interval_s: f64,
     /// Deadline of each client request, simulated milliseconds.
@@ -239,6 +253,8 @@ impl TestSpec {
             fsync: FsyncPolicy::Always,
             durable: true,
             mirrored: MirrorSettings::default(),
+            kafka: KafkaSettings::default(),
+            acks: Acks::All,
             nemesis_interval_s: 8.0,
             request_timeout_ms: 1000,
             recovery_s: 30,
@@ -266,6 +282,23 @@ impl TestSpec {
             return Err(format!(
                 "--mirrors, --sync-mode, --promote-unsynced and --partition-handling apply to mode mirrored, not {}",
                 self.mode
+            ));
+        }
+        if (self.mode == Mode::Kafka) != (self.workload == WorkloadKind::Log) {
+            return Err("mode kafka runs the log workload, and the log workload needs mode kafka".into());
+        }
+        if self.mode != Mode::Kafka && (self.kafka != KafkaSettings::default() || self.acks != Acks::All) {
+            return Err(format!(
+                "--acks, --partitions, --rf, --min-isr, --unclean-election, --truncate-to and --read-uncommitted apply to mode kafka, not {}",
+                self.mode
+            ));
+        }
+        if self.mode == Mode::Kafka
+            && (self.kafka.rf == 0 || self.kafka.rf > self.nodes || self.kafka.partitions == 0)
+        {
+            return Err(format!(
+                "--rf must be 1..={} (the nodes) and --partitions at least 1",
+                self.nodes
             ));
         }
         if self.nemesis.has(FaultKind::Partition) && self.nodes < 2 {
@@ -303,7 +336,7 @@ impl TestSpec {
     pub fn replay_command(&self) -> String {
         format!(
             "tumult test --mode {} --nodes {} --workload {} --nemesis {} --target {} --seed {} --time-limit {} \
-             --concurrency {} --rate {} --fsync {} --durable {} --mirrors {} --sync-mode {} --partition-handling {}{} --nemesis-interval {} --request-timeout {} --recovery {}",
+             --concurrency {} --rate {} --fsync {} --durable {} --mirrors {} --sync-mode {} --partition-handling {}{} --acks {} --partitions {} --rf {} --min-isr {} --truncate-to {}{}{} --nemesis-interval {} --request-timeout {} --recovery {}",
             self.mode,
             self.nodes,
             self.workload,
@@ -318,7 +351,14 @@ impl TestSpec {
             self.mirrored.mirrors.map_or("all".to_string(), |n| n.to_string()),
             self.mirrored.sync,
             self.mirrored.partition_handling,
-            if self.mirrored.promote_unsynced { " --promote-unsynced" } else { "" },
+                        if self.mirrored.promote_unsynced { " --promote-unsynced" } else { "" },
+            self.acks,
+            self.kafka.partitions,
+            self.kafka.rf,
+            self.kafka.min_isr,
+            self.kafka.truncate_to,
+            if self.kafka.unclean_election { " --unclean-election" } else { "" },
+            if self.kafka.read_uncommitted { " --read-uncommitted" } else { "" },
             self.nemesis_interval_s,
             self.request_timeout_ms,
             self.recovery_s

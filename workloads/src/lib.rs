@@ -4,6 +4,7 @@
 //! A workload never decides an outcome it cannot know: an operation whose reply was lost
 //! completes as `info`, never `fail`.
 
+mod log;
 mod queue;
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use broker::Network;
 use checker::OpType;
 
+pub use log::{LogClient, LogGenerator, LogWorkload};
 pub use queue::{QueueClient, QueueGenerator, QueueWorkload};
 
 /// An operation a process is about to perform: its function and argument.

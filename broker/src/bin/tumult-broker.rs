@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use broker::kafka::{KafkaSettings, TruncateTo};
 use broker::mirrored::{MirrorCount, MirrorSettings, PartitionHandling, SyncMode};
 use broker::{parse_peers, Broker, BrokerConfig, FsyncPolicy, Limits, Mode, Seams};
 use clap::Parser;
@@ -54,6 +55,26 @@ struct Args {
     /// ignore or autoheal (keep serving; unsafe).
     #[arg(long, default_value = "pause-minority")]
     partition_handling: PartitionHandling,
+    /// Kafka mode: partitions of the topic.
+    #[arg(long, default_value_t = KafkaSettings::default().partitions)]
+    partitions: u32,
+    /// Kafka mode: replicas per partition.
+    #[arg(long, default_value_t = KafkaSettings::default().rf)]
+    rf: usize,
+    /// Kafka mode: acks=all writes are refused while the ISR is smaller than this.
+    #[arg(long, default_value_t = KafkaSettings::default().min_isr)]
+    min_isr: usize,
+    /// Kafka mode: allow electing a replica outside the ISR (unsafe).
+    #[arg(long)]
+    unclean_election: bool,
+    /// Kafka mode: how followers truncate on a leader change: epoch (KIP-101, safe) or hw
+    /// (to their high watermark, as before Kafka 0.11; unsafe).
+    #[arg(long, default_value = "epoch")]
+    truncate_to: TruncateTo,
+    /// Kafka mode: let consumers read up to the leader's log end, past the high watermark
+    /// (unsafe: they may see records that are later lost).
+    #[arg(long)]
+    read_uncommitted: bool,
     /// Largest frame accepted, in bytes.
     #[arg(long, default_value_t = Limits::default().frame_bytes_max)]
     frame_bytes_max: usize,
@@ -81,6 +102,15 @@ async fn main() -> anyhow::Result<()> {
         data_dir: args.data_dir.clone(),
         fsync: args.fsync,
         durable: args.durable,
+        kafka: KafkaSettings {
+            partitions: args.partitions,
+            rf: args.rf,
+            min_isr: args.min_isr,
+            unclean_election: args.unclean_election,
+            truncate_to: args.truncate_to,
+            read_uncommitted: args.read_uncommitted,
+            ..KafkaSettings::default()
+        },
         mirrored: MirrorSettings {
             mirrors: args.mirrors.0,
             sync: args.sync_mode,

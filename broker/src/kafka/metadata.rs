@@ -35,8 +35,9 @@ pub struct PartitionState {
 pub enum MetaCommand {
     /// Create the partitions if there are none yet (idempotent).
     Init {
-        /// Partition -> replicas.
-        assignment: BTreeMap<PartitionId, Vec<NodeId>>,
+        /// (partition, replicas) pairs. A list, not a map: JSON object keys are strings,
+        /// which do not decode back into integers inside a tagged enum.
+        assignment: Vec<(PartitionId, Vec<NodeId>)>,
     },
     /// A broker stopped heartbeating: out of every ISR, and its partitions get new leaders.
     Fence {
@@ -201,8 +202,10 @@ mod tests {
 
     fn three_replicas(unclean: bool) -> MetadataMachine {
         let mut m = MetadataMachine::new(unclean);
-        let assignment = BTreeMap::from([(0, vec![1, 2, 3])]);
-        m.apply(MetaCommand::Init { assignment }).unwrap();
+        m.apply(MetaCommand::Init {
+            assignment: vec![(0, vec![1, 2, 3])],
+        })
+        .unwrap();
         m
     }
 
@@ -279,9 +282,29 @@ mod tests {
         m.apply(MetaCommand::Fence { broker: 1 }).unwrap();
         let before = m.clone();
         m.apply(MetaCommand::Init {
-            assignment: BTreeMap::from([(0, vec![3])]),
+            assignment: vec![(0, vec![3])],
         })
         .unwrap();
         assert_eq!(m, before);
+    }
+
+    #[test]
+    fn every_command_survives_the_json_the_raft_log_stores() {
+        let commands = vec![
+            MetaCommand::Init {
+                assignment: vec![(0, vec![1, 2]), (1, vec![2, 3])],
+            },
+            MetaCommand::Fence { broker: 2 },
+            MetaCommand::Unfence { broker: 2 },
+            MetaCommand::AlterIsr {
+                partition: 1,
+                epoch: 4,
+                isr: BTreeSet::from([2, 3]),
+            },
+        ];
+        for command in commands {
+            let bytes = serde_json::to_vec(&command).unwrap();
+            assert_eq!(serde_json::from_slice::<MetaCommand>(&bytes).unwrap(), command);
+        }
     }
 }

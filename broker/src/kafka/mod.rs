@@ -8,11 +8,15 @@
 //! end offset of its last epoch as the new leader knows it), or, with the pre-0.11 behaviour
 //! kept as an unsafe knob, to its own high watermark, which can discard a committed record.
 //!
-//! Not yet wired into a broker mode: the controller (on the Raft core), the fetch protocol
-//! and the harness come next.
+//! The controller is a Raft group of every broker replicating [`MetadataMachine`]; its
+//! leader fences brokers it stops hearing from and so moves their partitions' leadership.
 
 mod metadata;
+mod node;
 mod partition;
+mod wire;
 
 pub use metadata::{MetaCommand, MetadataMachine, PartitionId, PartitionState, METADATA_GROUP};
+pub(crate) use node::KafkaNode;
 pub use partition::{Epoch, FetchReply, Isr, LeaderState, Offset, PartitionLog, Record, TruncateTo};
+pub use wire::{Acks, KafkaRequest, KafkaResponse, KafkaSettings};

@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::{Deserialize, Serialize};
+
 use crate::raft::NodeId;
 
 /// A position in a partition: the offset of a record, or a log end offset (the next one).
@@ -14,7 +16,7 @@ pub type Epoch = u64;
 pub type Isr = BTreeSet<NodeId>;
 
 /// One record of a partition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     /// Its offset; offsets are contiguous from 0.
     pub offset: Offset,
@@ -25,7 +27,8 @@ pub struct Record {
 }
 
 /// How a replica truncates when it follows a new leader.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TruncateTo {
     /// To the end of its last epoch as the leader reports it (KIP-101, Kafka 0.11+): safe.
     LeaderEpoch,
@@ -236,7 +239,7 @@ impl LeaderState {
     }
 
     /// HW = the smallest log end offset in the ISR (the leader's own included).
-    fn update_hw(&self, log: &mut PartitionLog) {
+    pub fn update_hw(&self, log: &mut PartitionLog) {
         let hw = self
             .isr
             .iter()

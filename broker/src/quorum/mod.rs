@@ -22,7 +22,7 @@ use crate::raft::{Entry, Envelope, HardState, LogIndex, Message, NodeId, Raft, R
 use crate::storage::{RecordLog, StorageError};
 
 pub use machine::{Applied, Command, ConsumerId, QueueMachine};
-pub(crate) use transport::{spawn_peer_senders, spawn_ticker};
+pub(crate) use transport::{lock, spawn_peer_senders, spawn_ticker};
 
 /// A deterministic state machine replicated by a Raft group: every replica applies the same
 /// committed commands in the same order.

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use broker::kafka::{Acks, KafkaSettings, TruncateTo};
 use broker::mirrored::{MirrorCount, MirrorSettings, PartitionHandling, SyncMode};
 use broker::{FsyncPolicy, Mode};
 use clap::{Parser, Subcommand};
@@ -42,9 +43,11 @@ struct TestArgs {
     /// Broker nodes in the cluster (default: 1 for single, 3 for replicated modes).
     #[arg(long)]
     nodes: Option<usize>,
-    /// Workload: queue (enqueue unique integers with confirms, dequeue with get+ack, drain).
-    #[arg(long, default_value = "queue")]
-    workload: WorkloadKind,
+    /// Workload: queue (enqueue unique integers with confirms, dequeue with get+ack, drain;
+    /// the default) or log (send unique integers to keys, poll, read every key at the end;
+    /// the default and only choice for --mode kafka).
+    #[arg(long)]
+    workload: Option<WorkloadKind>,
     /// Faults to inject, comma-separated: kill (crash a broker, restart it 1-5 s later),
     /// partition (split the brokers into random halves or isolate one for 2-8 s), or none.
     #[arg(long, default_value = "kill")]
@@ -87,6 +90,29 @@ struct TestArgs {
     /// safe), ignore or autoheal (keep serving on both sides; unsafe).
     #[arg(long, default_value = "pause-minority")]
     partition_handling: PartitionHandling,
+    /// Kafka mode: what producers ask for: 0, 1 (unsafe: the leader alone) or all.
+    #[arg(long, default_value = "all")]
+    acks: Acks,
+    /// Kafka mode: partitions of the topic (the log workload's keys).
+    #[arg(long, default_value_t = KafkaSettings::default().partitions)]
+    partitions: u32,
+    /// Kafka mode: replicas per partition (default: 3, or fewer nodes).
+    #[arg(long)]
+    rf: Option<usize>,
+    /// Kafka mode: acks=all writes are refused while the ISR is smaller than this.
+    #[arg(long, default_value_t = KafkaSettings::default().min_isr)]
+    min_isr: usize,
+    /// Kafka mode: allow electing a replica outside the ISR (unsafe).
+    #[arg(long)]
+    unclean_election: bool,
+    /// Kafka mode: how followers truncate on a leader change: epoch (KIP-101; safe) or hw
+    /// (to their own high watermark, as before Kafka 0.11; unsafe).
+    #[arg(long, default_value = "epoch")]
+    truncate_to: TruncateTo,
+    /// Kafka mode: consumers read up to the leader's log end, past the high watermark
+    /// (unsafe: they may read records that are then lost).
+    #[arg(long)]
+    read_uncommitted: bool,
     /// Mean simulated seconds between faults.
     #[arg(long = "nemesis-interval", default_value_t = 8.0, value_name = "SECONDS")]
     nemesis_interval_s: f64,
@@ -144,10 +170,15 @@ fn main() -> ExitCode {
 }
 
 fn test(args: TestArgs) -> anyhow::Result<u8> {
+    let nodes = args.nodes.unwrap_or(if args.mode.is_clustered() { 3 } else { 1 });
     let spec = TestSpec {
         mode: args.mode,
-        nodes: args.nodes.unwrap_or(if args.mode.is_clustered() { 3 } else { 1 }),
-        workload: args.workload,
+        nodes,
+        workload: args.workload.unwrap_or(if args.mode == Mode::Kafka {
+            WorkloadKind::Log
+        } else {
+            WorkloadKind::Queue
+        }),
         nemesis: args.nemesis,
         target: args.target,
         seed: args.seed.unwrap_or_else(clock_seed),
@@ -156,6 +187,16 @@ fn test(args: TestArgs) -> anyhow::Result<u8> {
         rate: args.rate,
         fsync: args.fsync,
         durable: args.durable,
+        acks: args.acks,
+        kafka: KafkaSettings {
+            partitions: args.partitions,
+            rf: args.rf.unwrap_or_else(|| nodes.min(3)),
+            min_isr: args.min_isr,
+            unclean_election: args.unclean_election,
+            truncate_to: args.truncate_to,
+            read_uncommitted: args.read_uncommitted,
+            ..KafkaSettings::default()
+        },
         mirrored: MirrorSettings {
             mirrors: args.mirrors.0,
             sync: args.sync_mode,

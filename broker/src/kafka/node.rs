@@ -1,0 +1,691 @@
+//! A kafka-mode broker: its replicas of the topic's partitions, the follower fetch loops,
+//! the partition leaders' ISR upkeep, and its seat in the Raft-replicated controller.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::metadata::{MetaCommand, MetadataMachine, PartitionId, PartitionState, METADATA_GROUP};
+use super::partition::{Epoch, LeaderState, Offset, PartitionLog, Record, TruncateTo};
+use super::wire::{Acks, KafkaRequest, KafkaResponse, KafkaSettings};
+use crate::client::Client;
+use crate::config::BrokerConfig;
+use crate::protocol::{ErrorCode, Response};
+use crate::quorum::{self, QuorumNode};
+use crate::raft::NodeId;
+use crate::seams::Seams;
+use crate::storage::{RecordLog, StorageError};
+
+/// The controller fences a broker it has not heard from for this long.
+const FENCE_AFTER: Duration = Duration::from_millis(1_000);
+/// How often the controller, the replica manager and idle fetchers look again.
+const CONTROLLER_TICK: Duration = Duration::from_millis(100);
+const REPLICA_TICK: Duration = Duration::from_millis(20);
+const FETCH_IDLE: Duration = Duration::from_millis(20);
+/// Deadline for one fetch exchange, and how long an acks=all produce waits.
+const PEER_TIMEOUT: Duration = Duration::from_millis(300);
+const ACK_TIMEOUT: Duration = Duration::from_millis(800);
+/// Most records per fetch or poll.
+const BATCH_MAX: usize = 500;
+/// How often a replica checkpoints its high watermark to disk (Kafka's
+/// replica.high.watermark.checkpoint.interval.ms): the checkpoint lags the real high
+/// watermark by up to this much, which is what truncation to it (pre-0.11) loses.
+const HW_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(5_000);
+
+type Meta = Arc<Mutex<QuorumNode<MetadataMachine>>>;
+
+/// What one partition replica writes to disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+enum PartRecord {
+    Record(Record),
+    Truncate { offset: Offset },
+    Hw { offset: Offset },
+}
+
+struct Replica {
+    log: PartitionLog,
+    store: RecordLog<PartRecord>,
+    leading: Option<LeaderState>,
+    /// The leader epoch this replica last reconciled with.
+    known_epoch: Epoch,
+    /// acks=all producers waiting for the high watermark to pass their offset.
+    waiters: Vec<(Offset, oneshot::Sender<bool>)>,
+    stored_hw: Offset,
+    checkpointed_at: Instant,
+}
+
+impl Replica {
+    fn persist(&mut self, records: &[PartRecord]) -> Result<(), StorageError> {
+        self.store.append_all(records)
+    }
+
+    /// Answers waiters below the high watermark, and checkpoints a moved high watermark.
+    fn settle(&mut self) {
+        let hw = self.log.hw();
+        let (done, waiting): (Vec<_>, Vec<_>) = self.waiters.drain(..).partition(|(o, _)| *o < hw);
+        self.waiters = waiting;
+        for (_, tx) in done {
+            let _ = tx.send(true);
+        }
+        if hw != self.stored_hw && self.checkpointed_at.elapsed() >= HW_CHECKPOINT_INTERVAL {
+            self.stored_hw = hw;
+            self.checkpointed_at = Instant::now();
+            if let Err(err) = self.persist(&[PartRecord::Hw { offset: hw }]) {
+                tracing::error!(%err, "high watermark checkpoint failed");
+            }
+        }
+    }
+
+    fn step_down(&mut self) {
+        self.leading = None;
+        for (_, tx) in self.waiters.drain(..) {
+            let _ = tx.send(false);
+        }
+    }
+}
+
+struct Data {
+    replicas: BTreeMap<PartitionId, Replica>,
+}
+
+/// A kafka-mode broker.
+pub(crate) struct KafkaNode {
+    me: NodeId,
+    settings: KafkaSettings,
+    peers: BTreeMap<NodeId, String>,
+    members: Vec<NodeId>,
+    meta: Meta,
+    data: Mutex<Data>,
+    started: Instant,
+    network: Arc<dyn crate::net::Network>,
+    spawner: Arc<dyn crate::seams::Spawner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn error(code: ErrorCode, message: String) -> Response {
+    Response::Error {
+        code,
+        message,
+        leader: None,
+    }
+}
+
+fn reply(response: KafkaResponse) -> Response {
+    Response::Kafka { response }
+}
+
+impl KafkaNode {
+    /// Recovers this broker's replicas and controller state and starts its tasks.
+    pub(crate) fn start(config: &BrokerConfig, seams: &mut Seams) -> Result<Arc<Self>, StorageError> {
+        let seed = seams.entropy.next_u64();
+        let unclean = config.kafka.unclean_election;
+        let make = Box::new(move |_: &str| MetadataMachine::new(unclean));
+        let (meta, queues) = QuorumNode::open(config.clone(), Arc::clone(&seams.disk), seed, make)?;
+        let meta = Arc::new(Mutex::new(meta));
+        let _ = quorum::lock(&meta).ensure_group(METADATA_GROUP);
+        quorum::spawn_peer_senders(&meta, queues, config.id, &seams.network, &seams.spawner);
+        quorum::spawn_ticker(
+            &meta,
+            Duration::from_millis(config.tick_ms.max(1)),
+            &seams.spawner,
+        );
+
+        let mut members: Vec<NodeId> = config.peers.keys().copied().chain([config.id]).collect();
+        members.sort_unstable();
+        let mut replicas = BTreeMap::new();
+        let dir = config.data_dir.join("kafka");
+        for (partition, assigned) in assignment(&members, &config.kafka) {
+            if !assigned.contains(&config.id) {
+                continue;
+            }
+            let (mut store, replay) = RecordLog::<PartRecord>::open_file(
+                seams.disk.as_ref(),
+                &dir,
+                &format!("p{partition}.log"),
+                config.fsync,
+            )?;
+            let mut log = PartitionLog::default();
+            for record in replay.records {
+                match record {
+                    PartRecord::Record(r) => {
+                        if let Err(err) = log.append_fetched(vec![r]) {
+                            tracing::error!(partition, %err, "log replay stopped");
+                            break;
+                        }
+                    }
+                    PartRecord::Truncate { offset } => log.truncate(offset),
+                    PartRecord::Hw { offset } => log.advance_hw(offset),
+                }
+            }
+            if config.kafka.truncate_to == TruncateTo::HighWatermark && log.hw() < log.leo() {
+                // Pre-0.11 Kafka truncated every replica to its high-watermark checkpoint at
+                // startup, whether it would lead or follow.
+                let hw = log.hw();
+                tracing::warn!(
+                    partition,
+                    from = log.leo(),
+                    to = hw,
+                    "startup truncation to the high watermark"
+                );
+                log.truncate(hw);
+                store.append(&PartRecord::Truncate { offset: hw })?;
+            }
+            tracing::info!(partition, leo = log.leo(), hw = log.hw(), "partition recovered");
+            let stored_hw = log.hw();
+            replicas.insert(
+                partition,
+                Replica {
+                    log,
+                    store,
+                    leading: None,
+                    known_epoch: 0,
+                    waiters: Vec::new(),
+                    stored_hw,
+                    checkpointed_at: Instant::now(),
+                },
+            );
+        }
+        let partitions: Vec<PartitionId> = replicas.keys().copied().collect();
+        let node = Arc::new(Self {
+            me: config.id,
+            settings: config.kafka,
+            peers: config.peers.clone(),
+            members,
+            meta,
+            data: Mutex::new(Data { replicas }),
+            started: Instant::now(),
+            network: Arc::clone(&seams.network),
+            spawner: Arc::clone(&seams.spawner),
+        });
+        let controller = Arc::clone(&node);
+        seams
+            .spawner
+            .spawn(Box::pin(async move { controller.run_controller().await }));
+        let manager = Arc::clone(&node);
+        seams
+            .spawner
+            .spawn(Box::pin(async move { manager.run_replica_manager().await }));
+        for partition in partitions {
+            let fetcher = Arc::clone(&node);
+            seams
+                .spawner
+                .spawn(Box::pin(async move { fetcher.run_fetcher(partition).await }));
+        }
+        Ok(node)
+    }
+
+    /// The controller's Raft group, for peer messages.
+    pub(crate) fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn metadata(&self) -> BTreeMap<PartitionId, PartitionState> {
+        quorum::lock(&self.meta)
+            .machine(METADATA_GROUP)
+            .map(|m| m.partitions().clone())
+            .unwrap_or_default()
+    }
+
+    fn not_leader(&self, state: Option<&PartitionState>) -> Response {
+        let leader = state
+            .and_then(|s| s.leader)
+            .filter(|l| *l != self.me)
+            .and_then(|l| self.peers.get(&l).cloned());
+        Response::Error {
+            code: ErrorCode::NotLeader,
+            message: "not the partition's leader".into(),
+            leader,
+        }
+    }
+
+    /// Serves one kafka-mode request.
+    pub(crate) async fn handle(self: &Arc<Self>, request: KafkaRequest) -> Response {
+        match request {
+            KafkaRequest::Produce {
+                partition,
+                value,
+                acks,
+            } => self.produce(partition, value, acks).await,
+            KafkaRequest::Poll {
+                partition,
+                offset,
+                max,
+            } => self.poll(partition, offset, max),
+            KafkaRequest::Fetch {
+                partition,
+                replica,
+                offset,
+                last_epoch,
+            } => self.fetch(partition, replica, offset, last_epoch),
+            KafkaRequest::Propose { command } => {
+                let mut meta = quorum::lock(&self.meta);
+                match meta.leadership(METADATA_GROUP) {
+                    (true, _) => {
+                        let _ = meta.propose(METADATA_GROUP, &command);
+                        reply(KafkaResponse::Proposed)
+                    }
+                    (false, leader) => Response::Error {
+                        code: ErrorCode::NotLeader,
+                        message: "not the controller".into(),
+                        leader,
+                    },
+                }
+            }
+        }
+    }
+
+    async fn produce(self: &Arc<Self>, partition: PartitionId, value: Vec<u8>, acks: Acks) -> Response {
+        let metadata = self.metadata();
+        let state = metadata.get(&partition);
+        if state.and_then(|s| s.leader) != Some(self.me) {
+            return self.not_leader(state);
+        }
+        let epoch = state.map_or(0, |s| s.epoch);
+        let waiting = {
+            let mut data = lock(&self.data);
+            let Some(replica) = data.replicas.get_mut(&partition) else {
+                return self.not_leader(state);
+            };
+            let Some(leading) = replica.leading.as_ref().filter(|l| l.epoch == epoch) else {
+                return error(ErrorCode::Unavailable, "becoming leader".into());
+            };
+            if acks == Acks::All && leading.isr().len() < self.settings.min_isr {
+                return error(
+                    ErrorCode::NotEnoughReplicas,
+                    format!(
+                        "ISR {:?} is smaller than min.insync.replicas {}",
+                        leading.isr(),
+                        self.settings.min_isr
+                    ),
+                );
+            }
+            let leader_epoch = leading.epoch;
+            let offset = replica.log.append(leader_epoch, value.clone());
+            let record = Record {
+                offset,
+                epoch: leader_epoch,
+                value,
+            };
+            if let Err(err) = replica.persist(&[PartRecord::Record(record)]) {
+                replica.log.truncate(offset);
+                return error(ErrorCode::Unavailable, format!("storage: {err}"));
+            }
+            if let Some(leading) = replica.leading.as_ref() {
+                leading.update_hw(&mut replica.log);
+            }
+            replica.settle();
+            match acks {
+                Acks::Zero | Acks::One => return reply(KafkaResponse::Produced { offset }),
+                Acks::All if replica.log.hw() > offset => return reply(KafkaResponse::Produced { offset }),
+                Acks::All => {
+                    let (tx, rx) = oneshot::channel();
+                    replica.waiters.push((offset, tx));
+                    (offset, rx)
+                }
+            }
+        };
+        let (offset, rx) = waiting;
+        match tokio::time::timeout(ACK_TIMEOUT, rx).await {
+            Ok(Ok(true)) => reply(KafkaResponse::Produced { offset }),
+            _ => error(
+                ErrorCode::OutcomeUnknown,
+                "not replicated to the ISR in time; it may still be".into(),
+            ),
+        }
+    }
+
+    fn poll(&self, partition: PartitionId, offset: Offset, max: u32) -> Response {
+        let metadata = self.metadata();
+        let state = metadata.get(&partition);
+        if state.and_then(|s| s.leader) != Some(self.me) {
+            return self.not_leader(state);
+        }
+        let data = lock(&self.data);
+        let Some(replica) = data.replicas.get(&partition).filter(|r| r.leading.is_some()) else {
+            return error(ErrorCode::Unavailable, "becoming leader".into());
+        };
+        let up_to = if self.settings.read_uncommitted {
+            replica.log.leo()
+        } else {
+            replica.log.hw()
+        };
+        let records = replica
+            .log
+            .read(offset, up_to, (max as usize).min(BATCH_MAX))
+            .into_iter()
+            .map(|r| (r.offset, r.value))
+            .collect();
+        reply(KafkaResponse::Records {
+            records,
+            hw: replica.log.hw(),
+        })
+    }
+
+    fn fetch(
+        self: &Arc<Self>,
+        partition: PartitionId,
+        follower: NodeId,
+        offset: Offset,
+        last_epoch: Epoch,
+    ) -> Response {
+        let metadata = self.metadata();
+        let state = metadata.get(&partition);
+        if state.and_then(|s| s.leader) != Some(self.me) {
+            return self.not_leader(state);
+        }
+        let now = self.now_ms();
+        let expand = {
+            let mut data = lock(&self.data);
+            let Some(replica) = data.replicas.get_mut(&partition) else {
+                return self.not_leader(state);
+            };
+            let Some(leading) = replica.leading.as_mut() else {
+                return error(ErrorCode::Unavailable, "becoming leader".into());
+            };
+            // The follower's log goes past where its last epoch ends here (or past our log):
+            // it holds records no leader of this lineage has. (Under --truncate-to hw the
+            // follower already cut to its high watermark instead.)
+            let epoch_end = match self.settings.truncate_to {
+                TruncateTo::LeaderEpoch => replica.log.end_offset_of(last_epoch),
+                TruncateTo::HighWatermark => replica.log.leo(),
+            };
+            if offset > epoch_end.min(replica.log.leo()) {
+                return reply(KafkaResponse::Diverging {
+                    end_offset: epoch_end.min(replica.log.leo()),
+                });
+            }
+            let (fetched, expand) = leading.on_fetch(&mut replica.log, follower, offset, BATCH_MAX, now);
+            let epoch = leading.epoch;
+            replica.settle();
+            (
+                Response::Kafka {
+                    response: KafkaResponse::Fetched {
+                        records: fetched.records,
+                        hw: fetched.hw,
+                    },
+                },
+                expand,
+                epoch,
+            )
+        };
+        let (response, expand, epoch) = expand;
+        if let Some(isr) = expand {
+            self.propose(MetaCommand::AlterIsr {
+                partition,
+                epoch,
+                isr,
+            });
+        }
+        response
+    }
+
+    /// Sends a metadata change to the controller (fire and forget: the result shows up in
+    /// the replicated metadata, or the condition recurs and is proposed again).
+    fn propose(self: &Arc<Self>, command: MetaCommand) {
+        let leader = {
+            let mut meta = quorum::lock(&self.meta);
+            match meta.leadership(METADATA_GROUP) {
+                (true, _) => {
+                    let _ = meta.propose(METADATA_GROUP, &command);
+                    return;
+                }
+                (false, leader) => leader,
+            }
+        };
+        let Some(addr) = leader else { return };
+        let network = Arc::clone(&self.network);
+        self.spawner.spawn(Box::pin(async move {
+            if let Ok(mut client) = Client::connect(network.as_ref(), &addr, PEER_TIMEOUT).await {
+                let _ = client.kafka(KafkaRequest::Propose { command }).await;
+            }
+        }));
+    }
+
+    /// While this node leads the controller group: create the partitions, and fence brokers
+    /// it has not heard from (unfence them when they return).
+    async fn run_controller(self: Arc<Self>) {
+        let mut leading_since: Option<Instant> = None;
+        loop {
+            tokio::time::sleep(CONTROLLER_TICK).await;
+            let mut meta = quorum::lock(&self.meta);
+            if !meta.leadership(METADATA_GROUP).0 {
+                leading_since = None;
+                continue;
+            }
+            let since = *leading_since.get_or_insert_with(Instant::now);
+            let Some(machine) = meta.machine(METADATA_GROUP) else {
+                continue;
+            };
+            let mut commands = Vec::new();
+            if machine.partitions().is_empty() {
+                let assignment = assignment(&self.members, &self.settings).into_iter().collect();
+                commands.push(MetaCommand::Init { assignment });
+            }
+            if machine.is_fenced(self.me) {
+                commands.push(MetaCommand::Unfence { broker: self.me });
+            }
+            for peer in self.peers.keys().copied() {
+                let alive = meta.heard_within(peer, FENCE_AFTER);
+                // A new controller first gives every broker a chance to be heard.
+                if !alive && !machine.is_fenced(peer) && since.elapsed() > FENCE_AFTER {
+                    tracing::warn!(broker = peer, "controller: fencing a silent broker");
+                    commands.push(MetaCommand::Fence { broker: peer });
+                } else if alive && machine.is_fenced(peer) {
+                    tracing::info!(broker = peer, "controller: unfencing");
+                    commands.push(MetaCommand::Unfence { broker: peer });
+                }
+            }
+            for command in commands {
+                let _ = meta.propose(METADATA_GROUP, &command);
+            }
+        }
+    }
+
+    /// Follows the metadata: become leader or follower of each replica in its epoch,
+    /// truncate per the policy on a leader change, and ask the controller to shrink an
+    /// ISR that a lagging follower holds back.
+    async fn run_replica_manager(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(REPLICA_TICK).await;
+            let metadata = self.metadata();
+            let now = self.now_ms();
+            let mut proposals = Vec::new();
+            {
+                let mut data = lock(&self.data);
+                for (partition, replica) in data.replicas.iter_mut() {
+                    let Some(state) = metadata.get(partition) else {
+                        continue;
+                    };
+                    if state.leader == Some(self.me) {
+                        self.lead(*partition, replica, state, now, &mut proposals);
+                    } else {
+                        self.follow(*partition, replica, state);
+                    }
+                }
+            }
+            for command in proposals {
+                self.propose(command);
+            }
+        }
+    }
+
+    fn lead(
+        &self,
+        partition: PartitionId,
+        replica: &mut Replica,
+        state: &PartitionState,
+        now: u64,
+        proposals: &mut Vec<MetaCommand>,
+    ) {
+        if replica.leading.as_ref().map(|l| l.epoch) != Some(state.epoch) {
+            tracing::info!(partition, epoch = state.epoch, leo = replica.log.leo(), "leading");
+            replica.step_down();
+            let leading = LeaderState::new(
+                self.me,
+                state.epoch,
+                state.isr.clone(),
+                self.settings.lag_max_ms,
+                now,
+            );
+            leading.update_hw(&mut replica.log);
+            replica.leading = Some(leading);
+            replica.known_epoch = state.epoch;
+        }
+        let Some(leading) = replica.leading.as_mut() else {
+            return;
+        };
+        if leading.isr() != &state.isr {
+            leading.set_isr(state.isr.clone(), &mut replica.log);
+        }
+        if let Some(isr) = leading.lagging(&replica.log, now) {
+            proposals.push(MetaCommand::AlterIsr {
+                partition,
+                epoch: leading.epoch,
+                isr,
+            });
+        }
+        replica.settle();
+    }
+
+    fn follow(&self, partition: PartitionId, replica: &mut Replica, state: &PartitionState) {
+        if replica.leading.is_some() {
+            tracing::info!(partition, epoch = state.epoch, "no longer leading");
+            replica.step_down();
+        }
+        if state.epoch != replica.known_epoch {
+            replica.known_epoch = state.epoch;
+            if self.settings.truncate_to == TruncateTo::HighWatermark {
+                // Pre-0.11 Kafka: cut to the high watermark this replica knows, which may
+                // be behind what the leader already committed.
+                let hw = replica.log.hw();
+                if hw < replica.log.leo() {
+                    tracing::warn!(
+                        partition,
+                        from = replica.log.leo(),
+                        to = hw,
+                        "truncating to the high watermark"
+                    );
+                    replica.log.truncate(hw);
+                    if let Err(err) = replica.persist(&[PartRecord::Truncate { offset: hw }]) {
+                        tracing::error!(%err, "truncation not persisted");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Pulls one partition from its leader whenever another node leads it.
+    async fn run_fetcher(self: Arc<Self>, partition: PartitionId) {
+        let mut connection: Option<(String, Client)> = None;
+        loop {
+            let leader = self.metadata().get(&partition).and_then(|s| s.leader);
+            let Some(addr) = leader
+                .filter(|l| *l != self.me)
+                .and_then(|l| self.peers.get(&l).cloned())
+            else {
+                tokio::time::sleep(FETCH_IDLE).await;
+                continue;
+            };
+            if connection.as_ref().is_none_or(|(a, _)| *a != addr) {
+                connection = Client::connect(self.network.as_ref(), &addr, PEER_TIMEOUT)
+                    .await
+                    .ok()
+                    .map(|c| (addr.clone(), c));
+            }
+            let Some((_, client)) = connection.as_mut() else {
+                tokio::time::sleep(PEER_TIMEOUT).await;
+                continue;
+            };
+            let (offset, last_epoch) = {
+                let data = lock(&self.data);
+                let Some(r) = data.replicas.get(&partition) else {
+                    return;
+                };
+                (r.log.leo(), r.log.last_epoch())
+            };
+            let request = KafkaRequest::Fetch {
+                partition,
+                replica: self.me,
+                offset,
+                last_epoch,
+            };
+            let idle = match client.kafka(request).await {
+                Ok(KafkaResponse::Fetched { records, hw }) => self.fetched(partition, offset, records, hw),
+                Ok(KafkaResponse::Diverging { end_offset }) => {
+                    let mut data = lock(&self.data);
+                    if let Some(r) = data.replicas.get_mut(&partition).filter(|r| r.leading.is_none()) {
+                        tracing::info!(
+                            partition,
+                            from = r.log.leo(),
+                            to = end_offset,
+                            "truncating a diverged log"
+                        );
+                        r.log.truncate(end_offset);
+                        let _ = r.persist(&[PartRecord::Truncate { offset: end_offset }]);
+                    }
+                    false
+                }
+                _ => {
+                    connection = None;
+                    true
+                }
+            };
+            if idle {
+                tokio::time::sleep(FETCH_IDLE).await;
+            }
+        }
+    }
+
+    /// Appends what a fetch returned; returns true when there was nothing new.
+    fn fetched(&self, partition: PartitionId, offset: Offset, records: Vec<Record>, hw: Offset) -> bool {
+        let mut data = lock(&self.data);
+        let Some(r) = data.replicas.get_mut(&partition) else {
+            return true;
+        };
+        if r.leading.is_some() || r.log.leo() != offset {
+            return true; // became leader, or the log moved since the request: ignore
+        }
+        let idle = records.is_empty();
+        let stored: Vec<PartRecord> = records.iter().cloned().map(PartRecord::Record).collect();
+        if let Err(err) = r.log.append_fetched(records) {
+            tracing::error!(partition, %err, "fetched records do not continue the log");
+            return true;
+        }
+        if let Err(err) = r.persist(&stored) {
+            tracing::error!(partition, %err, "fetched records not persisted");
+            r.log.truncate(offset);
+            return true;
+        }
+        let leo = r.log.leo();
+        r.log.advance_hw(hw.min(leo));
+        r.settle();
+        idle
+    }
+}
+
+/// Partition `p`'s replicas: `rf` consecutive members from `p`, the first preferred leader.
+pub(crate) fn assignment(members: &[NodeId], settings: &KafkaSettings) -> BTreeMap<PartitionId, Vec<NodeId>> {
+    let rf = settings.rf.clamp(1, members.len());
+    (0..settings.partitions)
+        .map(|p| {
+            (
+                p,
+                (0..rf)
+                    .map(|i| members[(p as usize + i) % members.len()])
+                    .collect(),
+            )
+        })
+        .collect()
+}
