@@ -190,7 +190,11 @@ fn test(args: TestArgs) -> anyhow::Result<u8> {
         acks: args.acks,
         kafka: KafkaSettings {
             partitions: args.partitions,
-            rf: args.rf.unwrap_or_else(|| nodes.min(3)),
+            rf: args.rf.unwrap_or(if args.mode == Mode::Kafka {
+                nodes.min(3)
+            } else {
+                KafkaSettings::default().rf
+            }),
             min_isr: args.min_isr,
             unclean_election: args.unclean_election,
             truncate_to: args.truncate_to,
