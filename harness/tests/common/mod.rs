@@ -16,8 +16,8 @@ pub fn fault_windows(history: &[Op]) -> Vec<(u64, u64)> {
     windows
 }
 
-/// Of the fault windows at least `min_s` long, how many saw an enqueue acknowledged after
-/// `failover_s` into the window: (windows checked, windows served).
+/// Of the fault windows at least `min_s` long, how many saw a write (`enqueue` or `send`)
+/// acknowledged after `failover_s` into the window: (windows checked, windows served).
 pub fn windows_served(history: &[Op], min_s: f64, failover_s: f64) -> (usize, usize) {
     let (min, failover) = ((min_s * 1e9) as u64, (failover_s * 1e9) as u64);
     let long: Vec<(u64, u64)> = fault_windows(history)
@@ -28,7 +28,8 @@ pub fn windows_served(history: &[Op], min_s: f64, failover_s: f64) -> (usize, us
         .iter()
         .filter(|(start, end)| {
             history.iter().any(|op| {
-                op.kind == OpType::Ok && op.f == "enqueue" && op.time > start + failover && op.time < *end
+                let write = op.f == "enqueue" || op.f == "send";
+                op.kind == OpType::Ok && write && op.time > start + failover && op.time < *end
             })
         })
         .count();

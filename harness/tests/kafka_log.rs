@@ -1,0 +1,139 @@
+//! kafka mode under the harness, with the log workload: the safe defaults keep every
+//! acknowledged record and show consumers only committed data; acks=1, reading past the
+//! high watermark and pre-0.11 truncation to the high watermark are each caught.
+
+mod common;
+
+use broker::kafka::{Acks, KafkaSettings, TruncateTo};
+use broker::Mode;
+use checker::Validity;
+use harness::{run_and_store, FaultSet, FaultTarget, Store, StoredRun, TestSpec, WorkloadKind};
+
+fn spec(seed: u64, nemesis: &str) -> TestSpec {
+    TestSpec {
+        mode: Mode::Kafka,
+        nodes: 3,
+        workload: WorkloadKind::Log,
+        nemesis: nemesis.parse::<FaultSet>().unwrap(),
+        ..TestSpec::new(seed)
+    }
+}
+
+fn run(spec: &TestSpec) -> StoredRun {
+    let store = tempfile::tempdir().unwrap();
+    run_and_store(spec, &Store::new(store.path())).unwrap_or_else(|e| panic!("seed {}: {e}", spec.seed))
+}
+
+fn log(run: &StoredRun) -> &checker::LogReport {
+    run.outcome.report.log().expect("a log run")
+}
+
+#[test]
+fn safe_defaults_lose_nothing_and_read_nothing_dirty_on_20_seeds() {
+    for seed in 1..=20 {
+        let run = run(&spec(seed, "kill,partition"));
+        assert_eq!(
+            run.outcome.report.valid,
+            Validity::True,
+            "seed {seed}: {:?}",
+            run.outcome.report
+        );
+        assert!(run.outcome.liveness.recovered, "seed {seed}");
+        assert!(
+            log(&run).acknowledged_count > 100,
+            "seed {seed}: the cluster barely served"
+        );
+    }
+}
+
+#[test]
+fn the_cluster_keeps_serving_while_a_minority_is_down() {
+    let (mut checked, mut served) = (0, 0);
+    for seed in 1..=8 {
+        let run = run(&spec(seed, "kill,partition"));
+        // Fencing takes 1 s, then a client timeout (1 s) before the new leader is found.
+        let (c, s) = common::windows_served(&run.outcome.history, 3.5, 2.5);
+        checked += c;
+        served += s;
+    }
+    assert!(checked >= 5, "only {checked} long fault windows");
+    assert_eq!(
+        served, checked,
+        "some fault windows saw no acknowledged send after failover"
+    );
+}
+
+#[test]
+fn acks_1_loses_acknowledged_records() {
+    let caught = (1..=5)
+        .filter(|seed| {
+            let run = run(&TestSpec {
+                acks: Acks::One,
+                ..spec(*seed, "kill,partition")
+            });
+            log(&run).lost_count > 0
+        })
+        .count();
+    assert!(caught >= 2, "acks=1 lost records on only {caught} of 5 seeds");
+}
+
+#[test]
+fn reading_past_the_high_watermark_is_a_dirty_read() {
+    let read_uncommitted = KafkaSettings {
+        read_uncommitted: true,
+        ..KafkaSettings::default()
+    };
+    let caught = (1..=5)
+        .filter(|seed| {
+            let run = run(&TestSpec {
+                kafka: read_uncommitted,
+                ..spec(*seed, "kill,partition")
+            });
+            log(&run).dirty_read_count > 0
+        })
+        .count();
+    assert!(
+        caught >= 2,
+        "read-uncommitted showed dirty reads on only {caught} of 5 seeds"
+    );
+}
+
+#[test]
+fn truncating_to_the_high_watermark_loses_committed_records_after_a_power_loss() {
+    for seed in 1..=3 {
+        let power_loss = TestSpec {
+            target: FaultTarget::All,
+            ..spec(seed, "kill")
+        };
+        let hw = KafkaSettings {
+            truncate_to: TruncateTo::HighWatermark,
+            ..KafkaSettings::default()
+        };
+        let lossy = run(&TestSpec {
+            kafka: hw,
+            ..power_loss.clone()
+        });
+        assert!(
+            log(&lossy).lost_count > 0,
+            "seed {seed}: truncation to the HW lost nothing"
+        );
+        let safe = run(&power_loss);
+        assert_eq!(
+            safe.outcome.report.valid,
+            Validity::True,
+            "seed {seed}: {:?}",
+            safe.outcome.report
+        );
+    }
+}
+
+#[test]
+fn a_kafka_run_replays_byte_for_byte() {
+    let store = tempfile::tempdir().unwrap();
+    let store = Store::new(store.path());
+    let spec = spec(9, "kill,partition");
+    let a = run_and_store(&spec, &store).unwrap();
+    let b = run_and_store(&spec, &store).unwrap();
+    let read = |r: &StoredRun| std::fs::read(r.dir.join("history.jsonl")).unwrap();
+    assert!(read(&a) == read(&b), "two runs of seed 9 differ");
+}
