@@ -10,6 +10,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use broker::kafka::{Acks, KafkaRequest, KafkaResponse};
 use broker::{Client, TokioNetwork};
 
 const PRODUCERS: usize = 8;
@@ -79,7 +80,7 @@ async fn serving_node(cluster: &Cluster, queue: &str) -> String {
             let Ok(mut client) = Client::connect(&TokioNetwork, addr, Duration::from_secs(1)).await else {
                 continue;
             };
-            if client.publish(queue, b"warm-up".to_vec()).await.is_ok() {
+            if publish(&mut client, queue, b"warm-up".to_vec()).await.is_ok() {
                 return addr.clone();
             }
         }
@@ -96,8 +97,7 @@ async fn producer(addr: String, queue: String) -> Vec<Duration> {
     let mut latencies = Vec::with_capacity(MESSAGES_PER_PRODUCER);
     for _ in 0..MESSAGES_PER_PRODUCER {
         let sent = Instant::now();
-        client
-            .publish(&queue, body.clone())
+        publish(&mut client, &queue, body.clone())
             .await
             .expect("publish confirmed");
         latencies.push(sent.elapsed());
@@ -105,13 +105,38 @@ async fn producer(addr: String, queue: String) -> Vec<Duration> {
     latencies
 }
 
+/// A confirmed write: a publish, or in kafka mode an acks=all produce to partition 0 (the
+/// queue name "bench" stands for it).
+async fn publish(client: &mut Client, queue: &str, body: Vec<u8>) -> Result<(), broker::ClientError> {
+    if queue == KAFKA_PARTITION_0 {
+        let request = KafkaRequest::Produce {
+            partition: 0,
+            value: body,
+            acks: Acks::All,
+        };
+        return match client.kafka(request).await? {
+            KafkaResponse::Produced { .. } => Ok(()),
+            other => panic!("unexpected {other:?}"),
+        };
+    }
+    client.publish(queue, body).await.map(|_| ())
+}
+
+/// The name under which the benchmark means kafka partition 0.
+const KAFKA_PARTITION_0: &str = "kafka:0";
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 async fn measure(mode: &str, nodes: usize) {
     let cluster = start(mode, nodes);
-    let queue = "bench".to_string();
+    let queue = if mode == "kafka" {
+        KAFKA_PARTITION_0
+    } else {
+        "bench"
+    }
+    .to_string();
     let addr = serving_node(&cluster, &queue).await;
     let started = Instant::now();
     let tasks: Vec<_> = (0..PRODUCERS)
@@ -144,4 +169,5 @@ async fn main() {
     measure("classic", 3).await;
     measure("mirrored", 3).await;
     measure("quorum", 3).await;
+    measure("kafka", 3).await;
 }

@@ -1,11 +1,13 @@
-//! Three real `tumult-broker` processes on loopback in quorum mode: produce, SIGKILL the
-//! leader, keep producing through the new leader, and find every confirmed message.
+//! Three real `tumult-broker` processes on loopback, in quorum mode and in kafka mode:
+//! produce, SIGKILL the leader, keep producing through the new leader, and find every
+//! confirmed message.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use broker::kafka::{Acks, KafkaRequest, KafkaResponse};
 use broker::{Client, ClientError, TokioNetwork};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -17,12 +19,16 @@ struct Node {
 
 impl Node {
     fn start(id: u64, ports: &[u16], dir: &Path) -> Self {
+        Self::start_mode("quorum", id, ports, dir)
+    }
+
+    fn start_mode(mode: &str, id: u64, ports: &[u16], dir: &Path) -> Self {
         let peers: Vec<String> = (1..=ports.len() as u64)
             .filter(|p| *p != id)
             .map(|p| format!("{p}=127.0.0.1:{}", ports[p as usize - 1]))
             .collect();
         let child = Command::new(env!("CARGO_BIN_EXE_tumult-broker"))
-            .args(["--mode", "quorum", "--id", &id.to_string()])
+            .args(["--mode", mode, "--id", &id.to_string()])
             .args(["--listen", &format!("127.0.0.1:{}", ports[id as usize - 1])])
             .args(["--peers", &peers.join(",")])
             .arg("--data-dir")
@@ -162,4 +168,94 @@ async fn a_quorum_cluster_survives_sigkill_of_its_leader_without_losing_confirme
     let confirmed: BTreeSet<u32> = (0..200).collect();
     let missing: Vec<_> = confirmed.difference(&seen).collect();
     assert!(missing.is_empty(), "confirmed but lost: {missing:?}");
+}
+
+impl Session {
+    /// Sends to kafka partition 0 with acks=all until confirmed; returns the leader used.
+    async fn produce(&mut self, value: u32) -> String {
+        for _ in 0..400 {
+            let request = KafkaRequest::Produce {
+                partition: 0,
+                value: value.to_string().into_bytes(),
+                acks: Acks::All,
+            };
+            let result = match self.client().await {
+                Ok(c) => c.kafka(request).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(KafkaResponse::Produced { .. }) => return self.current.clone(),
+                Ok(other) => panic!("unexpected {other:?}"),
+                Err(err) => {
+                    self.move_on(&err);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        panic!("value {value} was never confirmed");
+    }
+
+    /// Reads partition 0 from offset 0 to its high watermark.
+    async fn read_all(&mut self) -> BTreeSet<u32> {
+        let mut seen = BTreeSet::new();
+        let mut offset = 0;
+        for _ in 0..2000 {
+            let request = KafkaRequest::Poll {
+                partition: 0,
+                offset,
+                max: 100,
+            };
+            let result = match self.client().await {
+                Ok(c) => c.kafka(request).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(KafkaResponse::Records { records, hw }) => {
+                    if records.is_empty() && offset >= hw {
+                        return seen;
+                    }
+                    for (o, v) in records {
+                        seen.insert(String::from_utf8(v).unwrap().parse().unwrap());
+                        offset = o + 1;
+                    }
+                }
+                Ok(other) => panic!("unexpected {other:?}"),
+                Err(err) => {
+                    self.move_on(&err);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        panic!("partition 0 was never read to its end");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kafka_cluster_survives_sigkill_of_a_partition_leader_without_losing_acked_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(3);
+    let mut nodes: Vec<Node> = (1..=3)
+        .map(|id| Node::start_mode("kafka", id, &ports, dir.path()))
+        .collect();
+    let mut session = Session::new(&ports);
+
+    let mut leader = String::new();
+    for value in 0..100 {
+        leader = session.produce(value).await;
+    }
+    let leader_index = ports
+        .iter()
+        .position(|p| leader.ends_with(&format!(":{p}")))
+        .unwrap();
+    nodes[leader_index].kill();
+
+    let mut new_leader = String::new();
+    for value in 100..200 {
+        new_leader = session.produce(value).await;
+    }
+    assert_ne!(new_leader, leader, "another broker took over partition 0");
+
+    let seen = session.read_all().await;
+    let missing: Vec<u32> = (0..200).filter(|v| !seen.contains(v)).collect();
+    assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
 use super::metadata::{MetaCommand, MetadataMachine, PartitionId, PartitionState, METADATA_GROUP};
@@ -28,9 +28,13 @@ const REPLICA_TICK: Duration = Duration::from_millis(20);
 const FETCH_IDLE: Duration = Duration::from_millis(20);
 /// Deadline for one fetch exchange, and how long an acks=all produce waits.
 const PEER_TIMEOUT: Duration = Duration::from_millis(300);
+/// A follower's fetch may be held by the leader; its deadline covers that wait.
+const FETCH_TIMEOUT: Duration = Duration::from_millis(600);
 const ACK_TIMEOUT: Duration = Duration::from_millis(800);
 /// Most records per fetch or poll.
 const BATCH_MAX: usize = 500;
+/// How long a leader holds a follower's fetch that finds nothing new (fetch.max.wait.ms).
+const FETCH_MAX_WAIT: Duration = Duration::from_millis(100);
 /// How often a replica checkpoints its high watermark to disk (Kafka's
 /// replica.high.watermark.checkpoint.interval.ms): the checkpoint lags the real high
 /// watermark by up to this much, which is what truncation to it (pre-0.11) loses.
@@ -104,6 +108,8 @@ pub(crate) struct KafkaNode {
     started: Instant,
     network: Arc<dyn crate::net::Network>,
     spawner: Arc<dyn crate::seams::Spawner>,
+    /// Woken when a partition's leader appends, so held fetches return at once.
+    arrivals: BTreeMap<PartitionId, Arc<Notify>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -194,6 +200,7 @@ impl KafkaNode {
             );
         }
         let partitions: Vec<PartitionId> = replicas.keys().copied().collect();
+        let arrivals = partitions.iter().map(|p| (*p, Arc::new(Notify::new()))).collect();
         let node = Arc::new(Self {
             me: config.id,
             settings: config.kafka,
@@ -204,6 +211,7 @@ impl KafkaNode {
             started: Instant::now(),
             network: Arc::clone(&seams.network),
             spawner: Arc::clone(&seams.spawner),
+            arrivals,
         });
         let controller = Arc::clone(&node);
         seams
@@ -268,7 +276,7 @@ impl KafkaNode {
                 replica,
                 offset,
                 last_epoch,
-            } => self.fetch(partition, replica, offset, last_epoch),
+            } => self.long_fetch(partition, replica, offset, last_epoch).await,
             KafkaRequest::Propose { command } => {
                 let mut meta = quorum::lock(&self.meta);
                 match meta.leadership(METADATA_GROUP) {
@@ -326,6 +334,9 @@ impl KafkaNode {
                 leading.update_hw(&mut replica.log);
             }
             replica.settle();
+            if let Some(arrival) = self.arrivals.get(&partition) {
+                arrival.notify_waiters();
+            }
             match acks {
                 Acks::Zero | Acks::One => return reply(KafkaResponse::Produced { offset }),
                 Acks::All if replica.log.hw() > offset => return reply(KafkaResponse::Produced { offset }),
@@ -371,6 +382,30 @@ impl KafkaNode {
             records,
             hw: replica.log.hw(),
         })
+    }
+
+    /// A fetch that finds nothing new waits (up to [`FETCH_MAX_WAIT`]) for the next append,
+    /// as Kafka's fetch.max.wait does, so that followers are not polling on a timer.
+    async fn long_fetch(
+        self: &Arc<Self>,
+        partition: PartitionId,
+        follower: NodeId,
+        offset: Offset,
+        last_epoch: Epoch,
+    ) -> Response {
+        let Some(arrival) = self.arrivals.get(&partition).cloned() else {
+            return self.fetch(partition, follower, offset, last_epoch);
+        };
+        let notified = arrival.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let first = self.fetch(partition, follower, offset, last_epoch);
+        let empty = matches!(&first, Response::Kafka { response: KafkaResponse::Fetched { records, .. } } if records.is_empty());
+        if !empty {
+            return first;
+        }
+        let _ = tokio::time::timeout(FETCH_MAX_WAIT, notified).await;
+        self.fetch(partition, follower, offset, last_epoch)
     }
 
     fn fetch(
@@ -599,7 +634,7 @@ impl KafkaNode {
                 continue;
             };
             if connection.as_ref().is_none_or(|(a, _)| *a != addr) {
-                connection = Client::connect(self.network.as_ref(), &addr, PEER_TIMEOUT)
+                connection = Client::connect(self.network.as_ref(), &addr, FETCH_TIMEOUT)
                     .await
                     .ok()
                     .map(|c| (addr.clone(), c));
@@ -642,7 +677,8 @@ impl KafkaNode {
                     true
                 }
             };
-            if idle {
+            // An empty reply already waited at the leader; only errors back off here.
+            if idle && connection.is_none() {
                 tokio::time::sleep(FETCH_IDLE).await;
             }
         }
