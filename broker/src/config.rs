@@ -98,23 +98,20 @@ impl FromStr for Mode {
 pub enum FsyncPolicy {
     /// fsync every record before confirming it (safe).
     Always,
+    /// fsync at most every this many milliseconds (as Kafka's log.flush.interval.ms); a crash
+    /// loses up to that much of what was confirmed (unsafe knob).
+    Interval(u64),
     /// Never fsync; a crash loses whatever the OS had not written back (unsafe knob).
     Never,
 }
 
-impl FsyncPolicy {
-    /// The name used on command lines and in results.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FsyncPolicy::Always => "always",
-            FsyncPolicy::Never => "never",
-        }
-    }
-}
-
 impl fmt::Display for FsyncPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        match self {
+            FsyncPolicy::Always => f.write_str("always"),
+            FsyncPolicy::Interval(ms) => write!(f, "interval:{ms}"),
+            FsyncPolicy::Never => f.write_str("never"),
+        }
     }
 }
 
@@ -125,9 +122,14 @@ impl FromStr for FsyncPolicy {
         match s {
             "always" => Ok(FsyncPolicy::Always),
             "never" => Ok(FsyncPolicy::Never),
-            other => Err(format!(
-                "unknown fsync policy '{other}' (expected always or never)"
-            )),
+            other => other
+                .strip_prefix("interval:")
+                .and_then(|ms| ms.parse::<u64>().ok())
+                .filter(|ms| *ms > 0)
+                .map(FsyncPolicy::Interval)
+                .ok_or_else(|| {
+                    format!("unknown fsync policy '{other}' (expected always, interval:MS or never)")
+                }),
         }
     }
 }

@@ -167,6 +167,8 @@ pub struct RecordLog<R> {
     file: Box<dyn AppendFile>,
     path: PathBuf,
     fsync: FsyncPolicy,
+    /// When the file was last fsynced (tokio time: simulated under the harness).
+    synced_at: tokio::time::Instant,
     records: PhantomData<fn(R)>,
 }
 
@@ -206,7 +208,7 @@ impl<R: Serialize + DeserializeOwned> RecordLog<R> {
         if replay.valid_bytes < bytes.len() as u64 {
             file.truncate(replay.valid_bytes).map_err(io("truncate", &path))?;
         }
-        if fsync == FsyncPolicy::Always {
+        if fsync != FsyncPolicy::Never {
             // A synced file whose directory entry is not synced vanishes in a crash, so
             // make the whole chain of directories durable, root first.
             file.sync().map_err(io("fsync", &path))?;
@@ -220,12 +222,14 @@ impl<R: Serialize + DeserializeOwned> RecordLog<R> {
             file,
             path,
             fsync,
+            synced_at: tokio::time::Instant::now(),
             records: PhantomData,
         };
         Ok((log, replay))
     }
 
-    /// Appends one record; under [`FsyncPolicy::Always`] it is durable when this returns.
+    /// Appends one record; under [`FsyncPolicy::Always`] it is durable when this returns,
+    /// under [`FsyncPolicy::Interval`] once the interval since the last fsync has passed.
     pub fn append(&mut self, record: &R) -> Result<(), StorageError> {
         self.append_all(std::slice::from_ref(record))
     }
@@ -244,7 +248,13 @@ impl<R: Serialize + DeserializeOwned> RecordLog<R> {
             path: self.path.clone(),
             source,
         })?;
-        if self.fsync == FsyncPolicy::Always {
+        let due = match self.fsync {
+            FsyncPolicy::Always => true,
+            FsyncPolicy::Never => false,
+            FsyncPolicy::Interval(ms) => self.synced_at.elapsed() >= std::time::Duration::from_millis(ms),
+        };
+        if due {
+            self.synced_at = tokio::time::Instant::now();
             self.file.sync().map_err(|source| StorageError::Io {
                 op: "fsync",
                 path: self.path.clone(),

@@ -1,6 +1,8 @@
 //! The nemesis: injects the faults of the run's package on a seeded schedule, records each
 //! as an `info` op of process `nemesis`, and heals everything when the fault phase ends.
-//! One fault is active at a time; the next is scheduled after the previous one ends.
+//! Faults run in lanes: by default one lane for the whole package (one fault at a time, the
+//! next scheduled after the previous ends); with `--overlap` one lane per fault kind, each on
+//! its own schedule, so that a kill can strike during a partition.
 
 use std::ops::Range;
 use std::time::Duration;
@@ -39,15 +41,20 @@ impl Active {
     }
 }
 
+/// One schedule of faults: at most one of its faults is active at a time.
+struct Lane {
+    kinds: Vec<FaultKind>,
+    next_fault_at: Duration,
+    active: Option<Active>,
+}
+
 /// The fault-injecting process of a run.
 pub struct Nemesis {
     rng: ChaCha8Rng,
-    faults: Vec<FaultKind>,
+    lanes: Vec<Lane>,
     target: FaultTarget,
     interval_s: f64,
     nodes: Vec<String>,
-    next_fault_at: Duration,
-    active: Option<Active>,
 }
 
 impl Nemesis {
@@ -55,39 +62,55 @@ impl Nemesis {
     pub fn new(spec: &TestSpec, nodes: Vec<String>, seed: u64) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let interval_s = spec.nemesis_interval_s;
-        let first = Duration::from_secs_f64(interval_s * rng.random_range(0.5..1.5));
+        let groups: Vec<Vec<FaultKind>> = if spec.overlap {
+            spec.nemesis.0.iter().map(|k| vec![*k]).collect()
+        } else {
+            vec![spec.nemesis.0.clone()]
+        };
+        let lanes = groups
+            .into_iter()
+            .map(|kinds| Lane {
+                kinds,
+                next_fault_at: Duration::from_secs_f64(interval_s * rng.random_range(0.5..1.5)),
+                active: None,
+            })
+            .collect();
         Self {
             rng,
-            faults: spec.nemesis.0.clone(),
+            lanes,
             target: spec.target,
             interval_s,
             nodes,
-            next_fault_at: first,
-            active: None,
         }
     }
 
     /// Called after every simulation step of the fault phase.
     pub fn step(&mut self, sim: &mut turmoil::Sim<'_>, now: Duration, recorder: &mut Recorder) {
-        if let Some(active) = self.active.take_if(|a| now >= a.until()) {
-            self.end(sim, active, now, recorder);
-            let gap = Duration::from_secs_f64(self.interval_s * self.rng.random_range(0.5..1.5));
-            self.next_fault_at = now + gap;
+        for lane in 0..self.lanes.len() {
+            if let Some(active) = self.lanes[lane].active.take_if(|a| now >= a.until()) {
+                self.end(sim, active, now, recorder);
+                let gap = Duration::from_secs_f64(self.interval_s * self.rng.random_range(0.5..1.5));
+                self.lanes[lane].next_fault_at = now + gap;
+            }
+            let l = &self.lanes[lane];
+            if l.active.is_some() || l.kinds.is_empty() || now < l.next_fault_at {
+                continue;
+            }
+            let kind = l.kinds[self.rng.random_range(0..l.kinds.len())];
+            let active = match kind {
+                FaultKind::Kill => self.kill(sim, now, recorder),
+                FaultKind::Partition => self.partition(sim, now, recorder),
+            };
+            self.lanes[lane].active = Some(active);
         }
-        if self.active.is_some() || self.faults.is_empty() || now < self.next_fault_at {
-            return;
-        }
-        let kind = self.faults[self.rng.random_range(0..self.faults.len())];
-        self.active = Some(match kind {
-            FaultKind::Kill => self.kill(sim, now, recorder),
-            FaultKind::Partition => self.partition(sim, now, recorder),
-        });
     }
 
     /// Ends every fault: restarts a host that is down, repairs every link.
     pub fn heal(&mut self, sim: &mut turmoil::Sim<'_>, now: Duration, recorder: &mut Recorder) {
-        if let Some(active) = self.active.take() {
-            self.end(sim, active, now, recorder);
+        for lane in 0..self.lanes.len() {
+            if let Some(active) = self.lanes[lane].active.take() {
+                self.end(sim, active, now, recorder);
+            }
         }
         tracing::info!("nemesis: healed");
     }

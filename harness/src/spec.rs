@@ -210,6 +210,8 @@ pub struct TestSpec {
     pub nemesis: FaultSet,
     /// Which nodes a kill takes down together.
     pub target: FaultTarget,
+    /// Whether faults of different kinds may overlap (a kill during a partition).
+    pub overlap: bool,
     /// The one seed every random choice derives from.
     pub seed: u64,
     /// Simulated seconds of workload under faults.
@@ -246,6 +248,7 @@ impl TestSpec {
             workload: WorkloadKind::Queue,
             nemesis: FaultSet(vec![FaultKind::Kill]),
             target: FaultTarget::One,
+            overlap: false,
             seed,
             time_limit_s: 30,
             concurrency: 5,
@@ -336,7 +339,7 @@ impl TestSpec {
     pub fn replay_command(&self) -> String {
         format!(
             "tumult test --mode {} --nodes {} --workload {} --nemesis {} --target {} --seed {} --time-limit {} \
-             --concurrency {} --rate {} --fsync {} --durable {} --mirrors {} --sync-mode {} --partition-handling {}{} --acks {} --partitions {} --rf {} --min-isr {} --truncate-to {}{}{} --nemesis-interval {} --request-timeout {} --recovery {}",
+             --concurrency {} --rate {} --fsync {} --durable {} --mirrors {} --sync-mode {} --partition-handling {}{} --acks {} --partitions {} --rf {} --min-isr {} --truncate-to {}{}{} {} --nemesis-interval {} --request-timeout {} --recovery {}",
             self.mode,
             self.nodes,
             self.workload,
@@ -358,7 +361,8 @@ impl TestSpec {
             self.kafka.min_isr,
             self.kafka.truncate_to,
             if self.kafka.unclean_election { " --unclean-election" } else { "" },
-            if self.kafka.read_uncommitted { " --read-uncommitted" } else { "" },
+                        if self.kafka.read_uncommitted { " --read-uncommitted" } else { "" },
+            if self.overlap { " --overlap" } else { "" },
             self.nemesis_interval_s,
             self.request_timeout_ms,
             self.recovery_s

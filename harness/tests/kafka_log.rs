@@ -137,3 +137,43 @@ fn a_kafka_run_replays_byte_for_byte() {
     let read = |r: &StoredRun| std::fs::read(r.dir.join("history.jsonl")).unwrap();
     assert!(read(&a) == read(&b), "two runs of seed 9 differ");
 }
+
+#[test]
+fn unclean_election_loses_records_when_a_kill_strikes_during_a_partition() {
+    // rf 2 and min-isr 1: a partition leaves the leader as the only in-sync replica and it
+    // keeps acknowledging; a kill during the partition takes it down; on heal the stale
+    // follower is elected. Without the knob the partition waits for its leader instead.
+    let base = |seed, unclean| TestSpec {
+        overlap: true,
+        kafka: KafkaSettings {
+            rf: 2,
+            min_isr: 1,
+            unclean_election: unclean,
+            ..KafkaSettings::default()
+        },
+        ..spec(seed, "kill,partition")
+    };
+    let caught = (1..=8)
+        .filter(|seed| log(&run(&base(*seed, true))).lost_count > 0)
+        .count();
+    assert!(caught >= 1, "unclean election lost nothing on seeds 1..=8");
+    for seed in [3, 4, 7] {
+        let safe = run(&base(seed, false));
+        assert_eq!(
+            safe.outcome.report.valid,
+            Validity::True,
+            "seed {seed}: {:?}",
+            safe.outcome.report
+        );
+    }
+}
+
+#[test]
+fn fsync_every_two_seconds_loses_what_a_power_loss_catches_unsynced() {
+    let interval = TestSpec {
+        fsync: broker::FsyncPolicy::Interval(2_000),
+        target: FaultTarget::All,
+        ..spec(1, "kill")
+    };
+    assert!(log(&run(&interval)).lost_count > 0);
+}

@@ -33,8 +33,8 @@ struct Args {
     /// Milliseconds per tick of the replication clock (elections take 15-30 ticks).
     #[arg(long, default_value_t = 10)]
     tick_ms: u64,
-    /// When to fsync: always (confirm only after fsync; safe) or never (unsafe: a crash loses
-    /// confirmed messages).
+    /// When to fsync: always (confirm only after fsync; safe), interval:MS (at most every MS
+    /// milliseconds; unsafe: a crash loses up to that much) or never (unsafe).
     #[arg(long, default_value = "always")]
     fsync: FsyncPolicy,
     /// Whether queues survive a restart (single and classic modes): true, or false (unsafe:

@@ -56,6 +56,10 @@ struct TestArgs {
     /// failure such as a rack losing power) or all.
     #[arg(long, default_value = "one")]
     target: FaultTarget,
+    /// Let faults of different kinds overlap, each kind on its own schedule (a kill can
+    /// strike during a partition); by default one fault at a time.
+    #[arg(long)]
+    overlap: bool,
     /// Seed that fixes every random choice of the run (default: drawn from the clock and printed).
     #[arg(long)]
     seed: Option<u64>,
@@ -68,8 +72,8 @@ struct TestArgs {
     /// Target operations per simulated second over all processes.
     #[arg(long, default_value_t = 50.0)]
     rate: f64,
-    /// Broker fsync policy: always (confirm only after fsync) or never (unsafe: a crash loses
-    /// confirmed messages).
+    /// When to fsync: always (confirm only after fsync; safe), interval:MS (at most every MS
+    /// milliseconds; unsafe: a crash loses up to that much) or never (unsafe).
     #[arg(long, default_value = "always")]
     fsync: FsyncPolicy,
     /// Whether queues survive their node's restart (single, classic): true, or false (unsafe:
@@ -181,6 +185,7 @@ fn test(args: TestArgs) -> anyhow::Result<u8> {
         }),
         nemesis: args.nemesis,
         target: args.target,
+        overlap: args.overlap,
         seed: args.seed.unwrap_or_else(clock_seed),
         time_limit_s: args.time_limit_s,
         concurrency: args.concurrency,
