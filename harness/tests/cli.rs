@@ -193,3 +193,15 @@ fn a_log_history_is_detected_and_a_lost_send_is_reported() {
         serde_json::json!("18")
     );
 }
+
+#[test]
+fn a_cluster_that_cannot_finish_its_final_reads_is_a_liveness_failure_with_exit_4() {
+    let store = tempfile::tempdir().unwrap();
+    let out = run_test(
+        store.path(),
+        &["--seed", "1", "--time-limit", "3", "--recovery", "0"],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{stdout}");
+    assert!(stdout.contains("\nLIVENESS FAILURE"), "{stdout}");
+}

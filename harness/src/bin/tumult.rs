@@ -234,7 +234,11 @@ fn test(args: TestArgs) -> anyhow::Result<u8> {
     let stored = harness::run_and_store(&spec, &Store::new(&args.store)).context("running the test")?;
     let outcome = &stored.outcome;
     println!();
-    println!("{} ({})", outcome.report.valid.label(), verdict_words(outcome));
+    let headline = match outcome.exit_code() {
+        4 => "LIVENESS FAILURE",
+        _ => outcome.report.valid.label(),
+    };
+    println!("{headline} ({})", verdict_words(outcome));
     for (name, analysis) in &outcome.report.analyses {
         println!("  {name}: {}", analysis.summary());
     }
