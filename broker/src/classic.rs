@@ -55,6 +55,16 @@ impl Classic {
         }
     }
 
+    /// This node's id.
+    pub(crate) fn me(&self) -> u64 {
+        self.me
+    }
+
+    /// The other nodes and their addresses.
+    pub(crate) fn peers(&self) -> Vec<(u64, String)> {
+        self.addrs.clone().into_iter().collect()
+    }
+
     /// The node a queue lives on.
     pub(crate) fn home(&self, queue: &str) -> u64 {
         let hash = queue.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
@@ -72,10 +82,14 @@ impl Classic {
         local: impl FnOnce(&Mutex<QueueStore>, ConnectionId, Request) -> Response,
     ) -> Response {
         let queue = match &request {
-            Request::Publish { queue, .. } | Request::Get { queue } | Request::Ack { queue, .. } => {
-                queue.clone()
-            }
-            Request::Raft { .. } | Request::Mirror { .. } | Request::Kafka { .. } => {
+            Request::Publish { queue, .. }
+            | Request::Get { queue }
+            | Request::Ack { queue, .. }
+            | Request::Nack { queue, .. } => queue.clone(),
+            Request::Raft { .. }
+            | Request::Mirror { .. }
+            | Request::Kafka { .. }
+            | Request::Metadata { .. } => {
                 return error(ErrorCode::Unavailable, "classic mode has no replication".into())
             }
         };

@@ -231,6 +231,44 @@ impl Client {
         }
     }
 
+    /// Who leads each of `names` (queues, or partition numbers in kafka mode), as the
+    /// connected node knows it: the leader's address, `None` when unknown. The connected
+    /// node itself is reported as `addr`, the address this client used.
+    pub async fn metadata(
+        &mut self,
+        addr: &str,
+        names: &[&str],
+    ) -> Result<Vec<(String, Option<String>)>, ClientError> {
+        let request = Request::Metadata {
+            names: names.iter().map(|n| n.to_string()).collect(),
+        };
+        match self.call(request).await? {
+            Response::Metadata { node, leaders, peers } => Ok(leaders
+                .into_iter()
+                .map(|(name, leader)| {
+                    let address = leader.and_then(|id| match id == node {
+                        true => Some(addr.to_string()),
+                        false => peers.iter().find(|(p, _)| *p == id).map(|(_, a)| a.clone()),
+                    });
+                    (name, address)
+                })
+                .collect()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Puts a delivery back in its queue (negative acknowledgement with requeue).
+    pub async fn nack(&mut self, queue: &str, tag: u64) -> Result<(), ClientError> {
+        let request = Request::Nack {
+            queue: queue.to_string(),
+            tag,
+        };
+        match self.call(request).await? {
+            Response::Requeued => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     async fn call(&mut self, request: Request) -> Result<Response, ClientError> {
         if self.broken {
             return Err(ClientError::Disconnected("connection already broken".into()));

@@ -10,6 +10,10 @@ use crate::kafka::{KafkaRequest, KafkaResponse};
 use crate::mirrored::MirrorMessage;
 use crate::raft;
 
+/// Who leads what, as one node knows it: (this node, the peers' addresses, each name with
+/// its leader's id).
+pub type LeaderTable = (u64, Vec<(u64, String)>, Vec<(String, Option<u64>)>);
+
 /// The id used in replies to frames whose own id could not be read.
 pub const UNKNOWN_REQUEST_ID: u64 = 0;
 
@@ -45,6 +49,20 @@ pub enum Request {
         /// Queue name.
         queue: String,
         /// The tag of the delivery, from [`Response::Delivery`].
+        tag: u64,
+    },
+    /// Who leads each of `names` (queues; in kafka mode, partition numbers), as this node
+    /// knows it; answered with [`Response::Metadata`].
+    Metadata {
+        /// Queue names or partition numbers.
+        names: Vec<String>,
+    },
+    /// Put a delivered message back in the queue, at its original place (a negative
+    /// acknowledgement with requeue).
+    Nack {
+        /// Queue name.
+        queue: String,
+        /// The tag of the delivery.
         tag: u64,
     },
     /// Raft messages from peer `from` for the group replicating `group`; answered with
@@ -100,6 +118,8 @@ pub enum Response {
     Empty,
     /// The acknowledgement was applied.
     Acked,
+    /// The message is back in the queue.
+    Requeued,
     /// The answer to a [`Request::Kafka`].
     Kafka {
         /// The response.
@@ -109,6 +129,15 @@ pub enum Response {
     Mirror {
         /// One answer per message.
         accepted: Vec<bool>,
+    },
+    /// The answer to a [`Request::Metadata`].
+    Metadata {
+        /// The answering node's id.
+        node: u64,
+        /// Each name with its leader's node id, if one is known.
+        leaders: Vec<(String, Option<u64>)>,
+        /// The other nodes' addresses.
+        peers: Vec<(u64, String)>,
     },
     /// Replies to a [`Request::Raft`], addressed to its sender.
     Raft {

@@ -194,6 +194,19 @@ impl QueueStore {
         Ok(())
     }
 
+    /// Puts one delivery of `connection` back at its original place.
+    pub fn nack(&mut self, queue: &str, tag: u64, connection: ConnectionId) -> Result<(), QueueError> {
+        let q = self.queues.get_mut(queue).ok_or(QueueError::UnknownTag { tag })?;
+        match q.unacked.get(&tag) {
+            Some((owner, _)) if *owner == connection => {
+                let (_, body) = q.unacked.remove(&tag).expect("just found");
+                q.ready.insert(tag, body);
+                Ok(())
+            }
+            _ => Err(QueueError::UnknownTag { tag }),
+        }
+    }
+
     /// Requeues every unacknowledged delivery of a closed connection, in its original place.
     pub fn release(&mut self, connection: ConnectionId) -> usize {
         let mut requeued = 0;
@@ -337,6 +350,18 @@ mod tests {
         let (first, _) = store.get("q", 7).unwrap();
         assert_eq!(store.release(7), 1);
         assert_eq!(store.get("q", 8).map(|(tag, _)| tag), Some(first));
+    }
+
+    #[test]
+    fn a_nack_puts_the_delivery_back_first_in_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path());
+        store.publish("q", b"a".to_vec()).unwrap();
+        store.publish("q", b"b".to_vec()).unwrap();
+        let (tag, _) = store.get("q", 1).unwrap();
+        assert!(store.nack("q", tag, 2).is_err(), "only the holder may nack");
+        store.nack("q", tag, 1).unwrap();
+        assert_eq!(store.get("q", 1).map(|(t, _)| t), Some(tag));
     }
 
     #[test]

@@ -304,6 +304,9 @@ impl Service {
         upstreams: &mut Upstreams,
         request: Request,
     ) -> Response {
+        if let Request::Metadata { names } = request {
+            return self.metadata(names);
+        }
         match self {
             Service::Single(store) => handle_single(store, connection, request),
             Service::Mirrored(node) => handle_mirrored(node, connection, request).await,
@@ -330,6 +333,51 @@ impl Service {
                 handle_quorum(node, incarnation.wrapping_add(connection), request).await
             }
         }
+    }
+
+    /// Who leads each name, as this node knows it.
+    fn metadata(&self, names: Vec<String>) -> Response {
+        let (node, peers, leaders): crate::protocol::LeaderTable = match self {
+            Service::Single(_) => (1, Vec::new(), names.into_iter().map(|n| (n, Some(1))).collect()),
+            Service::Classic(classic) => {
+                let leaders = names
+                    .into_iter()
+                    .map(|n| {
+                        let home = classic.home(&n);
+                        (n, Some(home))
+                    })
+                    .collect();
+                (classic.me(), classic.peers(), leaders)
+            }
+            Service::Mirrored(node) => {
+                let mut node = mirrored::lock(node);
+                let leaders = names
+                    .into_iter()
+                    .map(|n| {
+                        let l = node.leader_of(&n);
+                        (n, l)
+                    })
+                    .collect();
+                (node.me(), node.peers(), leaders)
+            }
+            Service::Quorum { node, .. } => {
+                let node = lock(node);
+                let leaders = names
+                    .into_iter()
+                    .map(|n| {
+                        let l = node.leader_id(&n);
+                        (n, l)
+                    })
+                    .collect();
+                (
+                    node.config().id,
+                    node.config().peers.clone().into_iter().collect(),
+                    leaders,
+                )
+            }
+            Service::Kafka(node) => node.metadata_for(names),
+        };
+        Response::Metadata { node, leaders, peers }
     }
 
     fn connection_closed(&self, connection: ConnectionId, consumed: bool) {
@@ -368,7 +416,8 @@ fn handle_single(store: &Mutex<QueueStore>, connection: ConnectionId, request: R
             None => Response::Empty,
         }),
         Request::Ack { queue, tag } => store.ack(&queue, tag, connection).map(|()| Response::Acked),
-        Request::Raft { .. } | Request::Mirror { .. } | Request::Kafka { .. } => {
+        Request::Nack { queue, tag } => store.nack(&queue, tag, connection).map(|()| Response::Requeued),
+        Request::Raft { .. } | Request::Mirror { .. } | Request::Kafka { .. } | Request::Metadata { .. } => {
             return error(
                 ErrorCode::Unavailable,
                 "this node's mode does not replicate that way".into(),
@@ -386,6 +435,7 @@ async fn handle_quorum(node: &Mutex<QuorumNode<QueueMachine>>, consumer: u64, re
         Request::Publish { queue, body } => (queue, Command::Publish { body }),
         Request::Get { queue } => (queue, Command::Get { consumer }),
         Request::Ack { queue, tag } => (queue, Command::Ack { consumer, seq: tag }),
+        Request::Nack { queue, tag } => (queue, Command::Nack { consumer, seq: tag }),
         Request::Raft {
             from,
             group,
@@ -394,7 +444,7 @@ async fn handle_quorum(node: &Mutex<QuorumNode<QueueMachine>>, consumer: u64, re
             let messages = lock(node).receive(from, &group, messages);
             return Response::Raft { messages };
         }
-        Request::Mirror { .. } | Request::Kafka { .. } => {
+        Request::Mirror { .. } | Request::Kafka { .. } | Request::Metadata { .. } => {
             return error(ErrorCode::Unavailable, "this node runs quorum mode".into())
         }
     };
@@ -410,6 +460,7 @@ async fn handle_quorum(node: &Mutex<QuorumNode<QueueMachine>>, consumer: u64, re
         Ok(Applied::Delivery { seq, body }) => Response::Delivery { tag: seq, body },
         Ok(Applied::Empty) => Response::Empty,
         Ok(Applied::Acked) => Response::Acked,
+        Ok(Applied::Requeued) => Response::Requeued,
         Ok(Applied::UnknownTag(tag)) => error(
             ErrorCode::UnknownDeliveryTag,
             format!("delivery tag {tag} is not held by this connection"),
@@ -467,10 +518,14 @@ async fn handle_mirrored(node: &Mutex<MirrorNode>, connection: ConnectionId, req
             Ok(()) => Response::Acked,
             Err(refusal) => refused(refusal),
         },
+        Request::Nack { queue, tag } => match mirrored::lock(node).nack(&queue, tag, connection) {
+            Ok(()) => Response::Requeued,
+            Err(refusal) => refused(refusal),
+        },
         Request::Mirror { from, messages } => Response::Mirror {
             accepted: mirrored::lock(node).receive(from, messages),
         },
-        Request::Raft { .. } | Request::Kafka { .. } => {
+        Request::Raft { .. } | Request::Kafka { .. } | Request::Metadata { .. } => {
             error(ErrorCode::Unavailable, "this node runs mirrored mode".into())
         }
     }

@@ -132,3 +132,26 @@ async fn confirmed_messages_survive_sigkill_with_fsync_always() {
     }
     assert_eq!(values, (1..50).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn a_nack_returns_the_message_and_metadata_names_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = RealBroker::start(dir.path());
+    let mut client = Client::connect(&TokioNetwork, &broker.addr, TIMEOUT)
+        .await
+        .unwrap();
+    client.publish("q", b"1".to_vec()).await.unwrap();
+    client.publish("q", b"2".to_vec()).await.unwrap();
+    let first = client.get("q").await.unwrap().unwrap();
+    client.nack("q", first.tag).await.unwrap();
+    let again = client.get("q").await.unwrap().unwrap();
+    assert_eq!(
+        (again.tag, again.body),
+        (first.tag, b"1".to_vec()),
+        "back at the head of the queue"
+    );
+    let err = client.nack("q", 999).await.unwrap_err();
+    assert!(err.is_definite(), "an unknown tag is a definite refusal: {err}");
+    let leaders = client.metadata(&broker.addr, &["q"]).await.unwrap();
+    assert_eq!(leaders, vec![("q".to_string(), Some(broker.addr.clone()))]);
+}

@@ -204,6 +204,7 @@ impl Session {
                 partition: 0,
                 offset,
                 max: 100,
+                wait_ms: 0,
             };
             let result = match self.client().await {
                 Ok(c) => c.kafka(request).await,
@@ -258,4 +259,82 @@ async fn a_kafka_cluster_survives_sigkill_of_a_partition_leader_without_losing_a
     let seen = session.read_all().await;
     let missing: Vec<u32> = (0..200).filter(|v| !seen.contains(v)).collect();
     assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_metadata_offsets_and_waiting_polls_work_against_real_brokers() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(3);
+    let _nodes: Vec<Node> = (1..=3)
+        .map(|id| Node::start_mode("kafka", id, &ports, dir.path()))
+        .collect();
+    let mut session = Session::new(&ports);
+    session.produce(7).await;
+
+    // Metadata from any node names partition 0's leader, and that node serves it.
+    let addr = session.addrs[0].clone();
+    let mut client = Client::connect(&TokioNetwork, &addr, TIMEOUT).await.unwrap();
+    let leaders = client.metadata(&addr, &["0"]).await.unwrap();
+    let leader = leaders[0].1.clone().expect("partition 0 has a leader");
+    let mut at_leader = Client::connect(&TokioNetwork, &leader, TIMEOUT).await.unwrap();
+    let poll = |offset, wait_ms| KafkaRequest::Poll {
+        partition: 0,
+        offset,
+        max: 10,
+        wait_ms,
+    };
+    let Ok(KafkaResponse::Records { records, .. }) = at_leader.kafka(poll(0, 0)).await else {
+        panic!()
+    };
+    assert_eq!(records.len(), 1);
+
+    // A poll past the end waits for the next committed record instead of returning empty.
+    #[allow(clippy::disallowed_methods)] // a real runtime, outside any simulation
+    let producer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut session = session;
+        session.produce(8).await;
+        session
+    });
+    let Ok(KafkaResponse::Records { records, .. }) = at_leader.kafka(poll(1, 1_000)).await else {
+        panic!()
+    };
+    assert_eq!(
+        records.iter().map(|(o, _)| *o).collect::<Vec<_>>(),
+        vec![1],
+        "woken by the new record"
+    );
+    let mut session = producer.await.unwrap();
+
+    // Offsets are committed at the controller (following its hint) and read back.
+    let commit = KafkaRequest::CommitOffset {
+        group: "g".into(),
+        partition: 0,
+        offset: 2,
+    };
+    let mut committed = false;
+    for _ in 0..100 {
+        let result = match session.client().await {
+            Ok(c) => c.kafka(commit.clone()).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(KafkaResponse::OffsetCommitted) => {
+                committed = true;
+                break;
+            }
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(err) => session.move_on(&err),
+        }
+    }
+    assert!(committed, "the offset commit never succeeded");
+    let fetch = KafkaRequest::FetchOffset {
+        group: "g".into(),
+        partition: 0,
+    };
+    let client = session.client().await.unwrap();
+    assert_eq!(
+        client.kafka(fetch).await.unwrap(),
+        KafkaResponse::Offset { offset: Some(2) }
+    );
 }

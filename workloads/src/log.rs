@@ -17,6 +17,9 @@ use crate::{Completion, Invocation, Target};
 const POLL_MAX: u32 = 100;
 /// Wait between retries of the final read.
 const FINAL_RETRY: Duration = Duration::from_millis(200);
+/// How long an address that refused or timed out a connection is passed over, as a Kafka
+/// client backs off a broker it cannot reach instead of paying a connect timeout per request.
+const UNREACHABLE_FOR: Duration = Duration::from_millis(2_000);
 
 /// The log workload's knobs.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +63,7 @@ impl LogWorkload {
             leaders: BTreeMap::new(),
             connection: None,
             positions: BTreeMap::new(),
+            unreachable: BTreeMap::new(),
         }
     }
 
@@ -110,6 +114,8 @@ pub struct LogClient {
     connection: Option<(String, Client)>,
     /// The next offset this consumer reads, per key.
     positions: BTreeMap<u32, u64>,
+    /// Addresses that could not be reached, until when they are passed over.
+    unreachable: BTreeMap<String, tokio::time::Instant>,
 }
 
 impl LogClient {
@@ -119,9 +125,17 @@ impl LogClient {
     }
 
     fn addr_for(&self, key: u32) -> String {
-        self.leaders.get(&key).cloned().unwrap_or_else(|| {
-            self.target.nodes[(self.node + key as usize) % self.target.nodes.len()].clone()
-        })
+        let now = tokio::time::Instant::now();
+        let reachable = |addr: &String| self.unreachable.get(addr).is_none_or(|until| *until <= now);
+        if let Some(leader) = self.leaders.get(&key).filter(|a| reachable(a)) {
+            return leader.clone();
+        }
+        let nodes = &self.target.nodes;
+        (0..nodes.len())
+            .map(|i| &nodes[(self.node + key as usize + i) % nodes.len()])
+            .find(|a| reachable(a))
+            .unwrap_or(&nodes[(self.node + key as usize) % nodes.len()])
+            .clone()
     }
 
     async fn call(&mut self, key: u32, request: KafkaRequest) -> Result<KafkaResponse, ClientError> {
@@ -131,9 +145,15 @@ impl LogClient {
             .as_ref()
             .is_none_or(|(a, c)| *a != addr || c.is_broken())
         {
-            let client =
-                Client::connect(self.target.network.as_ref(), &addr, self.target.request_timeout).await?;
-            self.connection = Some((addr, client));
+            match Client::connect(self.target.network.as_ref(), &addr, self.target.request_timeout).await {
+                Ok(client) => self.connection = Some((addr, client)),
+                Err(err) => {
+                    self.unreachable
+                        .insert(addr, tokio::time::Instant::now() + UNREACHABLE_FOR);
+                    self.redirect(key, &err);
+                    return Err(err);
+                }
+            }
         }
         let (_, client) = self.connection.as_mut().expect("connected above");
         let result = client.kafka(request).await;
@@ -202,6 +222,7 @@ impl LogClient {
                         partition: key,
                         offset,
                         max: POLL_MAX,
+                        wait_ms: 0,
                     },
                 )
                 .await
@@ -249,6 +270,7 @@ impl LogClient {
                             partition: key,
                             offset,
                             max: POLL_MAX,
+                            wait_ms: 0,
                         },
                     )
                     .await

@@ -49,6 +49,15 @@ pub enum MetaCommand {
         /// The broker.
         broker: NodeId,
     },
+    /// A consumer group's position in a partition.
+    CommitOffset {
+        /// The consumer group.
+        group: String,
+        /// Partition.
+        partition: PartitionId,
+        /// The next offset the group will read.
+        offset: u64,
+    },
     /// A partition leader asks to change its ISR.
     AlterIsr {
         /// The partition.
@@ -65,6 +74,8 @@ pub enum MetaCommand {
 pub struct MetadataMachine {
     partitions: BTreeMap<PartitionId, PartitionState>,
     fenced: BTreeSet<NodeId>,
+    /// Committed consumer positions: (group, partition) -> next offset.
+    offsets: BTreeMap<(String, PartitionId), u64>,
     /// Whether a replica outside the ISR may be elected (unsafe).
     unclean: bool,
 }
@@ -81,6 +92,11 @@ impl MetadataMachine {
     /// Every partition's state.
     pub fn partitions(&self) -> &BTreeMap<PartitionId, PartitionState> {
         &self.partitions
+    }
+
+    /// A consumer group's committed position in a partition.
+    pub fn committed_offset(&self, group: &str, partition: PartitionId) -> Option<u64> {
+        self.offsets.get(&(group.to_string(), partition)).copied()
     }
 
     /// Whether `broker` is fenced.
@@ -170,6 +186,14 @@ impl Machine for MetadataMachine {
                 for id in offline {
                     self.elect(id);
                 }
+                Ok(())
+            }
+            MetaCommand::CommitOffset {
+                group,
+                partition,
+                offset,
+            } => {
+                self.offsets.insert((group, partition), offset);
                 Ok(())
             }
             MetaCommand::AlterIsr {
@@ -296,6 +320,11 @@ mod tests {
             },
             MetaCommand::Fence { broker: 2 },
             MetaCommand::Unfence { broker: 2 },
+            MetaCommand::CommitOffset {
+                group: "g".into(),
+                partition: 1,
+                offset: 9,
+            },
             MetaCommand::AlterIsr {
                 partition: 1,
                 epoch: 4,

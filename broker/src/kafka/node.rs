@@ -230,6 +230,23 @@ impl KafkaNode {
         Ok(node)
     }
 
+    /// Who leads each named partition: (this node, peers, (name, leader)).
+    pub(crate) fn metadata_for(&self, names: Vec<String>) -> crate::protocol::LeaderTable {
+        let metadata = self.metadata();
+        let leaders = names
+            .into_iter()
+            .map(|n| {
+                let leader = n
+                    .parse::<PartitionId>()
+                    .ok()
+                    .and_then(|p| metadata.get(&p))
+                    .and_then(|s| s.leader);
+                (n, leader)
+            })
+            .collect();
+        (self.me, self.peers.clone().into_iter().collect(), leaders)
+    }
+
     /// The controller's Raft group, for peer messages.
     pub(crate) fn meta(&self) -> &Meta {
         &self.meta
@@ -270,7 +287,36 @@ impl KafkaNode {
                 partition,
                 offset,
                 max,
-            } => self.poll(partition, offset, max),
+                wait_ms,
+            } => self.long_poll(partition, offset, max, wait_ms).await,
+            KafkaRequest::CommitOffset {
+                group,
+                partition,
+                offset,
+            } => {
+                self.commit_offset(MetaCommand::CommitOffset {
+                    group,
+                    partition,
+                    offset,
+                })
+                .await
+            }
+            KafkaRequest::FetchOffset { group, partition } => {
+                let meta = quorum::lock(&self.meta);
+                match meta.leadership(METADATA_GROUP) {
+                    (true, _) => {
+                        let offset = meta
+                            .machine(METADATA_GROUP)
+                            .and_then(|m| m.committed_offset(&group, partition));
+                        reply(KafkaResponse::Offset { offset })
+                    }
+                    (false, leader) => Response::Error {
+                        code: ErrorCode::NotLeader,
+                        message: "not the controller".into(),
+                        leader,
+                    },
+                }
+            }
             KafkaRequest::Fetch {
                 partition,
                 replica,
@@ -354,6 +400,54 @@ impl KafkaNode {
                 ErrorCode::OutcomeUnknown,
                 "not replicated to the ISR in time; it may still be".into(),
             ),
+        }
+    }
+
+    /// Commits a consumer offset through the controller; answered once it is replicated.
+    async fn commit_offset(&self, command: MetaCommand) -> Response {
+        let pending = {
+            let mut meta = quorum::lock(&self.meta);
+            match meta.leadership(METADATA_GROUP) {
+                (true, _) => meta.propose(METADATA_GROUP, &command),
+                (false, leader) => {
+                    return Response::Error {
+                        code: ErrorCode::NotLeader,
+                        message: "offsets are committed at the controller".into(),
+                        leader,
+                    }
+                }
+            }
+        };
+        let Ok(applied) = pending else {
+            return error(ErrorCode::NotLeader, "the controller changed".into());
+        };
+        match tokio::time::timeout(ACK_TIMEOUT, applied).await {
+            Ok(Ok(Ok(Ok(())))) => reply(KafkaResponse::OffsetCommitted),
+            _ => error(
+                ErrorCode::OutcomeUnknown,
+                "the commit was not replicated in time".into(),
+            ),
+        }
+    }
+
+    /// A consumer poll that finds nothing may wait (up to 1 s) for new readable records.
+    async fn long_poll(&self, partition: PartitionId, offset: Offset, max: u32, wait_ms: u64) -> Response {
+        let Some(arrival) = self.arrivals.get(&partition).cloned() else {
+            return self.poll(partition, offset, max);
+        };
+        let deadline = Instant::now() + Duration::from_millis(wait_ms.min(1_000));
+        loop {
+            // Wake-ups come on appends and on high-watermark advances; only the latter make
+            // records readable, so poll again until something is, or time is up.
+            let notified = arrival.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let polled = self.poll(partition, offset, max);
+            let empty = matches!(&polled, Response::Kafka { response: KafkaResponse::Records { records, .. } } if records.is_empty());
+            if !empty || Instant::now() >= deadline {
+                return polled;
+            }
+            let _ = tokio::time::timeout_at(deadline, notified).await;
         }
     }
 
@@ -441,9 +535,16 @@ impl KafkaNode {
                     end_offset: epoch_end.min(replica.log.leo()),
                 });
             }
+            let hw_before = replica.log.hw();
             let (fetched, expand) = leading.on_fetch(&mut replica.log, follower, offset, BATCH_MAX, now);
             let epoch = leading.epoch;
             replica.settle();
+            if replica.log.hw() > hw_before {
+                // Newly committed records: wake consumers waiting in a poll.
+                if let Some(arrival) = self.arrivals.get(&partition) {
+                    arrival.notify_waiters();
+                }
+            }
             (
                 Response::Kafka {
                     response: KafkaResponse::Fetched {

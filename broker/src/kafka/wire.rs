@@ -118,6 +118,26 @@ pub enum KafkaRequest {
         offset: Offset,
         /// Most records returned.
         max: u32,
+        /// With nothing to return, wait up to this long (at most 1 s) for new committed
+        /// records.
+        #[serde(default)]
+        wait_ms: u64,
+    },
+    /// Store a consumer group's position in a partition (replicated with the metadata).
+    CommitOffset {
+        /// The consumer group.
+        group: String,
+        /// Partition.
+        partition: PartitionId,
+        /// The next offset the group will read.
+        offset: Offset,
+    },
+    /// Read a consumer group's committed position in a partition.
+    FetchOffset {
+        /// The consumer group.
+        group: String,
+        /// Partition.
+        partition: PartitionId,
     },
     /// A follower replicates from `offset`; `last_epoch` is the epoch of its last record.
     Fetch {
@@ -167,4 +187,11 @@ pub enum KafkaResponse {
     },
     /// The controller accepted the proposal for replication.
     Proposed,
+    /// The offset is committed (replicated to a majority of the controller group).
+    OffsetCommitted,
+    /// A group's committed position, if it has one.
+    Offset {
+        /// The next offset the group will read.
+        offset: Option<Offset>,
+    },
 }

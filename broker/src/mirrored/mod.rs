@@ -326,6 +326,27 @@ impl MirrorNode {
         Ok(())
     }
 
+    /// A nack at the leader: the delivery goes back to the queue (mirrors never saw it leave).
+    pub(crate) fn nack(&mut self, queue: &str, tag: u64, connection: ConnectionId) -> Result<(), Refusal> {
+        self.serving(queue)?;
+        self.store.nack(queue, tag, connection).map_err(Refusal::Queue)
+    }
+
+    /// This node's id.
+    pub(crate) fn me(&self) -> u64 {
+        self.me
+    }
+
+    /// The other nodes and their addresses.
+    pub(crate) fn peers(&self) -> Vec<(u64, String)> {
+        self.addrs.clone().into_iter().collect()
+    }
+
+    /// The leader of `queue` in this node's view.
+    pub(crate) fn leader_of(&mut self, queue: &str) -> Option<u64> {
+        Some(self.replica(queue).view.leader)
+    }
+
     /// Returns a closed connection's deliveries to the queue.
     pub(crate) fn release(&mut self, connection: ConnectionId) {
         self.store.release(connection);

@@ -29,6 +29,13 @@ pub enum Command {
         /// Its seq (the delivery tag).
         seq: u64,
     },
+    /// Put one delivery of `consumer` back at its place (a nack with requeue).
+    Nack {
+        /// The consumer that holds it.
+        consumer: ConsumerId,
+        /// Its seq.
+        seq: u64,
+    },
     /// Put everything `consumer` holds back at its place in the queue (its connection closed).
     Return {
         /// The consumer.
@@ -55,6 +62,8 @@ pub enum Applied {
     Empty,
     /// Settled.
     Acked,
+    /// Put back by a nack.
+    Requeued,
     /// Messages put back.
     Returned(usize),
     /// The tag is not held by that consumer.
@@ -104,6 +113,14 @@ impl QueueMachine {
                 Some((holder, _)) if *holder == consumer => {
                     self.checked_out.remove(&seq);
                     Applied::Acked
+                }
+                _ => Applied::UnknownTag(seq),
+            },
+            Command::Nack { consumer, seq } => match self.checked_out.get(&seq) {
+                Some((holder, _)) if *holder == consumer => {
+                    let (_, body) = self.checked_out.remove(&seq).expect("just found");
+                    self.ready.insert(seq, body);
+                    Applied::Requeued
                 }
                 _ => Applied::UnknownTag(seq),
             },

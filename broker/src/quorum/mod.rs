@@ -414,6 +414,11 @@ impl<M: Machine> QuorumNode<M> {
         }
     }
 
+    /// The leader of group `name`, by node id, if known.
+    pub fn leader_id(&self, name: &str) -> Option<NodeId> {
+        self.groups.get(name).and_then(|g| g.raft.leader())
+    }
+
     /// The machine of group `name`, if this node has it.
     pub fn machine(&self, name: &str) -> Option<&M> {
         self.groups.get(name).map(|g| &g.machine)
