@@ -21,6 +21,7 @@
 
 mod classic;
 mod client;
+mod cluster_client;
 mod codec;
 mod config;
 mod disk;
@@ -37,6 +38,7 @@ mod server;
 mod storage;
 
 pub use client::{Client, ClientError, Delivery};
+pub use cluster_client::ClusterClient;
 pub use codec::{read_frame, write_frame, CodecError, FRAME_BYTES_MAX_DEFAULT};
 pub use config::{parse_peers, BrokerConfig, FsyncPolicy, Limits, Mode};
 pub use disk::{AppendFile, Disk, StdDisk};

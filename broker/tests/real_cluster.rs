@@ -338,3 +338,89 @@ async fn kafka_metadata_offsets_and_waiting_polls_work_against_real_brokers() {
         KafkaResponse::Offset { offset: Some(2) }
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_client_follows_leadership_in_quorum_and_kafka_clusters() {
+    use broker::ClusterClient;
+    use std::sync::Arc;
+
+    // Quorum: publish through whatever node leads, across a SIGKILL of the leader.
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(3);
+    let mut nodes: Vec<Node> = (1..=3).map(|id| Node::start(id, &ports, dir.path())).collect();
+    let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let mut client = ClusterClient::new(Arc::new(TokioNetwork), addrs.clone(), TIMEOUT);
+    let publish = async |client: &mut ClusterClient, value: u32| {
+        for _ in 0..200 {
+            if client
+                .publish(QUEUE, value.to_string().into_bytes())
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{value} never confirmed");
+    };
+    for value in 0..20 {
+        publish(&mut client, value).await;
+    }
+    let Some((_, leader)) = broker::Client::connect(&TokioNetwork, &addrs[0], TIMEOUT)
+        .await
+        .unwrap()
+        .metadata(&addrs[0], &[QUEUE])
+        .await
+        .unwrap()
+        .into_iter()
+        .next()
+    else {
+        panic!("no metadata")
+    };
+    let leader = leader.expect("a leader");
+    nodes[addrs.iter().position(|a| *a == leader).unwrap()].kill();
+    for value in 20..40 {
+        publish(&mut client, value).await;
+    }
+    let mut seen = BTreeSet::new();
+    for _ in 0..400 {
+        match client.get(QUEUE).await {
+            Ok(Some(d)) => {
+                seen.insert(String::from_utf8(d.body).unwrap().parse::<u32>().unwrap());
+                let _ = client.ack(QUEUE, d.tag).await;
+            }
+            Ok(None) if seen.len() >= 40 => break,
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    assert!(
+        (0..40).all(|v| seen.contains(&v)),
+        "missing: {:?}",
+        (0..40).filter(|v| !seen.contains(v)).collect::<Vec<_>>()
+    );
+
+    // Kafka: produce and read back through the partition's leader, wherever it is.
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(3);
+    let _kafka: Vec<Node> = (1..=3)
+        .map(|id| Node::start_mode("kafka", id, &ports, dir.path()))
+        .collect();
+    let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let mut client = ClusterClient::new(Arc::new(TokioNetwork), addrs, TIMEOUT);
+    let mut offsets = Vec::new();
+    for value in 0..10u32 {
+        for attempt in 0..200 {
+            match client.produce(1, value.to_string().into_bytes(), Acks::All).await {
+                Ok(offset) => {
+                    offsets.push(offset);
+                    break;
+                }
+                Err(err) if attempt == 199 => panic!("{value}: {err}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+    let (records, hw) = client.poll(1, 0, 100, 0).await.unwrap();
+    assert_eq!(hw, 10);
+    assert_eq!(records.iter().map(|(o, _)| *o).collect::<Vec<_>>(), offsets);
+}
