@@ -4,9 +4,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use broker::kafka::{KafkaSettings, TruncateTo};
-use broker::mirrored::{MirrorCount, MirrorSettings, PartitionHandling, SyncMode};
-use broker::{parse_peers, Broker, BrokerConfig, FsyncPolicy, Limits, Mode, Seams};
+use broker::kafka::KafkaSettings;
+use broker::{parse_peers, Broker, BrokerConfig, KnobArgs, Limits, Mode, Seams};
 use clap::Parser;
 
 /// Run one node of the tumult reference broker.
@@ -33,48 +32,8 @@ struct Args {
     /// Milliseconds per tick of the replication clock (elections take 15-30 ticks).
     #[arg(long, default_value_t = 10)]
     tick_ms: u64,
-    /// When to fsync: always (confirm only after fsync; safe), interval:MS (at most every MS
-    /// milliseconds; unsafe: a crash loses up to that much) or never (unsafe).
-    #[arg(long, default_value = "always")]
-    fsync: FsyncPolicy,
-    /// Whether queues survive a restart (single and classic modes): true, or false (unsafe:
-    /// a restart of a queue's node loses every message it held).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    durable: bool,
-    /// Mirrored mode: mirrors per queue besides its leader, a number or all.
-    #[arg(long, default_value = "all")]
-    mirrors: MirrorCount,
-    /// Mirrored mode: how a joining mirror gets older messages: manual (it does not; RabbitMQ's
-    /// default) or automatic (the leader sends the whole queue).
-    #[arg(long, default_value = "manual")]
-    sync_mode: SyncMode,
-    /// Mirrored mode: allow promoting a mirror that lacks messages (unsafe).
-    #[arg(long)]
-    promote_unsynced: bool,
-    /// Mirrored mode: what a node does without a majority: pause-minority (stop serving; safe),
-    /// ignore or autoheal (keep serving; unsafe).
-    #[arg(long, default_value = "pause-minority")]
-    partition_handling: PartitionHandling,
-    /// Kafka mode: partitions of the topic.
-    #[arg(long, default_value_t = KafkaSettings::default().partitions)]
-    partitions: u32,
-    /// Kafka mode: replicas per partition.
-    #[arg(long, default_value_t = KafkaSettings::default().rf)]
-    rf: usize,
-    /// Kafka mode: acks=all writes are refused while the ISR is smaller than this.
-    #[arg(long, default_value_t = KafkaSettings::default().min_isr)]
-    min_isr: usize,
-    /// Kafka mode: allow electing a replica outside the ISR (unsafe).
-    #[arg(long)]
-    unclean_election: bool,
-    /// Kafka mode: how followers truncate on a leader change: epoch (KIP-101, safe) or hw
-    /// (to their high watermark, as before Kafka 0.11; unsafe).
-    #[arg(long, default_value = "epoch")]
-    truncate_to: TruncateTo,
-    /// Kafka mode: let consumers read up to the leader's log end, past the high watermark
-    /// (unsafe: they may see records that are later lost).
-    #[arg(long)]
-    read_uncommitted: bool,
+    #[command(flatten)]
+    knobs: KnobArgs,
     /// Largest frame accepted, in bytes.
     #[arg(long, default_value_t = Limits::default().frame_bytes_max)]
     frame_bytes_max: usize,
@@ -100,23 +59,10 @@ async fn main() -> anyhow::Result<()> {
         tick_ms: args.tick_ms,
         listen: args.listen.clone(),
         data_dir: args.data_dir.clone(),
-        fsync: args.fsync,
-        durable: args.durable,
-        kafka: KafkaSettings {
-            partitions: args.partitions,
-            rf: args.rf,
-            min_isr: args.min_isr,
-            unclean_election: args.unclean_election,
-            truncate_to: args.truncate_to,
-            read_uncommitted: args.read_uncommitted,
-            ..KafkaSettings::default()
-        },
-        mirrored: MirrorSettings {
-            mirrors: args.mirrors.0,
-            sync: args.sync_mode,
-            promote_unsynced: args.promote_unsynced,
-            partition_handling: args.partition_handling,
-        },
+        fsync: args.knobs.fsync,
+        durable: args.knobs.durable,
+        kafka: args.knobs.kafka(KafkaSettings::default().rf),
+        mirrored: args.knobs.mirrored(),
         limits: Limits {
             frame_bytes_max: args.frame_bytes_max,
             message_bytes_max: args.frame_bytes_max / 5,

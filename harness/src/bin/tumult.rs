@@ -5,9 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use broker::kafka::{Acks, KafkaSettings, TruncateTo};
-use broker::mirrored::{MirrorCount, MirrorSettings, PartitionHandling, SyncMode};
-use broker::{FsyncPolicy, Mode};
+use broker::kafka::{Acks, KafkaSettings};
+use broker::{KnobArgs, Mode};
 use clap::{Parser, Subcommand};
 use harness::{FaultSet, FaultTarget, Store, TestSpec, WorkloadKind};
 
@@ -72,51 +71,11 @@ struct TestArgs {
     /// Target operations per simulated second over all processes.
     #[arg(long, default_value_t = 50.0)]
     rate: f64,
-    /// When to fsync: always (confirm only after fsync; safe), interval:MS (at most every MS
-    /// milliseconds; unsafe: a crash loses up to that much) or never (unsafe).
-    #[arg(long, default_value = "always")]
-    fsync: FsyncPolicy,
-    /// Whether queues survive their node's restart (single, classic): true, or false (unsafe:
-    /// a restart loses every message the node held).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    durable: bool,
-    /// Mirrored mode: mirrors per queue besides its leader, a number or all.
-    #[arg(long, default_value = "all")]
-    mirrors: MirrorCount,
-    /// Mirrored mode: how a joining mirror gets older messages: manual (it does not,
-    /// RabbitMQ's default) or automatic (the leader sends it the whole queue).
-    #[arg(long, default_value = "manual")]
-    sync_mode: SyncMode,
-    /// Mirrored mode: allow promoting a mirror that lacks messages (unsafe).
-    #[arg(long)]
-    promote_unsynced: bool,
-    /// Mirrored mode: what a node does without a majority: pause-minority (stop serving;
-    /// safe), ignore or autoheal (keep serving on both sides; unsafe).
-    #[arg(long, default_value = "pause-minority")]
-    partition_handling: PartitionHandling,
+    #[command(flatten)]
+    knobs: KnobArgs,
     /// Kafka mode: what producers ask for: 0, 1 (unsafe: the leader alone) or all.
     #[arg(long, default_value = "all")]
     acks: Acks,
-    /// Kafka mode: partitions of the topic (the log workload's keys).
-    #[arg(long, default_value_t = KafkaSettings::default().partitions)]
-    partitions: u32,
-    /// Kafka mode: replicas per partition (default: 3, or fewer nodes).
-    #[arg(long)]
-    rf: Option<usize>,
-    /// Kafka mode: acks=all writes are refused while the ISR is smaller than this.
-    #[arg(long, default_value_t = KafkaSettings::default().min_isr)]
-    min_isr: usize,
-    /// Kafka mode: allow electing a replica outside the ISR (unsafe).
-    #[arg(long)]
-    unclean_election: bool,
-    /// Kafka mode: how followers truncate on a leader change: epoch (KIP-101; safe) or hw
-    /// (to their own high watermark, as before Kafka 0.11; unsafe).
-    #[arg(long, default_value = "epoch")]
-    truncate_to: TruncateTo,
-    /// Kafka mode: consumers read up to the leader's log end, past the high watermark
-    /// (unsafe: they may read records that are then lost).
-    #[arg(long)]
-    read_uncommitted: bool,
     /// Mean simulated seconds between faults.
     #[arg(long = "nemesis-interval", default_value_t = 8.0, value_name = "SECONDS")]
     nemesis_interval_s: f64,
@@ -190,28 +149,15 @@ fn test(args: TestArgs) -> anyhow::Result<u8> {
         time_limit_s: args.time_limit_s,
         concurrency: args.concurrency,
         rate: args.rate,
-        fsync: args.fsync,
-        durable: args.durable,
+        fsync: args.knobs.fsync,
+        durable: args.knobs.durable,
         acks: args.acks,
-        kafka: KafkaSettings {
-            partitions: args.partitions,
-            rf: args.rf.unwrap_or(if args.mode == Mode::Kafka {
-                nodes.min(3)
-            } else {
-                KafkaSettings::default().rf
-            }),
-            min_isr: args.min_isr,
-            unclean_election: args.unclean_election,
-            truncate_to: args.truncate_to,
-            read_uncommitted: args.read_uncommitted,
-            ..KafkaSettings::default()
-        },
-        mirrored: MirrorSettings {
-            mirrors: args.mirrors.0,
-            sync: args.sync_mode,
-            promote_unsynced: args.promote_unsynced,
-            partition_handling: args.partition_handling,
-        },
+        kafka: args.knobs.kafka(if args.mode == Mode::Kafka {
+            nodes.min(3)
+        } else {
+            KafkaSettings::default().rf
+        }),
+        mirrored: args.knobs.mirrored(),
         nemesis_interval_s: args.nemesis_interval_s,
         request_timeout_ms: args.request_timeout_ms,
         recovery_s: args.recovery_s,
