@@ -337,36 +337,55 @@ impl TestSpec {
 
     /// The exact command that replays this run.
     pub fn replay_command(&self) -> String {
-        format!(
-            "tumult test --mode {} --nodes {} --workload {} --nemesis {} --target {} --seed {} --time-limit {} \
-             --concurrency {} --rate {} --fsync {} --durable {} --mirrors {} --sync-mode {} --partition-handling {}{} --acks {} --partitions {} --rf {} --min-isr {} --truncate-to {}{}{} {} --nemesis-interval {} --request-timeout {} --recovery {}",
-            self.mode,
-            self.nodes,
-            self.workload,
-            self.nemesis,
-            self.target,
-            self.seed,
-            self.time_limit_s,
-            self.concurrency,
-            self.rate,
-                        self.fsync,
-                        self.durable,
-            self.mirrored.mirrors.map_or("all".to_string(), |n| n.to_string()),
-            self.mirrored.sync,
-            self.mirrored.partition_handling,
-                        if self.mirrored.promote_unsynced { " --promote-unsynced" } else { "" },
-            self.acks,
-            self.kafka.partitions,
-            self.kafka.rf,
-            self.kafka.min_isr,
-            self.kafka.truncate_to,
-            if self.kafka.unclean_election { " --unclean-election" } else { "" },
-                        if self.kafka.read_uncommitted { " --read-uncommitted" } else { "" },
-            if self.overlap { " --overlap" } else { "" },
-            self.nemesis_interval_s,
-            self.request_timeout_ms,
-            self.recovery_s
-        )
+        let mut args = vec![
+            format!("--mode {}", self.mode),
+            format!("--nodes {}", self.nodes),
+            format!("--workload {}", self.workload),
+            format!("--nemesis {}", self.nemesis),
+            format!("--target {}", self.target),
+            format!("--seed {}", self.seed),
+            format!("--time-limit {}", self.time_limit_s),
+            format!("--concurrency {}", self.concurrency),
+            format!("--rate {}", self.rate),
+            format!("--fsync {}", self.fsync),
+        ];
+        if self.overlap {
+            args.push("--overlap".into());
+        }
+        // Only the knobs of the run's mode: the others are refused for it anyway.
+        match self.mode {
+            Mode::Single | Mode::Classic => args.push(format!("--durable {}", self.durable)),
+            Mode::Mirrored => {
+                let mirrors = self.mirrored.mirrors.map_or("all".to_string(), |n| n.to_string());
+                args.push(format!("--mirrors {mirrors}"));
+                args.push(format!("--sync-mode {}", self.mirrored.sync));
+                args.push(format!(
+                    "--partition-handling {}",
+                    self.mirrored.partition_handling
+                ));
+                if self.mirrored.promote_unsynced {
+                    args.push("--promote-unsynced".into());
+                }
+            }
+            Mode::Kafka => {
+                args.push(format!("--acks {}", self.acks));
+                args.push(format!("--partitions {}", self.kafka.partitions));
+                args.push(format!("--rf {}", self.kafka.rf));
+                args.push(format!("--min-isr {}", self.kafka.min_isr));
+                args.push(format!("--truncate-to {}", self.kafka.truncate_to));
+                if self.kafka.unclean_election {
+                    args.push("--unclean-election".into());
+                }
+                if self.kafka.read_uncommitted {
+                    args.push("--read-uncommitted".into());
+                }
+            }
+            Mode::Quorum => {}
+        }
+        args.push(format!("--nemesis-interval {}", self.nemesis_interval_s));
+        args.push(format!("--request-timeout {}", self.request_timeout_ms));
+        args.push(format!("--recovery {}", self.recovery_s));
+        format!("tumult test {}", args.join(" "))
     }
 }
 

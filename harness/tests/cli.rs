@@ -205,3 +205,59 @@ fn a_cluster_that_cannot_finish_its_final_reads_is_a_liveness_failure_with_exit_
     assert_eq!(out.status.code(), Some(4), "{stdout}");
     assert!(stdout.contains("\nLIVENESS FAILURE"), "{stdout}");
 }
+
+#[test]
+fn the_printed_replay_command_reproduces_the_history_byte_for_byte() {
+    for first in [
+        vec![
+            "--mode",
+            "mirrored",
+            "--promote-unsynced",
+            "--nemesis",
+            "kill,partition",
+            "--seed",
+            "5",
+        ],
+        vec![
+            "--mode",
+            "kafka",
+            "--acks",
+            "1",
+            "--overlap",
+            "--nemesis",
+            "kill,partition",
+            "--seed",
+            "6",
+        ],
+    ] {
+        let store = tempfile::tempdir().unwrap();
+        let mut args = first.clone();
+        args.extend(["--time-limit", "8"]);
+        let out = run_test(store.path(), &args);
+        let stdout = text(&out.stdout);
+        let replay = stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("replay:"))
+            .expect("replay line");
+        let first_history = std::fs::read(store.path().join("latest/history.jsonl")).unwrap();
+        let words: Vec<&str> = replay.split_whitespace().skip(1).collect();
+        assert_eq!(words[0], "test", "{replay}");
+        let mut again = words[1..].to_vec();
+        again.extend(["--store", store.path().to_str().unwrap()]);
+        let out = tumult(&{
+            let mut a = vec!["test"];
+            a.extend(again);
+            a
+        });
+        assert!(
+            out.status.success() || out.status.code() == Some(1),
+            "{}",
+            text(&out.stderr)
+        );
+        let second_history = std::fs::read(store.path().join("latest/history.jsonl")).unwrap();
+        assert!(
+            first_history == second_history,
+            "replaying `{replay}` gave another history"
+        );
+    }
+}
