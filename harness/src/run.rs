@@ -151,6 +151,8 @@ pub fn run(
             id: worker,
             spec: spec.clone(),
             client: workload.client(target.clone(), worker),
+            final_f: workload.final_f(),
+            final_invoke_value: workload.final_invoke_value(),
             generator: Rc::clone(&generator),
             stagger: Rc::clone(&stagger),
             recorder: Rc::clone(&recorder),
@@ -280,6 +282,9 @@ struct Worker {
     id: usize,
     spec: TestSpec,
     client: Client,
+    /// The final read's function and argument, from the workload.
+    final_f: &'static str,
+    final_invoke_value: Value,
     generator: Shared<Generator>,
     stagger: Shared<ChaCha8Rng>,
     recorder: Shared<Recorder>,
@@ -327,8 +332,8 @@ impl Worker {
         let idle_timeout = Duration::from_millis(Limits::default().idle_timeout_ms);
         tokio::time::sleep(idle_timeout + SETTLE_MARGIN).await;
         self.client.reset();
-        let final_f = self.client.final_f();
-        let invoke_value = self.client.final_invoke_value();
+        let final_f = self.final_f;
+        let invoke_value = self.final_invoke_value.clone();
         self.record(OpType::Invoke, process, final_f, invoke_value, None);
         let done = self
             .client
@@ -401,10 +406,19 @@ impl Workload {
         }
     }
 
+    /// The function of the final read in the history.
     fn final_f(&self) -> &'static str {
         match self {
             Workload::Queue(_) => "drain",
             Workload::Log(_) => "final-poll",
+        }
+    }
+
+    /// The argument the final read is invoked with.
+    fn final_invoke_value(&self) -> Value {
+        match self {
+            Workload::Queue(_) => Value::Null,
+            Workload::Log(_) => serde_json::json!([["poll"]]),
         }
     }
 }
@@ -430,20 +444,6 @@ impl Client {
         match self {
             Client::Queue(c) => c.reset(),
             Client::Log(c) => c.reset(),
-        }
-    }
-
-    fn final_f(&self) -> &'static str {
-        match self {
-            Client::Queue(_) => "drain",
-            Client::Log(_) => "final-poll",
-        }
-    }
-
-    fn final_invoke_value(&self) -> Value {
-        match self {
-            Client::Queue(_) => Value::Null,
-            Client::Log(_) => serde_json::json!([["poll"]]),
         }
     }
 

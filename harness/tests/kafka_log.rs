@@ -48,14 +48,9 @@ fn safe_defaults_lose_nothing_and_read_nothing_dirty_on_20_seeds() {
 
 #[test]
 fn the_cluster_keeps_serving_while_a_minority_is_down() {
-    let (mut checked, mut served) = (0, 0);
-    for seed in 1..=8 {
-        let run = run(&spec(seed, "kill,partition"));
-        // Fencing takes 1 s, then a client timeout (1 s) before the new leader is found.
-        let (c, s) = common::windows_served(&run.outcome.history, 3.5, 2.5);
-        checked += c;
-        served += s;
-    }
+    let histories = (1..=8).map(|seed| run(&spec(seed, "kill,partition")).outcome.history);
+    // Fencing takes 1 s, then a client timeout (1 s) before the new leader is found.
+    let (checked, served) = common::windows_served(histories, 3.5, 2.5);
     assert!(checked >= 5, "only {checked} long fault windows");
     assert_eq!(
         served, checked,

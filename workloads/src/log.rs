@@ -215,18 +215,7 @@ impl LogClient {
         let mut last_error = None;
         for key in 0..self.keys {
             let offset = self.positions.get(&key).copied().unwrap_or(0);
-            match self
-                .call(
-                    key,
-                    KafkaRequest::Poll {
-                        partition: key,
-                        offset,
-                        max: POLL_MAX,
-                        wait_ms: 0,
-                    },
-                )
-                .await
-            {
+            match self.call(key, poll_request(key, offset)).await {
                 Ok(KafkaResponse::Records { records, .. }) => {
                     if let Some((last, _)) = records.last() {
                         self.positions.insert(key, last + 1);
@@ -263,18 +252,7 @@ impl LogClient {
                     let why = format!("final read did not finish: {last_error}");
                     return Completion::error(false, json!([["poll", Value::Object(all)]]), why);
                 }
-                match self
-                    .call(
-                        key,
-                        KafkaRequest::Poll {
-                            partition: key,
-                            offset,
-                            max: POLL_MAX,
-                            wait_ms: 0,
-                        },
-                    )
-                    .await
-                {
+                match self.call(key, poll_request(key, offset)).await {
                     Ok(KafkaResponse::Records { records: batch, hw }) => {
                         if batch.is_empty() && offset >= hw {
                             break;
@@ -294,6 +272,16 @@ impl LogClient {
             all.insert(key.to_string(), Value::Array(records));
         }
         Completion::ok(json!([["poll", Value::Object(all)]]))
+    }
+}
+
+/// A consumer poll of `key` from `offset`, not waiting (the workload polls on its own clock).
+fn poll_request(key: u32, offset: u64) -> KafkaRequest {
+    KafkaRequest::Poll {
+        partition: key,
+        offset,
+        max: POLL_MAX,
+        wait_ms: 0,
     }
 }
 

@@ -85,6 +85,15 @@ impl Replica {
         }
     }
 
+    /// Cuts the log at `offset` and records the cut, so a restart replays the same log.
+    fn truncate_durably(&mut self, partition: PartitionId, offset: Offset, why: &str) {
+        tracing::warn!(partition, from = self.log.leo(), to = offset, "{why}");
+        self.log.truncate(offset);
+        if let Err(err) = self.persist(&[PartRecord::Truncate { offset }]) {
+            tracing::error!(%err, "truncation not persisted");
+        }
+    }
+
     fn step_down(&mut self) {
         self.leading = None;
         for (_, tx) in self.waiters.drain(..) {
@@ -707,16 +716,7 @@ impl KafkaNode {
                 // be behind what the leader already committed.
                 let hw = replica.log.hw();
                 if hw < replica.log.leo() {
-                    tracing::warn!(
-                        partition,
-                        from = replica.log.leo(),
-                        to = hw,
-                        "truncating to the high watermark"
-                    );
-                    replica.log.truncate(hw);
-                    if let Err(err) = replica.persist(&[PartRecord::Truncate { offset: hw }]) {
-                        tracing::error!(%err, "truncation not persisted");
-                    }
+                    replica.truncate_durably(partition, hw, "truncating to the high watermark");
                 }
             }
         }
@@ -762,14 +762,7 @@ impl KafkaNode {
                 Ok(KafkaResponse::Diverging { end_offset }) => {
                     let mut data = lock(&self.data);
                     if let Some(r) = data.replicas.get_mut(&partition).filter(|r| r.leading.is_none()) {
-                        tracing::info!(
-                            partition,
-                            from = r.log.leo(),
-                            to = end_offset,
-                            "truncating a diverged log"
-                        );
-                        r.log.truncate(end_offset);
-                        let _ = r.persist(&[PartRecord::Truncate { offset: end_offset }]);
+                        r.truncate_durably(partition, end_offset, "truncating a diverged log");
                     }
                     false
                 }

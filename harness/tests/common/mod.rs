@@ -16,9 +16,21 @@ pub fn fault_windows(history: &[Op]) -> Vec<(u64, u64)> {
     windows
 }
 
-/// Of the fault windows at least `min_s` long, how many saw a write (`enqueue` or `send`)
-/// acknowledged after `failover_s` into the window: (windows checked, windows served).
-pub fn windows_served(history: &[Op], min_s: f64, failover_s: f64) -> (usize, usize) {
+/// Over the histories of several runs: of the fault windows at least `min_s` long, how many
+/// saw a write (`enqueue` or `send`) acknowledged after `failover_s` into the window:
+/// (windows checked, windows served).
+pub fn windows_served(
+    histories: impl IntoIterator<Item = Vec<Op>>,
+    min_s: f64,
+    failover_s: f64,
+) -> (usize, usize) {
+    histories.into_iter().fold((0, 0), |(checked, served), history| {
+        let (c, s) = windows_served_in(&history, min_s, failover_s);
+        (checked + c, served + s)
+    })
+}
+
+fn windows_served_in(history: &[Op], min_s: f64, failover_s: f64) -> (usize, usize) {
     let (min, failover) = ((min_s * 1e9) as u64, (failover_s * 1e9) as u64);
     let long: Vec<(u64, u64)> = fault_windows(history)
         .into_iter()
