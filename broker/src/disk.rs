@@ -95,3 +95,116 @@ impl Disk for StdDisk {
         Ok(entries)
     }
 }
+
+/// Raised once when the node's storage fails; the node then stops serving.
+///
+/// After a failed write or fsync nothing is known about what reached the platter (Linux may
+/// even drop the dirty pages and report success to the next fsync), so carrying on would
+/// risk acknowledging data that is gone. Like Kafka's log-directory failure handling and
+/// PostgreSQL after "fsyncgate", the node fail-stops and recovers from what its log holds.
+#[derive(Debug, Default)]
+pub struct Halt {
+    reason: std::sync::Mutex<Option<String>>,
+    raised: tokio::sync::Notify,
+}
+
+impl Halt {
+    /// Records the first failure and wakes whoever waits on [`Halt::raised`].
+    pub fn raise(&self, reason: String) {
+        let mut slot = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            tracing::error!(%reason, "storage failed: this node stops");
+            *slot = Some(reason);
+            self.raised.notify_waiters();
+            self.raised.notify_one();
+        }
+    }
+
+    /// The failure, once raised.
+    pub fn reason(&self) -> Option<String> {
+        self.reason.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Resolves with the failure once it has been raised.
+    pub async fn raised(&self) -> String {
+        loop {
+            if let Some(reason) = self.reason() {
+                return reason;
+            }
+            self.raised.notified().await;
+        }
+    }
+}
+
+/// A disk whose every write-side failure raises the node's [`Halt`]; after the first
+/// failure every further write is refused, so nothing written later can be fsynced on top
+/// of a write whose fate is unknown.
+pub struct FailStopDisk {
+    inner: std::sync::Arc<dyn Disk>,
+    halt: std::sync::Arc<Halt>,
+}
+
+impl FailStopDisk {
+    /// Wraps `inner`, raising `halt` on failure.
+    pub fn new(inner: std::sync::Arc<dyn Disk>, halt: std::sync::Arc<Halt>) -> Self {
+        Self { inner, halt }
+    }
+}
+
+fn guarded<T>(halt: &Halt, what: &str, path: &Path, op: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    if let Some(reason) = halt.reason() {
+        return Err(io::Error::other(format!("storage has failed earlier: {reason}")));
+    }
+    op().inspect_err(|e| halt.raise(format!("{what} {}: {e}", path.display())))
+}
+
+struct FailStopFile {
+    inner: Box<dyn AppendFile>,
+    path: PathBuf,
+    halt: std::sync::Arc<Halt>,
+}
+
+impl AppendFile for FailStopFile {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        guarded(&self.halt, "append to", &self.path, || self.inner.append(bytes))
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        guarded(&self.halt, "fsync", &self.path, || self.inner.sync())
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        guarded(&self.halt, "truncate", &self.path, || self.inner.truncate(len))
+    }
+}
+
+impl Disk for FailStopDisk {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        guarded(&self.halt, "create", dir, || self.inner.create_dir_all(dir))
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
+        self.inner.read(path)
+    }
+
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
+        let inner = guarded(&self.halt, "open", path, || self.inner.open_append(path))?;
+        Ok(Box::new(FailStopFile {
+            inner,
+            path: path.to_path_buf(),
+            halt: std::sync::Arc::clone(&self.halt),
+        }))
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        guarded(&self.halt, "fsync directory", dir, || self.inner.sync_dir(dir))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        guarded(&self.halt, "rename", from, || self.inner.rename(from, to))
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        self.inner.list(dir)
+    }
+}

@@ -42,7 +42,7 @@ pub use client::{Client, ClientError, Delivery};
 pub use cluster_client::ClusterClient;
 pub use codec::{read_frame, write_frame, CodecError, FRAME_BYTES_MAX_DEFAULT};
 pub use config::{parse_peers, BrokerConfig, FsyncPolicy, Limits, Mode};
-pub use disk::{AppendFile, Disk, StdDisk};
+pub use disk::{AppendFile, Disk, FailStopDisk, Halt, StdDisk};
 pub use entropy::{Entropy, SeededEntropy};
 pub use knobs::KnobArgs;
 pub use net::{BoxFuture, BoxStream, Listener, Network, Stream, TokioNetwork};

@@ -10,6 +10,7 @@ use tokio::sync::Semaphore;
 use crate::classic::{Classic, Upstreams};
 use crate::codec::{read_frame, write_frame, CodecError};
 use crate::config::{BrokerConfig, Limits, Mode};
+use crate::disk::{FailStopDisk, Halt};
 use crate::kafka::KafkaNode;
 use crate::mirrored::{self, MirrorNode};
 use crate::net::{BoxStream, Listener};
@@ -39,6 +40,10 @@ pub enum BrokerError {
     /// The configuration cannot work.
     #[error("bad configuration: {0}")]
     Config(String),
+    /// Storage failed while serving; the node stopped rather than risk acknowledging
+    /// data it may have lost (see [`crate::Halt`]).
+    #[error("halted: {0}")]
+    Halted(String),
 }
 
 /// A broker node, configured but not started.
@@ -70,6 +75,11 @@ impl Broker {
     /// Recovers the durable state and binds the listener; call [`RunningBroker::run`] next.
     pub async fn start(mut self) -> Result<RunningBroker, BrokerError> {
         let incarnation = self.seams.entropy.next_u64();
+        let halt = Arc::new(Halt::default());
+        self.seams.disk = Arc::new(FailStopDisk::new(
+            Arc::clone(&self.seams.disk),
+            Arc::clone(&halt),
+        ));
         tracing::info!(
             incarnation = format_args!("{incarnation:016x}"),
             mode = %self.config.mode,
@@ -100,6 +110,7 @@ impl Broker {
             })?;
         Ok(RunningBroker {
             listener,
+            halt,
             service,
             limits: self.config.limits,
             spawner: Arc::clone(&self.seams.spawner),
@@ -180,6 +191,7 @@ impl Broker {
 /// A broker that has recovered and is listening.
 pub struct RunningBroker {
     listener: Box<dyn Listener>,
+    halt: Arc<Halt>,
     service: Service,
     limits: Limits,
     spawner: Arc<dyn Spawner>,
@@ -191,8 +203,16 @@ impl RunningBroker {
         self.listener.local_addr()
     }
 
-    /// Accepts connections forever, one task each.
-    pub async fn run(mut self) -> Result<(), BrokerError> {
+    /// Accepts connections, one task each, until the listener or the storage fails.
+    pub async fn run(self) -> Result<(), BrokerError> {
+        let halt = Arc::clone(&self.halt);
+        tokio::select! {
+            reason = halt.raised() => Err(BrokerError::Halted(reason)),
+            result = self.accept_loop() => result,
+        }
+    }
+
+    async fn accept_loop(mut self) -> Result<(), BrokerError> {
         tracing::info!(addr = ?self.listener.local_addr().ok(), "listening");
         let slots = Arc::new(Semaphore::new(self.limits.connections_max));
         let mut next_connection: ConnectionId = 1;

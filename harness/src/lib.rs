@@ -9,6 +9,7 @@
 //! ```
 
 mod nemesis;
+mod probe;
 mod recorder;
 mod run;
 mod seams;
@@ -22,10 +23,11 @@ use std::sync::Mutex;
 
 use serde_json::json;
 
+pub use nemesis::{Damage, Fault, Schedule, ScheduleError, ScheduledFault, Shape, SCHEDULE_VERSION};
 pub use run::{run, HarnessError, Liveness, RunOutcome};
-pub use seams::{LocalSpawner, SimDisk, SimNetwork};
+pub use seams::{DiskFaultState, DiskFaults, LocalSpawner, SimDisk, SimNetwork};
 pub use simlog::{DriverClock, SimTime};
-pub use spec::{derive_seed, FaultKind, FaultSet, FaultTarget, TestSpec, WorkloadKind};
+pub use spec::{derive_seed, FaultKind, FaultSet, FaultTarget, LatencyRange, TestSpec, WorkloadKind};
 pub use store::{utc_stamp, Store};
 
 /// A run whose files are in the store.
@@ -54,7 +56,7 @@ pub enum StoreRunError {
 }
 
 /// Runs `spec` and stores params.json, history.jsonl (written as the run goes),
-/// harness.log and results.json in a new run directory; points `latest` at it.
+/// harness.log, results.json and schedule.json in a new run directory; points `latest` at it.
 pub fn run_and_store(spec: &TestSpec, store: &Store) -> Result<StoredRun, StoreRunError> {
     #[allow(clippy::disallowed_methods)] // names the directory only; never reaches the simulation
     let started = std::time::SystemTime::now();
@@ -94,7 +96,51 @@ pub fn run_and_store(spec: &TestSpec, store: &Store) -> Result<StoredRun, StoreR
         "checker": outcome.report,
     });
     write_json(&dir.join("results.json"), &results)?;
+    outcome.schedule.save(&dir.join("schedule.json"))?;
     Ok(StoredRun { dir, outcome })
+}
+
+/// Runs `spec` again without storing anything and returns its history.jsonl bytes.
+pub fn history_bytes(spec: &TestSpec) -> Result<Vec<u8>, HarnessError> {
+    let buffer = SharedBuffer::default();
+    run(spec, Box::new(buffer.clone()), &DriverClock::default())?;
+    let bytes = buffer.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    Ok(bytes)
+}
+
+/// The first line (counted from 1) at which two histories differ, if they do.
+pub fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
+    let mut lines_a = a.split(|c| *c == b'\n');
+    let mut lines_b = b.split(|c| *c == b'\n');
+    for line in 1.. {
+        match (lines_a.next(), lines_b.next()) {
+            (None, None) => return None,
+            (x, y) if x != y => return Some(line),
+            _ => {}
+        }
+    }
+    unreachable!("the loop returns when both histories end")
+}
+
+/// 64-bit FNV-1a: a short fingerprint of a history for humans to compare.
+pub fn fnv64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[derive(Clone, Default)]
+struct SharedBuffer(std::sync::Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn write_json(path: &std::path::Path, value: &serde_json::Value) -> std::io::Result<()> {

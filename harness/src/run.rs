@@ -1,8 +1,11 @@
 //! One run: build the simulated cluster, drive the workload under faults, heal, run the
 //! final reads, then judge the history.
 //!
-//! Phases, in order: faults (workload + nemesis until the time limit), heal (restart every
-//! crashed host), final reads (a drain, bounded by the recovery budget), check.
+//! Phases, in order: faults (workload + nemesis until the time limit); heal (repair every
+//! link, end pauses and disk damage, restart every host that is down); recover (wait,
+//! within the recovery budget, until every node answers and they agree on who leads what);
+//! final reads (a drain, or every key read from the start, within what is left of the
+//! budget); check.
 
 use std::cell::{Cell, RefCell};
 use std::io::Write;
@@ -15,11 +18,13 @@ use checker::{History, Op, OpType, Process, Report};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
+use tracing::Instrument;
 use workloads::{Completion, Invocation, LogWorkload, QueueWorkload, Target};
 
-use crate::nemesis::Nemesis;
+use crate::nemesis::{LeaderView, Nemesis, Schedule};
+use crate::probe;
 use crate::recorder::Recorder;
-use crate::seams::{LocalSpawner, SimDisk, SimNetwork};
+use crate::seams::{DiskFaults, LocalSpawner, SimDisk, SimNetwork};
 use crate::simlog::DriverClock;
 use crate::spec::{derive_seed, TestSpec, WorkloadKind};
 
@@ -38,6 +43,11 @@ const STREAM_GENERATOR: u64 = 1;
 const STREAM_NEMESIS: u64 = 2;
 const STREAM_STAGGER: u64 = 3;
 const STREAM_BROKER: u64 = 4;
+const STREAM_DISK: u64 = 6;
+/// The host that asks the cluster who leads what, for the `leader` target.
+const PROBE_HOST: &str = "probe";
+/// How often the probe asks.
+const PROBE_EVERY: Duration = Duration::from_millis(500);
 
 /// Why a run could not be carried out (as opposed to a verdict about the system).
 #[derive(Debug, thiserror::Error)]
@@ -62,11 +72,15 @@ pub enum HarnessError {
 }
 
 /// Whether the cluster came back after healing.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Liveness {
-    /// True when the final reads completed within the recovery budget.
+    /// True when the cluster agreed on its leaders again and the final reads completed,
+    /// within the recovery budget.
     pub recovered: bool,
+    /// Simulated seconds from healing until every node answered and agreed on the leaders.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovered_after_s: Option<f64>,
     /// What did not recover, when it did not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -83,6 +97,8 @@ pub struct RunOutcome {
     pub liveness: Liveness,
     /// Simulated time the run took.
     pub simulated: Duration,
+    /// Every fault that happened, replayable with `--schedule`.
+    pub schedule: Schedule,
 }
 
 impl RunOutcome {
@@ -102,6 +118,11 @@ impl RunOutcome {
 struct Phases {
     healed: Cell<bool>,
     workers_running: Cell<usize>,
+    /// Operations started so far, against the run's ops limit.
+    ops_started: Cell<u64>,
+    /// When healing ended, and how long the cluster took to agree on its leaders after it.
+    healed_at: Cell<Option<Duration>>,
+    recovered_after: Cell<Option<Duration>>,
 }
 
 type Shared<T> = Rc<RefCell<T>>;
@@ -113,6 +134,11 @@ pub fn run(
     clock: &DriverClock,
 ) -> Result<RunOutcome, HarnessError> {
     spec.validate().map_err(HarnessError::Spec)?;
+    let nodes: Vec<String> = (1..=spec.nodes).map(|i| format!("n{i}")).collect();
+    let schedule = match &spec.schedule {
+        Some(path) => Some(Schedule::load(path, &nodes).map_err(|e| HarnessError::Spec(e.to_string()))?),
+        None => None,
+    };
     let recorder: Shared<Recorder> = Rc::new(RefCell::new(Recorder::new(history_out)));
     let phases = Rc::new(Phases::default());
     let time_limit = Duration::from_secs(spec.time_limit_s);
@@ -122,15 +148,17 @@ pub fn run(
         .epoch(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
         .simulation_duration(deadline + Duration::from_secs(60))
         .tick_duration(Duration::from_millis(1))
-        .min_message_latency(Duration::from_millis(1))
-        .max_message_latency(Duration::from_millis(5))
+        .min_message_latency(Duration::from_millis(spec.latency.min_ms))
+        .max_message_latency(Duration::from_millis(spec.latency.max_ms))
         .rng_seed(spec.seed)
         .build();
 
-    let nodes: Vec<String> = (1..=spec.nodes).map(|i| format!("n{i}")).collect();
+    let mut disks = Vec::new();
     for i in 0..nodes.len() {
         let seed = derive_seed(spec.seed, STREAM_BROKER + i as u64);
-        add_broker(&mut sim, spec, i as u64 + 1, &nodes, seed);
+        let faults = DiskFaults::new(derive_seed(derive_seed(spec.seed, STREAM_DISK), i as u64));
+        add_broker(&mut sim, spec, i as u64 + 1, &nodes, seed, faults.clone());
+        disks.push(faults);
     }
     let target = Target {
         network: Arc::new(SimNetwork),
@@ -145,6 +173,19 @@ pub fn run(
         spec.seed,
         STREAM_STAGGER,
     ))));
+    let names = workload.names();
+    let leaders: LeaderView = Rc::default();
+    let mut clients: Vec<String> = (0..spec.concurrency).map(|w| format!("c{w}")).collect();
+    if spec.target == crate::FaultTarget::Leader {
+        let probe = Probe {
+            target: target.clone(),
+            names: names.clone(),
+            leaders: Rc::clone(&leaders),
+            phases: Rc::clone(&phases),
+        };
+        sim.client(PROBE_HOST, probe.run());
+        clients.push(PROBE_HOST.to_string());
+    }
     phases.workers_running.set(spec.concurrency);
     for worker in 0..spec.concurrency {
         let ctx = Worker {
@@ -153,15 +194,26 @@ pub fn run(
             client: workload.client(target.clone(), worker),
             final_f: workload.final_f(),
             final_invoke_value: workload.final_invoke_value(),
+            names: names.clone(),
+            target: target.clone(),
             generator: Rc::clone(&generator),
             stagger: Rc::clone(&stagger),
             recorder: Rc::clone(&recorder),
             phases: Rc::clone(&phases),
         };
-        sim.client(format!("c{worker}"), ctx.run());
+        let span = tracing::info_span!("process", worker);
+        sim.client(format!("c{worker}"), ctx.run().instrument(span));
     }
 
-    let mut nemesis = Nemesis::new(spec, nodes, derive_seed(spec.seed, STREAM_NEMESIS));
+    let mut nemesis = Nemesis::new(
+        spec,
+        nodes,
+        &clients,
+        disks,
+        leaders,
+        schedule,
+        derive_seed(spec.seed, STREAM_NEMESIS),
+    );
     tracing::info!(seed = spec.seed, "phase: faults");
     let mut finished = false;
     while !finished {
@@ -191,7 +243,10 @@ pub fn run(
             tracing::info!("phase: heal");
             nemesis.heal(&mut sim, now, &mut recorder.borrow_mut());
             phases.healed.set(true);
-            tracing::info!("phase: final reads");
+            phases.healed_at.set(Some(now));
+            tracing::info!("phase: recover");
+        } else {
+            nemesis.supervise(&mut sim, now);
         }
         if now >= deadline {
             break;
@@ -204,7 +259,16 @@ pub fn run(
         .expect("every process has finished with the recorder")
         .into_inner();
     let ops = recorder.finish().map_err(HarnessError::HistoryWrite)?;
-    let liveness = liveness_of(&ops, finished, workload.final_f());
+    let mut liveness = liveness_of(&ops, finished, workload.final_f());
+    liveness.recovered_after_s = phases.recovered_after.get().map(|d| d.as_secs_f64());
+    if liveness.recovered && liveness.recovered_after_s.is_none() {
+        liveness.recovered = false;
+        liveness.detail = Some(format!(
+            "the nodes never agreed on who leads {} within the {} s recovery budget",
+            names.join(", "),
+            spec.recovery_s
+        ));
+    }
     let history = History::from_ops(ops, &[])?;
     let report = checker::check(&history, workload.checks());
     tracing::info!(valid = ?report.valid, recovered = liveness.recovered, "phase: checked");
@@ -213,10 +277,18 @@ pub fn run(
         report,
         liveness,
         simulated,
+        schedule: nemesis.schedule(),
     })
 }
 
-fn add_broker(sim: &mut turmoil::Sim<'_>, spec: &TestSpec, id: u64, nodes: &[String], seed: u64) {
+fn add_broker(
+    sim: &mut turmoil::Sim<'_>,
+    spec: &TestSpec,
+    id: u64,
+    nodes: &[String],
+    seed: u64,
+    disk_faults: DiskFaults,
+) {
     let node = &nodes[id as usize - 1];
     let peers = (1..=nodes.len() as u64)
         .filter(|peer| *peer != id)
@@ -242,15 +314,21 @@ fn add_broker(sim: &mut turmoil::Sim<'_>, spec: &TestSpec, id: u64, nodes: &[Str
         let boot = boots.get();
         boots.set(boot + 1);
         let entropy = SeededEntropy::new(derive_seed(seed, boot));
+        let disk = SimDisk::new(disk_faults.clone());
         async move {
             let seams = Seams {
                 network: Arc::new(SimNetwork),
-                disk: Arc::new(SimDisk),
+                disk: Arc::new(disk),
                 spawner: Arc::new(LocalSpawner),
                 entropy: Box::new(entropy),
             };
             let broker = Broker::new(config, seams);
-            broker.serve().await?;
+            // A broker that stops (its storage failed, or recovery could not read it) is a
+            // process that exited: the nemesis restarts it, as a service manager would.
+            // Returning the error would end the whole simulation instead.
+            if let Err(err) = broker.serve().await {
+                tracing::error!(%err, "broker stopped");
+            }
             Ok(())
         }
     });
@@ -261,6 +339,7 @@ fn liveness_of(ops: &[Op], finished: bool, final_f: &str) -> Liveness {
     if drained && finished {
         return Liveness {
             recovered: true,
+            recovered_after_s: None,
             detail: None,
         };
     }
@@ -273,6 +352,7 @@ fn liveness_of(ops: &[Op], finished: bool, final_f: &str) -> Liveness {
         .unwrap_or_else(|| format!("the final {final_f} never completed"));
     Liveness {
         recovered: false,
+        recovered_after_s: None,
         detail: Some(detail),
     }
 }
@@ -285,6 +365,10 @@ struct Worker {
     /// The final read's function and argument, from the workload.
     final_f: &'static str,
     final_invoke_value: Value,
+    /// The queues or partitions the workload uses, to ask the cluster who leads them.
+    names: Vec<String>,
+    /// The cluster, for asking it who leads what.
+    target: Target,
     generator: Shared<Generator>,
     stagger: Shared<ChaCha8Rng>,
     recorder: Shared<Recorder>,
@@ -302,7 +386,9 @@ impl Worker {
         // Mean pause between one process's ops that yields the target rate overall;
         // drawn uniformly from [0, 2*mean) as Jepsen's stagger does.
         let mean_pause_s = self.spec.concurrency as f64 / self.spec.rate;
-        while now() < time_limit {
+        let ops_limit = self.spec.ops_limit.unwrap_or(u64::MAX);
+        while now() < time_limit && self.phases.ops_started.get() < ops_limit {
+            self.phases.ops_started.set(self.phases.ops_started.get() + 1);
             let op = self.generator.borrow_mut().next_op();
             self.record(OpType::Invoke, process, op.f, op.value.clone(), None);
             let done = self.client.invoke(&op).await;
@@ -329,23 +415,78 @@ impl Worker {
         while !self.phases.healed.get() || self.phases.workers_running.get() > 0 {
             tokio::time::sleep(POLL).await;
         }
+        let healed_at = now();
+        let budget = Duration::from_secs(self.spec.recovery_s);
+        self.await_recovery(healed_at + budget).await;
         let idle_timeout = Duration::from_millis(Limits::default().idle_timeout_ms);
         tokio::time::sleep(idle_timeout + SETTLE_MARGIN).await;
         self.client.reset();
         let final_f = self.final_f;
         let invoke_value = self.final_invoke_value.clone();
         self.record(OpType::Invoke, process, final_f, invoke_value, None);
-        let done = self
-            .client
-            .final_read(Duration::from_secs(self.spec.recovery_s))
-            .await;
+        // The final reads get what is left of the budget, but never less than a few
+        // seconds: a read that could not even start tells nothing.
+        let left = (healed_at + budget).saturating_sub(now()).max(Duration::from_secs(5));
+        let done = self.client.final_read(left).await;
         self.record(done.kind, process, final_f, done.value, done.error);
+    }
+
+    /// Waits until every node answers and they agree on who leads each queue or partition,
+    /// or until `deadline`.
+    async fn await_recovery(&self, deadline: Duration) {
+        let started = now();
+        while now() < deadline {
+            let answers = probe::ask_all(
+                self.target.network.as_ref(),
+                &self.target.nodes,
+                &self.names,
+                Duration::from_millis(self.spec.request_timeout_ms),
+            )
+            .await;
+            if probe::agreed(&answers) {
+                let after = now().saturating_sub(started);
+                self.phases.recovered_after.set(Some(after));
+                tracing::info!(after_s = after.as_secs_f64(), "phase: recovered; final reads");
+                return;
+            }
+            tokio::time::sleep(PROBE_EVERY).await;
+        }
+        tracing::warn!("phase: the cluster did not recover within the budget; final reads anyway");
     }
 
     fn record(&self, kind: OpType, process: u64, f: &str, value: Value, error: Option<String>) {
         self.recorder
             .borrow_mut()
             .record(now(), kind, Process::Client(process), f, value, error);
+    }
+}
+
+/// Keeps the nemesis's view of who leads what fresh, for the `leader` target, until the
+/// fault phase ends.
+struct Probe {
+    target: Target,
+    names: Vec<String>,
+    leaders: LeaderView,
+    phases: Rc<Phases>,
+}
+
+impl Probe {
+    async fn run(self) -> turmoil::Result {
+        while !self.phases.healed.get() {
+            let answers = probe::ask_all(
+                self.target.network.as_ref(),
+                &self.target.nodes,
+                &self.names,
+                self.target.request_timeout,
+            )
+            .await;
+            let view = probe::consensus(&answers);
+            if !view.is_empty() {
+                *self.leaders.borrow_mut() = view.into_iter().collect();
+            }
+            tokio::time::sleep(PROBE_EVERY).await;
+        }
+        Ok(())
     }
 }
 
@@ -403,6 +544,14 @@ impl Workload {
         match self {
             Workload::Queue(w) => w.checks(),
             Workload::Log(w) => w.checks(),
+        }
+    }
+
+    /// The queues or partitions the workload uses.
+    fn names(&self) -> Vec<String> {
+        match self {
+            Workload::Queue(w) => vec![w.queue.clone()],
+            Workload::Log(w) => (0..w.keys).map(|k| k.to_string()).collect(),
         }
     }
 

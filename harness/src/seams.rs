@@ -3,8 +3,11 @@
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use broker::{AppendFile, BoxFuture, BoxStream, Disk, Listener, Network, Spawner};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use turmoil::fs::shim::std::fs as simfs;
 
 /// turmoil's simulated TCP.
@@ -42,23 +45,100 @@ impl Network for SimNetwork {
     }
 }
 
-/// turmoil's per-host simulated disk.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SimDisk;
+/// The damage the nemesis has ordered for one host's disk, shared by the nemesis and the
+/// host's [`SimDisk`].
+#[derive(Debug)]
+pub struct DiskFaultState {
+    /// Tear the next append: write part of it durably, then fail.
+    pub torn_next_append: bool,
+    /// Fail writes, fsyncs and reads with this probability.
+    pub eio: Option<f64>,
+    /// Flip one byte of the next non-empty file read.
+    pub corrupt_next_read: bool,
+    rng: ChaCha8Rng,
+}
 
-struct SimFile(simfs::File);
+/// A handle on one host's disk faults.
+#[derive(Debug, Clone)]
+pub struct DiskFaults(Arc<Mutex<DiskFaultState>>);
+
+impl DiskFaults {
+    /// No faults yet; `seed` drives which operations fail and which byte flips.
+    pub fn new(seed: u64) -> Self {
+        Self(Arc::new(Mutex::new(DiskFaultState {
+            torn_next_append: false,
+            eio: None,
+            corrupt_next_read: false,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        })))
+    }
+
+    /// Changes the faults in force.
+    pub fn update(&self, f: impl FnOnce(&mut DiskFaultState)) {
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, DiskFaultState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An injected EIO, if this operation draws one.
+    fn eio(&self, what: &str, path: &Path) -> io::Result<()> {
+        let mut state = self.state();
+        let eio = state.eio;
+        match eio {
+            Some(p) if state.rng.random_bool(p) => {
+                tracing::warn!(path = %path.display(), "disk fault: {what} fails with EIO");
+                Err(io::Error::other(format!("injected EIO on {what}")))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// turmoil's per-host simulated disk, with the faults the nemesis injects.
+#[derive(Debug, Clone)]
+pub struct SimDisk {
+    faults: DiskFaults,
+}
+
+impl SimDisk {
+    /// A disk subject to `faults`.
+    pub fn new(faults: DiskFaults) -> Self {
+        Self { faults }
+    }
+}
+
+struct SimFile {
+    file: simfs::File,
+    path: PathBuf,
+    faults: DiskFaults,
+}
 
 impl AppendFile for SimFile {
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.0.write_all(bytes)
+        self.faults.eio("append", &self.path)?;
+        let torn = std::mem::take(&mut self.faults.state().torn_next_append);
+        if torn && !bytes.is_empty() {
+            // Make the first half durable, as a write interrupted mid-way by a power cut
+            // can leave it, and report the failure.
+            let kept = bytes.len().div_ceil(2);
+            self.file.write_all(&bytes[..kept])?;
+            self.file.sync_all()?;
+            tracing::warn!(path = %self.path.display(), kept, of = bytes.len(), "disk fault: torn write");
+            return Err(io::Error::other("injected torn write"));
+        }
+        self.file.write_all(bytes)
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        self.0.sync_all()
+        self.faults.eio("fsync", &self.path)?;
+        self.file.sync_all()
     }
 
     fn truncate(&mut self, len: u64) -> io::Result<()> {
-        self.0.set_len(len)
+        self.faults.eio("truncate", &self.path)?;
+        self.file.set_len(len)
     }
 }
 
@@ -68,23 +148,40 @@ impl Disk for SimDisk {
     }
 
     fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
-        match simfs::read(path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+        self.faults.eio("read", path)?;
+        let mut bytes = match simfs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut state = self.faults.state();
+        if state.corrupt_next_read && !bytes.is_empty() {
+            state.corrupt_next_read = false;
+            let at = state.rng.random_range(0..bytes.len());
+            let bit = state.rng.random_range(0..8);
+            bytes[at] ^= 1 << bit;
+            tracing::warn!(path = %path.display(), offset = at, bit, "disk fault: corrupted a byte read back");
         }
+        Ok(Some(bytes))
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
+        self.faults.eio("open", path)?;
         let file = simfs::OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Box::new(SimFile(file)))
+        Ok(Box::new(SimFile {
+            file,
+            path: path.to_path_buf(),
+            faults: self.faults.clone(),
+        }))
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.faults.eio("fsync directory", dir)?;
         simfs::sync_dir(dir)
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.faults.eio("rename", from)?;
         simfs::rename(from, to)
     }
 

@@ -63,10 +63,18 @@ impl FromStr for WorkloadKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
-    /// Crash a broker host (unsynced writes are lost), restart it after a while.
+    /// Crash broker hosts (unsynced writes are lost), restart them after a while.
     Kill,
-    /// Cut the broker hosts into two sides that cannot reach each other, heal later.
+    /// Restart broker processes at once; the page cache survives.
+    Restart,
+    /// Stop broker hosts answering for a while, state intact.
+    Pause,
+    /// Cut the broker hosts' links in one of several shapes, heal later.
     Partition,
+    /// Slow, lossy links for a while.
+    Packet,
+    /// Torn writes, I/O errors or silent corruption on a broker's disk.
+    Disk,
 }
 
 impl FaultKind {
@@ -74,11 +82,27 @@ impl FaultKind {
     pub const ALL: &'static [(FaultKind, &'static str)] = &[
         (
             FaultKind::Kill,
-            "crash a broker host, losing unsynced writes, and restart it 1-5 s later",
+            "crash the target brokers, losing unsynced writes, and restart them 1-5 s later",
+        ),
+        (
+            FaultKind::Restart,
+            "restart the target brokers' processes at once (the page cache survives)",
+        ),
+        (
+            FaultKind::Pause,
+            "hold every message to and from the target brokers for 1-5 s, then deliver them",
         ),
         (
             FaultKind::Partition,
-            "split the broker hosts into random halves (or isolate one) for 2-8 s",
+            "for 2-8 s: random halves, the target isolated, a majorities ring, a bridge, or the target cut one way",
+        ),
+        (
+            FaultKind::Packet,
+            "for 2-8 s: 20-300 ms latency and up to 5% message loss on every link of the target brokers",
+        ),
+        (
+            FaultKind::Disk,
+            "one target broker's disk: a torn write, EIO for 1-4 s, or a flipped byte read back at restart",
         ),
     ];
 
@@ -86,8 +110,17 @@ impl FaultKind {
     pub fn as_str(self) -> &'static str {
         match self {
             FaultKind::Kill => "kill",
+            FaultKind::Restart => "restart",
+            FaultKind::Pause => "pause",
             FaultKind::Partition => "partition",
+            FaultKind::Packet => "packet",
+            FaultKind::Disk => "disk",
         }
+    }
+
+    /// Whether the fault needs a cluster (links between brokers) to mean anything.
+    pub fn needs_peers(self) -> bool {
+        matches!(self, FaultKind::Partition)
     }
 }
 
@@ -103,9 +136,20 @@ pub enum FaultTarget {
     Majority,
     /// Every node.
     All,
+    /// The current leader of a random queue or partition, as the brokers' metadata says.
+    Leader,
 }
 
 impl FaultTarget {
+    /// Every target.
+    pub const EVERY: [FaultTarget; 5] = [
+        FaultTarget::One,
+        FaultTarget::Minority,
+        FaultTarget::Majority,
+        FaultTarget::All,
+        FaultTarget::Leader,
+    ];
+
     /// How many of `nodes` the target takes.
     pub fn count(self, nodes: usize) -> usize {
         match self {
@@ -113,6 +157,7 @@ impl FaultTarget {
             FaultTarget::Minority => ((nodes - 1) / 2).max(1),
             FaultTarget::Majority => nodes / 2 + 1,
             FaultTarget::All => nodes,
+            FaultTarget::Leader => 1,
         }
         .min(nodes)
     }
@@ -124,6 +169,7 @@ impl FaultTarget {
             FaultTarget::Minority => "minority",
             FaultTarget::Majority => "majority",
             FaultTarget::All => "all",
+            FaultTarget::Leader => "leader",
         }
     }
 }
@@ -138,15 +184,12 @@ impl FromStr for FaultTarget {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            FaultTarget::One,
-            FaultTarget::Minority,
-            FaultTarget::Majority,
-            FaultTarget::All,
-        ]
-        .into_iter()
-        .find(|t| t.as_str() == s)
-        .ok_or_else(|| format!("unknown target '{s}' (expected one, minority, majority or all)"))
+        FaultTarget::EVERY
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown target '{s}' (expected one, minority, majority, all or leader)")
+            })
     }
 }
 
@@ -186,7 +229,8 @@ impl FromStr for FaultSet {
                 .find(|(k, _)| k.as_str() == name)
                 .map(|(k, _)| *k)
                 .ok_or_else(|| {
-                    format!("unknown fault '{name}' (this build has: kill, partition, or none)")
+                    let known: Vec<_> = FaultKind::ALL.iter().map(|(k, _)| k.as_str()).collect();
+                    format!("unknown fault '{name}' (this build has: {}, or none)", known.join(", "))
                 })?;
             if !kinds.contains(&kind) {
                 kinds.push(kind);
@@ -194,6 +238,47 @@ impl FromStr for FaultSet {
         }
         kinds.sort();
         Ok(FaultSet(kinds))
+    }
+}
+
+/// The range of one-way message latencies on healthy links, milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatencyRange {
+    /// Fastest delivery.
+    pub min_ms: u64,
+    /// Slowest delivery.
+    pub max_ms: u64,
+}
+
+impl Default for LatencyRange {
+    fn default() -> Self {
+        Self { min_ms: 1, max_ms: 5 }
+    }
+}
+
+impl fmt::Display for LatencyRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}..{}", self.min_ms, self.max_ms)
+    }
+}
+
+impl FromStr for LatencyRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let number = |t: &str| {
+            t.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("latency '{s}' is not MIN..MAX in whole milliseconds (say 1..5)"))
+        };
+        let (min_ms, max_ms) = match s.split_once("..") {
+            Some((a, b)) => (number(a)?, number(b)?),
+            None => (number(s)?, number(s)?),
+        };
+        if min_ms > max_ms {
+            return Err(format!("latency '{s}': MIN is above MAX"));
+        }
+        Ok(Self { min_ms, max_ms })
     }
 }
 
@@ -237,6 +322,12 @@ pub struct TestSpec {
     /// Simulated seconds the final reads may take after healing before the run is declared
     /// a liveness failure.
     pub recovery_s: u64,
+    /// One-way latency of healthy links.
+    pub latency: LatencyRange,
+    /// Stop starting new operations after this many (the final reads still run).
+    pub ops_limit: Option<u64>,
+    /// Play this fault schedule instead of drawing faults from the seed.
+    pub schedule: Option<std::path::PathBuf>,
 }
 
 impl TestSpec {
@@ -261,6 +352,9 @@ impl TestSpec {
             nemesis_interval_s: 8.0,
             request_timeout_ms: 1000,
             recovery_s: 30,
+            latency: LatencyRange::default(),
+            ops_limit: None,
+            schedule: None,
         }
     }
 
@@ -269,6 +363,7 @@ impl TestSpec {
         const TIME_LIMIT_S_MAX: u64 = 24 * 3600;
         const CONCURRENCY_MAX: usize = 1000;
         const NODES_MAX: usize = 9;
+        const LATENCY_MS_MAX: u64 = 10_000;
         if self.nodes == 0 || self.nodes > NODES_MAX {
             return Err(format!("--nodes must be 1..={NODES_MAX}"));
         }
@@ -304,8 +399,16 @@ impl TestSpec {
                 self.nodes
             ));
         }
-        if self.nemesis.has(FaultKind::Partition) && self.nodes < 2 {
-            return Err("a partition needs at least two nodes (--nodes)".into());
+        if let Some(kind) = self.nemesis.0.iter().find(|k| k.needs_peers()) {
+            if self.nodes < 2 {
+                return Err(format!("the {} fault needs at least two nodes (--nodes)", kind.as_str()));
+            }
+        }
+        if self.latency.max_ms > LATENCY_MS_MAX {
+            return Err(format!("--latency must stay within 0..{LATENCY_MS_MAX} ms"));
+        }
+        if self.ops_limit == Some(0) {
+            return Err("--ops-limit must be at least 1".into());
         }
         if self.time_limit_s == 0 || self.time_limit_s > TIME_LIMIT_S_MAX {
             return Err(format!("--time-limit must be 1..={TIME_LIMIT_S_MAX} seconds"));
@@ -385,7 +488,47 @@ impl TestSpec {
         args.push(format!("--nemesis-interval {}", self.nemesis_interval_s));
         args.push(format!("--request-timeout {}", self.request_timeout_ms));
         args.push(format!("--recovery {}", self.recovery_s));
+        args.push(format!("--latency {}", self.latency));
+        if let Some(ops) = self.ops_limit {
+            args.push(format!("--ops-limit {ops}"));
+        }
+        if let Some(schedule) = &self.schedule {
+            args.push(format!("--schedule {}", schedule.display()));
+        }
         format!("tumult test {}", args.join(" "))
+    }
+}
+
+/// The sub-seed stream `--swarm` draws its profile from.
+const STREAM_SWARM: u64 = 5;
+
+impl TestSpec {
+    /// Swarm testing: replaces the fault package, its interval, target and overlap, the
+    /// links' latency and the client rate with a profile drawn from the seed, so that a
+    /// sweep over seeds explores many fault mixes rather than one.
+    pub fn swarm(mut self) -> Self {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(derive_seed(self.seed, STREAM_SWARM));
+        let usable: Vec<FaultKind> = FaultKind::ALL
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|k| self.nodes >= 2 || !k.needs_peers())
+            .collect();
+        let mut kinds: Vec<FaultKind> = usable.iter().copied().filter(|_| rng.random_bool(0.5)).collect();
+        if kinds.is_empty() {
+            kinds.push(usable[rng.random_range(0..usable.len())]);
+        }
+        self.nemesis = FaultSet(kinds);
+        self.nemesis_interval_s = f64::from(rng.random_range(10..120u32)) / 10.0;
+        self.target = FaultTarget::EVERY[rng.random_range(0..FaultTarget::EVERY.len())];
+        self.overlap = self.nemesis.0.len() > 1 && rng.random_bool(0.5);
+        let min_ms = rng.random_range(0..5);
+        self.latency = LatencyRange {
+            min_ms,
+            max_ms: min_ms + rng.random_range(1..50),
+        };
+        self.rate = f64::from(rng.random_range(2..40u32)) * 5.0;
+        self
     }
 }
 

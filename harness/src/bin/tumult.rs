@@ -8,7 +8,7 @@ use anyhow::Context;
 use broker::kafka::{Acks, KafkaSettings};
 use broker::{KnobArgs, Mode};
 use clap::{Parser, Subcommand};
-use harness::{FaultSet, FaultTarget, Store, TestSpec, WorkloadKind};
+use harness::{FaultSet, FaultTarget, LatencyRange, Store, TestSpec, WorkloadKind};
 
 /// Exit code for harness and usage errors.
 const EXIT_ERROR: u8 = 3;
@@ -47,12 +47,17 @@ struct TestArgs {
     /// the default and only choice for --mode kafka).
     #[arg(long)]
     workload: Option<WorkloadKind>,
-    /// Faults to inject, comma-separated: kill (crash a broker, restart it 1-5 s later),
-    /// partition (split the brokers into random halves or isolate one for 2-8 s), or none.
+    /// Faults to inject, comma-separated, or none: kill (crash brokers, losing unsynced
+    /// writes, restart 1-5 s later), restart (restart the process, page cache kept), pause
+    /// (hold all their messages 1-5 s), partition (halves, isolate the target, majorities
+    /// ring, bridge or one-way, 2-8 s), packet (20-300 ms latency and up to 5% loss on their
+    /// links, 2-8 s), disk (a torn write, EIO for 1-4 s, or a byte flipped at restart).
+    /// `tumult test --help` lists them; every fault is recorded in the history.
     #[arg(long, default_value = "kill")]
     nemesis: FaultSet,
-    /// Which nodes a kill takes down together: one, minority, majority (a correlated
-    /// failure such as a rack losing power) or all.
+    /// Which brokers a fault strikes: one, minority, majority (a correlated failure such as
+    /// a rack losing power), all, or leader (the current leader of a random queue or
+    /// partition, as the brokers' metadata says).
     #[arg(long, default_value = "one")]
     target: FaultTarget,
     /// Let faults of different kinds overlap, each kind on its own schedule (a kill can
@@ -87,6 +92,23 @@ struct TestArgs {
     /// liveness failure (exit 4).
     #[arg(long = "recovery", default_value_t = 30, value_name = "SECONDS")]
     recovery_s: u64,
+    /// One-way latency of healthy links, in simulated milliseconds: MIN..MAX (or one number).
+    #[arg(long, default_value = "1..5", value_name = "MIN..MAX")]
+    latency: LatencyRange,
+    /// Start no more than this many client operations (the final reads still run).
+    #[arg(long = "ops-limit", value_name = "N")]
+    ops_limit: Option<u64>,
+    /// Swarm testing: draw the fault package, interval, target, overlap, link latency and
+    /// client rate from the seed (printed before the run; the replay command spells them out).
+    #[arg(long)]
+    swarm: bool,
+    /// Play the faults of this schedule (a run's schedule.json) instead of drawing them
+    /// from the seed; --nemesis, --target and --nemesis-interval are then ignored.
+    #[arg(long, value_name = "FILE")]
+    schedule: Option<PathBuf>,
+    /// Run the seed twice and fail (exit 3) unless the two histories are byte-identical.
+    #[arg(long = "check-determinism")]
+    check_determinism: bool,
     /// Directory of the results store.
     #[arg(long, default_value = "results", value_name = "DIR")]
     store: PathBuf,
@@ -161,9 +183,22 @@ fn test(args: TestArgs) -> anyhow::Result<u8> {
         nemesis_interval_s: args.nemesis_interval_s,
         request_timeout_ms: args.request_timeout_ms,
         recovery_s: args.recovery_s,
+        latency: args.latency,
+        ops_limit: args.ops_limit,
+        schedule: args.schedule.clone(),
     };
+    let spec = if args.swarm { spec.swarm() } else { spec };
     spec.validate().map_err(anyhow::Error::msg)?;
     println!("tumult test: seed {}", spec.seed);
+    if args.swarm {
+        println!(
+            "  swarm profile: nemesis {}, target {}, mean interval {} s, overlap {}, latency {} ms, rate {} ops/s",
+            spec.nemesis, spec.target, spec.nemesis_interval_s, spec.overlap, spec.latency, spec.rate
+        );
+    }
+    if let Some(schedule) = &spec.schedule {
+        println!("  faults played from {}", schedule.display());
+    }
     println!(
         "  mode {} on {} node(s), workload {}, nemesis {} (target {}, mean interval {} s), fsync {}",
         spec.mode, spec.nodes, spec.workload, spec.nemesis, spec.target, spec.nemesis_interval_s, spec.fsync
@@ -199,11 +234,31 @@ fn test(args: TestArgs) -> anyhow::Result<u8> {
         wall.elapsed().as_secs_f64()
     );
     println!("  results: {}", stored.dir.display());
+    println!("  faults:  {}", stored.dir.join("schedule.json").display());
     println!(
         "  replay:  {} {}",
         program_name(),
         spec.replay_command().trim_start_matches("tumult ")
     );
+    if args.check_determinism {
+        let first = std::fs::read(stored.dir.join("history.jsonl")).context("reading the stored history")?;
+        let again = harness::history_bytes(&spec).context("running the seed again")?;
+        match harness::first_difference(&first, &again) {
+            None => println!(
+                "  determinism: the second run's history is byte-identical ({} bytes, fnv64 {:016x})",
+                first.len(),
+                harness::fnv64(&first)
+            ),
+            Some(line) => {
+                println!(
+                    "DETERMINISM FAILURE: the two runs' histories differ from line {line} (fnv64 {:016x} vs {:016x})",
+                    harness::fnv64(&first),
+                    harness::fnv64(&again)
+                );
+                return Ok(EXIT_ERROR);
+            }
+        }
+    }
     Ok(outcome.exit_code() as u8)
 }
 

@@ -1,0 +1,476 @@
+//! The nemesis: injects faults on a seeded schedule (or plays a recorded one back), records
+//! each as an `info` op of process `nemesis`, restarts brokers that stopped themselves, and
+//! heals everything when the fault phase ends.
+//!
+//! Drawn faults run in lanes: by default one lane for the whole package (one fault at a
+//! time, the next drawn after the previous ends); with `--overlap` one lane per fault kind,
+//! each on its own schedule, so that a kill can strike during a partition. Whatever the
+//! source, every fault that happened is kept as a [`Schedule`] (the run's schedule.json).
+
+pub mod fault;
+mod net;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::rc::Rc;
+use std::time::Duration;
+
+use checker::{OpType, Process};
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+pub use fault::{Damage, Fault, Schedule, ScheduleError, ScheduledFault, Shape, SCHEDULE_VERSION};
+
+use crate::recorder::Recorder;
+use crate::seams::DiskFaults;
+use crate::spec::{FaultKind, FaultTarget, TestSpec};
+
+/// How long a killed host stays down, simulated seconds.
+const DOWNTIME_S: Range<f64> = 1.0..5.0;
+/// How long a pause lasts.
+const PAUSE_S: Range<f64> = 1.0..5.0;
+/// How long a partition or a packet fault lasts.
+const LINK_FAULT_S: Range<f64> = 2.0..8.0;
+/// Latency of a degraded link, milliseconds.
+const PACKET_LATENCY_MS: Range<u64> = 20..300;
+/// Loss on a degraded link.
+const PACKET_LOSS: Range<f64> = 0.0..0.05;
+/// How long EIO lasts, and how likely each operation fails meanwhile.
+const EIO_S: Range<f64> = 1.0..4.0;
+const EIO_PROBABILITY: Range<f64> = 0.05..0.5;
+/// How long a torn write waits for the node's next append.
+const TORN_WINDOW_S: Range<f64> = 0.5..2.0;
+/// How long the corruption of a restarting node's first read stays armed.
+const CORRUPT_WINDOW: Duration = Duration::from_millis(500);
+/// How long a broker that stopped itself (a storage failure) stays down before it is
+/// restarted, as a service manager would.
+const RESTART_DELAY: Duration = Duration::from_secs(1);
+
+/// Who leads each queue or partition, host by host, as the cluster's metadata last said.
+pub type LeaderView = Rc<RefCell<BTreeMap<String, String>>>;
+
+/// Where faults come from.
+enum Source {
+    /// Drawn from the seed, lane by lane.
+    Drawn { lanes: Vec<Lane>, interval_s: f64 },
+    /// Played from a schedule: `next` is the first fault not yet started.
+    Played { faults: Vec<ScheduledFault>, next: usize },
+}
+
+/// One schedule of drawn faults: at most one of its faults is active at a time.
+struct Lane {
+    kinds: Vec<FaultKind>,
+    next_fault_at: Duration,
+    busy: bool,
+}
+
+/// A fault in force.
+struct Active {
+    lane: Option<usize>,
+    scheduled: ScheduledFault,
+}
+
+/// A broker host's life as the nemesis sees it.
+#[derive(Default)]
+struct HostState {
+    /// Active kills holding it down.
+    kills: usize,
+    /// When it was found stopped of its own accord (a storage failure).
+    stopped_at: Option<Duration>,
+}
+
+/// The fault-injecting process of a run.
+pub struct Nemesis {
+    rng: ChaCha8Rng,
+    source: Source,
+    target: FaultTarget,
+    nodes: Vec<String>,
+    hosts: Vec<HostState>,
+    disks: Vec<DiskFaults>,
+    leaders: LeaderView,
+    network: net::Network,
+    active: Vec<Active>,
+    happened: Vec<ScheduledFault>,
+}
+
+impl Nemesis {
+    /// A nemesis for `spec`, acting on the broker hosts `nodes` (whose disks are `disks`)
+    /// and on their links with `clients`; it draws faults from `seed`, or plays `schedule`.
+    pub fn new(
+        spec: &TestSpec,
+        nodes: Vec<String>,
+        clients: &[String],
+        disks: Vec<DiskFaults>,
+        leaders: LeaderView,
+        schedule: Option<Schedule>,
+        seed: u64,
+    ) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let source = match schedule {
+            Some(schedule) => Source::Played {
+                faults: schedule.faults,
+                next: 0,
+            },
+            None => {
+                let interval_s = spec.nemesis_interval_s;
+                let groups: Vec<Vec<FaultKind>> = if spec.overlap {
+                    spec.nemesis.0.iter().map(|k| vec![*k]).collect()
+                } else {
+                    vec![spec.nemesis.0.clone()]
+                };
+                let lanes = groups
+                    .into_iter()
+                    .map(|kinds| Lane {
+                        kinds,
+                        next_fault_at: secs(interval_s * rng.random_range(0.5..1.5)),
+                        busy: false,
+                    })
+                    .collect();
+                Source::Drawn { lanes, interval_s }
+            }
+        };
+        let latency = (
+            Duration::from_millis(spec.latency.min_ms),
+            Duration::from_millis(spec.latency.max_ms),
+        );
+        Self {
+            rng,
+            source,
+            target: spec.target,
+            hosts: nodes.iter().map(|_| HostState::default()).collect(),
+            network: net::Network::new(&nodes, clients, latency),
+            nodes,
+            disks,
+            leaders,
+            active: Vec::new(),
+            happened: Vec::new(),
+        }
+    }
+
+    /// Every fault that happened so far, as a schedule that replays them.
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            version: SCHEDULE_VERSION,
+            faults: self.happened.clone(),
+        }
+    }
+
+    /// Called after every simulation step of the fault phase.
+    pub fn step(&mut self, sim: &mut turmoil::Sim<'_>, now: Duration, recorder: &mut Recorder) {
+        let now_ms = now.as_millis() as u64;
+        let mut changed = false;
+        // End what is due, oldest first.
+        while let Some(i) = self.active.iter().position(|a| a.scheduled.end_ms <= now_ms) {
+            let ended = self.active.remove(i);
+            self.end(sim, &ended.scheduled.fault, now, recorder);
+            if let (Some(lane), Source::Drawn { lanes, interval_s }) = (ended.lane, &mut self.source) {
+                lanes[lane].busy = false;
+                lanes[lane].next_fault_at = now + secs(*interval_s * self.rng.random_range(0.5..1.5));
+            }
+            changed = true;
+        }
+        // Start what is due.
+        for (lane, scheduled) in self.due(now) {
+            self.start(sim, &scheduled.fault, now, recorder);
+            self.happened.push(scheduled.clone());
+            if scheduled.end_ms > scheduled.start_ms {
+                self.active.push(Active { lane, scheduled });
+            } else if let (Some(lane), Source::Drawn { lanes, interval_s }) = (lane, &mut self.source) {
+                lanes[lane].busy = false;
+                lanes[lane].next_fault_at = now + secs(*interval_s * self.rng.random_range(0.5..1.5));
+            }
+            changed = true;
+        }
+        if changed {
+            self.network.apply(sim, self.active.iter().map(|a| &a.scheduled.fault));
+        }
+        self.supervise(sim, now);
+    }
+
+    /// Ends every fault: restarts every host that is down, repairs every link, ends pauses
+    /// and disk damage. Later calls to [`Nemesis::supervise`] keep hosts up.
+    pub fn heal(&mut self, sim: &mut turmoil::Sim<'_>, now: Duration, recorder: &mut Recorder) {
+        for ended in std::mem::take(&mut self.active) {
+            self.end(sim, &ended.scheduled.fault, now, recorder);
+        }
+        self.network.apply(sim, std::iter::empty());
+        for (i, node) in self.nodes.iter().enumerate() {
+            if !sim.is_host_running(node.as_str()) {
+                sim.crash(node.as_str());
+                sim.bounce(node.as_str());
+                self.hosts[i].stopped_at = None;
+                tracing::info!(node, "nemesis: restarted a stopped broker while healing");
+            }
+        }
+        tracing::info!("nemesis: healed");
+    }
+
+    /// Restarts brokers that stopped of their own accord (a storage failure, a failed
+    /// recovery) after [`RESTART_DELAY`], as a service manager would. A stopped process
+    /// leaves no page cache behind it that fsync did not make durable: it is crashed first.
+    pub fn supervise(&mut self, sim: &mut turmoil::Sim<'_>, now: Duration) {
+        for (i, node) in self.nodes.iter().enumerate() {
+            let host = &mut self.hosts[i];
+            if host.kills > 0 || sim.is_host_running(node.as_str()) {
+                continue;
+            }
+            match host.stopped_at {
+                None => {
+                    sim.crash(node.as_str());
+                    host.stopped_at = Some(now);
+                    tracing::warn!(node, "nemesis: broker stopped by itself; restarting it in {RESTART_DELAY:?}");
+                }
+                Some(at) if now >= at + RESTART_DELAY => {
+                    sim.bounce(node.as_str());
+                    host.stopped_at = None;
+                    tracing::info!(node, "nemesis: restarted a broker that had stopped");
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// The faults due to start now, with their lanes.
+    fn due(&mut self, now: Duration) -> Vec<(Option<usize>, ScheduledFault)> {
+        let now_ms = now.as_millis() as u64;
+        let mut due = Vec::new();
+        match &mut self.source {
+            Source::Played { faults, next } => {
+                while let Some(f) = faults.get(*next).filter(|f| f.start_ms <= now_ms) {
+                    due.push((None, f.clone()));
+                    *next += 1;
+                }
+            }
+            Source::Drawn { lanes, .. } => {
+                let ready: Vec<(usize, Vec<FaultKind>)> = lanes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, l)| !l.busy && !l.kinds.is_empty() && now >= l.next_fault_at)
+                    .map(|(i, l)| (i, l.kinds.clone()))
+                    .collect();
+                for (lane, kinds) in ready {
+                    if let Source::Drawn { lanes, .. } = &mut self.source {
+                        lanes[lane].busy = true;
+                    }
+                    let kind = kinds[self.rng.random_range(0..kinds.len())];
+                    let (fault, length) = self.draw(kind);
+                    let scheduled = ScheduledFault {
+                        start_ms: now_ms,
+                        end_ms: now_ms + length.as_millis() as u64,
+                        fault,
+                    };
+                    due.push((Some(lane), scheduled));
+                }
+            }
+        }
+        due
+    }
+
+    /// Draws one fault of `kind` against the nodes the target names, and how long it lasts.
+    fn draw(&mut self, kind: FaultKind) -> (Fault, Duration) {
+        let targets = self.targets();
+        match kind {
+            FaultKind::Kill => (Fault::Kill { nodes: targets }, self.length(DOWNTIME_S)),
+            FaultKind::Restart => (Fault::Restart { nodes: targets }, Duration::ZERO),
+            FaultKind::Pause => (Fault::Pause { nodes: targets }, self.length(PAUSE_S)),
+            FaultKind::Partition => {
+                let fault = self.partition(targets);
+                (fault, self.length(LINK_FAULT_S))
+            }
+            FaultKind::Packet => {
+                let fault = Fault::Packet {
+                    nodes: targets,
+                    latency_ms: self.rng.random_range(PACKET_LATENCY_MS),
+                    loss: (self.rng.random_range(PACKET_LOSS) * 1000.0).round() / 1000.0,
+                };
+                (fault, self.length(LINK_FAULT_S))
+            }
+            FaultKind::Disk => {
+                let node = targets[0].clone();
+                let (damage, length) = match self.rng.random_range(0..3) {
+                    0 => (Damage::Torn, self.length(TORN_WINDOW_S)),
+                    1 => {
+                        let probability = (self.rng.random_range(EIO_PROBABILITY) * 100.0).round() / 100.0;
+                        (Damage::Eio { probability }, self.length(EIO_S))
+                    }
+                    _ => (Damage::Corrupt, CORRUPT_WINDOW),
+                };
+                (Fault::Disk { node, damage }, length)
+            }
+        }
+    }
+
+    fn length(&mut self, range: Range<f64>) -> Duration {
+        Duration::from_millis((self.rng.random_range(range) * 1000.0) as u64)
+    }
+
+    /// The nodes the run's target names now, sorted.
+    fn targets(&mut self) -> Vec<String> {
+        if self.target == FaultTarget::Leader {
+            let leaders: Vec<String> = self.leaders.borrow().values().cloned().collect();
+            if let Some(leader) = leaders.choose(&mut self.rng) {
+                return vec![leader.clone()];
+            }
+        }
+        let mut shuffled = self.nodes.clone();
+        shuffled.shuffle(&mut self.rng);
+        sorted(&shuffled[..self.target.count(shuffled.len())])
+    }
+
+    fn partition(&mut self, targets: Vec<String>) -> Fault {
+        let n = self.nodes.len();
+        let mut shapes = vec![Shape::Halves, Shape::Isolate, Shape::OneWay];
+        if n >= 3 {
+            shapes.push(Shape::Bridge);
+        }
+        if n >= 4 {
+            shapes.push(Shape::Ring);
+        }
+        let shape = *shapes.choose(&mut self.rng).expect("shapes is never empty");
+        let mut ring = self.nodes.clone();
+        ring.shuffle(&mut self.rng);
+        // A target of every node isolates nobody: take one of them instead.
+        let side = if targets.len() >= n {
+            vec![ring[0].clone()]
+        } else {
+            targets
+        };
+        let rest: Vec<String> = self.nodes.iter().filter(|x| !side.contains(x)).cloned().collect();
+        let both_ways = |a: &[String], b: &[String]| -> Vec<(String, String)> {
+            let mut cuts = Vec::new();
+            for x in a {
+                for y in b {
+                    cuts.push((x.clone(), y.clone()));
+                    cuts.push((y.clone(), x.clone()));
+                }
+            }
+            cuts
+        };
+        let cuts = match shape {
+            Shape::Halves => {
+                let (a, b) = ring.split_at(n / 2);
+                both_ways(a, b)
+            }
+            Shape::Isolate => both_ways(&side, &rest),
+            Shape::OneWay => side
+                .iter()
+                .flat_map(|x| rest.iter().map(move |y| (x.clone(), y.clone())))
+                .collect(),
+            Shape::Bridge => {
+                // ring[0] is the bridge; the others split in two halves it alone joins.
+                let others = &ring[1..];
+                let (a, b) = others.split_at(others.len() / 2);
+                both_ways(a, b)
+            }
+            Shape::Ring => {
+                // Each node keeps the nodes within `reach` places of it round the ring,
+                // which with itself is a majority; farther links are cut.
+                let reach = (n / 2).div_ceil(2);
+                let mut cuts = Vec::new();
+                for i in 0..n {
+                    for j in 0..n {
+                        let d = i.abs_diff(j).min(n - i.abs_diff(j));
+                        if i != j && d > reach {
+                            cuts.push((ring[i].clone(), ring[j].clone()));
+                        }
+                    }
+                }
+                cuts
+            }
+        };
+        let mut cuts = cuts;
+        cuts.sort();
+        Fault::Partition { shape, cuts }
+    }
+
+    fn start(&mut self, sim: &mut turmoil::Sim<'_>, fault: &Fault, now: Duration, recorder: &mut Recorder) {
+        match fault {
+            Fault::Kill { nodes } => {
+                for node in nodes {
+                    let i = self.index(node);
+                    self.hosts[i].kills += 1;
+                    self.hosts[i].stopped_at = None;
+                    sim.crash(node.as_str());
+                }
+            }
+            Fault::Restart { nodes } => {
+                for node in nodes {
+                    let i = self.index(node);
+                    if self.hosts[i].kills == 0 && sim.is_host_running(node.as_str()) {
+                        sim.bounce(node.as_str());
+                    }
+                }
+            }
+            Fault::Disk { node, damage } => {
+                let i = self.index(node);
+                self.disks[i].update(|d| match damage {
+                    Damage::Torn => d.torn_next_append = true,
+                    Damage::Eio { probability } => d.eio = Some(*probability),
+                    Damage::Corrupt => d.corrupt_next_read = true,
+                });
+                // Corruption at rest shows when the data is read back: at recovery.
+                if *damage == Damage::Corrupt && self.hosts[i].kills == 0 && sim.is_host_running(node.as_str()) {
+                    sim.bounce(node.as_str());
+                }
+            }
+            Fault::Pause { .. } | Fault::Partition { .. } | Fault::Packet { .. } => {}
+        }
+        let (name, _) = fault.names();
+        record(recorder, now, name, fault);
+        tracing::info!(fault = %serde_json::to_string(fault).unwrap_or_default(), "nemesis: {name}");
+    }
+
+    fn end(&mut self, sim: &mut turmoil::Sim<'_>, fault: &Fault, now: Duration, recorder: &mut Recorder) {
+        match fault {
+            Fault::Kill { nodes } => {
+                for node in nodes {
+                    let i = self.index(node);
+                    self.hosts[i].kills -= 1;
+                    if self.hosts[i].kills == 0 {
+                        sim.bounce(node.as_str());
+                    }
+                }
+            }
+            Fault::Disk { node, .. } => {
+                let i = self.index(node);
+                self.disks[i].update(|d| {
+                    d.torn_next_append = false;
+                    d.eio = None;
+                    d.corrupt_next_read = false;
+                });
+            }
+            Fault::Restart { .. } | Fault::Pause { .. } | Fault::Partition { .. } | Fault::Packet { .. } => {}
+        }
+        if let (_, Some(name)) = fault.names() {
+            record(recorder, now, name, fault);
+            tracing::info!("nemesis: {name}");
+        }
+    }
+
+    fn index(&self, node: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n == node)
+            .expect("schedules are validated against the cluster's hosts")
+    }
+}
+
+fn record(recorder: &mut Recorder, now: Duration, name: &str, fault: &Fault) {
+    let value = serde_json::to_value(fault).expect("faults serialise");
+    recorder.record(now, OpType::Info, Process::nemesis(), name, value, None);
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_millis((s * 1000.0) as u64)
+}
+
+fn sorted(nodes: &[String]) -> Vec<String> {
+    let mut nodes = nodes.to_vec();
+    nodes.sort();
+    nodes
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,103 @@
+//! Asking the cluster who leads what: for the `leader` fault target, and to tell when the
+//! cluster has recovered after healing.
+
+use std::time::Duration;
+
+use broker::{Client, Network};
+
+/// One node's answer: each name with the host that node believes leads it.
+pub type Answer = Vec<(String, Option<String>)>;
+
+/// Asks every node in `addrs` who leads each of `names`; `None` for a node that did not
+/// answer within `timeout`.
+pub async fn ask_all(network: &dyn Network, addrs: &[String], names: &[String], timeout: Duration) -> Vec<Option<Answer>> {
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut answers = Vec::with_capacity(addrs.len());
+    for addr in addrs {
+        let answer = match Client::connect(network, addr, timeout).await {
+            Ok(mut client) => client.metadata(addr, &names).await.ok(),
+            Err(_) => None,
+        };
+        answers.push(answer.map(|table| {
+            table
+                .into_iter()
+                .map(|(name, leader)| (name, leader.map(|a| host_of(&a))))
+                .collect()
+        }));
+    }
+    answers
+}
+
+/// The host part of `host:port`.
+fn host_of(addr: &str) -> String {
+    addr.rsplit_once(':').map_or(addr, |(host, _)| host).to_string()
+}
+
+/// Each name's leader as most answering nodes report it (ties to the first reported).
+pub fn consensus(answers: &[Option<Answer>]) -> Vec<(String, String)> {
+    let mut tally: Vec<(String, Vec<(String, usize)>)> = Vec::new();
+    for (name, leader) in answers.iter().flatten().flatten() {
+        let Some(leader) = leader else { continue };
+        let entry = match tally.iter().position(|(n, _)| n == name) {
+            Some(i) => &mut tally[i].1,
+            None => {
+                tally.push((name.clone(), Vec::new()));
+                &mut tally.last_mut().expect("just pushed").1
+            }
+        };
+        match entry.iter_mut().find(|(l, _)| l == leader) {
+            Some((_, votes)) => *votes += 1,
+            None => entry.push((leader.clone(), 1)),
+        }
+    }
+    tally
+        .into_iter()
+        .filter_map(|(name, votes)| {
+            let best = votes.iter().map(|(_, v)| *v).max()?;
+            let leader = votes.into_iter().find(|(_, v)| *v == best)?.0;
+            Some((name, leader))
+        })
+        .collect()
+}
+
+/// Whether the cluster looks recovered: every node answered, and for every name the nodes
+/// agree on one leader (or all know of none, a queue never created).
+pub fn agreed(answers: &[Option<Answer>]) -> bool {
+    let Some(all) = answers.iter().map(Option::as_ref).collect::<Option<Vec<_>>>() else {
+        return false;
+    };
+    let Some(first) = all.first() else {
+        return true;
+    };
+    first.iter().all(|(name, leader)| {
+        all.iter().all(|answer| {
+            answer
+                .iter()
+                .find(|(n, _)| n == name)
+                .is_some_and(|(_, l)| l == leader)
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(pairs: &[(&str, Option<&str>)]) -> Option<Answer> {
+        Some(pairs.iter().map(|(n, l)| (n.to_string(), l.map(str::to_string))).collect())
+    }
+
+    #[test]
+    fn agreement_needs_every_node_and_one_leader_per_name() {
+        let a = answer(&[("0", Some("n1")), ("1", Some("n2"))]);
+        assert!(agreed(&[a.clone(), a.clone()]));
+        assert!(!agreed(&[a.clone(), None]));
+        let split = answer(&[("0", Some("n3")), ("1", Some("n2"))]);
+        assert!(!agreed(&[a.clone(), split.clone()]));
+        assert_eq!(
+            consensus(&[a.clone(), a, split]),
+            vec![("0".to_string(), "n1".to_string()), ("1".to_string(), "n2".to_string())]
+        );
+        assert_eq!(host_of("n2:7000"), "n2");
+    }
+}
