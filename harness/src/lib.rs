@@ -8,6 +8,7 @@
 //! println!("{:?} in {}", stored.outcome.report.valid, stored.dir.display());
 //! ```
 
+pub mod bench;
 mod nemesis;
 mod probe;
 mod recorder;

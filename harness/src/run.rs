@@ -99,6 +99,8 @@ pub struct RunOutcome {
     pub simulated: Duration,
     /// Every fault that happened, replayable with `--schedule`.
     pub schedule: Schedule,
+    /// Writes (TCP segments) the simulated network carried.
+    pub messages: u64,
 }
 
 impl RunOutcome {
@@ -153,15 +155,16 @@ pub fn run(
         .rng_seed(spec.seed)
         .build();
 
+    let network = SimNetwork::default();
     let mut disks = Vec::new();
     for i in 0..nodes.len() {
         let seed = derive_seed(spec.seed, STREAM_BROKER + i as u64);
         let faults = DiskFaults::new(derive_seed(derive_seed(spec.seed, STREAM_DISK), i as u64));
-        add_broker(&mut sim, spec, i as u64 + 1, &nodes, seed, faults.clone());
+        add_broker(&mut sim, spec, i as u64 + 1, &nodes, seed, faults.clone(), &network);
         disks.push(faults);
     }
     let target = Target {
-        network: Arc::new(SimNetwork),
+        network: Arc::new(network.clone()),
         nodes: nodes.iter().map(|n| format!("{n}:{BROKER_PORT}")).collect(),
         request_timeout: Duration::from_millis(spec.request_timeout_ms),
     };
@@ -278,6 +281,7 @@ pub fn run(
         liveness,
         simulated,
         schedule: nemesis.schedule(),
+        messages: network.writes(),
     })
 }
 
@@ -288,7 +292,9 @@ fn add_broker(
     nodes: &[String],
     seed: u64,
     disk_faults: DiskFaults,
+    network: &SimNetwork,
 ) {
+    let network = network.clone();
     let node = &nodes[id as usize - 1];
     let peers = (1..=nodes.len() as u64)
         .filter(|peer| *peer != id)
@@ -315,9 +321,10 @@ fn add_broker(
         boots.set(boot + 1);
         let entropy = SeededEntropy::new(derive_seed(seed, boot));
         let disk = SimDisk::new(disk_faults.clone());
+        let network = network.clone();
         async move {
             let seams = Seams {
-                network: Arc::new(SimNetwork),
+                network: Arc::new(network.clone()),
                 disk: Arc::new(disk),
                 spawner: Arc::new(LocalSpawner),
                 entropy: Box::new(entropy),

@@ -3,23 +3,70 @@
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use broker::{AppendFile, BoxFuture, BoxStream, Disk, Listener, Network, Spawner};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use turmoil::fs::shim::std::fs as simfs;
 
-/// turmoil's simulated TCP.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SimNetwork;
+/// turmoil's simulated TCP, counting the writes (the segments) every stream makes.
+#[derive(Debug, Default, Clone)]
+pub struct SimNetwork {
+    writes: Arc<AtomicU64>,
+}
 
-struct SimListener(turmoil::net::TcpListener);
+impl SimNetwork {
+    /// Writes made so far by the streams of this network and of its clones.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+}
+
+/// A stream that counts its writes.
+struct Counted<S> {
+    inner: S,
+    writes: Arc<AtomicU64>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(_)) = result {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+struct SimListener(turmoil::net::TcpListener, Arc<AtomicU64>);
 
 impl Listener for SimListener {
     fn accept(&mut self) -> BoxFuture<'_, io::Result<(BoxStream, String)>> {
         Box::pin(async move {
             let (stream, peer) = self.0.accept().await?;
+            let stream = Counted {
+                inner: stream,
+                writes: Arc::clone(&self.1),
+            };
             Ok((Box::new(stream) as BoxStream, peer.to_string()))
         })
     }
@@ -33,13 +80,17 @@ impl Network for SimNetwork {
     fn bind<'a>(&'a self, addr: &'a str) -> BoxFuture<'a, io::Result<Box<dyn Listener>>> {
         Box::pin(async move {
             let listener = turmoil::net::TcpListener::bind(addr).await?;
-            Ok(Box::new(SimListener(listener)) as Box<dyn Listener>)
+            Ok(Box::new(SimListener(listener, Arc::clone(&self.writes))) as Box<dyn Listener>)
         })
     }
 
     fn connect<'a>(&'a self, addr: &'a str) -> BoxFuture<'a, io::Result<BoxStream>> {
         Box::pin(async move {
             let stream = turmoil::net::TcpStream::connect(addr).await?;
+            let stream = Counted {
+                inner: stream,
+                writes: Arc::clone(&self.writes),
+            };
             Ok(Box::new(stream) as BoxStream)
         })
     }

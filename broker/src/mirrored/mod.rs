@@ -86,6 +86,8 @@ pub struct MirrorNode {
     store: QueueStore,
     replicas: BTreeMap<String, Replica>,
     last_heard: BTreeMap<u64, Instant>,
+    /// When each peer last heard each other node, as its latest ping said.
+    peer_heard: BTreeMap<u64, Vec<(u64, Instant)>>,
     booted: Instant,
     links: BTreeMap<u64, mpsc::Sender<LinkItem>>,
     entropy: Box<dyn Entropy>,
@@ -141,6 +143,7 @@ impl MirrorNode {
             store,
             replicas,
             last_heard: BTreeMap::new(),
+            peer_heard: BTreeMap::new(),
             booted: Instant::now(),
             links,
             entropy,
@@ -166,12 +169,38 @@ impl MirrorNode {
         self.cluster[(hash % self.cluster.len() as u64) as usize]
     }
 
-    fn alive(&self, node: u64) -> bool {
+    fn heard_recently(&self, node: u64) -> bool {
         node == self.me
             || self
                 .last_heard
                 .get(&node)
                 .is_some_and(|t| t.elapsed() < LIVENESS_TIMEOUT)
+    }
+
+    /// Whether `node` counts as up. A peer that clearly hears a node this node has clearly
+    /// lost is on the far side of a partial partition (a bridge, a one-way cut): as
+    /// RabbitMQ's pause-minority and autoheal do, it is treated as down too, which turns the
+    /// partial partition into a full one. Otherwise both ends of a bridge each see a
+    /// majority, and a leader and a promoted mirror can both confirm. (Regression: bridge
+    /// partitions lost confirmed messages, seeds 2 and 20.) "Clearly": the peer heard it
+    /// within half the liveness timeout, so that a node that merely died, which every
+    /// survivor stops hearing within a ping or two of the others, splits nobody.
+    fn alive(&self, node: u64) -> bool {
+        if !self.heard_recently(node) {
+            return false;
+        }
+        if node == self.me
+            || self.settings.partition_handling == PartitionHandling::Ignore
+            || self.booted.elapsed() < LIVENESS_TIMEOUT
+        {
+            return true;
+        }
+        let Some(theirs) = self.peer_heard.get(&node) else {
+            return true;
+        };
+        !theirs.iter().any(|(x, at)| {
+            *x != self.me && at.elapsed() < LIVENESS_TIMEOUT / 2 && !self.heard_recently(*x)
+        })
     }
 
     fn sees_majority(&self) -> bool {
@@ -368,7 +397,15 @@ impl MirrorNode {
 
     fn receive_one(&mut self, from: u64, message: MirrorMessage) -> bool {
         match message {
-            MirrorMessage::Ping => true,
+            MirrorMessage::Ping { heard } => {
+                let now = Instant::now();
+                let heard = heard
+                    .into_iter()
+                    .map(|(node, ago)| (node, now.checked_sub(Duration::from_millis(ago)).unwrap_or(now)))
+                    .collect();
+                self.peer_heard.insert(from, heard);
+                true
+            }
             MirrorMessage::View { queue, view } => {
                 self.learn(&queue, view, from);
                 true
@@ -459,7 +496,12 @@ impl MirrorNode {
         self.resume_after_pause();
         let peers: Vec<u64> = self.addrs.keys().copied().collect();
         for peer in &peers {
-            self.send(*peer, MirrorMessage::Ping, None);
+            let heard = self
+                .last_heard
+                .iter()
+                .map(|(node, at)| (*node, at.elapsed().as_millis() as u64))
+                .collect();
+            self.send(*peer, MirrorMessage::Ping { heard }, None);
         }
         let booted = self.booted.elapsed() >= BOOT_GRACE;
         let queues: Vec<String> = self.replicas.keys().cloned().collect();

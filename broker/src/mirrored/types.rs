@@ -171,8 +171,13 @@ pub enum MirrorOp {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum MirrorMessage {
-    /// Liveness.
-    Ping,
+    /// Liveness, with how long ago the sender last heard from each other node.
+    Ping {
+        /// `(node, milliseconds since the sender last heard it)`; partial partitions show
+        /// up here.
+        #[serde(default)]
+        heard: Vec<(u64, u64)>,
+    },
     /// The sender's knowledge of a queue's leadership.
     View {
         /// Queue name.

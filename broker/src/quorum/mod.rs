@@ -108,6 +108,7 @@ struct Waiter<M: Machine> {
 }
 
 struct Group<M: Machine> {
+    name: String,
     raft: Raft,
     log: RecordLog<RaftRecord>,
     machine: M,
@@ -151,6 +152,7 @@ impl<M: Machine> Group<M> {
         raft_config.heartbeat_ticks = 3;
         let seed = node.seed ^ name_hash(name);
         Ok(Self {
+            name: name.to_string(),
             raft: Raft::new(raft_config, hard, entries, seed),
             log,
             machine: (node.make_machine)(name),
@@ -166,6 +168,7 @@ impl<M: Machine> Group<M> {
         while !self.failed {
             if self.raft.role() == Role::Leader && self.announced_term != Some(self.raft.term()) {
                 self.announced_term = Some(self.raft.term());
+                tracing::info!(group = self.name, term = self.raft.term(), "became leader");
                 if let Some(command) = self.machine.on_elected() {
                     let _ = self.raft.propose(encode(&command));
                 }

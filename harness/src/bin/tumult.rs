@@ -30,6 +30,19 @@ enum Command {
     Test(TestArgs),
     /// Re-check a stored history (history.jsonl, or a run directory holding one).
     Check(CheckArgs),
+    /// Measure simulation speed: the standard run (5 nodes, kafka mode, log workload,
+    /// partition+kill, 60 simulated s) against bare turmoil carrying the same traffic.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// Seed of the first standard run; later runs use the following seeds.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// How many times to time each simulation (the median is reported).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    runs: u32,
 }
 
 #[derive(Debug, clap::Args)]
@@ -51,8 +64,8 @@ struct TestArgs {
     /// writes, restart 1-5 s later), restart (restart the process, page cache kept), pause
     /// (hold all their messages 1-5 s), partition (halves, isolate the target, majorities
     /// ring, bridge or one-way, 2-8 s), packet (20-300 ms latency and up to 5% loss on their
-    /// links, 2-8 s), disk (a torn write, EIO for 1-4 s, or a byte flipped at restart).
-    /// `tumult test --help` lists them; every fault is recorded in the history.
+    /// links, 2-8 s), disk (a torn write, or EIO for 1-4 s), corrupt (restart with a byte
+    /// flipped in what is read back). Every fault is recorded in the history.
     #[arg(long, default_value = "kill")]
     nemesis: FaultSet,
     /// Which brokers a fault strikes: one, minority, majority (a correlated failure such as
@@ -144,6 +157,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Test(args) => test(args),
         Command::Check(args) => check(args),
+        Command::Bench(args) => bench(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -260,6 +274,50 @@ fn test(args: TestArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(outcome.exit_code() as u8)
+}
+
+fn bench(args: BenchArgs) -> anyhow::Result<u8> {
+    use harness::bench::{standard_spec, time_bare_turmoil, time_run, Figures};
+    if cfg!(debug_assertions) {
+        println!("warning: this is an unoptimised build; measure with `cargo run --release --bin tumult -- bench`");
+    }
+    let median = |mut figures: Vec<Figures>| {
+        figures.sort_by(|a, b| a.speed().total_cmp(&b.speed()));
+        figures[figures.len() / 2]
+    };
+    let mut standard = Vec::new();
+    for i in 0..u64::from(args.runs) {
+        let spec = standard_spec(args.seed + i);
+        standard.push(time_run(&spec).context("the standard run failed")?);
+    }
+    let standard = median(standard);
+    let spec = standard_spec(args.seed);
+    let latency = (
+        std::time::Duration::from_millis(spec.latency.min_ms),
+        std::time::Duration::from_millis(spec.latency.max_ms),
+    );
+    let bare: Vec<Figures> = (0..args.runs)
+        .map(|_| time_bare_turmoil(spec.nodes, spec.concurrency, standard.messages, standard.simulated, latency))
+        .collect();
+    let bare = median(bare);
+    let show = |name: &str, f: &Figures| {
+        println!(
+            "  {name:<14} {:>7.1} simulated s in {:>6.2} wall s = {:>6.1}x real time ({} messages)",
+            f.simulated.as_secs_f64(),
+            f.wall.as_secs_f64(),
+            f.speed(),
+            f.messages
+        );
+    };
+    println!("tumult bench: median of {} run(s) each", args.runs);
+    show("standard run", &standard);
+    show("bare turmoil", &bare);
+    let ratio = bare.speed() / standard.speed();
+    println!(
+        "  the standard run is {:.1}x real time (aim: 60x or better) and {ratio:.2}x slower than bare turmoil (aim: within 3x)",
+        standard.speed()
+    );
+    Ok(0)
 }
 
 fn verdict_words(outcome: &harness::RunOutcome) -> &'static str {

@@ -289,15 +289,21 @@ impl Nemesis {
             }
             FaultKind::Disk => {
                 let node = targets[0].clone();
-                let (damage, length) = match self.rng.random_range(0..3) {
-                    0 => (Damage::Torn, self.length(TORN_WINDOW_S)),
-                    1 => {
-                        let probability = (self.rng.random_range(EIO_PROBABILITY) * 100.0).round() / 100.0;
-                        (Damage::Eio { probability }, self.length(EIO_S))
-                    }
-                    _ => (Damage::Corrupt, CORRUPT_WINDOW),
+                let (damage, length) = if self.rng.random_bool(0.5) {
+                    (Damage::Torn, self.length(TORN_WINDOW_S))
+                } else {
+                    let probability = (self.rng.random_range(EIO_PROBABILITY) * 100.0).round() / 100.0;
+                    (Damage::Eio { probability }, self.length(EIO_S))
                 };
                 (Fault::Disk { node, damage }, length)
+            }
+            FaultKind::Corrupt => {
+                let node = targets[0].clone();
+                let fault = Fault::Disk {
+                    node,
+                    damage: Damage::Corrupt,
+                };
+                (fault, CORRUPT_WINDOW)
             }
         }
     }

@@ -1,0 +1,162 @@
+//! Faults against the real broker: disk damage is caught by the broker's checksums or stops
+//! the node, and a recorded schedule replays a run byte for byte.
+
+use broker::Mode;
+use harness::{run_and_store, Damage, Fault, FaultSet, FaultTarget, Schedule, ScheduledFault, Store, TestSpec, SCHEDULE_VERSION};
+
+fn quorum(seed: u64) -> TestSpec {
+    TestSpec {
+        mode: Mode::Quorum,
+        nodes: 3,
+        time_limit_s: 20,
+        ..TestSpec::new(seed)
+    }
+}
+
+fn disk(start_ms: u64, end_ms: u64, node: &str, damage: Damage) -> ScheduledFault {
+    ScheduledFault {
+        start_ms,
+        end_ms,
+        fault: Fault::Disk {
+            node: node.into(),
+            damage,
+        },
+    }
+}
+
+/// harness.log lines of `node` at or after `from_s` simulated seconds.
+fn log_lines(log: &str, node: &str, from_s: f64) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains(&format!("node{{name=\"{node}\"}}")))
+        .filter(|l| l.split_whitespace().next().and_then(|t| t.trim_end_matches('s').parse::<f64>().ok()) >= Some(from_s))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn disk_damage_is_caught_by_checksums_or_stops_the_node() {
+    let store = tempfile::tempdir().unwrap();
+    let schedule = Schedule {
+        version: SCHEDULE_VERSION,
+        faults: vec![
+            disk(4_000, 6_000, "n2", Damage::Torn),
+            disk(9_000, 9_500, "n3", Damage::Corrupt),
+            disk(13_000, 15_000, "n1", Damage::Eio { probability: 0.5 }),
+        ],
+    };
+    let path = store.path().join("faults.json");
+    schedule.save(&path).unwrap();
+    let spec = TestSpec {
+        schedule: Some(path),
+        ..quorum(3)
+    };
+    let run = run_and_store(&spec, &Store::new(store.path().join("results"))).unwrap();
+    let log = std::fs::read_to_string(run.dir.join("harness.log")).unwrap();
+    // The torn write stops n2; at its restart, replay finds the torn record and cuts it.
+    let n2 = log_lines(&log, "n2", 4.0);
+    assert!(n2.iter().any(|l| l.contains("torn write")), "{n2:#?}");
+    assert!(n2.iter().any(|l| l.contains("halted")), "{n2:#?}");
+    assert!(n2.iter().any(|l| l.contains("damage=Some(Torn)")), "{n2:#?}");
+    // The flipped byte is found by a checksum (or a length that cannot be) when n3 replays.
+    let n3 = log_lines(&log, "n3", 9.0);
+    assert!(n3.iter().any(|l| l.contains("corrupted a byte")), "{n3:#?}");
+    assert!(
+        n3.iter().any(|l| l.contains("damage=Some(") && !l.contains("damage=Some(Torn)") || l.contains("Undecodable")),
+        "corruption went unnoticed: {n3:#?}"
+    );
+    // EIO stops n1 rather than letting it acknowledge what it may not have stored.
+    let n1 = log_lines(&log, "n1", 13.0);
+    assert!(n1.iter().any(|l| l.contains("EIO") && l.contains("broker stopped")), "{n1:#?}");
+    assert!(run.outcome.liveness.recovered, "{:?}", run.outcome.liveness);
+    // The faults happened as scheduled, and are recorded as nemesis ops.
+    let disk_ops = run.outcome.history.iter().filter(|op| op.f == "start-disk").count();
+    assert_eq!(disk_ops, 3);
+    let stored: Schedule = serde_json::from_str(&std::fs::read_to_string(run.dir.join("schedule.json")).unwrap()).unwrap();
+    assert_eq!(stored, schedule);
+}
+
+#[test]
+fn a_recorded_schedule_replays_the_run_byte_for_byte() {
+    let store = tempfile::tempdir().unwrap();
+    let spec = TestSpec {
+        nemesis: "kill,pause,partition,packet,restart".parse::<FaultSet>().unwrap(),
+        overlap: true,
+        nemesis_interval_s: 3.0,
+        ..quorum(11)
+    };
+    let first = run_and_store(&spec, &Store::new(store.path())).unwrap();
+    assert!(first.outcome.schedule.faults.len() >= 4, "{:?}", first.outcome.schedule);
+    let replay = TestSpec {
+        schedule: Some(first.dir.join("schedule.json")),
+        ..spec
+    };
+    let again = run_and_store(&replay, &Store::new(store.path())).unwrap();
+    let a = std::fs::read(first.dir.join("history.jsonl")).unwrap();
+    let b = std::fs::read(again.dir.join("history.jsonl")).unwrap();
+    assert_eq!(harness::first_difference(&a, &b), None);
+}
+
+#[test]
+fn the_leader_target_strikes_the_node_the_cluster_reports_as_leader() {
+    let store = tempfile::tempdir().unwrap();
+    let spec = TestSpec {
+        nemesis: "kill".parse::<FaultSet>().unwrap(),
+        target: FaultTarget::Leader,
+        nemesis_interval_s: 4.0,
+        ..quorum(5)
+    };
+    let run = run_and_store(&spec, &Store::new(store.path())).unwrap();
+    let log = std::fs::read_to_string(run.dir.join("harness.log")).unwrap();
+    let kills: Vec<_> = run.outcome.history.iter().filter(|op| op.f == "kill").collect();
+    assert!(kills.len() >= 2, "{kills:?}");
+    for kill in kills {
+        let node = kill.value["nodes"][0].as_str().unwrap().to_string();
+        // The killed node had become the queue's leader before the kill, and was not
+        // superseded in between.
+        let at = kill.time as f64 / 1e9;
+        let last_leader = log
+            .lines()
+            .filter(|l| l.contains("became leader"))
+            .filter(|l| l.split_whitespace().next().and_then(|t| t.trim_end_matches('s').parse::<f64>().ok()) < Some(at))
+            .last()
+            .unwrap_or_else(|| panic!("no leader before {at}"));
+        assert!(last_leader.contains(&format!("name=\"{node}\"")), "killed {node} at {at}; {last_leader}");
+    }
+}
+
+#[test]
+fn swarm_runs_replay_byte_for_byte_in_kafka_and_quorum_modes() {
+    for (mode, workload) in [(Mode::Kafka, harness::WorkloadKind::Log), (Mode::Quorum, harness::WorkloadKind::Queue)] {
+        for seed in 1..=3 {
+            let spec = TestSpec {
+                mode,
+                nodes: 3,
+                workload,
+                time_limit_s: 15,
+                ..TestSpec::new(seed)
+            }
+            .swarm();
+            let first = harness::history_bytes(&spec).unwrap();
+            let second = harness::history_bytes(&spec).unwrap();
+            assert!(first.len() > 10_000, "{mode} seed {seed}: a near-empty history");
+            assert_eq!(harness::first_difference(&first, &second), None, "{mode} seed {seed}: {spec:?}");
+        }
+    }
+}
+
+#[test]
+fn swarm_profiles_differ_between_seeds() {
+    let profiles: std::collections::BTreeSet<String> = (1..=20)
+        .map(|seed| {
+            let spec = TestSpec {
+                mode: Mode::Quorum,
+                nodes: 3,
+                ..TestSpec::new(seed)
+            }
+            .swarm();
+            spec.validate().unwrap();
+            format!("{} {} {} {}", spec.nemesis, spec.target, spec.latency, spec.rate)
+        })
+        .collect();
+    assert!(profiles.len() >= 18, "{profiles:?}");
+}
