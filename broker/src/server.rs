@@ -76,10 +76,7 @@ impl Broker {
     pub async fn start(mut self) -> Result<RunningBroker, BrokerError> {
         let incarnation = self.seams.entropy.next_u64();
         let halt = Arc::new(Halt::default());
-        self.seams.disk = Arc::new(FailStopDisk::new(
-            Arc::clone(&self.seams.disk),
-            Arc::clone(&halt),
-        ));
+        self.seams.disk = Arc::new(FailStopDisk::new(Arc::clone(&self.seams.disk), Arc::clone(&halt)));
         tracing::info!(
             incarnation = format_args!("{incarnation:016x}"),
             mode = %self.config.mode,
@@ -524,9 +521,31 @@ async fn handle_mirrored(node: &Mutex<MirrorNode>, connection: ConnectionId, req
                     failed.push((member, token));
                 }
             }
-            match mirrored::lock(node).confirm_without(&queue, &failed) {
-                Ok(()) => Response::Confirmed { seq },
-                Err(refusal) => refused(refusal),
+            if let Err(refusal) = mirrored::lock(node).confirm_without(&queue, &failed) {
+                return refused(refusal);
+            }
+            if failed.is_empty() {
+                return Response::Confirmed { seq };
+            }
+            // Mirrors were dropped: confirm only once a majority accepts the smaller view.
+            let (answers, quorum) = {
+                let node = mirrored::lock(node);
+                match node.view_quorum() {
+                    0 => (Vec::new(), 0),
+                    quorum => (node.announce_view(&queue), quorum),
+                }
+            };
+            let mut accepted = 1;
+            for answer in answers {
+                let ok = tokio::time::timeout(mirrored::REPLICATE_TIMEOUT, answer).await;
+                accepted += usize::from(matches!(ok, Ok(Ok(true))));
+            }
+            if accepted >= quorum {
+                Response::Confirmed { seq }
+            } else {
+                refused(R::OutcomeUnknown(
+                    "mirrors were dropped and no majority accepted the new view".into(),
+                ))
             }
         }
         Request::Get { queue } => match mirrored::lock(node).get(&queue, connection) {

@@ -116,7 +116,8 @@ pub fn time_bare_turmoil(
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 for peer in to {
                     tokio::task::spawn_local(async move {
-                        let Ok(mut stream) = turmoil::net::TcpStream::connect((peer.as_str(), PORT)).await else {
+                        let Ok(mut stream) = turmoil::net::TcpStream::connect((peer.as_str(), PORT)).await
+                        else {
                             return;
                         };
                         let frame = [7u8; FRAME_BYTES];

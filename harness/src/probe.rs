@@ -10,7 +10,12 @@ pub type Answer = Vec<(String, Option<String>)>;
 
 /// Asks every node in `addrs` who leads each of `names`; `None` for a node that did not
 /// answer within `timeout`.
-pub async fn ask_all(network: &dyn Network, addrs: &[String], names: &[String], timeout: Duration) -> Vec<Option<Answer>> {
+pub async fn ask_all(
+    network: &dyn Network,
+    addrs: &[String],
+    names: &[String],
+    timeout: Duration,
+) -> Vec<Option<Answer>> {
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut answers = Vec::with_capacity(addrs.len());
     for addr in addrs {
@@ -84,7 +89,12 @@ mod tests {
     use super::*;
 
     fn answer(pairs: &[(&str, Option<&str>)]) -> Option<Answer> {
-        Some(pairs.iter().map(|(n, l)| (n.to_string(), l.map(str::to_string))).collect())
+        Some(
+            pairs
+                .iter()
+                .map(|(n, l)| (n.to_string(), l.map(str::to_string)))
+                .collect(),
+        )
     }
 
     #[test]
@@ -96,7 +106,10 @@ mod tests {
         assert!(!agreed(&[a.clone(), split.clone()]));
         assert_eq!(
             consensus(&[a.clone(), a, split]),
-            vec![("0".to_string(), "n1".to_string()), ("1".to_string(), "n2".to_string())]
+            vec![
+                ("0".to_string(), "n1".to_string()),
+                ("1".to_string(), "n2".to_string())
+            ]
         );
         assert_eq!(host_of("n2:7000"), "n2");
     }

@@ -194,9 +194,7 @@ impl FromStr for FaultTarget {
         FaultTarget::EVERY
             .into_iter()
             .find(|t| t.as_str() == s)
-            .ok_or_else(|| {
-                format!("unknown target '{s}' (expected one, minority, majority, all or leader)")
-            })
+            .ok_or_else(|| format!("unknown target '{s}' (expected one, minority, majority, all or leader)"))
     }
 }
 
@@ -237,7 +235,10 @@ impl FromStr for FaultSet {
                 .map(|(k, _)| *k)
                 .ok_or_else(|| {
                     let known: Vec<_> = FaultKind::ALL.iter().map(|(k, _)| k.as_str()).collect();
-                    format!("unknown fault '{name}' (this build has: {}, or none)", known.join(", "))
+                    format!(
+                        "unknown fault '{name}' (this build has: {}, or none)",
+                        known.join(", ")
+                    )
                 })?;
             if !kinds.contains(&kind) {
                 kinds.push(kind);
@@ -326,8 +327,9 @@ pub struct TestSpec {
     pub nemesis_interval_s: f64,
     /// Deadline of each client request, simulated milliseconds.
     pub request_timeout_ms: u64,
-    /// Simulated seconds the final reads may take after healing before the run is declared
-    /// a liveness failure.
+    /// Simulated seconds the cluster may take after healing to answer and agree on its
+    /// leaders, and then again the final reads may take, before the run is declared a
+    /// liveness failure.
     pub recovery_s: u64,
     /// One-way latency of healthy links.
     pub latency: LatencyRange,
@@ -408,7 +410,10 @@ impl TestSpec {
         }
         if let Some(kind) = self.nemesis.0.iter().find(|k| k.needs_peers()) {
             if self.nodes < 2 {
-                return Err(format!("the {} fault needs at least two nodes (--nodes)", kind.as_str()));
+                return Err(format!(
+                    "the {} fault needs at least two nodes (--nodes)",
+                    kind.as_str()
+                ));
             }
         }
         if self.latency.max_ms > LATENCY_MS_MAX {

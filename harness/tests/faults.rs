@@ -2,7 +2,10 @@
 //! the node, and a recorded schedule replays a run byte for byte.
 
 use broker::Mode;
-use harness::{run_and_store, Damage, Fault, FaultSet, FaultTarget, Schedule, ScheduledFault, Store, TestSpec, SCHEDULE_VERSION};
+use harness::{
+    run_and_store, Damage, Fault, FaultSet, FaultTarget, Schedule, ScheduledFault, Store, TestSpec,
+    SCHEDULE_VERSION,
+};
 
 fn quorum(seed: u64) -> TestSpec {
     TestSpec {
@@ -28,7 +31,12 @@ fn disk(start_ms: u64, end_ms: u64, node: &str, damage: Damage) -> ScheduledFaul
 fn log_lines(log: &str, node: &str, from_s: f64) -> Vec<String> {
     log.lines()
         .filter(|l| l.contains(&format!("node{{name=\"{node}\"}}")))
-        .filter(|l| l.split_whitespace().next().and_then(|t| t.trim_end_matches('s').parse::<f64>().ok()) >= Some(from_s))
+        .filter(|l| {
+            l.split_whitespace()
+                .next()
+                .and_then(|t| t.trim_end_matches('s').parse::<f64>().ok())
+                >= Some(from_s)
+        })
         .map(str::to_string)
         .collect()
 }
@@ -61,17 +69,29 @@ fn disk_damage_is_caught_by_checksums_or_stops_the_node() {
     let n3 = log_lines(&log, "n3", 9.0);
     assert!(n3.iter().any(|l| l.contains("corrupted a byte")), "{n3:#?}");
     assert!(
-        n3.iter().any(|l| l.contains("damage=Some(") && !l.contains("damage=Some(Torn)") || l.contains("Undecodable")),
+        n3.iter()
+            .any(|l| l.contains("damage=Some(") && !l.contains("damage=Some(Torn)")
+                || l.contains("Undecodable")),
         "corruption went unnoticed: {n3:#?}"
     );
     // EIO stops n1 rather than letting it acknowledge what it may not have stored.
     let n1 = log_lines(&log, "n1", 13.0);
-    assert!(n1.iter().any(|l| l.contains("EIO") && l.contains("broker stopped")), "{n1:#?}");
+    assert!(
+        n1.iter()
+            .any(|l| l.contains("EIO") && l.contains("broker stopped")),
+        "{n1:#?}"
+    );
     assert!(run.outcome.liveness.recovered, "{:?}", run.outcome.liveness);
     // The faults happened as scheduled, and are recorded as nemesis ops.
-    let disk_ops = run.outcome.history.iter().filter(|op| op.f == "start-disk").count();
+    let disk_ops = run
+        .outcome
+        .history
+        .iter()
+        .filter(|op| op.f == "start-disk")
+        .count();
     assert_eq!(disk_ops, 3);
-    let stored: Schedule = serde_json::from_str(&std::fs::read_to_string(run.dir.join("schedule.json")).unwrap()).unwrap();
+    let stored: Schedule =
+        serde_json::from_str(&std::fs::read_to_string(run.dir.join("schedule.json")).unwrap()).unwrap();
     assert_eq!(stored, schedule);
 }
 
@@ -85,7 +105,11 @@ fn a_recorded_schedule_replays_the_run_byte_for_byte() {
         ..quorum(11)
     };
     let first = run_and_store(&spec, &Store::new(store.path())).unwrap();
-    assert!(first.outcome.schedule.faults.len() >= 4, "{:?}", first.outcome.schedule);
+    assert!(
+        first.outcome.schedule.faults.len() >= 4,
+        "{:?}",
+        first.outcome.schedule
+    );
     let replay = TestSpec {
         schedule: Some(first.dir.join("schedule.json")),
         ..spec
@@ -116,17 +140,28 @@ fn the_leader_target_strikes_the_node_the_cluster_reports_as_leader() {
         let at = kill.time as f64 / 1e9;
         let last_leader = log
             .lines()
+            .rev()
             .filter(|l| l.contains("became leader"))
-            .filter(|l| l.split_whitespace().next().and_then(|t| t.trim_end_matches('s').parse::<f64>().ok()) < Some(at))
-            .last()
+            .find(|l| {
+                l.split_whitespace()
+                    .next()
+                    .and_then(|t| t.trim_end_matches('s').parse::<f64>().ok())
+                    < Some(at)
+            })
             .unwrap_or_else(|| panic!("no leader before {at}"));
-        assert!(last_leader.contains(&format!("name=\"{node}\"")), "killed {node} at {at}; {last_leader}");
+        assert!(
+            last_leader.contains(&format!("name=\"{node}\"")),
+            "killed {node} at {at}; {last_leader}"
+        );
     }
 }
 
 #[test]
 fn swarm_runs_replay_byte_for_byte_in_kafka_and_quorum_modes() {
-    for (mode, workload) in [(Mode::Kafka, harness::WorkloadKind::Log), (Mode::Quorum, harness::WorkloadKind::Queue)] {
+    for (mode, workload) in [
+        (Mode::Kafka, harness::WorkloadKind::Log),
+        (Mode::Quorum, harness::WorkloadKind::Queue),
+    ] {
         for seed in 1..=3 {
             let spec = TestSpec {
                 mode,
@@ -139,7 +174,11 @@ fn swarm_runs_replay_byte_for_byte_in_kafka_and_quorum_modes() {
             let first = harness::history_bytes(&spec).unwrap();
             let second = harness::history_bytes(&spec).unwrap();
             assert!(first.len() > 10_000, "{mode} seed {seed}: a near-empty history");
-            assert_eq!(harness::first_difference(&first, &second), None, "{mode} seed {seed}: {spec:?}");
+            assert_eq!(
+                harness::first_difference(&first, &second),
+                None,
+                "{mode} seed {seed}: {spec:?}"
+            );
         }
     }
 }

@@ -86,8 +86,13 @@ pub struct MirrorNode {
     store: QueueStore,
     replicas: BTreeMap<String, Replica>,
     last_heard: BTreeMap<u64, Instant>,
-    /// When each peer last heard each other node, as its latest ping said.
-    peer_heard: BTreeMap<u64, Vec<(u64, Instant)>>,
+    /// When each peer last answered this node's link.
+    last_answered: BTreeMap<u64, Instant>,
+    /// The latest view of each queue each peer gossiped.
+    peer_views: BTreeMap<(String, u64), View>,
+    /// When each peer's latest ping arrived, and when that peer had last heard each other
+    /// node, as the ping said.
+    peer_heard: BTreeMap<u64, (Instant, Vec<(u64, Instant)>)>,
     booted: Instant,
     links: BTreeMap<u64, mpsc::Sender<LinkItem>>,
     entropy: Box<dyn Entropy>,
@@ -143,6 +148,8 @@ impl MirrorNode {
             store,
             replicas,
             last_heard: BTreeMap::new(),
+            last_answered: BTreeMap::new(),
+            peer_views: BTreeMap::new(),
             peer_heard: BTreeMap::new(),
             booted: Instant::now(),
             links,
@@ -169,22 +176,27 @@ impl MirrorNode {
         self.cluster[(hash % self.cluster.len() as u64) as usize]
     }
 
+    /// Two-way contact: `node` both reached this node and answered it within the liveness
+    /// timeout. Hearing alone is not enough: across a one-way cut a node hears a peer that
+    /// cannot hear it, and would count it towards a majority it does not have.
+    /// (Regression: a leader cut off one way still heard both mirrors, dropped the one that
+    /// stopped confirming, counted the other as reachable, and confirmed alone; seed 146.)
     fn heard_recently(&self, node: u64) -> bool {
+        let recent = |t: &Instant| t.elapsed() < LIVENESS_TIMEOUT;
         node == self.me
-            || self
-                .last_heard
-                .get(&node)
-                .is_some_and(|t| t.elapsed() < LIVENESS_TIMEOUT)
+            || (self.last_heard.get(&node).is_some_and(recent)
+                && self.last_answered.get(&node).is_some_and(recent))
     }
 
-    /// Whether `node` counts as up. A peer that clearly hears a node this node has clearly
-    /// lost is on the far side of a partial partition (a bridge, a one-way cut): as
-    /// RabbitMQ's pause-minority and autoheal do, it is treated as down too, which turns the
-    /// partial partition into a full one. Otherwise both ends of a bridge each see a
-    /// majority, and a leader and a promoted mirror can both confirm. (Regression: bridge
-    /// partitions lost confirmed messages, seeds 2 and 20.) "Clearly": the peer heard it
-    /// within half the liveness timeout, so that a node that merely died, which every
-    /// survivor stops hearing within a ping or two of the others, splits nobody.
+    /// Whether `node` counts as up. A peer that heard a node this node has lost, clearly
+    /// later than this node last did, is on the far side of a partial partition (a bridge,
+    /// a one-way cut): as RabbitMQ's pause-minority and autoheal do, it is treated as down
+    /// too, which turns the partial partition into a full one. Otherwise both ends of a
+    /// bridge each see a majority, and a leader and a promoted mirror can both confirm.
+    /// (Regression: bridge partitions lost confirmed messages, seeds 2 and 20; and a one-way
+    /// cut, seed 51, where the peer's reports arrived too seldom for a freshness test.)
+    /// "Clearly later": by half the liveness timeout, so that a node that merely died,
+    /// which every survivor stops hearing within a ping or two of the others, splits nobody.
     fn alive(&self, node: u64) -> bool {
         if !self.heard_recently(node) {
             return false;
@@ -195,12 +207,51 @@ impl MirrorNode {
         {
             return true;
         }
-        let Some(theirs) = self.peer_heard.get(&node) else {
+        let Some((_, theirs)) = self.peer_heard.get(&node) else {
             return true;
         };
-        !theirs.iter().any(|(x, at)| {
-            *x != self.me && at.elapsed() < LIVENESS_TIMEOUT / 2 && !self.heard_recently(*x)
+        !theirs.iter().any(|(x, their_last)| {
+            *x != self.me
+                && !self.heard_recently(*x)
+                && self
+                    .last_heard
+                    .get(x)
+                    .is_none_or(|mine| *their_last > *mine + LIVENESS_TIMEOUT / 2)
         })
+    }
+
+    /// Whether a majority, this node included, has reported losing `leader`: each peer
+    /// counted sent a ping, after this node last heard the leader, saying it had not heard
+    /// the leader for half the liveness timeout. Not hearing a leader is no evidence that
+    /// others do not: a one-way cut or a slow link silences it for this node alone, and a
+    /// mirror promoting then would split the queue. (Regression: a one-way cut isolated a
+    /// mirror that still heard one peer now and then; it promoted, and the leader's later
+    /// confirms were discarded on heal; seed 51.)
+    ///
+    /// A peer counts only while its own view of the queue still has this node as a mirror
+    /// under the same token: a peer that accepted a view without it (the leader dropped it)
+    /// knows of confirms this node's copy lacks.
+    fn majority_lost(&self, queue: &str, leader: u64, token: u64) -> bool {
+        let mine = self.last_heard.get(&leader).copied();
+        let still_mirror = |p: u64| {
+            self.peer_views
+                .get(&(queue.to_string(), p))
+                .is_some_and(|v| v.members.iter().any(|m| m.node == self.me && m.token == token))
+        };
+        let voters = self
+            .cluster
+            .iter()
+            .filter(|p| **p != self.me && **p != leader && self.alive(**p) && still_mirror(**p))
+            .filter(|p| {
+                self.peer_heard.get(p).is_some_and(|(received, theirs)| {
+                    mine.is_none_or(|m| *received > m)
+                        && theirs.iter().find(|(x, _)| *x == leader).is_none_or(|(_, t)| {
+                            received.saturating_duration_since(*t) >= LIVENESS_TIMEOUT / 2
+                        })
+                })
+            })
+            .count();
+        (voters + 1) * 2 > self.cluster.len()
     }
 
     fn sees_majority(&self) -> bool {
@@ -314,9 +365,10 @@ impl MirrorNode {
             .count();
         let pausing = self.settings.partition_handling == PartitionHandling::PauseMinority;
         if pausing && reachable * 2 <= self.cluster.len() {
-            return Err(Refusal::OutcomeUnknown(
-                "mirrors did not confirm and this node cannot see a majority".into(),
-            ));
+            let hears: Vec<u64> = self.cluster.iter().copied().filter(|n| self.alive(*n)).collect();
+            return Err(Refusal::OutcomeUnknown(format!(
+                "mirrors did not confirm and this node cannot see a majority (it hears {hears:?}; failed {failed_nodes:?})"
+            )));
         }
         if let Some(replica) = self.replicas.get_mut(queue) {
             replica
@@ -326,6 +378,39 @@ impl MirrorNode {
         }
         tracing::warn!(queue, ?failed, "mirrors dropped after failing to confirm");
         Ok(())
+    }
+
+    /// Sends this node's view of `queue` to every peer, each answer saying whether the peer
+    /// accepts it (it knows no newer leadership). A leader that dropped mirrors confirms
+    /// only once a majority, itself included, has accepted the smaller view: its own sense
+    /// of who is reachable may be up to a liveness timeout old, and a mirror on the far
+    /// side may be promoting meanwhile. (Regression: a leader cut off one way dropped a
+    /// silent mirror and confirmed alone while that mirror was promoted; seed 146.)
+    pub(crate) fn announce_view(&self, queue: &str) -> Vec<oneshot::Receiver<bool>> {
+        let Some(replica) = self.replicas.get(queue) else {
+            return Vec::new();
+        };
+        let mut answers = Vec::new();
+        for peer in self.addrs.keys() {
+            let (tx, rx) = oneshot::channel();
+            let message = MirrorMessage::View {
+                queue: queue.to_string(),
+                view: replica.view.clone(),
+            };
+            self.send(*peer, message, Some(tx));
+            answers.push(rx);
+        }
+        answers
+    }
+
+    /// How many acceptances of a smaller view a leader needs before it confirms: a majority
+    /// of the cluster under pause-minority; none under `ignore` and `autoheal`, which keep
+    /// serving on both sides of a partition by design (and lose data for it).
+    pub(crate) fn view_quorum(&self) -> usize {
+        match self.settings.partition_handling {
+            PartitionHandling::PauseMinority => self.cluster.len() / 2 + 1,
+            PartitionHandling::Ignore | PartitionHandling::Autoheal => 0,
+        }
     }
 
     /// A get at the leader.
@@ -392,7 +477,9 @@ impl MirrorNode {
 
     /// Records that `peer` answered.
     pub(crate) fn heard(&mut self, peer: u64) {
-        self.last_heard.insert(peer, Instant::now());
+        let now = Instant::now();
+        self.last_heard.insert(peer, now);
+        self.last_answered.insert(peer, now);
     }
 
     fn receive_one(&mut self, from: u64, message: MirrorMessage) -> bool {
@@ -403,12 +490,18 @@ impl MirrorNode {
                     .into_iter()
                     .map(|(node, ago)| (node, now.checked_sub(Duration::from_millis(ago)).unwrap_or(now)))
                     .collect();
-                self.peer_heard.insert(from, heard);
+                self.peer_heard.insert(from, (now, heard));
+                true
+            }
+            MirrorMessage::Rejoin { queue } => {
+                self.rejoin(&queue, from);
                 true
             }
             MirrorMessage::View { queue, view } => {
+                self.peer_views.insert((queue.clone(), from), view.clone());
+                let superseded = self.replica(&queue).view.beats(&view);
                 self.learn(&queue, view, from);
-                true
+                !superseded
             }
             MirrorMessage::Replicate {
                 queue,
@@ -431,6 +524,15 @@ impl MirrorNode {
                 }
                 let replica = self.replicas.get_mut(&queue).expect("ensured above");
                 if !matches!(&replica.role, Role::Mirror { token: t, .. } if *t == token) {
+                    // Only a join or a snapshot starts a copy. Anything else is for a copy this
+                    // process never had: it restarted, too fast for the leader to notice, and
+                    // must not pass for the mirror it replaced. (Regression: a restarted mirror
+                    // took later publishes under its old token, counted as synchronised, and
+                    // was promoted with most of the queue missing; swarm seed 69.)
+                    if !matches!(ops.first(), Some(MirrorOp::Join | MirrorOp::Snapshot { .. })) {
+                        self.send(from, MirrorMessage::Rejoin { queue }, None);
+                        return false;
+                    }
                     replica.role = Role::Mirror {
                         token,
                         copy: BTreeMap::new(),
@@ -448,10 +550,32 @@ impl MirrorNode {
                             copy.remove(&seq);
                         }
                         MirrorOp::Snapshot { messages } => *copy = messages.into_iter().collect(),
+                        MirrorOp::Join => copy.clear(),
                     }
                 }
                 true
             }
+        }
+    }
+
+    /// A mirror lost its copy: forget its membership and add it again, with a new token
+    /// and a join or a snapshot. Without this, a leader that cannot drop the mirror (no
+    /// majority without it) would wait on it forever. (Found by seed 5 with automatic sync:
+    /// two mirrors resumed from a pause and the leader stalled for 15 s.)
+    fn rejoin(&mut self, queue: &str, node: u64) {
+        let leading = self
+            .replicas
+            .get(queue)
+            .is_some_and(|r| matches!(r.role, Role::Leader));
+        if !leading || self.paused() {
+            return;
+        }
+        let replica = self.replicas.get_mut(queue).expect("checked above");
+        let before = replica.view.members.len();
+        replica.view.members.retain(|m| m.node != node);
+        if replica.view.members.len() != before {
+            tracing::info!(queue, node, "mirror lost its copy; adding it again");
+            self.maintain_mirrors(queue);
         }
     }
 
@@ -570,6 +694,7 @@ impl MirrorNode {
         let (oldest, next_seq) = self.store.seq_range(queue);
         let wanted = self.settings.mirrors.unwrap_or(usize::MAX);
         let sync = self.settings.sync;
+        // New members with their first message: a join, or a snapshot to sync from.
         let mut snapshots = Vec::new();
         let mut view = self.replicas[queue].view.clone();
         if may_drop {
@@ -584,9 +709,7 @@ impl MirrorNode {
                 SyncMode::Manual => next_seq,
                 SyncMode::Automatic => 0,
             };
-            if sync == SyncMode::Automatic {
-                snapshots.push((node, token));
-            }
+            snapshots.push((node, token));
             tracing::info!(queue, node, join_seq, "mirror added");
             view.members.push(Member {
                 node,
@@ -599,8 +722,12 @@ impl MirrorNode {
             member.synced |= oldest.is_none_or(|o| o >= member.join_seq);
         }
         for (node, token) in snapshots {
-            let messages = self.store.messages(queue);
-            let ops = vec![MirrorOp::Snapshot { messages }];
+            let ops = match sync {
+                SyncMode::Automatic => vec![MirrorOp::Snapshot {
+                    messages: self.store.messages(queue),
+                }],
+                SyncMode::Manual => vec![MirrorOp::Join],
+            };
             let message = MirrorMessage::Replicate {
                 queue: queue.to_string(),
                 epoch: view.epoch,
@@ -628,8 +755,12 @@ impl MirrorNode {
         if first.is_none_or(|m| m.node != self.me || m.token != *token) {
             return;
         }
-        let replica = self.replicas.get_mut(queue).expect("listed");
-        let Role::Mirror { copy, .. } = std::mem::replace(&mut replica.role, Role::Leader) else {
+        if self.settings.partition_handling == PartitionHandling::PauseMinority
+            && !self.majority_lost(queue, replica.view.leader, *token)
+        {
+            return;
+        }
+        let Role::Mirror { copy, .. } = &self.replicas[queue].role else {
             unreachable!("checked above")
         };
         let synced = replica.view.members.iter().any(|m| m.node == self.me && m.synced);
@@ -638,20 +769,30 @@ impl MirrorNode {
             leader: self.me,
             members: Vec::new(),
         };
-        replica.view = view.clone();
+        // Persist, then announce: a promotion that is not on disk must never be gossiped,
+        // or the old leader discards its queue for a leadership that a restart forgets.
+        // (Regression: a torn write failed the install, the node still gossiped epoch 2,
+        // and the old leader purged 296 confirmed messages; swarm seed 140.)
+        let messages: Vec<(u64, Vec<u8>)> = copy.iter().map(|(seq, body)| (*seq, body.clone())).collect();
+        if let Err(err) = self
+            .store
+            .install(queue, &messages)
+            .and_then(|()| self.store.set_leadership(queue, view.epoch, view.leader))
+        {
+            tracing::error!(%err, "could not persist the promotion; not promoting");
+            return;
+        }
+        let hears: Vec<u64> = self.cluster.iter().copied().filter(|n| self.alive(*n)).collect();
         tracing::warn!(
             queue,
             epoch = view.epoch,
             synced,
-            messages = copy.len(),
+            messages = messages.len(),
+            ?hears,
             "promoted to leader"
         );
-        let messages: Vec<(u64, Vec<u8>)> = copy.into_iter().collect();
-        if let Err(err) = self.store.install(queue, &messages) {
-            tracing::error!(%err, "could not persist the promoted copy");
-        }
-        if let Err(err) = self.store.set_leadership(queue, view.epoch, view.leader) {
-            tracing::error!(%err, "could not persist leadership");
-        }
+        let replica = self.replicas.get_mut(queue).expect("listed");
+        replica.role = Role::Leader;
+        replica.view = view;
     }
 }

@@ -165,6 +165,8 @@ pub enum MirrorOp {
         /// Every message, by seq.
         messages: Vec<(u64, Vec<u8>)>,
     },
+    /// A new mirror starts empty here (manual synchronisation).
+    Join,
 }
 
 /// Messages between mirrored-mode nodes.
@@ -177,6 +179,12 @@ pub enum MirrorMessage {
         /// up here.
         #[serde(default)]
         heard: Vec<(u64, u64)>,
+    },
+    /// From a mirror to its leader: "I hold no copy under the token you replicate to;
+    /// add me again" (it restarted, or dropped its copy resuming from a pause).
+    Rejoin {
+        /// Queue name.
+        queue: String,
     },
     /// The sender's knowledge of a queue's leadership.
     View {

@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run one simulated chaos test and store its results.
-    Test(TestArgs),
+    Test(Box<TestArgs>),
     /// Re-check a stored history (history.jsonl, or a run directory holding one).
     Check(CheckArgs),
     /// Measure simulation speed: the standard run (5 nodes, kafka mode, log workload,
@@ -101,8 +101,9 @@ struct TestArgs {
     /// recorded as info (outcome unknown).
     #[arg(long = "request-timeout", default_value_t = 1000, value_name = "MS")]
     request_timeout_ms: u64,
-    /// Simulated seconds the final drain may take after healing before the run is a
-    /// liveness failure (exit 4).
+    /// Simulated seconds the cluster may take after healing until every node answers and
+    /// they agree on who leads what, and then again the final reads may take; past either,
+    /// the run is a liveness failure (exit 4).
     #[arg(long = "recovery", default_value_t = 30, value_name = "SECONDS")]
     recovery_s: u64,
     /// One-way latency of healthy links, in simulated milliseconds: MIN..MAX (or one number).
@@ -155,7 +156,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Test(args) => test(args),
+        Command::Test(args) => test(*args),
         Command::Check(args) => check(args),
         Command::Bench(args) => bench(args),
     };
@@ -279,7 +280,9 @@ fn test(args: TestArgs) -> anyhow::Result<u8> {
 fn bench(args: BenchArgs) -> anyhow::Result<u8> {
     use harness::bench::{standard_spec, time_bare_turmoil, time_run, Figures};
     if cfg!(debug_assertions) {
-        println!("warning: this is an unoptimised build; measure with `cargo run --release --bin tumult -- bench`");
+        println!(
+            "warning: this is an unoptimised build; measure with `cargo run --release --bin tumult -- bench`"
+        );
     }
     let median = |mut figures: Vec<Figures>| {
         figures.sort_by(|a, b| a.speed().total_cmp(&b.speed()));
@@ -297,7 +300,15 @@ fn bench(args: BenchArgs) -> anyhow::Result<u8> {
         std::time::Duration::from_millis(spec.latency.max_ms),
     );
     let bare: Vec<Figures> = (0..args.runs)
-        .map(|_| time_bare_turmoil(spec.nodes, spec.concurrency, standard.messages, standard.simulated, latency))
+        .map(|_| {
+            time_bare_turmoil(
+                spec.nodes,
+                spec.concurrency,
+                standard.messages,
+                standard.simulated,
+                latency,
+            )
+        })
         .collect();
     let bare = median(bare);
     let show = |name: &str, f: &Figures| {

@@ -190,8 +190,15 @@ impl Schedule {
             if f.end_ms < f.start_ms {
                 return Err(format!("fault {i} ends before it starts"));
             }
-            if let Some(host) = f.fault.hosts().into_iter().find(|h| !hosts.iter().any(|n| n == h)) {
-                return Err(format!("fault {i} names host '{host}', which this cluster does not have"));
+            if let Some(host) = f
+                .fault
+                .hosts()
+                .into_iter()
+                .find(|h| !hosts.iter().any(|n| n == h))
+            {
+                return Err(format!(
+                    "fault {i} names host '{host}', which this cluster does not have"
+                ));
             }
             let bad_chance = |p: f64| !(0.0..=1.0).contains(&p);
             match &f.fault {
@@ -253,7 +260,10 @@ mod tests {
             ],
         };
         let text = serde_json::to_string(&schedule).unwrap();
-        assert!(text.contains(r#""kind":"disk","node":"n3","damage":"eio","probability":0.5"#), "{text}");
+        assert!(
+            text.contains(r#""kind":"disk","node":"n3","damage":"eio","probability":0.5"#),
+            "{text}"
+        );
         let back: Schedule = serde_json::from_str(&text).unwrap();
         assert_eq!(back, schedule);
         assert!(back.validate(&hosts()).is_ok());

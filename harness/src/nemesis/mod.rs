@@ -56,7 +56,10 @@ enum Source {
     /// Drawn from the seed, lane by lane.
     Drawn { lanes: Vec<Lane>, interval_s: f64 },
     /// Played from a schedule: `next` is the first fault not yet started.
-    Played { faults: Vec<ScheduledFault>, next: usize },
+    Played {
+        faults: Vec<ScheduledFault>,
+        next: usize,
+    },
 }
 
 /// One schedule of drawn faults: at most one of its faults is active at a time.
@@ -184,7 +187,8 @@ impl Nemesis {
             changed = true;
         }
         if changed {
-            self.network.apply(sim, self.active.iter().map(|a| &a.scheduled.fault));
+            self.network
+                .apply(sim, self.active.iter().map(|a| &a.scheduled.fault));
         }
         self.supervise(sim, now);
     }
@@ -220,7 +224,10 @@ impl Nemesis {
                 None => {
                     sim.crash(node.as_str());
                     host.stopped_at = Some(now);
-                    tracing::warn!(node, "nemesis: broker stopped by itself; restarting it in {RESTART_DELAY:?}");
+                    tracing::warn!(
+                        node,
+                        "nemesis: broker stopped by itself; restarting it in {RESTART_DELAY:?}"
+                    );
                 }
                 Some(at) if now >= at + RESTART_DELAY => {
                     sim.bounce(node.as_str());
@@ -417,7 +424,10 @@ impl Nemesis {
                     Damage::Corrupt => d.corrupt_next_read = true,
                 });
                 // Corruption at rest shows when the data is read back: at recovery.
-                if *damage == Damage::Corrupt && self.hosts[i].kills == 0 && sim.is_host_running(node.as_str()) {
+                if *damage == Damage::Corrupt
+                    && self.hosts[i].kills == 0
+                    && sim.is_host_running(node.as_str())
+                {
                     sim.bounce(node.as_str());
                 }
             }

@@ -159,24 +159,14 @@ impl Network {
         }
         // turmoil's loss takes a link down for a message and back up at the next: never
         // on a link that is cut or held, whose state it would overwrite.
-        let loss = if want.is_cut() || want.held { 0.0 } else { want.loss };
+        let loss = if want.is_cut() || want.held {
+            0.0
+        } else {
+            want.loss
+        };
         let old_loss = if had.is_cut() || had.held { 0.0 } else { had.loss };
         if loss != old_loss {
             sim.set_link_fail_rate(x, y, loss);
-        }
-    }
-
-    /// True when the link between two hosts currently drops messages from `from` to `to`.
-    #[cfg(test)]
-    pub fn is_cut(&self, from: &str, to: &str) -> bool {
-        let (Some(f), Some(t)) = (self.index(from), self.index(to)) else {
-            return false;
-        };
-        let link = self.applied.get(&(f.min(t), f.max(t))).copied().unwrap_or_default();
-        if f < t {
-            link.cut_ab
-        } else {
-            link.cut_ba
         }
     }
 }
@@ -192,12 +182,18 @@ mod tests {
 
     #[test]
     fn overlapping_faults_compose_instead_of_undoing_each_other() {
-        let net = Network::new(&names(&["n1", "n2", "n3"]), &names(&["c0"]), (Duration::ZERO, Duration::ZERO));
+        let net = Network::new(
+            &names(&["n1", "n2", "n3"]),
+            &names(&["c0"]),
+            (Duration::ZERO, Duration::ZERO),
+        );
         let cut = Fault::Partition {
             shape: Shape::OneWay,
             cuts: vec![("n1".into(), "n2".into())],
         };
-        let pause = Fault::Pause { nodes: names(&["n2"]) };
+        let pause = Fault::Pause {
+            nodes: names(&["n2"]),
+        };
         let both = net.desired([&cut, &pause].into_iter());
         let n1n2 = both[&(0, 1)];
         assert!(n1n2.cut_ab && !n1n2.cut_ba && n1n2.held);

@@ -49,7 +49,10 @@ async fn host(me: usize, seen: Rc<RefCell<Seen>>) -> turmoil::Result {
                 let mut frame = [0u8; 9];
                 while stream.read_exact(&mut frame).await.is_ok() {
                     let sent = u64::from_le_bytes(frame[1..].try_into().expect("8 bytes"));
-                    inbox.borrow_mut().receipts.push((now_ms(), frame[0] as usize, me, sent));
+                    inbox
+                        .borrow_mut()
+                        .receipts
+                        .push((now_ms(), frame[0] as usize, me, sent));
                 }
             });
         }
@@ -74,8 +77,14 @@ async fn host(me: usize, seen: Rc<RefCell<Seen>>) -> turmoil::Result {
             }
         });
     }
-    let mut synced = simfs::OpenOptions::new().create(true).append(true).open("/synced")?;
-    let mut unsynced = simfs::OpenOptions::new().create(true).append(true).open("/unsynced")?;
+    let mut synced = simfs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open("/synced")?;
+    let mut unsynced = simfs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open("/unsynced")?;
     simfs::sync_dir("/")?;
     loop {
         synced.write_all(b"s")?;
@@ -118,11 +127,18 @@ fn chatter(faults: Vec<ScheduledFault>, run_ms: u64) -> Seen {
     drop(sim);
     let ops = recorder.finish().expect("a sink never fails");
     assert!(ops.iter().all(|op| op.process == checker::Process::nemesis()));
-    Rc::try_unwrap(seen).ok().expect("the simulation is gone").into_inner()
+    Rc::try_unwrap(seen)
+        .ok()
+        .expect("the simulation is gone")
+        .into_inner()
 }
 
 fn fault(start_ms: u64, end_ms: u64, fault: Fault) -> ScheduledFault {
-    ScheduledFault { start_ms, end_ms, fault }
+    ScheduledFault {
+        start_ms,
+        end_ms,
+        fault,
+    }
 }
 
 fn nodes(names: &[&str]) -> Vec<String> {
@@ -144,13 +160,24 @@ fn a_partition_stops_traffic_across_it_and_heals() {
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect();
     let seen = chatter(
-        vec![fault(1000, 2000, Fault::Partition { shape: Shape::Isolate, cuts })],
+        vec![fault(
+            1000,
+            2000,
+            Fault::Partition {
+                shape: Shape::Isolate,
+                cuts,
+            },
+        )],
         3000,
     );
     // About 50 messages a link in a second when healthy.
     for (a, b) in [(0, 1), (1, 0), (0, 2), (2, 0)] {
         assert!(arrivals(&seen, a, b, 500, 1000) >= 20, "{a}->{b} before");
-        assert_eq!(arrivals(&seen, a, b, 1005, 2000), 0, "{a}->{b} during the partition");
+        assert_eq!(
+            arrivals(&seen, a, b, 1005, 2000),
+            0,
+            "{a}->{b} during the partition"
+        );
         assert!(arrivals(&seen, a, b, 2200, 3000) >= 20, "{a}->{b} after healing");
     }
     assert!(arrivals(&seen, 1, 2, 1005, 2000) >= 40, "n2->n3 is not cut");
@@ -176,8 +203,21 @@ fn a_one_way_partition_cuts_one_direction_only() {
 
 #[test]
 fn a_pause_holds_messages_and_delivers_them_with_state_intact() {
-    let seen = chatter(vec![fault(1000, 2000, Fault::Pause { nodes: nodes(&["n3"]) })], 3000);
-    assert_eq!(arrivals(&seen, 2, 0, 1005, 2000), 0, "nothing from n3 while paused");
+    let seen = chatter(
+        vec![fault(
+            1000,
+            2000,
+            Fault::Pause {
+                nodes: nodes(&["n3"]),
+            },
+        )],
+        3000,
+    );
+    assert_eq!(
+        arrivals(&seen, 2, 0, 1005, 2000),
+        0,
+        "nothing from n3 while paused"
+    );
     assert_eq!(arrivals(&seen, 0, 2, 1005, 2000), 0, "nothing to n3 while paused");
     // What n3 sent during the pause arrives when it resumes, late but not lost.
     let held: Vec<&Receipt> = seen
@@ -187,7 +227,10 @@ fn a_pause_holds_messages_and_delivers_them_with_state_intact() {
         .collect();
     // (turmoil's TCP blocks the writer behind the first held segment, so one is in flight.)
     assert!(!held.is_empty(), "what n3 sent while paused was lost");
-    assert!(held.iter().all(|(at, ..)| *at <= 2010), "held messages go out on resume");
+    assert!(
+        held.iter().all(|(at, ..)| *at <= 2010),
+        "held messages go out on resume"
+    );
     // No restart: n3 booted once.
     assert_eq!(seen.boots.iter().filter(|b| b.1 == 2).count(), 1);
 }
@@ -223,7 +266,16 @@ fn a_packet_fault_slows_the_targets_links_only() {
 
 #[test]
 fn a_kill_loses_unsynced_writes_and_the_host_comes_back() {
-    let seen = chatter(vec![fault(1000, 1500, Fault::Kill { nodes: nodes(&["n2"]) })], 2500);
+    let seen = chatter(
+        vec![fault(
+            1000,
+            1500,
+            Fault::Kill {
+                nodes: nodes(&["n2"]),
+            },
+        )],
+        2500,
+    );
     let boots: Vec<&Boot> = seen.boots.iter().filter(|b| b.1 == 1).collect();
     assert_eq!(boots.len(), 2, "n2 booted twice: {boots:?}");
     let (at, _, synced, unsynced) = *boots[1];
@@ -235,9 +287,21 @@ fn a_kill_loses_unsynced_writes_and_the_host_comes_back() {
 
 #[test]
 fn a_restart_keeps_the_page_cache() {
-    let seen = chatter(vec![fault(1000, 1000, Fault::Restart { nodes: nodes(&["n2"]) })], 2000);
+    let seen = chatter(
+        vec![fault(
+            1000,
+            1000,
+            Fault::Restart {
+                nodes: nodes(&["n2"]),
+            },
+        )],
+        2000,
+    );
     let boots: Vec<&Boot> = seen.boots.iter().filter(|b| b.1 == 1).collect();
     assert_eq!(boots.len(), 2, "{boots:?}");
     let (_, _, synced, unsynced) = *boots[1];
-    assert!(synced >= 90 && unsynced >= 90, "a restart loses nothing: {synced} {unsynced}");
+    assert!(
+        synced >= 90 && unsynced >= 90,
+        "a restart loses nothing: {synced} {unsynced}"
+    );
 }

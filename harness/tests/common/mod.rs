@@ -2,13 +2,17 @@
 
 use checker::{Op, OpType};
 
-/// (start, end) of every fault window of a history, in simulated nanoseconds.
+/// (start, end) of every window of a kill or of a clean partition (halves, or nodes
+/// isolated), in simulated nanoseconds. Partial partitions (bridge, ring, one-way) are left
+/// out: under them no majority is connected, and pausing is the safe answer.
 pub fn fault_windows(history: &[Op]) -> Vec<(u64, u64)> {
     let mut windows = Vec::new();
     let mut open = None;
     for op in history {
+        let clean = !matches!(op.value["shape"].as_str(), Some("bridge" | "ring" | "one-way"));
         match op.f.as_str() {
-            "kill" | "start-partition" => open = Some(op.time),
+            "kill" => open = Some(op.time),
+            "start-partition" if clean => open = Some(op.time),
             "start" | "stop-partition" => windows.extend(open.take().map(|t| (t, op.time))),
             _ => {}
         }
