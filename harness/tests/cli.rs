@@ -261,3 +261,79 @@ fn the_printed_replay_command_reproduces_the_history_byte_for_byte() {
         );
     }
 }
+
+#[test]
+fn swarm_prints_its_profile_and_determinism_is_checked_by_running_twice() {
+    let store = tempfile::tempdir().unwrap();
+    let args = [
+        "--mode",
+        "quorum",
+        "--swarm",
+        "--seed",
+        "4",
+        "--time-limit",
+        "8",
+        "--check-determinism",
+    ];
+    let out = run_test(store.path(), &args);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    let profile = stdout.lines().nth(1).expect("a second line");
+    assert!(profile.starts_with("  swarm profile: nemesis "), "{stdout}");
+    assert!(
+        stdout.contains("determinism: the second run's history is byte-identical"),
+        "{stdout}"
+    );
+    // The replay command spells out what the swarm drew, and needs no --swarm.
+    let replay = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("replay:"))
+        .expect("replay");
+    assert!(
+        !replay.contains("--swarm") && replay.contains("--latency "),
+        "{replay}"
+    );
+    let results = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("results: "))
+        .expect("results");
+    assert!(Path::new(results).join("schedule.json").is_file());
+}
+
+#[test]
+fn bad_schedules_and_latencies_are_usage_errors() {
+    let store = tempfile::tempdir().unwrap();
+    let bad = store.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"version":1,"faults":[{"start_ms":5,"end_ms":9,"fault":{"kind":"kill","nodes":["n7"]}}]}"#,
+    )
+    .unwrap();
+    let out = run_test(
+        store.path(),
+        &["--mode", "quorum", "--schedule", bad.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("names host 'n7'"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::write(&bad, "{ not json").unwrap();
+    let out = run_test(store.path(), &["--schedule", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("is not a tumult schedule"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run_test(store.path(), &["--latency", "9..2"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("MIN is above MAX"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run_test(store.path(), &["--target", "king"]);
+    assert!(text(&out.stderr).contains("leader"), "{}", text(&out.stderr));
+}

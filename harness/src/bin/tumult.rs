@@ -10,6 +10,19 @@ use broker::{KnobArgs, Mode};
 use clap::{Parser, Subcommand};
 use harness::{FaultSet, FaultTarget, LatencyRange, Store, TestSpec, WorkloadKind};
 
+/// Prints a line to stdout. When the reader has gone (`tumult test | head`), stops quietly
+/// instead of panicking as `println!` does: the run's results are already stored.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(err) = writeln!(std::io::stdout(), $($arg)*) {
+            if err.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 /// Exit code for harness and usage errors.
 const EXIT_ERROR: u8 = 3;
 
@@ -83,7 +96,8 @@ struct TestArgs {
     /// Simulated seconds of workload under faults, before healing.
     #[arg(long = "time-limit", default_value_t = 30, value_name = "SECONDS")]
     time_limit_s: u64,
-    /// Client processes running at once.
+    /// Client processes running at once; each has one request in flight at a time (Jepsen's
+    /// model: a process is a single thread of operations).
     #[arg(long, default_value_t = 5)]
     concurrency: usize,
     /// Target operations per simulated second over all processes.
@@ -204,53 +218,63 @@ fn test(args: TestArgs) -> anyhow::Result<u8> {
     };
     let spec = if args.swarm { spec.swarm() } else { spec };
     spec.validate().map_err(anyhow::Error::msg)?;
-    println!("tumult test: seed {}", spec.seed);
+    say!("tumult test: seed {}", spec.seed);
     if args.swarm {
-        println!(
+        say!(
             "  swarm profile: nemesis {}, target {}, mean interval {} s, overlap {}, latency {} ms, rate {} ops/s",
             spec.nemesis, spec.target, spec.nemesis_interval_s, spec.overlap, spec.latency, spec.rate
         );
     }
     if let Some(schedule) = &spec.schedule {
-        println!("  faults played from {}", schedule.display());
+        say!("  faults played from {}", schedule.display());
     }
-    println!(
+    say!(
         "  mode {} on {} node(s), workload {}, nemesis {} (target {}, mean interval {} s), fsync {}",
-        spec.mode, spec.nodes, spec.workload, spec.nemesis, spec.target, spec.nemesis_interval_s, spec.fsync
+        spec.mode,
+        spec.nodes,
+        spec.workload,
+        spec.nemesis,
+        spec.target,
+        spec.nemesis_interval_s,
+        spec.fsync
     );
     if !spec.durable {
-        println!("  queues are NOT durable");
+        say!("  queues are NOT durable");
     }
-    println!(
+    say!(
         "  {} simulated s of faults, {} processes at {} ops/s, request timeout {} ms, recovery budget {} s",
-        spec.time_limit_s, spec.concurrency, spec.rate, spec.request_timeout_ms, spec.recovery_s
+        spec.time_limit_s,
+        spec.concurrency,
+        spec.rate,
+        spec.request_timeout_ms,
+        spec.recovery_s
     );
     #[allow(clippy::disallowed_methods)] // wall-clock duration for the user; outside the simulation
     let wall = std::time::Instant::now();
     let stored = harness::run_and_store(&spec, &Store::new(&args.store)).context("running the test")?;
     let outcome = &stored.outcome;
-    println!();
+    say!();
     let headline = match outcome.exit_code() {
         4 => "LIVENESS FAILURE",
         _ => outcome.report.valid.label(),
     };
-    println!("{headline} ({})", verdict_words(outcome));
+    say!("{headline} ({})", verdict_words(outcome));
     for (name, analysis) in &outcome.report.analyses {
-        println!("  {name}: {}", analysis.summary());
+        say!("  {name}: {}", analysis.summary());
     }
     match &outcome.liveness.detail {
-        None => println!("  liveness: the cluster recovered and the final reads completed"),
-        Some(detail) => println!("  liveness: FAILED: {detail}"),
+        None => say!("  liveness: the cluster recovered and the final reads completed"),
+        Some(detail) => say!("  liveness: FAILED: {detail}"),
     }
-    println!(
+    say!(
         "  {} ops over {:.1} simulated s in {:.1} wall s",
         outcome.history.len(),
         outcome.simulated.as_secs_f64(),
         wall.elapsed().as_secs_f64()
     );
-    println!("  results: {}", stored.dir.display());
-    println!("  faults:  {}", stored.dir.join("schedule.json").display());
-    println!(
+    say!("  results: {}", stored.dir.display());
+    say!("  faults:  {}", stored.dir.join("schedule.json").display());
+    say!(
         "  replay:  {} {}",
         program_name(),
         spec.replay_command().trim_start_matches("tumult ")
@@ -259,13 +283,13 @@ fn test(args: TestArgs) -> anyhow::Result<u8> {
         let first = std::fs::read(stored.dir.join("history.jsonl")).context("reading the stored history")?;
         let again = harness::history_bytes(&spec).context("running the seed again")?;
         match harness::first_difference(&first, &again) {
-            None => println!(
+            None => say!(
                 "  determinism: the second run's history is byte-identical ({} bytes, fnv64 {:016x})",
                 first.len(),
                 harness::fnv64(&first)
             ),
             Some(line) => {
-                println!(
+                say!(
                     "DETERMINISM FAILURE: the two runs' histories differ from line {line} (fnv64 {:016x} vs {:016x})",
                     harness::fnv64(&first),
                     harness::fnv64(&again)
@@ -280,7 +304,7 @@ fn test(args: TestArgs) -> anyhow::Result<u8> {
 fn bench(args: BenchArgs) -> anyhow::Result<u8> {
     use harness::bench::{standard_spec, time_bare_turmoil, time_run, Figures};
     if cfg!(debug_assertions) {
-        println!(
+        say!(
             "warning: this is an unoptimised build; measure with `cargo run --release --bin tumult -- bench`"
         );
     }
@@ -312,7 +336,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<u8> {
         .collect();
     let bare = median(bare);
     let show = |name: &str, f: &Figures| {
-        println!(
+        say!(
             "  {name:<14} {:>7.1} simulated s in {:>6.2} wall s = {:>6.1}x real time ({} messages)",
             f.simulated.as_secs_f64(),
             f.wall.as_secs_f64(),
@@ -320,11 +344,11 @@ fn bench(args: BenchArgs) -> anyhow::Result<u8> {
             f.messages
         );
     };
-    println!("tumult bench: median of {} run(s) each", args.runs);
+    say!("tumult bench: median of {} run(s) each", args.runs);
     show("standard run", &standard);
     show("bare turmoil", &bare);
     let ratio = bare.speed() / standard.speed();
-    println!(
+    say!(
         "  the standard run is {:.1}x real time (aim: 60x or better) and {ratio:.2}x slower than bare turmoil (aim: within 3x)",
         standard.speed()
     );
@@ -358,12 +382,12 @@ fn check(args: CheckArgs) -> anyhow::Result<u8> {
     };
     let report = checker::check(&history, workload);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        say!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("{}: {} ops", path.display(), history.ops().len());
-        println!("{}", report.valid.label());
+        say!("{}: {} ops", path.display(), history.ops().len());
+        say!("{}", report.valid.label());
         for (name, analysis) in &report.analyses {
-            println!("  {name}: {}", analysis.summary());
+            say!("  {name}: {}", analysis.summary());
         }
     }
     Ok(report.valid.exit_code() as u8)
