@@ -38,7 +38,10 @@ fn kills_and_partitions_of_a_minority_lose_nothing_on_20_seeds() {
         );
         assert!(run.outcome.liveness.recovered, "seed {seed}");
         assert!(
-            run.outcome.history.iter().any(|op| op.process == checker::Process::nemesis()),
+            run.outcome
+                .history
+                .iter()
+                .any(|op| op.process == checker::Process::nemesis()),
             "seed {seed}: no fault injected"
         );
     }
