@@ -82,6 +82,46 @@ pub struct HistoryError {
     pub message: String,
 }
 
+/// How a history file is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Decide from the first character: `{"` is JSONL, `{:`, `#` or `[` EDN.
+    #[default]
+    Auto,
+    /// One JSON object per line (tumult's history.jsonl).
+    Jsonl,
+    /// Jepsen's history.edn.
+    Edn,
+}
+
+impl Format {
+    /// Guesses the format from the start of a file.
+    pub fn detect(head: &[u8]) -> Format {
+        let mut bytes = head
+            .iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace() && *b != b',');
+        match (bytes.next(), bytes.next()) {
+            (Some(b'{'), Some(b'"')) => Format::Jsonl,
+            (Some(b'{' | b'#' | b'[' | b'(' | b';'), _) => Format::Edn,
+            _ => Format::Jsonl,
+        }
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Format::Auto),
+            "jsonl" => Ok(Format::Jsonl),
+            "edn" => Ok(Format::Edn),
+            other => Err(format!("unknown format '{other}' (expected auto, jsonl or edn)")),
+        }
+    }
+}
+
 /// A parsed, validated history with each invocation paired to its completion.
 #[derive(Debug, Clone, Default)]
 pub struct History {
@@ -145,6 +185,33 @@ impl History {
             }
         }
         Ok(Self { ops, partner })
+    }
+
+    /// Reads a history in `format`, detecting JSONL or Jepsen's EDN from the first
+    /// character when asked to. JSONL is read line by line; EDN is read whole.
+    pub fn read(mut reader: impl BufRead, format: Format) -> Result<Self, HistoryError> {
+        let format = match format {
+            Format::Auto => {
+                let head = reader.fill_buf().map_err(|e| HistoryError {
+                    line: 1,
+                    message: format!("cannot read: {e}"),
+                })?;
+                Format::detect(head)
+            }
+            known => known,
+        };
+        match format {
+            Format::Edn => {
+                let mut text = String::new();
+                reader.read_to_string(&mut text).map_err(|e| HistoryError {
+                    line: 1,
+                    message: format!("cannot read as UTF-8 text: {e}"),
+                })?;
+                let (ops, lines) = crate::edn::read_ops(&text)?;
+                Self::from_ops(ops, &lines)
+            }
+            _ => Self::read_jsonl(reader),
+        }
     }
 
     /// Reads a JSONL history; blank lines are skipped. Errors name the line.

@@ -17,8 +17,12 @@
 //! assert_eq!(report.valid, Validity::False); // 1 was acknowledged, then drained away: lost
 //! ```
 
+mod cycles;
+mod edn;
 mod history;
 mod log;
+mod model;
+mod order;
 mod queue;
 mod verdict;
 
@@ -26,8 +30,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-pub use history::{History, HistoryError, Op, OpType, Process};
-pub use log::{log_analysis, Key, LogReport, Seen};
+pub use history::{Format, History, HistoryError, Op, OpType, Process};
+pub use log::{explain_cycles, log_analysis, log_analysis_allowing, Key, LogReport, Seen, LOG_ALLOWED};
+pub use order::{Anomalies, Cases, Unseen};
 pub use queue::{total_queue, QueueValue, TotalQueueReport, WITNESSES_MAX};
 pub use verdict::Validity;
 

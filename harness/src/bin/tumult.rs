@@ -144,12 +144,17 @@ struct TestArgs {
 
 #[derive(Debug, clap::Args)]
 struct CheckArgs {
-    /// A history.jsonl file, or a run directory containing one.
+    /// A history file (tumult's history.jsonl or Jepsen's history.edn), or a run directory
+    /// containing one.
     file: PathBuf,
     /// Which analyses to run: queue (enqueue/dequeue/drain) or log (send/poll/final-poll);
     /// default: detected from the operations.
     #[arg(long)]
     workload: Option<checker::Workload>,
+    /// How the file is written: jsonl (tumult's history.jsonl), edn (Jepsen's
+    /// history.edn), or auto (decided from its first character).
+    #[arg(long, default_value = "auto")]
+    format: checker::Format,
     /// Print the full report as JSON instead of a summary.
     #[arg(long)]
     json: bool,
@@ -366,11 +371,15 @@ fn verdict_words(outcome: &harness::RunOutcome) -> &'static str {
 
 fn check(args: CheckArgs) -> anyhow::Result<u8> {
     let path = if args.file.is_dir() {
-        args.file.join("history.jsonl")
+        let edn = args.file.join("history.edn");
+        match args.file.join("history.jsonl") {
+            jsonl if !jsonl.exists() && edn.exists() => edn,
+            jsonl => jsonl,
+        }
     } else {
         args.file.clone()
     };
-    let history = read_history(&path)?;
+    let history = read_history(&path, args.format)?;
     let workload = match args.workload {
         Some(workload) => workload,
         None => checker::Workload::detect(&history).with_context(|| {
@@ -393,9 +402,9 @@ fn check(args: CheckArgs) -> anyhow::Result<u8> {
     Ok(report.valid.exit_code() as u8)
 }
 
-fn read_history(path: &Path) -> anyhow::Result<checker::History> {
+fn read_history(path: &Path, format: checker::Format) -> anyhow::Result<checker::History> {
     let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    checker::History::read_jsonl(BufReader::new(file)).with_context(|| format!("{}", path.display()))
+    checker::History::read(BufReader::new(file), format).with_context(|| format!("{}", path.display()))
 }
 
 /// How the user invoked us, so the printed replay command runs as typed.

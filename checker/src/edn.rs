@@ -1,0 +1,411 @@
+//! Jepsen's `history.edn`: one EDN map per operation (plain, or tagged
+//! `#jepsen.history.Op{...}`), read into the same [`Op`]s as the JSONL form.
+//!
+//! Only what histories use is supported: maps, vectors, lists, sets, keywords, symbols,
+//! strings, integers (with an optional `N`), floats (with an optional `M`), `nil`,
+//! booleans, characters, comments, `#_` discards and tagged literals (the tag is dropped).
+//! Keywords become strings without their colon, so `:send` reads as `"send"` and a map key
+//! `:x` or `2` becomes the JSON key `"x"` or `"2"`, exactly as the JSONL form spells them.
+//! Nothing here panics on malformed input: every error names its line.
+
+use serde_json::{Map, Number, Value};
+
+use crate::history::{HistoryError, Op, OpType, Process};
+
+/// Nesting deeper than this is refused rather than risking the stack.
+const DEPTH_MAX: usize = 256;
+
+/// Reads every top-level form of `text` as an operation.
+pub fn read_ops(text: &str) -> Result<(Vec<Op>, Vec<usize>), HistoryError> {
+    let mut reader = Reader {
+        bytes: text.as_bytes(),
+        at: 0,
+        line: 1,
+    };
+    let mut ops = Vec::new();
+    let mut lines = Vec::new();
+    loop {
+        reader.skip_space()?;
+        if reader.at >= reader.bytes.len() {
+            break;
+        }
+        let line = reader.line;
+        let form = reader.form(0)?;
+        // A history written as one vector of ops is read as its elements.
+        let forms = match form {
+            Value::Array(items) if items.iter().all(Value::is_object) => items,
+            other => vec![other],
+        };
+        for form in forms {
+            let index = ops.len() as u64;
+            let op = op_of(form, index).map_err(|message| HistoryError { line, message })?;
+            ops.push(op);
+            lines.push(line);
+        }
+    }
+    Ok((ops, lines))
+}
+
+/// Builds an [`Op`] from one EDN map; a missing `:index` is the op's position.
+fn op_of(form: Value, position: u64) -> Result<Op, String> {
+    let Value::Object(mut map) = form else {
+        return Err("not an operation: expected a map".into());
+    };
+    let number = |map: &Map<String, Value>, key: &str| -> Result<Option<u64>, String> {
+        match map.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| format!(":{key} must be a non-negative integer, not {v}")),
+        }
+    };
+    let index = number(&map, "index")?.unwrap_or(position);
+    let time = number(&map, "time")?.unwrap_or(0);
+    let kind = match map.get("type").and_then(Value::as_str) {
+        Some("invoke") => OpType::Invoke,
+        Some("ok") => OpType::Ok,
+        Some("fail") => OpType::Fail,
+        Some("info") => OpType::Info,
+        Some(other) => return Err(format!("unknown :type {other}")),
+        None => return Err("missing :type".into()),
+    };
+    let process = match map.get("process") {
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .map(Process::Client)
+            .ok_or_else(|| format!(":process {n} is not a process number"))?,
+        Some(Value::String(name)) => Process::Named(name.clone()),
+        Some(other) => return Err(format!(":process must be a number or a keyword, not {other}")),
+        None => return Err("missing :process".into()),
+    };
+    let f = match map.get("f") {
+        Some(Value::String(f)) => f.clone(),
+        Some(other) => return Err(format!(":f must be a keyword, not {other}")),
+        None => return Err("missing :f".into()),
+    };
+    let value = map.remove("value").unwrap_or(Value::Null);
+    let error = map.remove("error").filter(|e| !e.is_null());
+    Ok(Op {
+        index,
+        time,
+        kind,
+        process,
+        f,
+        value,
+        error,
+    })
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    line: usize,
+}
+
+impl Reader<'_> {
+    fn fail<T>(&self, message: impl Into<String>) -> Result<T, HistoryError> {
+        Err(HistoryError {
+            line: self.line,
+            message: message.into(),
+        })
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn bump(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.at += 1;
+        if c == b'\n' {
+            self.line += 1;
+        }
+        Some(c)
+    }
+
+    /// Skips whitespace, commas and comments (`#_` discards are handled by `form`).
+    fn skip_space(&mut self) -> Result<(), HistoryError> {
+        while let Some(c) = self.peek() {
+            match c {
+                b' ' | b'\t' | b'\r' | b'\n' | b',' => {
+                    self.bump();
+                }
+                b';' => {
+                    while !matches!(self.peek(), None | Some(b'\n')) {
+                        self.bump();
+                    }
+                }
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+
+    fn form(&mut self, depth: usize) -> Result<Value, HistoryError> {
+        if depth > DEPTH_MAX {
+            return self.fail(format!("nested deeper than {DEPTH_MAX}"));
+        }
+        self.skip_space()?;
+        let Some(c) = self.peek() else {
+            return self.fail("unexpected end of input");
+        };
+        match c {
+            b'{' => {
+                let opened = self.line;
+                self.bump();
+                self.map(depth, opened)
+            }
+            b'[' | b'(' => {
+                let opened = self.line;
+                self.bump();
+                let close = if c == b'[' { b']' } else { b')' };
+                Ok(Value::Array(self.sequence(close, depth, opened)?))
+            }
+            b'"' => {
+                self.bump();
+                self.string().map(Value::String)
+            }
+            b':' => {
+                self.bump();
+                let name = self.token();
+                if name.is_empty() {
+                    return self.fail("a ':' without a keyword name");
+                }
+                // `:nemesis` and `:jepsen.foo/bar` alike: keep the name, drop the colon.
+                Ok(Value::String(name.to_string()))
+            }
+            b'\\' => {
+                self.bump();
+                let name = self.token().to_string();
+                let ch = match name.as_str() {
+                    "newline" => "\n".to_string(),
+                    "space" => " ".to_string(),
+                    "tab" => "\t".to_string(),
+                    other if other.chars().count() == 1 => other.to_string(),
+                    "" => match self.bump() {
+                        Some(b) => (b as char).to_string(),
+                        None => return self.fail("a '\\' at the end of input"),
+                    },
+                    other => return self.fail(format!("unknown character literal \\{other}")),
+                };
+                Ok(Value::String(ch))
+            }
+            b'#' => {
+                self.bump();
+                match self.peek() {
+                    Some(b'{') => {
+                        let opened = self.line;
+                        self.bump();
+                        Ok(Value::Array(self.sequence(b'}', depth, opened)?))
+                    }
+                    Some(b'_') => {
+                        self.bump();
+                        self.form(depth + 1)?;
+                        self.form(depth)
+                    }
+                    Some(c) if c.is_ascii_alphabetic() => {
+                        // A tagged literal such as #jepsen.history.Op{...} or #inst "...":
+                        // the tag says how Clojure would build it; the form is the data.
+                        self.token();
+                        self.form(depth + 1)
+                    }
+                    _ => self.fail("unsupported '#' dispatch"),
+                }
+            }
+            b']' | b')' | b'}' => self.fail(format!("unexpected '{}'", c as char)),
+            _ => self.atom(),
+        }
+    }
+
+    /// An error about a collection that opened on line `opened` and never closed.
+    fn unclosed<T>(&self, what: &str, opened: usize) -> Result<T, HistoryError> {
+        Err(HistoryError {
+            line: opened,
+            message: format!("unclosed {what} (the input ends before it does)"),
+        })
+    }
+
+    fn sequence(&mut self, close: u8, depth: usize, opened: usize) -> Result<Vec<Value>, HistoryError> {
+        let mut items = Vec::new();
+        loop {
+            self.skip_space()?;
+            match self.peek() {
+                None => return self.unclosed(&format!("collection: expected '{}'", close as char), opened),
+                Some(c) if c == close => {
+                    self.bump();
+                    return Ok(items);
+                }
+                Some(_) => items.push(self.form(depth + 1)?),
+            }
+        }
+    }
+
+    fn map(&mut self, depth: usize, opened: usize) -> Result<Value, HistoryError> {
+        let mut map = Map::new();
+        loop {
+            self.skip_space()?;
+            match self.peek() {
+                None => return self.unclosed("map", opened),
+                Some(b'}') => {
+                    self.bump();
+                    return Ok(Value::Object(map));
+                }
+                Some(_) => {
+                    let key = match self.form(depth + 1)? {
+                        Value::String(s) => s,
+                        Value::Null => "nil".to_string(),
+                        other => other.to_string(),
+                    };
+                    self.skip_space()?;
+                    if self.peek() == Some(b'}') {
+                        return self.fail(format!("map key {key} has no value"));
+                    }
+                    let value = self.form(depth + 1)?;
+                    map.insert(key, value);
+                }
+            }
+        }
+    }
+
+    fn string(&mut self) -> Result<String, HistoryError> {
+        let mut out = Vec::new();
+        loop {
+            match self.bump() {
+                None => return self.fail("unterminated string"),
+                Some(b'"') => break,
+                Some(b'\\') => match self.bump() {
+                    Some(b'n') => out.push(b'\n'),
+                    Some(b't') => out.push(b'\t'),
+                    Some(b'r') => out.push(b'\r'),
+                    Some(b'"') => out.push(b'"'),
+                    Some(b'\\') => out.push(b'\\'),
+                    Some(b'u') => {
+                        let hex: Vec<u8> = (0..4).filter_map(|_| self.bump()).collect();
+                        let code = std::str::from_utf8(&hex)
+                            .ok()
+                            .and_then(|h| u32::from_str_radix(h, 16).ok())
+                            .and_then(char::from_u32);
+                        match code {
+                            Some(ch) => out.extend_from_slice(ch.to_string().as_bytes()),
+                            None => return self.fail("bad \\u escape in string"),
+                        }
+                    }
+                    Some(other) => return self.fail(format!("bad escape \\{} in string", other as char)),
+                    None => return self.fail("unterminated string"),
+                },
+                Some(c) => out.push(c),
+            }
+        }
+        String::from_utf8(out).or_else(|_| self.fail("string is not UTF-8"))
+    }
+
+    /// The run of characters that can make up a symbol, number or keyword name.
+    fn token(&mut self) -> &str {
+        let start = self.at;
+        while let Some(c) = self.peek() {
+            if c.is_ascii_whitespace()
+                || matches!(c, b',' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'"' | b';')
+            {
+                break;
+            }
+            self.bump();
+        }
+        std::str::from_utf8(&self.bytes[start..self.at]).unwrap_or("")
+    }
+
+    fn atom(&mut self) -> Result<Value, HistoryError> {
+        let token = self.token().to_string();
+        match token.as_str() {
+            "" => self.fail(format!(
+                "unexpected character '{}'",
+                self.peek().map_or('?', char::from)
+            )),
+            "nil" => Ok(Value::Null),
+            "true" => Ok(Value::Bool(true)),
+            "false" => Ok(Value::Bool(false)),
+            t if t.starts_with(|c: char| c.is_ascii_digit())
+                || (t.len() > 1
+                    && t.starts_with(['-', '+'])
+                    && t[1..].starts_with(|c: char| c.is_ascii_digit())) =>
+            {
+                number(t).map_or_else(|| self.fail(format!("bad number {t}")), Ok)
+            }
+            // A symbol: keep its name.
+            t => Ok(Value::String(t.to_string())),
+        }
+    }
+}
+
+fn number(token: &str) -> Option<Value> {
+    let digits = token.strip_suffix('N').unwrap_or(token);
+    if let Ok(n) = digits.parse::<i64>() {
+        return Some(Value::Number(n.into()));
+    }
+    if let Ok(n) = digits.parse::<u64>() {
+        return Some(Value::Number(n.into()));
+    }
+    let decimal = token.strip_suffix('M').unwrap_or(token);
+    decimal
+        .parse::<f64>()
+        .ok()
+        .and_then(Number::from_f64)
+        .map(Value::Number)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jepsen_ops_read_as_the_jsonl_form_would() {
+        let text = r#"{:index 0, :time 10, :type :invoke, :process 0, :f :send, :value [[:send :x 1]]}
+#jepsen.history.Op{:index 1, :time 20, :type :ok, :process 0, :f :send, :value [[:send :x [3 1]]]}
+{:index 2 :time 30 :type :ok :process 1 :f :poll :value [[:poll {:x [[3 1]] 2 [[0 :a]]}]]} ; tail
+{:type :info, :process :nemesis, :f :start-partition, :value #{:n1}, :error nil}
+"#;
+        let (ops, lines) = read_ops(text).unwrap();
+        assert_eq!(lines, vec![1, 2, 3, 4]);
+        assert_eq!(ops[0].value, serde_json::json!([["send", "x", 1]]));
+        assert_eq!(ops[1].value, serde_json::json!([["send", "x", [3, 1]]]));
+        assert_eq!(
+            ops[2].value,
+            serde_json::json!([["poll", {"x": [[3, 1]], "2": [[0, "a"]]}]])
+        );
+        assert_eq!(ops[3].process, Process::nemesis());
+        assert_eq!(ops[3].index, 3, "a missing index is the position");
+        assert_eq!(ops[3].error, None);
+    }
+
+    #[test]
+    fn malformed_input_names_its_line() {
+        for (text, line, says) in [
+            ("{:type :ok}\n{:index 1", 1, "missing :process"),
+            (
+                "{:index 0 :type :ok :process 0 :f :x}\n{:index 1",
+                2,
+                "unclosed map",
+            ),
+            ("\n\n{:index 0, :type :ok, :process 0, :f :x\n", 3, "unclosed map"),
+            (
+                "{:index 0 :type :ok :process 0 :f :x :value \"open}",
+                1,
+                "unterminated string",
+            ),
+            ("{:index 0 :type :what :process 0 :f :x}", 1, "unknown :type what"),
+            ("]", 1, "unexpected ']'"),
+            ("{:a}", 1, "has no value"),
+        ] {
+            let err = read_ops(text).unwrap_err();
+            assert_eq!(err.line, line, "{text}: {err}");
+            assert!(err.message.contains(says), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let text = "[".repeat(100_000);
+        let err = read_ops(&text).unwrap_err();
+        assert!(err.message.contains("nested deeper"), "{err}");
+    }
+}

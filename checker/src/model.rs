@@ -1,0 +1,233 @@
+//! A log history compiled for analysis: keys and values interned to integers, each
+//! completed client operation reduced to its sends and reads, and every key's version
+//! order (its values by offset) inferred from everything anyone observed.
+//!
+//! Values are kept as their canonical JSON text, so `17` in JSONL and `17` in EDN, or
+//! `"a"` and `:a`, are the same value.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::history::{History, Op, OpType, Process};
+
+/// An interned key.
+pub type KeyId = u32;
+/// An interned value.
+pub type ValueId = u32;
+
+/// One send of an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Send {
+    /// The key.
+    pub key: KeyId,
+    /// The value.
+    pub value: ValueId,
+    /// The offset it was given, when the completion says.
+    pub offset: Option<u64>,
+}
+
+/// One completed client operation.
+#[derive(Debug, Clone)]
+pub struct MOp {
+    /// History index of the invocation.
+    pub invoke: u64,
+    /// History index of the completion.
+    pub complete: u64,
+    /// Simulated time of the completion.
+    pub complete_time: u64,
+    /// The client process.
+    pub process: u64,
+    /// How it completed.
+    pub kind: OpType,
+    /// Its function (`send`, `poll`, `final-poll`, `assign`, `subscribe`, ...).
+    pub f: String,
+    /// Its sends, in order.
+    pub sends: Vec<Send>,
+    /// Its reads: per key, the (offset, value) records in the order returned.
+    pub reads: Vec<(KeyId, Vec<(u64, ValueId)>)>,
+}
+
+impl MOp {
+    /// True for a final read (made after healing).
+    pub fn is_final(&self) -> bool {
+        self.f == "final-poll"
+    }
+
+    /// True for an op that changes which keys a consumer reads (Kafka's assign/subscribe).
+    pub fn reassigns(&self) -> bool {
+        matches!(self.f.as_str(), "assign" | "subscribe")
+    }
+}
+
+/// The compiled history.
+#[derive(Debug, Default)]
+pub struct LogModel {
+    /// Key names, by id.
+    pub keys: Vec<String>,
+    /// Value texts, by id.
+    pub values: Vec<String>,
+    /// Completed client operations, in order of completion.
+    pub ops: Vec<MOp>,
+    /// Per key: its known offsets in order, each with the value first seen there.
+    pub versions: Vec<Vec<(u64, ValueId)>>,
+    /// Per key: each value's position in `versions` (its first offset, if seen at several).
+    pub position: Vec<BTreeMap<ValueId, u32>>,
+    key_ids: BTreeMap<String, KeyId>,
+    value_ids: BTreeMap<String, ValueId>,
+}
+
+impl LogModel {
+    /// Compiles `history`.
+    pub fn new(history: &History) -> Self {
+        let mut model = LogModel::default();
+        for (invoke, completion) in history.pairs() {
+            let (Some(done), Process::Client(process)) = (completion, &invoke.process) else {
+                continue;
+            };
+            let mop = model.compile(invoke, done, *process);
+            model.ops.push(mop);
+        }
+        model.ops.sort_by_key(|op| op.complete);
+        model.order_versions();
+        model
+    }
+
+    fn key(&mut self, key: &Value) -> KeyId {
+        let name = match key {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        if let Some(id) = self.key_ids.get(&name) {
+            return *id;
+        }
+        let id = self.keys.len() as KeyId;
+        self.keys.push(name.clone());
+        self.key_ids.insert(name, id);
+        self.versions.push(Vec::new());
+        self.position.push(BTreeMap::new());
+        id
+    }
+
+    fn value(&mut self, value: &Value) -> ValueId {
+        let text = value.to_string();
+        if let Some(id) = self.value_ids.get(&text) {
+            return *id;
+        }
+        let id = self.values.len() as ValueId;
+        self.values.push(text.clone());
+        self.value_ids.insert(text, id);
+        id
+    }
+
+    fn compile(&mut self, invoke: &Op, done: &Op, process: u64) -> MOp {
+        let mut sends = Vec::new();
+        let mut reads = Vec::new();
+        // What was sent comes from the invocation; offsets from an `ok` completion, which
+        // writes `[offset, value]` where the invocation wrote the value.
+        let invoked = micro_ops(&invoke.value);
+        let completed = micro_ops(&done.value);
+        for (i, micro) in invoked.iter().enumerate() {
+            if micro.first().and_then(Value::as_str) != Some("send") {
+                continue;
+            }
+            let (Some(key), Some(value)) = (micro.get(1), micro.get(2)) else {
+                continue;
+            };
+            let offset = completed
+                .get(i)
+                .and_then(|m| m.get(2))
+                .and_then(Value::as_array)
+                .and_then(|pair| pair.first())
+                .and_then(Value::as_u64);
+            let key = self.key(key);
+            let value = self.value(value);
+            let offset = if done.kind == OpType::Ok { offset } else { None };
+            sends.push(Send { key, value, offset });
+        }
+        if done.kind == OpType::Ok {
+            for micro in &completed {
+                if micro.first().and_then(Value::as_str) != Some("poll") {
+                    continue;
+                }
+                let Some(by_key) = micro.get(1).and_then(Value::as_object) else {
+                    continue;
+                };
+                for (key, records) in by_key {
+                    let key = self.key(&Value::String(key.clone()));
+                    let mut list = Vec::new();
+                    for record in records.as_array().into_iter().flatten() {
+                        if let Some([offset, value]) = record.as_array().map(Vec::as_slice) {
+                            if let Some(offset) = offset.as_u64() {
+                                let value = self.value(value);
+                                list.push((offset, value));
+                            }
+                        }
+                    }
+                    reads.push((key, list));
+                }
+            }
+        }
+        MOp {
+            invoke: invoke.index,
+            complete: done.index,
+            complete_time: done.time,
+            process,
+            kind: done.kind,
+            f: invoke.f.clone(),
+            sends,
+            reads,
+        }
+    }
+
+    /// Builds each key's version order from every read and every acknowledged offset.
+    fn order_versions(&mut self) {
+        let mut at: Vec<BTreeMap<u64, ValueId>> = vec![BTreeMap::new(); self.keys.len()];
+        for op in &self.ops {
+            for (key, records) in &op.reads {
+                for (offset, value) in records {
+                    at[*key as usize].entry(*offset).or_insert(*value);
+                }
+            }
+            for send in &op.sends {
+                if let Some(offset) = send.offset {
+                    at[send.key as usize].entry(offset).or_insert(send.value);
+                }
+            }
+        }
+        for (key, offsets) in at.into_iter().enumerate() {
+            let versions: Vec<(u64, ValueId)> = offsets.into_iter().collect();
+            let mut position = BTreeMap::new();
+            for (i, (_, value)) in versions.iter().enumerate() {
+                position.entry(*value).or_insert(i as u32);
+            }
+            self.versions[key] = versions;
+            self.position[key] = position;
+        }
+    }
+
+    /// `key`'s position of `value` in its version order.
+    pub fn position_of(&self, key: KeyId, value: ValueId) -> Option<u32> {
+        self.position[key as usize].get(&value).copied()
+    }
+
+    /// A value's text.
+    pub fn value_text(&self, value: ValueId) -> &str {
+        &self.values[value as usize]
+    }
+
+    /// A key's name.
+    pub fn key_name(&self, key: KeyId) -> &str {
+        &self.keys[key as usize]
+    }
+}
+
+/// The micro-ops of an op's value: `[[name, ...], ...]`.
+fn micro_ops(value: &Value) -> Vec<&Vec<Value>> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_array)
+        .collect()
+}

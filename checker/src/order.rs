@@ -1,0 +1,241 @@
+//! Order anomalies of a log history, with Jepsen's definitions. Distances are counted in
+//! positions of a key's version order (its known offsets), not raw offsets, since offsets
+//! may be sparse.
+//!
+//! - `poll-skip` / `nonmonotonic-poll`: one process's successive polls of a key skip over
+//!   known values, or go back (or repeat), unless it reassigned in between;
+//! - `int-poll-skip` / `int-nonmonotonic-poll`: the same within one poll;
+//! - `nonmonotonic-send`: one process's successive sends to a key land at positions that
+//!   go back; `int-send-skip` / `int-nonmonotonic-send`: two sends to one key within one op
+//!   have other values between them, or go back;
+//! - `G1a` (aborted read): a value read that its send reported as failed.
+//!
+//! Also `unseen`: acknowledged values no read had returned yet, over time.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::history::OpType;
+use crate::model::{KeyId, LogModel, MOp, ValueId};
+use crate::queue::WITNESSES_MAX;
+
+/// Most values listed as skipped in one witness.
+const SKIPPED_MAX: usize = 8;
+/// Most points of the unseen series.
+const SERIES_MAX: usize = 256;
+
+/// Every case of one kind of anomaly: how many, and a few witnesses.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Cases {
+    /// How many were found.
+    pub count: usize,
+    /// Whether the workload allows it (it then does not make the history invalid).
+    pub allowed: bool,
+    /// Up to [`WITNESSES_MAX`] of them.
+    pub witnesses: Vec<Value>,
+}
+
+impl Cases {
+    /// Records one case.
+    pub fn add(&mut self, witness: Value) {
+        self.count += 1;
+        if self.witnesses.len() < WITNESSES_MAX {
+            self.witnesses.push(witness);
+        }
+    }
+}
+
+/// Anomalies by name.
+pub type Anomalies = BTreeMap<String, Cases>;
+
+/// Acknowledged-but-unread values over time.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Unseen {
+    /// How many were still unread at the end of the history.
+    pub count: usize,
+    /// (simulated ns, unread count) after each change, thinned to a few hundred points.
+    pub series: Vec<(u64, usize)>,
+}
+
+fn add(anomalies: &mut Anomalies, name: &str, witness: Value) {
+    anomalies.entry(name.to_string()).or_default().add(witness);
+}
+
+/// A witness of two values of one key, with what lies between them.
+fn pair_case(
+    model: &LogModel,
+    op: &MOp,
+    key: KeyId,
+    (p1, v1): (u32, ValueId),
+    (p2, v2): (u32, ValueId),
+) -> Value {
+    let skipped: Vec<&str> = if p2 > p1 + 1 {
+        model.versions[key as usize][(p1 + 1) as usize..p2 as usize]
+            .iter()
+            .take(SKIPPED_MAX)
+            .map(|(_, v)| model.value_text(*v))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    json!({
+        "key": model.key_name(key),
+        "values": [model.value_text(v1), model.value_text(v2)],
+        "delta": i64::from(p2) - i64::from(p1),
+        "skipped": skipped,
+        "op": op.complete,
+        "process": op.process,
+    })
+}
+
+/// Runs the order analyses.
+pub fn order_anomalies(model: &LogModel) -> (Anomalies, Unseen) {
+    let mut anomalies = Anomalies::new();
+    // Per process: per key, the last (position, value) it polled and it sent.
+    let mut polled: BTreeMap<u64, BTreeMap<KeyId, (u32, ValueId)>> = BTreeMap::new();
+    let mut sent: BTreeMap<u64, BTreeMap<KeyId, (u32, ValueId)>> = BTreeMap::new();
+    let failed: BTreeMap<(KeyId, ValueId), u64> = model
+        .ops
+        .iter()
+        .filter(|op| op.kind == OpType::Fail)
+        .flat_map(|op| op.sends.iter().map(|s| ((s.key, s.value), op.complete)))
+        .collect();
+    for op in &model.ops {
+        if op.reassigns() || op.is_final() {
+            polled.remove(&op.process);
+        }
+        if op.kind != OpType::Ok {
+            continue;
+        }
+        for (key, records) in &op.reads {
+            let positioned: Vec<(u32, ValueId)> = records
+                .iter()
+                .filter_map(|(_, v)| model.position_of(*key, *v).map(|p| (p, *v)))
+                .collect();
+            for pair in positioned.windows(2) {
+                match pair[1].0.cmp(&(pair[0].0 + 1)) {
+                    std::cmp::Ordering::Greater => add(
+                        &mut anomalies,
+                        "int-poll-skip",
+                        pair_case(model, op, *key, pair[0], pair[1]),
+                    ),
+                    std::cmp::Ordering::Less => add(
+                        &mut anomalies,
+                        "int-nonmonotonic-poll",
+                        pair_case(model, op, *key, pair[0], pair[1]),
+                    ),
+                    std::cmp::Ordering::Equal => {}
+                }
+            }
+            if op.is_final() {
+                continue;
+            }
+            let last = polled.entry(op.process).or_default();
+            if let (Some(before), Some(first)) = (last.get(key).copied(), positioned.first().copied()) {
+                if first.0 > before.0 + 1 {
+                    add(
+                        &mut anomalies,
+                        "poll-skip",
+                        pair_case(model, op, *key, before, first),
+                    );
+                } else if first.0 <= before.0 {
+                    add(
+                        &mut anomalies,
+                        "nonmonotonic-poll",
+                        pair_case(model, op, *key, before, first),
+                    );
+                }
+            }
+            if let Some(end) = positioned.last() {
+                last.insert(*key, *end);
+            }
+            for (_, value) in records {
+                if let Some(writer) = failed.get(&(*key, *value)) {
+                    add(
+                        &mut anomalies,
+                        "G1a",
+                        json!({
+                            "key": model.key_name(*key),
+                            "value": model.value_text(*value),
+                            "reader": op.complete,
+                            "failed-send": writer,
+                        }),
+                    );
+                }
+            }
+        }
+        // Sends: within this op, and against the process's sends in earlier ops.
+        let earlier = sent.get(&op.process).cloned().unwrap_or_default();
+        let mut in_op: BTreeMap<KeyId, (u32, ValueId)> = BTreeMap::new();
+        for send in &op.sends {
+            let Some(p) = model.position_of(send.key, send.value) else {
+                continue;
+            };
+            let here = (p, send.value);
+            match in_op.insert(send.key, here) {
+                Some(prev) if p > prev.0 + 1 => add(
+                    &mut anomalies,
+                    "int-send-skip",
+                    pair_case(model, op, send.key, prev, here),
+                ),
+                Some(prev) if p <= prev.0 => add(
+                    &mut anomalies,
+                    "int-nonmonotonic-send",
+                    pair_case(model, op, send.key, prev, here),
+                ),
+                Some(_) => {}
+                None => {
+                    if let Some(prev) = earlier.get(&send.key).filter(|prev| p <= prev.0) {
+                        add(
+                            &mut anomalies,
+                            "nonmonotonic-send",
+                            pair_case(model, op, send.key, *prev, here),
+                        );
+                    }
+                }
+            }
+        }
+        sent.entry(op.process).or_default().extend(in_op);
+    }
+    (anomalies, unseen(model))
+}
+
+/// Acknowledged values not yet returned by any read, after each operation.
+fn unseen(model: &LogModel) -> Unseen {
+    let mut read: BTreeSet<(KeyId, ValueId)> = BTreeSet::new();
+    let mut waiting: BTreeSet<(KeyId, ValueId)> = BTreeSet::new();
+    let mut series = Vec::new();
+    for op in &model.ops {
+        if op.kind != OpType::Ok {
+            continue;
+        }
+        let before = waiting.len();
+        for (key, records) in &op.reads {
+            for (_, value) in records {
+                read.insert((*key, *value));
+                waiting.remove(&(*key, *value));
+            }
+        }
+        for send in &op.sends {
+            if !read.contains(&(send.key, send.value)) {
+                waiting.insert((send.key, send.value));
+            }
+        }
+        if waiting.len() != before || series.is_empty() {
+            series.push((op.complete_time, waiting.len()));
+        }
+    }
+    let count = waiting.len();
+    // Thin evenly, always keeping the last point.
+    if series.len() > SERIES_MAX {
+        let step = series.len().div_ceil(SERIES_MAX);
+        let last = *series.last().expect("non-empty");
+        series = series.into_iter().step_by(step).collect();
+        if series.last() != Some(&last) {
+            series.push(last);
+        }
+    }
+    Unseen { count, series }
+}
