@@ -6,8 +6,9 @@
 //! - `wr`: T2 read a value T1 wrote;
 //! - `rw`: T1 read a key up to some value, and T2 wrote the next one: T1 did not see it;
 //! - `process`: T1 and T2 are successive operations of one process;
-//! - `realtime`: T1 completed before T2 was invoked (transitively reduced: only from the
-//!   operations no later completion separates from T2).
+//! - `realtime`: T1 completed `ok` before T2 was invoked (transitively reduced: only from
+//!   the operations no later completion separates from T2). An `info` completion dates
+//!   nothing: the operation may take effect after it.
 //!
 //! A cycle made of `ww` only is G0; with `wr` too, G1c; with one `rw`, G-single; with more,
 //! G2. A cycle that needs `process` or `realtime` edges takes that suffix (`G0-realtime`).
@@ -96,9 +97,9 @@ fn build(model: &LogModel) -> Graph {
     for i in 0..model.ops.len() {
         graph.graph.add_node(i);
     }
-    // Who wrote each (key, value).
+    // Who wrote each (key, value). A failed send wrote nothing (reading it is G1a).
     let mut writer: BTreeMap<(KeyId, ValueId), usize> = BTreeMap::new();
-    for (i, op) in model.ops.iter().enumerate() {
+    for (i, op) in model.ops.iter().enumerate().filter(|(_, op)| op.kind != OpType::Fail) {
         for send in &op.sends {
             writer.entry((send.key, send.value)).or_insert(i);
         }
@@ -187,8 +188,12 @@ fn build(model: &LogModel) -> Graph {
             for &p in &before {
                 graph.edge(p, i, REALTIME, None);
             }
-            frontier.retain(|f| !before.contains(f));
-            frontier.push(i);
+            // Only an `ok` completion dates the operation: an `info` one may take effect
+            // after it was recorded, so nothing is known to follow it in real time.
+            if model.ops[i].kind == OpType::Ok {
+                frontier.retain(|f| !before.contains(f));
+                frontier.push(i);
+            }
         }
     }
     graph

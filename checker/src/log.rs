@@ -125,6 +125,9 @@ fn micro_ops(op: &Op) -> impl Iterator<Item = &Vec<Value>> {
 fn polled(op: &Op) -> Vec<Seen> {
     let mut seen = Vec::new();
     for micro in micro_ops(op) {
+        if micro.first().and_then(Value::as_str) != Some("poll") {
+            continue;
+        }
         let Some(by_key) = micro.get(1).and_then(Value::as_object) else {
             continue;
         };
@@ -199,45 +202,43 @@ fn basic_log_analysis(history: &History) -> LogReport {
     let mut finals: Vec<Seen> = Vec::new();
     let mut final_reads = false;
     let mut send_count = 0;
+    // Any op may carry sends and polls (Jepsen's transactions mix them): look at its
+    // micro-ops, not its name.
     for (invoke, completion) in history.pairs() {
-        match invoke.f.as_str() {
-            "send" => {
-                for micro in micro_ops(invoke) {
-                    if let (Some(key), Some(value)) = (micro.get(1), micro.get(2)) {
-                        send_count += 1;
-                        attempted.insert((key_of(key), value.to_string()));
-                    }
-                }
-                let Some(done) = completion.filter(|op| op.kind == OpType::Ok) else {
-                    continue;
-                };
-                for micro in micro_ops(done) {
-                    let (Some(key), Some(result)) = (micro.get(1), micro.get(2)) else {
-                        continue;
-                    };
-                    let Some([offset, value]) = result.as_array().map(Vec::as_slice) else {
-                        continue;
-                    };
-                    acknowledged.push(Seen {
-                        key: key_of(key),
-                        offset: offset.as_u64().unwrap_or(u64::MAX),
-                        value: value.to_string(),
-                        op: done.index,
-                    });
-                }
+        for micro in micro_ops(invoke) {
+            if micro.first().and_then(Value::as_str) != Some("send") {
+                continue;
             }
-            "poll" | "final-poll" => {
-                let Some(done) = completion.filter(|op| op.kind == OpType::Ok) else {
-                    continue;
-                };
-                if invoke.f == "final-poll" {
-                    final_reads = true;
-                    finals.extend(polled(done));
-                } else {
-                    reads.extend(polled(done));
-                }
+            if let (Some(key), Some(value)) = (micro.get(1), micro.get(2)) {
+                send_count += 1;
+                attempted.insert((key_of(key), value.to_string()));
             }
-            _ => {}
+        }
+        let Some(done) = completion.filter(|op| op.kind == OpType::Ok) else {
+            continue;
+        };
+        for micro in micro_ops(done) {
+            if micro.first().and_then(Value::as_str) != Some("send") {
+                continue;
+            }
+            let (Some(key), Some(result)) = (micro.get(1), micro.get(2)) else {
+                continue;
+            };
+            let Some([offset, value]) = result.as_array().map(Vec::as_slice) else {
+                continue;
+            };
+            acknowledged.push(Seen {
+                key: key_of(key),
+                offset: offset.as_u64().unwrap_or(u64::MAX),
+                value: value.to_string(),
+                op: done.index,
+            });
+        }
+        if invoke.f == "final-poll" {
+            final_reads = true;
+            finals.extend(polled(done));
+        } else {
+            reads.extend(polled(done));
         }
     }
     judge(send_count, attempted, acknowledged, reads, finals, final_reads)

@@ -69,9 +69,10 @@ pub struct LogModel {
     pub values: Vec<String>,
     /// Completed client operations, in order of completion.
     pub ops: Vec<MOp>,
-    /// Per key: its known offsets in order, each with the value first seen there.
+    /// Per key: its version order: each value once, at the first offset it was seen at, and
+    /// each offset with the value first seen there.
     pub versions: Vec<Vec<(u64, ValueId)>>,
-    /// Per key: each value's position in `versions` (its first offset, if seen at several).
+    /// Per key: each value's position in `versions`.
     pub position: Vec<BTreeMap<ValueId, u32>>,
     key_ids: BTreeMap<String, KeyId>,
     value_ids: BTreeMap<String, ValueId>,
@@ -195,11 +196,16 @@ impl LogModel {
                 }
             }
         }
+        // A value seen again at a later offset (a duplicate, reported as such) keeps its
+        // first place only: the version order lists each write once.
         for (key, offsets) in at.into_iter().enumerate() {
-            let versions: Vec<(u64, ValueId)> = offsets.into_iter().collect();
+            let mut versions = Vec::with_capacity(offsets.len());
             let mut position = BTreeMap::new();
-            for (i, (_, value)) in versions.iter().enumerate() {
-                position.entry(*value).or_insert(i as u32);
+            for (offset, value) in offsets {
+                if let std::collections::btree_map::Entry::Vacant(slot) = position.entry(value) {
+                    slot.insert(versions.len() as u32);
+                    versions.push((offset, value));
+                }
             }
             self.versions[key] = versions;
             self.position[key] = position;

@@ -398,8 +398,23 @@ fn check(args: CheckArgs) -> anyhow::Result<u8> {
         for (name, analysis) in &report.analyses {
             say!("  {name}: {}", analysis.summary());
         }
+        print_explanations(&report);
     }
     Ok(report.valid.exit_code() as u8)
+}
+
+/// The first explanation of each cycle anomaly the workload does not allow.
+fn print_explanations(report: &checker::Report) {
+    let Some(log) = report.log() else { return };
+    for (name, cases) in log.anomalies.iter().filter(|(_, c)| !c.allowed && c.count > 0) {
+        let Some(text) = cases.witnesses.first().and_then(|w| w["explanation"].as_str()) else {
+            continue;
+        };
+        say!("\n{name} ({} found; the first):", cases.count);
+        for line in text.lines() {
+            say!("  {line}");
+        }
+    }
 }
 
 fn read_history(path: &Path, format: checker::Format) -> anyhow::Result<checker::History> {
