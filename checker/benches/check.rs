@@ -46,10 +46,24 @@ fn synthetic(ops: usize, planted: bool) -> Vec<Op> {
             if p % 2 == 0 {
                 let value = next_value;
                 next_value += 1;
-                push(&mut history, &mut time, OpType::Invoke, p, "send", json!([["send", key, value]]));
+                push(
+                    &mut history,
+                    &mut time,
+                    OpType::Invoke,
+                    p,
+                    "send",
+                    json!([["send", key, value]]),
+                );
                 pending.push((p, key, Some(value)));
             } else {
-                push(&mut history, &mut time, OpType::Invoke, p, "poll", json!([["poll"]]));
+                push(
+                    &mut history,
+                    &mut time,
+                    OpType::Invoke,
+                    p,
+                    "poll",
+                    json!([["poll"]]),
+                );
                 pending.push((p, key, None));
             }
         }
@@ -59,7 +73,14 @@ fn synthetic(ops: usize, planted: bool) -> Vec<Op> {
                 Some(v) => {
                     let offset = log[k].len() as u64;
                     log[k].push(v);
-                    push(&mut history, &mut time, OpType::Ok, p, "send", json!([["send", key, [offset, v]]]));
+                    push(
+                        &mut history,
+                        &mut time,
+                        OpType::Ok,
+                        p,
+                        "send",
+                        json!([["send", key, [offset, v]]]),
+                    );
                 }
                 None => {
                     let from = positions[p as usize][k];
@@ -71,7 +92,14 @@ fn synthetic(ops: usize, planted: bool) -> Vec<Op> {
                     let end = (start + POLL_MAX as usize).min(log[k].len());
                     let records: Vec<Value> = (start..end).map(|o| json!([o, log[k][o]])).collect();
                     positions[p as usize][k] = end;
-                    push(&mut history, &mut time, OpType::Ok, p, "poll", json!([["poll", { key.to_string(): records }]]));
+                    push(
+                        &mut history,
+                        &mut time,
+                        OpType::Ok,
+                        p,
+                        "poll",
+                        json!([["poll", { key.to_string(): records }]]),
+                    );
                 }
             }
         }
@@ -88,7 +116,10 @@ fn synthetic(ops: usize, planted: bool) -> Vec<Op> {
             .take(2)
             .collect();
         if let [b, a] = late[..] {
-            let (oa, ob) = (history[a].value[0][2][0].clone(), history[b].value[0][2][0].clone());
+            let (oa, ob) = (
+                history[a].value[0][2][0].clone(),
+                history[b].value[0][2][0].clone(),
+            );
             history[a].value[0][2][0] = ob.clone();
             history[b].value[0][2][0] = oa.clone();
             let k0 = &mut log[0];
@@ -105,31 +136,58 @@ fn synthetic(ops: usize, planted: bool) -> Vec<Op> {
         }
         finals.insert(k.to_string(), Value::Array(records));
     }
-    push(&mut history, &mut time, OpType::Invoke, 99, "final-poll", json!([["poll"]]));
-    push(&mut history, &mut time, OpType::Ok, 99, "final-poll", json!([["poll", finals]]));
+    push(
+        &mut history,
+        &mut time,
+        OpType::Invoke,
+        99,
+        "final-poll",
+        json!([["poll"]]),
+    );
+    push(
+        &mut history,
+        &mut time,
+        OpType::Ok,
+        99,
+        "final-poll",
+        json!([["poll", finals]]),
+    );
     history
 }
 
 fn proc_status(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
-    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+    line.split_whitespace()
+        .nth(1)?
+        .parse::<u64>()
+        .ok()
+        .map(|kb| kb * 1024)
 }
 
 fn main() {
     if let Ok(path) = std::env::var("CHECKER_BENCH_DUMP") {
-        let text: String = synthetic(2_000, true).iter().map(|op| serde_json::to_string(op).unwrap() + "\n").collect();
+        let text: String = synthetic(2_000, true)
+            .iter()
+            .map(|op| serde_json::to_string(op).unwrap() + "\n")
+            .collect();
         std::fs::write(path, text).unwrap();
         return;
     }
     println!("checker bench: full log analysis (order anomalies + dependency graph + cycle search)");
     let mut times = Vec::new();
-    for (ops, planted) in [(100_000, false), (100_000, true), (1_000_000, false), (1_000_000, true)] {
+    for (ops, planted) in [
+        (100_000, false),
+        (100_000, true),
+        (1_000_000, false),
+        (1_000_000, true),
+    ] {
         let history = History::from_ops(synthetic(ops, planted), &[]).expect("a well-formed history");
         let n = history.ops().len();
         // Reset the peak so that it measures the check alone (Linux: clear_refs 5).
         let _ = std::fs::write("/proc/self/clear_refs", "5");
         let before = proc_status("VmRSS:").unwrap_or(0);
+        #[allow(clippy::disallowed_methods)] // a benchmark measures wall-clock time
         let started = Instant::now();
         let report = checker::check(&history, Workload::Log);
         let wall = started.elapsed();
@@ -154,12 +212,23 @@ fn main() {
             if found.is_empty() { "no other anomaly".to_string() } else { found.join(", ") }
         );
         if planted {
-            assert_eq!(report.valid, checker::Validity::False, "the planted anomalies must be found");
+            assert_eq!(
+                report.valid,
+                checker::Validity::False,
+                "the planted anomalies must be found"
+            );
         } else {
-            assert_eq!(report.valid, checker::Validity::True, "a clean history must stay clean: {found:?}");
+            assert_eq!(
+                report.valid,
+                checker::Validity::True,
+                "a clean history must stay clean: {found:?}"
+            );
         }
         times.push((n, wall.as_secs_f64()));
     }
     let scale = (times[2].1 / times[0].1) / (times[2].0 as f64 / times[0].0 as f64);
-    println!("  10x the operations cost {:.1}x the time per operation (clean histories; aim: at most 1.2x)", scale);
+    println!(
+        "  10x the operations cost {:.1}x the time per operation (clean histories; aim: at most 1.2x)",
+        scale
+    );
 }

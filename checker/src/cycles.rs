@@ -65,24 +65,17 @@ pub struct Cycle {
 
 struct Graph {
     graph: DiGraph<usize, u8>,
-    /// For data edges, the key and value that justify them: (from, to, kind) -> why.
-    why: BTreeMap<(usize, usize, u8), Why>,
 }
 
-impl Graph {
-    fn edge(&mut self, from: usize, to: usize, kind: u8, why: Option<Why>) {
-        if from == to {
-            return;
-        }
-        let (a, b) = (NodeIndex::new(from), NodeIndex::new(to));
-        match self.graph.find_edge(a, b) {
-            Some(e) => self.graph[e] |= kind,
-            None => {
-                self.graph.add_edge(a, b, kind);
-            }
-        }
-        if let Some(why) = why {
-            self.why.entry((from, to, kind)).or_insert(why);
+/// Edges as they are inferred, merged into the graph at the end: one sort is far cheaper
+/// than looking for an existing edge at every insertion.
+#[derive(Default)]
+struct Edges(Vec<(u32, u32, u8)>);
+
+impl Edges {
+    fn edge(&mut self, from: usize, to: usize, kind: u8) {
+        if from != to {
+            self.0.push((from as u32, to as u32, kind));
         }
     }
 }
@@ -90,16 +83,15 @@ impl Graph {
 /// Builds the graph over the model's `ok` operations (and failed or unknown sends whose
 /// values were read: they happened).
 fn build(model: &LogModel) -> Graph {
-    let mut graph = Graph {
-        graph: DiGraph::with_capacity(model.ops.len(), model.ops.len() * 3),
-        why: BTreeMap::new(),
-    };
-    for i in 0..model.ops.len() {
-        graph.graph.add_node(i);
-    }
+    let mut graph = Edges::default();
     // Who wrote each (key, value). A failed send wrote nothing (reading it is G1a).
     let mut writer: BTreeMap<(KeyId, ValueId), usize> = BTreeMap::new();
-    for (i, op) in model.ops.iter().enumerate().filter(|(_, op)| op.kind != OpType::Fail) {
+    for (i, op) in model
+        .ops
+        .iter()
+        .enumerate()
+        .filter(|(_, op)| op.kind != OpType::Fail)
+    {
         for send in &op.sends {
             writer.entry((send.key, send.value)).or_insert(i);
         }
@@ -111,15 +103,7 @@ fn build(model: &LogModel) -> Graph {
             let (Some(&a), Some(&b)) = (writer.get(&(key, pair[0].1)), writer.get(&(key, pair[1].1))) else {
                 continue;
             };
-            graph.edge(
-                a,
-                b,
-                WW,
-                Some(Why {
-                    key,
-                    value: pair[1].1,
-                }),
-            );
+            graph.edge(a, b, WW);
         }
     }
     // wr and rw from every read.
@@ -131,15 +115,7 @@ fn build(model: &LogModel) -> Graph {
             let mut highest: Option<u32> = None;
             for (_, value) in records {
                 if let Some(&w) = writer.get(&(*key, *value)) {
-                    graph.edge(
-                        w,
-                        i,
-                        WR,
-                        Some(Why {
-                            key: *key,
-                            value: *value,
-                        }),
-                    );
+                    graph.edge(w, i, WR);
                 }
                 if let Some(p) = model.position_of(*key, *value) {
                     highest = Some(highest.map_or(p, |h| h.max(p)));
@@ -148,15 +124,7 @@ fn build(model: &LogModel) -> Graph {
             let Some(h) = highest else { continue };
             if let Some(&(_, next)) = model.versions[*key as usize].get(h as usize + 1) {
                 if let Some(&w) = writer.get(&(*key, next)) {
-                    graph.edge(
-                        i,
-                        w,
-                        RW,
-                        Some(Why {
-                            key: *key,
-                            value: next,
-                        }),
-                    );
+                    graph.edge(i, w, RW);
                 }
             }
         }
@@ -167,7 +135,7 @@ fn build(model: &LogModel) -> Graph {
     by_invoke.sort_by_key(|i| model.ops[*i].invoke);
     for &i in &by_invoke {
         if let Some(prev) = last_of.insert(model.ops[i].process, i) {
-            graph.edge(prev, i, PROCESS, None);
+            graph.edge(prev, i, PROCESS);
         }
     }
     // realtime, transitively reduced: sweep invocations and completions in history order,
@@ -179,14 +147,18 @@ fn build(model: &LogModel) -> Graph {
     }
     events.sort_unstable();
     let mut frontier: Vec<usize> = Vec::new();
-    let mut seen_at_invoke: Vec<Vec<usize>> = vec![Vec::new(); model.ops.len()];
+    // Each op's frontier at its invocation, as a slice of one shared arena.
+    let mut arena: Vec<usize> = Vec::new();
+    let mut seen_at_invoke: Vec<(usize, usize)> = vec![(0, 0); model.ops.len()];
     for (_, is_invoke, i) in events {
         if is_invoke {
-            seen_at_invoke[i] = frontier.clone();
+            seen_at_invoke[i] = (arena.len(), frontier.len());
+            arena.extend_from_slice(&frontier);
         } else {
-            let before = std::mem::take(&mut seen_at_invoke[i]);
-            for &p in &before {
-                graph.edge(p, i, REALTIME, None);
+            let (start, len) = seen_at_invoke[i];
+            let before = &arena[start..start + len];
+            for &p in before {
+                graph.edge(p, i, REALTIME);
             }
             // Only an `ok` completion dates the operation: an `info` one may take effect
             // after it was recorded, so nothing is known to follow it in real time.
@@ -196,7 +168,65 @@ fn build(model: &LogModel) -> Graph {
             }
         }
     }
-    graph
+    let mut edges = graph.0;
+    edges.sort_unstable();
+    let mut merged: Vec<(u32, u32, u8)> = Vec::with_capacity(edges.len());
+    for (a, b, kind) in edges {
+        match merged.last_mut() {
+            Some(last) if (last.0, last.1) == (a, b) => last.2 |= kind,
+            _ => merged.push((a, b, kind)),
+        }
+    }
+    let mut graph = DiGraph::with_capacity(model.ops.len(), merged.len());
+    for i in 0..model.ops.len() {
+        graph.add_node(i);
+    }
+    for (a, b, kind) in merged {
+        graph.add_edge(NodeIndex::new(a as usize), NodeIndex::new(b as usize), kind);
+    }
+    Graph { graph }
+}
+
+/// The key and value that justify a data edge, found again only for edges on a cycle.
+fn why(model: &LogModel, from: usize, to: usize, kind: u8) -> Option<Why> {
+    let (a, b) = (&model.ops[from], &model.ops[to]);
+    match kind {
+        WW => b.sends.iter().find_map(|s| {
+            let p = model.position_of(s.key, s.value)?;
+            let prev = model.versions[s.key as usize].get(p.checked_sub(1)? as usize)?.1;
+            a.sends
+                .iter()
+                .any(|w| w.key == s.key && w.value == prev)
+                .then_some(Why {
+                    key: s.key,
+                    value: s.value,
+                })
+        }),
+        WR => a.sends.iter().find_map(|s| {
+            b.reads
+                .iter()
+                .any(|(k, records)| *k == s.key && records.iter().any(|(_, v)| *v == s.value))
+                .then_some(Why {
+                    key: s.key,
+                    value: s.value,
+                })
+        }),
+        RW => a.reads.iter().find_map(|(key, records)| {
+            let highest = records
+                .iter()
+                .filter_map(|(_, v)| model.position_of(*key, *v))
+                .max()?;
+            let next = model.versions[*key as usize].get(highest as usize + 1)?.1;
+            b.sends
+                .iter()
+                .any(|s| s.key == *key && s.value == next)
+                .then_some(Why {
+                    key: *key,
+                    value: next,
+                })
+        }),
+        _ => None,
+    }
 }
 
 /// Finds, classifies and explains a cycle in every strongly connected component.
@@ -300,9 +330,9 @@ fn describe(model: &LogModel, graph: &Graph, path: &[usize], mask: u8) -> Cycle 
     text.push_str("\nThen:\n");
     for i in 0..n {
         let (a, b) = (path[i], path[(i + 1) % n]);
-        let why = graph.why.get(&(a, b, kinds[i]));
+        let why = why(model, a, b, kinds[i]);
         let key_value = |w: &Why| format!("{} to key {}", model.value_text(w.value), model.key_name(w.key));
-        let reason = match (kinds[i], why) {
+        let reason = match (kinds[i], why.as_ref()) {
             (WW, Some(w)) => format!(
                 "{} wrote the value after {}'s in key {}: {}",
                 name((i + 1) % n),
@@ -372,9 +402,8 @@ fn summary(model: &LogModel, op: usize) -> String {
         ));
     }
     format!(
-        "process {} {} (op {}): {}",
+        "process {} (op {}): {}",
         op.process,
-        op.f,
         op.complete,
         parts.join(", ")
     )

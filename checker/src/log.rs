@@ -15,11 +15,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::cycles::{add_cycles, find_cycles};
-use crate::history::{History, Op, OpType};
-use crate::model::LogModel;
+use crate::history::{History, OpType};
+use crate::model::{KeyId, LogModel, ValueId};
 use crate::order::{order_anomalies, Anomalies, Unseen};
 use crate::queue::WITNESSES_MAX;
 use crate::verdict::Validity;
@@ -105,51 +104,6 @@ impl LogReport {
     }
 }
 
-fn key_of(value: &Value) -> Key {
-    match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// The micro-ops of an op's value: `[[name, ...], ...]`.
-fn micro_ops(op: &Op) -> impl Iterator<Item = &Vec<Value>> {
-    op.value
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_array)
-}
-
-/// Every (key, offset, value) a poll completion observed.
-fn polled(op: &Op) -> Vec<Seen> {
-    let mut seen = Vec::new();
-    for micro in micro_ops(op) {
-        if micro.first().and_then(Value::as_str) != Some("poll") {
-            continue;
-        }
-        let Some(by_key) = micro.get(1).and_then(Value::as_object) else {
-            continue;
-        };
-        for (key, records) in by_key {
-            for record in records.as_array().into_iter().flatten() {
-                let Some([offset, value]) = record.as_array().map(Vec::as_slice) else {
-                    continue;
-                };
-                if let Some(offset) = offset.as_u64() {
-                    seen.push(Seen {
-                        key: key.clone(),
-                        offset,
-                        value: value.to_string(),
-                        op: op.index,
-                    });
-                }
-            }
-        }
-    }
-    seen
-}
-
 /// The anomalies the log workload allows: Kafka consumers read from their own positions in
 /// bounded batches, so a poll that misses a write acknowledged before it (G-single through
 /// realtime or process order) or two consumers seeing two partitions at different points
@@ -169,8 +123,8 @@ pub fn log_analysis(history: &History) -> LogReport {
 
 /// Runs the log analyses; the anomalies named in `allowed` do not make the history invalid.
 pub fn log_analysis_allowing(history: &History, allowed: &[&str]) -> LogReport {
-    let mut report = basic_log_analysis(history);
     let model = LogModel::new(history);
+    let mut report = basic_log_analysis(&model);
     let (mut anomalies, unseen) = order_anomalies(&model);
     let cycles = find_cycles(&model);
     add_cycles(&mut anomalies, &model, &cycles);
@@ -195,139 +149,124 @@ pub fn explain_cycles(history: &History) -> String {
     text
 }
 
-fn basic_log_analysis(history: &History) -> LogReport {
-    let mut attempted: BTreeSet<(Key, String)> = BTreeSet::new();
-    let mut acknowledged: Vec<Seen> = Vec::new();
-    let mut reads: Vec<Seen> = Vec::new();
-    let mut finals: Vec<Seen> = Vec::new();
+/// Lost writes, dirty reads, inconsistent offsets, duplicates and unexpected values, on
+/// the interned model: every comparison is of integers.
+fn basic_log_analysis(model: &LogModel) -> LogReport {
+    type Kv = (KeyId, ValueId);
+    let mut attempted: BTreeSet<Kv> = BTreeSet::new();
+    // (key, offset, value, op) of every acknowledged send, read and final read.
+    let mut acknowledged: Vec<(KeyId, u64, ValueId, u64)> = Vec::new();
+    let mut reads: Vec<(KeyId, u64, ValueId, u64)> = Vec::new();
+    let mut finals: Vec<(KeyId, u64, ValueId, u64)> = Vec::new();
     let mut final_reads = false;
     let mut send_count = 0;
-    // Any op may carry sends and polls (Jepsen's transactions mix them): look at its
-    // micro-ops, not its name.
-    for (invoke, completion) in history.pairs() {
-        for micro in micro_ops(invoke) {
-            if micro.first().and_then(Value::as_str) != Some("send") {
-                continue;
-            }
-            if let (Some(key), Some(value)) = (micro.get(1), micro.get(2)) {
-                send_count += 1;
-                attempted.insert((key_of(key), value.to_string()));
-            }
-        }
-        let Some(done) = completion.filter(|op| op.kind == OpType::Ok) else {
+    for op in &model.ops {
+        send_count += op.sends.len();
+        attempted.extend(op.sends.iter().map(|s| (s.key, s.value)));
+        if op.kind != OpType::Ok {
             continue;
-        };
-        for micro in micro_ops(done) {
-            if micro.first().and_then(Value::as_str) != Some("send") {
-                continue;
-            }
-            let (Some(key), Some(result)) = (micro.get(1), micro.get(2)) else {
-                continue;
-            };
-            let Some([offset, value]) = result.as_array().map(Vec::as_slice) else {
-                continue;
-            };
-            acknowledged.push(Seen {
-                key: key_of(key),
-                offset: offset.as_u64().unwrap_or(u64::MAX),
-                value: value.to_string(),
-                op: done.index,
-            });
         }
-        if invoke.f == "final-poll" {
+        for send in &op.sends {
+            acknowledged.push((send.key, send.offset.unwrap_or(u64::MAX), send.value, op.complete));
+        }
+        let into = if op.is_final() {
             final_reads = true;
-            finals.extend(polled(done));
+            &mut finals
         } else {
-            reads.extend(polled(done));
+            &mut reads
+        };
+        for (key, records) in &op.reads {
+            into.extend(
+                records
+                    .iter()
+                    .map(|(offset, value)| (*key, *offset, *value, op.complete)),
+            );
         }
     }
-    judge(send_count, attempted, acknowledged, reads, finals, final_reads)
-}
-
-fn judge(
-    send_count: usize,
-    attempted: BTreeSet<(Key, String)>,
-    acknowledged: Vec<Seen>,
-    reads: Vec<Seen>,
-    finals: Vec<Seen>,
-    final_reads: bool,
-) -> LogReport {
-    // What the final reads say each (key, offset) holds.
-    let final_at: BTreeMap<(&str, u64), &str> = finals
-        .iter()
-        .map(|s| ((s.key.as_str(), s.offset), s.value.as_str()))
-        .collect();
-    let final_values: BTreeSet<(&str, &str)> = finals
-        .iter()
-        .map(|s| (s.key.as_str(), s.value.as_str()))
-        .collect();
-    let ever_read: BTreeSet<(&str, &str)> = reads
-        .iter()
-        .chain(finals.iter())
-        .map(|s| (s.key.as_str(), s.value.as_str()))
-        .collect();
-
-    // Every observation, including acknowledged offsets, for offset-level consistency.
-    let mut observed: Vec<&Seen> = reads.iter().chain(finals.iter()).collect();
-    observed.extend(acknowledged.iter().filter(|s| s.offset != u64::MAX));
-    let mut values_at: BTreeMap<(&str, u64), BTreeSet<&str>> = BTreeMap::new();
-    let mut offsets_of: BTreeMap<(&str, &str), BTreeSet<u64>> = BTreeMap::new();
-    for s in &observed {
-        values_at.entry((&s.key, s.offset)).or_default().insert(&s.value);
-        offsets_of.entry((&s.key, &s.value)).or_default().insert(s.offset);
+    let final_at: BTreeMap<(KeyId, u64), ValueId> =
+        finals.iter().map(|(k, o, v, _)| ((*k, *o), *v)).collect();
+    let final_values: BTreeSet<Kv> = finals.iter().map(|(k, _, v, _)| (*k, *v)).collect();
+    let ever_read: BTreeSet<Kv> = reads.iter().chain(&finals).map(|(k, _, v, _)| (*k, *v)).collect();
+    let mut read_max: BTreeMap<KeyId, u64> = BTreeMap::new();
+    for (k, o, _, _) in reads.iter().chain(&finals) {
+        let max = read_max.entry(*k).or_insert(0);
+        *max = (*max).max(*o);
     }
-    let read_max: BTreeMap<&str, u64> =
-        reads
-            .iter()
-            .chain(finals.iter())
-            .fold(BTreeMap::new(), |mut m, s| {
-                let max = m.entry(s.key.as_str()).or_insert(0);
-                *max = (*max).max(s.offset);
-                m
-            });
-
-    let lost: Vec<Seen> = acknowledged
+    let seen = |(k, o, v, op): &(KeyId, u64, ValueId, u64)| Seen {
+        key: model.key_name(*k).to_string(),
+        offset: *o,
+        value: model.value_text(*v).to_string(),
+        op: *op,
+    };
+    let lost: Vec<&(KeyId, u64, ValueId, u64)> = acknowledged
         .iter()
-        .filter(|s| {
-            let pair = (s.key.as_str(), s.value.as_str());
+        .filter(|(k, o, v, _)| {
             if final_reads {
-                !final_values.contains(&pair)
+                !final_values.contains(&(*k, *v))
             } else {
                 // Jepsen's definition: never read, although a later offset of the key was.
-                !ever_read.contains(&pair) && read_max.get(pair.0).is_some_and(|max| *max > s.offset)
+                !ever_read.contains(&(*k, *v)) && read_max.get(k).is_some_and(|max| max > o)
             }
         })
-        .cloned()
         .collect();
-    let dirty: Vec<Seen> = if final_reads {
-        reads
+    // The final reads run to the end of every key, so an offset they lack, or hold another
+    // value at, never held this value once everything was healed.
+    let dirty: Vec<&(KeyId, u64, ValueId, u64)> = match final_reads {
+        true => reads
             .iter()
-            // The final reads run to the end of every key, so an offset they lack, or hold
-            // another value at, never held this value once everything was healed.
-            .filter(|s| final_at.get(&(s.key.as_str(), s.offset)) != Some(&s.value.as_str()))
-            .cloned()
-            .collect()
-    } else {
-        Vec::new()
+            .filter(|(k, o, v, _)| final_at.get(&(*k, *o)) != Some(v))
+            .collect(),
+        false => Vec::new(),
     };
-    let inconsistent: Vec<(Key, u64, Vec<String>)> = values_at
+    // Every observation, acknowledged offsets included, for offset-level consistency.
+    let mut observed: Vec<(KeyId, u64, ValueId)> = reads
         .iter()
-        .filter(|(_, values)| values.len() > 1)
-        .map(|((k, o), values)| (k.to_string(), *o, values.iter().map(|v| v.to_string()).collect()))
+        .chain(&finals)
+        .chain(acknowledged.iter().filter(|a| a.1 != u64::MAX))
+        .map(|(k, o, v, _)| (*k, *o, *v))
         .collect();
-    let duplicates: Vec<(Key, String, Vec<u64>)> = offsets_of
+    observed.sort_unstable();
+    observed.dedup();
+    let mut inconsistent: Vec<(Key, u64, Vec<String>)> = Vec::new();
+    let mut inconsistent_count = 0;
+    for group in observed
+        .chunk_by(|a, b| (a.0, a.1) == (b.0, b.1))
+        .filter(|g| g.len() > 1)
+    {
+        inconsistent_count += 1;
+        if inconsistent.len() < WITNESSES_MAX {
+            let mut values: Vec<String> = group
+                .iter()
+                .map(|(_, _, v)| model.value_text(*v).to_string())
+                .collect();
+            values.sort();
+            inconsistent.push((model.key_name(group[0].0).to_string(), group[0].1, values));
+        }
+    }
+    let mut by_value: Vec<(KeyId, ValueId, u64)> = observed.iter().map(|(k, o, v)| (*k, *v, *o)).collect();
+    by_value.sort_unstable();
+    let mut duplicates: Vec<(Key, String, Vec<u64>)> = Vec::new();
+    let mut duplicate_count = 0;
+    for group in by_value
+        .chunk_by(|a, b| (a.0, a.1) == (b.0, b.1))
+        .filter(|g| g.len() > 1)
+    {
+        duplicate_count += 1;
+        if duplicates.len() < WITNESSES_MAX {
+            let offsets = group.iter().map(|(_, _, o)| *o).collect();
+            duplicates.push((
+                model.key_name(group[0].0).to_string(),
+                model.value_text(group[0].1).to_string(),
+                offsets,
+            ));
+        }
+    }
+    let unexpected: Vec<&(KeyId, u64, ValueId, u64)> = reads
         .iter()
-        .filter(|(_, offsets)| offsets.len() > 1)
-        .map(|((k, v), offsets)| (k.to_string(), v.to_string(), offsets.iter().copied().collect()))
+        .chain(&finals)
+        .filter(|(k, _, v, _)| !attempted.contains(&(*k, *v)))
         .collect();
-    let unexpected: Vec<Seen> = reads
-        .iter()
-        .chain(finals.iter())
-        .filter(|s| !attempted.contains(&(s.key.clone(), s.value.clone())))
-        .cloned()
-        .collect();
-
-    let anomalies = lost.len() + dirty.len() + inconsistent.len() + duplicates.len() + unexpected.len();
+    let anomalies = lost.len() + dirty.len() + inconsistent_count + duplicate_count + unexpected.len();
     LogReport {
         valid: if anomalies == 0 {
             Validity::True
@@ -339,14 +278,14 @@ fn judge(
         final_reads,
         lost_count: lost.len(),
         dirty_read_count: dirty.len(),
-        inconsistent_offset_count: inconsistent.len(),
-        duplicate_count: duplicates.len(),
+        inconsistent_offset_count: inconsistent_count,
+        duplicate_count,
         unexpected_count: unexpected.len(),
-        lost: lost.into_iter().take(WITNESSES_MAX).collect(),
-        dirty_reads: dirty.into_iter().take(WITNESSES_MAX).collect(),
-        inconsistent_offsets: inconsistent.into_iter().take(WITNESSES_MAX).collect(),
-        duplicates: duplicates.into_iter().take(WITNESSES_MAX).collect(),
-        unexpected: unexpected.into_iter().take(WITNESSES_MAX).collect(),
+        lost: lost.into_iter().take(WITNESSES_MAX).map(seen).collect(),
+        dirty_reads: dirty.into_iter().take(WITNESSES_MAX).map(seen).collect(),
+        inconsistent_offsets: inconsistent,
+        duplicates,
+        unexpected: unexpected.into_iter().take(WITNESSES_MAX).map(seen).collect(),
         anomalies: Anomalies::new(),
         unseen: Unseen::default(),
     }
@@ -355,8 +294,10 @@ fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::Op;
     use crate::history::Process;
     use serde_json::json;
+    use serde_json::Value;
 
     /// (process, f, invoke value, completion type, completion value)
     type Step = (u64, &'static str, Value, OpType, Value);

@@ -40,23 +40,44 @@ pub struct MOp {
     pub process: u64,
     /// How it completed.
     pub kind: OpType,
-    /// Its function (`send`, `poll`, `final-poll`, `assign`, `subscribe`, ...).
-    pub f: String,
+    /// What kind of operation it is, from its function name.
+    pub f: Function,
     /// Its sends, in order.
     pub sends: Vec<Send>,
     /// Its reads: per key, the (offset, value) records in the order returned.
     pub reads: Vec<(KeyId, Vec<(u64, ValueId)>)>,
 }
 
+/// The functions the analyses tell apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    /// `final-poll`: a read of every key from the start, made after healing.
+    FinalPoll,
+    /// `assign` or `subscribe`: the consumer's keys change.
+    Reassign,
+    /// Anything else (`send`, `poll`, a transaction).
+    Other,
+}
+
+impl Function {
+    fn of(name: &str) -> Self {
+        match name {
+            "final-poll" => Function::FinalPoll,
+            "assign" | "subscribe" => Function::Reassign,
+            _ => Function::Other,
+        }
+    }
+}
+
 impl MOp {
     /// True for a final read (made after healing).
     pub fn is_final(&self) -> bool {
-        self.f == "final-poll"
+        self.f == Function::FinalPoll
     }
 
     /// True for an op that changes which keys a consumer reads (Kafka's assign/subscribe).
     pub fn reassigns(&self) -> bool {
-        matches!(self.f.as_str(), "assign" | "subscribe")
+        self.f == Function::Reassign
     }
 }
 
@@ -76,6 +97,7 @@ pub struct LogModel {
     pub position: Vec<BTreeMap<ValueId, u32>>,
     key_ids: BTreeMap<String, KeyId>,
     value_ids: BTreeMap<String, ValueId>,
+    int_ids: BTreeMap<i64, ValueId>,
 }
 
 impl LogModel {
@@ -83,8 +105,23 @@ impl LogModel {
     pub fn new(history: &History) -> Self {
         let mut model = LogModel::default();
         for (invoke, completion) in history.pairs() {
-            let (Some(done), Process::Client(process)) = (completion, &invoke.process) else {
+            let Process::Client(process) = &invoke.process else {
                 continue;
+            };
+            // An operation the history ends before completing is indeterminate, as if it
+            // had completed `info` at the end.
+            let unfinished;
+            let done = match completion {
+                Some(done) => done,
+                None => {
+                    unfinished = Op {
+                        index: u64::MAX,
+                        time: u64::MAX,
+                        kind: OpType::Info,
+                        ..invoke.clone()
+                    };
+                    &unfinished
+                }
             };
             let mop = model.compile(invoke, done, *process);
             model.ops.push(mop);
@@ -96,12 +133,17 @@ impl LogModel {
 
     fn key(&mut self, key: &Value) -> KeyId {
         let name = match key {
-            Value::String(s) => s.clone(),
+            Value::String(s) => return self.key_named(s),
             other => other.to_string(),
         };
-        if let Some(id) = self.key_ids.get(&name) {
+        self.key_named(&name)
+    }
+
+    fn key_named(&mut self, name: &str) -> KeyId {
+        if let Some(id) = self.key_ids.get(name) {
             return *id;
         }
+        let name = name.to_string();
         let id = self.keys.len() as KeyId;
         self.keys.push(name.clone());
         self.key_ids.insert(name, id);
@@ -111,6 +153,17 @@ impl LogModel {
     }
 
     fn value(&mut self, value: &Value) -> ValueId {
+        // Integers, what histories mostly hold, are interned without building their text.
+        if let Some(n) = value.as_i64() {
+            if let Some(id) = self.int_ids.get(&n) {
+                return *id;
+            }
+            let id = self.values.len() as ValueId;
+            self.values.push(n.to_string());
+            self.int_ids.insert(n, id);
+            self.value_ids.insert(n.to_string(), id);
+            return id;
+        }
         let text = value.to_string();
         if let Some(id) = self.value_ids.get(&text) {
             return *id;
@@ -155,7 +208,7 @@ impl LogModel {
                     continue;
                 };
                 for (key, records) in by_key {
-                    let key = self.key(&Value::String(key.clone()));
+                    let key = self.key_named(key);
                     let mut list = Vec::new();
                     for record in records.as_array().into_iter().flatten() {
                         if let Some([offset, value]) = record.as_array().map(Vec::as_slice) {
@@ -175,7 +228,7 @@ impl LogModel {
             complete_time: done.time,
             process,
             kind: done.kind,
-            f: invoke.f.clone(),
+            f: Function::of(&invoke.f),
             sends,
             reads,
         }

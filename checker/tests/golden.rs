@@ -115,7 +115,9 @@ fn every_golden_history_gets_exactly_its_expected_verdict_and_anomalies() {
 fn jepsen_edn_twins_give_the_same_report_as_their_jsonl() {
     let mut twins = 0;
     for (name, path, expected) in cases() {
-        let Some(base) = name.strip_suffix("-jepsen") else { continue };
+        let Some(base) = name.strip_suffix("-jepsen") else {
+            continue;
+        };
         let jsonl = testdata().join(format!("{base}.jsonl"));
         let workload: Workload = expected["workload"].as_str().unwrap().parse().unwrap();
         let (edn, json) = (check(&path, workload), check(&jsonl, workload));

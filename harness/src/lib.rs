@@ -99,7 +99,8 @@ pub fn run_and_store(spec: &TestSpec, store: &Store) -> Result<StoredRun, StoreR
     write_json(&dir.join("results.json"), &results)?;
     outcome.schedule.save(&dir.join("schedule.json"))?;
     if spec.workload == WorkloadKind::Log {
-        let history = checker::History::from_ops(outcome.history.clone(), &[]).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let history = checker::History::from_ops(outcome.history.clone(), &[])
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         let cycles = checker::explain_cycles(&history);
         if !cycles.is_empty() {
             std::fs::write(dir.join("cycles.txt"), cycles)?;
