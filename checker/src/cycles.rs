@@ -168,20 +168,14 @@ fn build(model: &LogModel) -> Graph {
             }
         }
     }
-    let mut edges = graph.0;
-    edges.sort_unstable();
-    let mut merged: Vec<(u32, u32, u8)> = Vec::with_capacity(edges.len());
-    for (a, b, kind) in edges {
-        match merged.last_mut() {
-            Some(last) if (last.0, last.1) == (a, b) => last.2 |= kind,
-            _ => merged.push((a, b, kind)),
-        }
-    }
-    let mut graph = DiGraph::with_capacity(model.ops.len(), merged.len());
+    // Parallel edges stay parallel: Tarjan and the searches do not mind, and merging them
+    // would cost a sort of every edge; `kinds_between` unions them where it matters.
+    let edges = graph.0;
+    let mut graph = DiGraph::with_capacity(model.ops.len(), edges.len());
     for i in 0..model.ops.len() {
         graph.add_node(i);
     }
-    for (a, b, kind) in merged {
+    for (a, b, kind) in edges {
         graph.add_edge(NodeIndex::new(a as usize), NodeIndex::new(b as usize), kind);
     }
     Graph { graph }
@@ -304,7 +298,7 @@ fn describe(model: &LogModel, graph: &Graph, path: &[usize], mask: u8) -> Cycle 
     let kinds: Vec<u8> = (0..n)
         .map(|i| {
             let (a, b) = (NodeIndex::new(path[i]), NodeIndex::new(path[(i + 1) % n]));
-            let weight = graph.graph.find_edge(a, b).map_or(0, |e| graph.graph[e]);
+            let weight = graph.graph.edges_connecting(a, b).fold(0, |w, e| w | e.weight());
             kind_of(weight, mask)
         })
         .collect();

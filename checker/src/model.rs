@@ -98,7 +98,11 @@ pub struct LogModel {
     key_ids: BTreeMap<String, KeyId>,
     value_ids: BTreeMap<String, ValueId>,
     int_ids: BTreeMap<i64, ValueId>,
+    small_ids: Vec<ValueId>,
 }
+
+/// Integer values below this are interned through a table rather than a map.
+const DIRECT_MAX: usize = 1 << 24;
 
 impl LogModel {
     /// Compiles `history`.
@@ -155,13 +159,28 @@ impl LogModel {
     fn value(&mut self, value: &Value) -> ValueId {
         // Integers, what histories mostly hold, are interned without building their text.
         if let Some(n) = value.as_i64() {
-            if let Some(id) = self.int_ids.get(&n) {
-                return *id;
+            // Small non-negative integers (tumult's values) index a table directly.
+            let slot = usize::try_from(n).ok().filter(|n| *n < DIRECT_MAX);
+            let known = match slot {
+                Some(i) => self.small_ids.get(i).copied().filter(|id| *id != ValueId::MAX),
+                None => self.int_ids.get(&n).copied(),
+            };
+            if let Some(id) = known {
+                return id;
             }
             let id = self.values.len() as ValueId;
             self.values.push(n.to_string());
-            self.int_ids.insert(n, id);
-            self.value_ids.insert(n.to_string(), id);
+            match slot {
+                Some(i) => {
+                    if self.small_ids.len() <= i {
+                        self.small_ids.resize(i + 1, ValueId::MAX);
+                    }
+                    self.small_ids[i] = id;
+                }
+                None => {
+                    self.int_ids.insert(n, id);
+                }
+            }
             return id;
         }
         let text = value.to_string();
