@@ -68,6 +68,13 @@ pub struct TotalQueueReport {
     pub duplicated: Vec<(QueueValue, usize)>,
     /// Up to [`WITNESSES_MAX`] recovered values.
     pub recovered: Vec<QueueValue>,
+    /// Pairs where a later message came out first: `b` was enqueued (invoked) after `a`'s
+    /// enqueue was acknowledged, yet `b`'s first dequeue completed before `a`'s first
+    /// dequeue began. Reported, not judged: whether a queue promises FIFO order is the
+    /// workload's to say.
+    pub reordered_count: usize,
+    /// Up to [`WITNESSES_MAX`] of them, as `(a, b)`.
+    pub reordered: Vec<(QueueValue, QueueValue)>,
     /// Why the result is unknown, when it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unknown_because: Option<String>,
@@ -77,14 +84,15 @@ impl TotalQueueReport {
     /// One line of counts, for terminal summaries.
     pub fn summary(&self) -> String {
         format!(
-            "attempted {}, acknowledged {}, dequeued {}, lost {}, unexpected {}, duplicated {}, recovered {}",
+            "attempted {}, acknowledged {}, dequeued {}, lost {}, unexpected {}, duplicated {}, recovered {}, reordered {}",
             self.attempt_count,
             self.acknowledged_count,
             self.ok_count,
             self.lost_count,
             self.unexpected_count,
             self.duplicated_count,
-            self.recovered_count
+            self.recovered_count,
+            self.reordered_count
         )
     }
 }
@@ -145,8 +153,71 @@ fn first<T: Clone>(items: impl IntoIterator<Item = T>) -> Vec<T> {
     items.into_iter().take(WITNESSES_MAX).collect()
 }
 
+/// FIFO order: pairs `(a, b)` where `a` was acknowledged before `b` was enqueued, and `b`
+/// first came out before `a` first began to. Values enqueued with an unknown outcome have
+/// no known enqueue time and are left out; a message requeued after a delivery keeps its
+/// first delivery, so a redelivery is never counted as overtaking.
+fn reordered(history: &History) -> (usize, Vec<(QueueValue, QueueValue)>) {
+    // value -> (enqueue invoked, enqueue acknowledged); value -> (first dequeue invoked, completed)
+    let mut enqueued: BTreeMap<QueueValue, (u64, u64)> = BTreeMap::new();
+    let mut first_out: BTreeMap<QueueValue, (u64, u64)> = BTreeMap::new();
+    for (invoke, completion) in history.pairs() {
+        let Some(done) = completion else { continue };
+        match (invoke.f.as_str(), done.kind) {
+            ("enqueue", OpType::Ok) => {
+                enqueued.insert(QueueValue::of(&invoke.value), (invoke.index, done.index));
+            }
+            ("dequeue", OpType::Ok) if !done.value.is_null() => {
+                first_out
+                    .entry(QueueValue::of(&done.value))
+                    .or_insert((invoke.index, done.index));
+            }
+            ("drain", OpType::Ok | OpType::Info) => {
+                // A drain's values came out in list order, all within the one operation.
+                for (i, value) in done.value.as_array().into_iter().flatten().enumerate() {
+                    let at = (invoke.index, done.index + i as u64);
+                    first_out.entry(QueueValue::of(value)).or_insert(at);
+                }
+            }
+            _ => {}
+        }
+    }
+    // Sweep the values by enqueue invocation; `ready` holds those acknowledged before the
+    // current one was invoked, and tracks the one whose first dequeue began latest.
+    let mut by_invoke: Vec<(&QueueValue, u64, u64)> =
+        enqueued.iter().map(|(v, (i, c))| (v, *i, *c)).collect();
+    by_invoke.sort_by_key(|(_, invoked, _)| *invoked);
+    let mut by_ack: Vec<(&QueueValue, u64)> = enqueued.iter().map(|(v, (_, c))| (v, *c)).collect();
+    by_ack.sort_by_key(|(_, acked)| *acked);
+    let mut next_ack = 0;
+    let mut latest: Option<(&QueueValue, u64)> = None;
+    let (mut count, mut witnesses) = (0, Vec::new());
+    for (b, b_invoked, _) in by_invoke {
+        while next_ack < by_ack.len() && by_ack[next_ack].1 < b_invoked {
+            let a = by_ack[next_ack].0;
+            if let Some((a_out_invoked, _)) = first_out.get(a) {
+                if latest.is_none_or(|(_, t)| *a_out_invoked > t) {
+                    latest = Some((a, *a_out_invoked));
+                }
+            }
+            next_ack += 1;
+        }
+        let (Some((a, a_out_invoked)), Some((_, b_out_completed))) = (latest, first_out.get(b)) else {
+            continue;
+        };
+        if *b_out_completed < a_out_invoked {
+            count += 1;
+            if witnesses.len() < WITNESSES_MAX {
+                witnesses.push((a.clone(), b.clone()));
+            }
+        }
+    }
+    (count, witnesses)
+}
+
 /// Runs the total-queue analysis over a history.
 pub fn total_queue(history: &History) -> TotalQueueReport {
+    let (reordered_count, reordered) = reordered(history);
     let tally = Tally::of(history);
     let dequeued: BTreeSet<&QueueValue> = tally.dequeued.keys().collect();
     let lost: Vec<&QueueValue> = tally
@@ -198,6 +269,8 @@ pub fn total_queue(history: &History) -> TotalQueueReport {
         lost: first(lost.into_iter().cloned()),
         unexpected: first(unexpected.into_iter().cloned()),
         duplicated: first(duplicated.into_iter().map(|(v, n)| (v.clone(), n))),
+        reordered_count,
+        reordered,
         recovered: first(recovered.into_iter().cloned()),
         unknown_because,
     }

@@ -76,6 +76,7 @@ fn counts(report: &Report) -> BTreeMap<&'static str, u64> {
         counts.insert("duplicated", queue.duplicated_count as u64);
         counts.insert("unexpected", queue.unexpected_count as u64);
         counts.insert("recovered", queue.recovered_count as u64);
+        counts.insert("reordered", queue.reordered_count as u64);
     }
     counts
 }
