@@ -250,6 +250,14 @@ impl History {
         }
     }
 
+    /// The invocation a completion at `position` completes.
+    pub fn invocation(&self, position: usize) -> Option<&Op> {
+        match self.ops.get(position)?.kind {
+            OpType::Invoke => None,
+            _ => self.partner[position].map(|at| &self.ops[at]),
+        }
+    }
+
     /// Each invocation with its completion (`None` if the history ends first).
     pub fn pairs(&self) -> impl Iterator<Item = (&Op, Option<&Op>)> {
         self.ops

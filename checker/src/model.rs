@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
+use smallvec::SmallVec;
 
 use crate::history::{History, Op, OpType, Process};
 
@@ -15,6 +16,9 @@ use crate::history::{History, Op, OpType, Process};
 pub type KeyId = u32;
 /// An interned value.
 pub type ValueId = u32;
+
+/// The (offset, value) records one poll returned for one key.
+pub type Records = SmallVec<[(u64, ValueId); 6]>;
 
 /// One send of an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,9 +47,11 @@ pub struct MOp {
     /// What kind of operation it is, from its function name.
     pub f: Function,
     /// Its sends, in order.
-    pub sends: Vec<Send>,
-    /// Its reads: per key, the (offset, value) records in the order returned.
-    pub reads: Vec<(KeyId, Vec<(u64, ValueId)>)>,
+    pub sends: SmallVec<[Send; 1]>,
+    /// Its reads: per key, the (offset, value) records in the order returned. (Inline
+    /// storage: most operations send one value or read a few, and a million small heap
+    /// allocations cost more than the analyses themselves.)
+    pub reads: SmallVec<[(KeyId, Records); 1]>,
 }
 
 /// The functions the analyses tell apart.
@@ -108,29 +114,31 @@ impl LogModel {
     /// Compiles `history`.
     pub fn new(history: &History) -> Self {
         let mut model = LogModel::default();
-        for (invoke, completion) in history.pairs() {
-            let Process::Client(process) = &invoke.process else {
+        // In completion order, straight from the history: no sort of the compiled ops.
+        for (at, done) in history.ops().iter().enumerate() {
+            let (Some(invoke), Process::Client(process)) = (history.invocation(at), &done.process) else {
                 continue;
-            };
-            // An operation the history ends before completing is indeterminate, as if it
-            // had completed `info` at the end.
-            let unfinished;
-            let done = match completion {
-                Some(done) => done,
-                None => {
-                    unfinished = Op {
-                        index: u64::MAX,
-                        time: u64::MAX,
-                        kind: OpType::Info,
-                        ..invoke.clone()
-                    };
-                    &unfinished
-                }
             };
             let mop = model.compile(invoke, done, *process);
             model.ops.push(mop);
         }
-        model.ops.sort_by_key(|op| op.complete);
+        // An operation the history ends before completing is indeterminate, as if it had
+        // completed `info` at the end.
+        for (invoke, completion) in history.pairs() {
+            let Process::Client(process) = &invoke.process else {
+                continue;
+            };
+            if completion.is_none() {
+                let unfinished = Op {
+                    index: u64::MAX,
+                    time: u64::MAX,
+                    kind: OpType::Info,
+                    ..invoke.clone()
+                };
+                let mop = model.compile(invoke, &unfinished, *process);
+                model.ops.push(mop);
+            }
+        }
         model.order_versions();
         model
     }
@@ -194,8 +202,8 @@ impl LogModel {
     }
 
     fn compile(&mut self, invoke: &Op, done: &Op, process: u64) -> MOp {
-        let mut sends = Vec::new();
-        let mut reads = Vec::new();
+        let mut sends = SmallVec::new();
+        let mut reads = SmallVec::new();
         // What was sent comes from the invocation; offsets from an `ok` completion, which
         // writes `[offset, value]` where the invocation wrote the value.
         let invoked = micro_ops(&invoke.value);
@@ -228,7 +236,7 @@ impl LogModel {
                 };
                 for (key, records) in by_key {
                     let key = self.key_named(key);
-                    let mut list = Vec::new();
+                    let mut list = Records::new();
                     for record in records.as_array().into_iter().flatten() {
                         if let Some([offset, value]) = record.as_array().map(Vec::as_slice) {
                             if let Some(offset) = offset.as_u64() {
