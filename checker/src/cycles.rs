@@ -138,41 +138,56 @@ fn build(model: &LogModel) -> Graph {
             graph.edge(prev, i, PROCESS);
         }
     }
-    // realtime, transitively reduced: sweep invocations and completions in history order,
-    // keeping the frontier of completed operations no later completion has superseded.
+    // realtime, through barrier nodes: a chain of nodes after the operations, each standing
+    // for "everything completed so far". An `ok` completion feeds the next barrier; an
+    // invocation hangs off the latest one; each barrier follows the one before. Then T1
+    // reaches T2 exactly when T1 completed before T2 was invoked, with a few edges per
+    // operation instead of one from every operation of the frontier.
+    // Completions are already in order (the ops are); invocations are `by_invoke`: merge.
     let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(model.ops.len() * 2);
-    for (i, op) in model.ops.iter().enumerate() {
-        events.push((op.invoke, true, i));
-        events.push((op.complete, false, i));
+    let (mut inv, mut done) = (by_invoke.iter().peekable(), (0..model.ops.len()).peekable());
+    loop {
+        let next_invoke = inv.peek().map(|i| model.ops[**i].invoke);
+        let next_done = done.peek().map(|i| model.ops[*i].complete);
+        match (next_invoke, next_done) {
+            (Some(a), Some(b)) if a < b => events.push((a, true, *inv.next().expect("peeked"))),
+            (_, Some(b)) => events.push((b, false, done.next().expect("peeked"))),
+            (Some(a), None) => events.push((a, true, *inv.next().expect("peeked"))),
+            (None, None) => break,
+        }
     }
-    events.sort_unstable();
-    let mut frontier: Vec<usize> = Vec::new();
-    // Each op's frontier at its invocation, as a slice of one shared arena.
-    let mut arena: Vec<usize> = Vec::new();
-    let mut seen_at_invoke: Vec<(usize, usize)> = vec![(0, 0); model.ops.len()];
+    let mut barriers = 0usize;
+    let mut current: Option<usize> = None;
+    let mut completed: Vec<usize> = Vec::new();
     for (_, is_invoke, i) in events {
-        if is_invoke {
-            seen_at_invoke[i] = (arena.len(), frontier.len());
-            arena.extend_from_slice(&frontier);
-        } else {
-            let (start, len) = seen_at_invoke[i];
-            let before = &arena[start..start + len];
-            for &p in before {
-                graph.edge(p, i, REALTIME);
-            }
+        if !is_invoke {
             // Only an `ok` completion dates the operation: an `info` one may take effect
             // after it was recorded, so nothing is known to follow it in real time.
             if model.ops[i].kind == OpType::Ok {
-                frontier.retain(|f| !before.contains(f));
-                frontier.push(i);
+                completed.push(i);
             }
+            continue;
+        }
+        if !completed.is_empty() {
+            let barrier = model.ops.len() + barriers;
+            barriers += 1;
+            if let Some(previous) = current {
+                graph.edge(previous, barrier, REALTIME);
+            }
+            for done in completed.drain(..) {
+                graph.edge(done, barrier, REALTIME);
+            }
+            current = Some(barrier);
+        }
+        if let Some(barrier) = current {
+            graph.edge(barrier, i, REALTIME);
         }
     }
     // Parallel edges stay parallel: Tarjan and the searches do not mind, and merging them
-    // would cost a sort of every edge; `kinds_between` unions them where it matters.
+    // would cost a sort of every edge; `describe` unions them where it matters.
     let edges = graph.0;
-    let mut graph = DiGraph::with_capacity(model.ops.len(), edges.len());
-    for i in 0..model.ops.len() {
+    let mut graph = DiGraph::with_capacity(model.ops.len() + barriers, edges.len());
+    for i in 0..model.ops.len() + barriers {
         graph.add_node(i);
     }
     for (a, b, kind) in edges {
@@ -231,11 +246,16 @@ pub fn find_cycles(model: &LogModel) -> Vec<Cycle> {
         if component.len() < 2 {
             continue;
         }
-        let mut members = vec![false; model.ops.len()];
+        let mut members = vec![false; graph.graph.node_count()];
         for n in &component {
             members[n.index()] = true;
         }
-        let mut sorted: Vec<NodeIndex> = component.clone();
+        // Start from operations, never from barriers.
+        let mut sorted: Vec<NodeIndex> = component
+            .iter()
+            .copied()
+            .filter(|n| n.index() < model.ops.len())
+            .collect();
         sorted.sort();
         for mask in LAYERS {
             if let Some(path) = sorted
@@ -293,15 +313,25 @@ fn kind_of(weight: u8, mask: u8) -> u8 {
         .unwrap_or(0)
 }
 
-fn describe(model: &LogModel, graph: &Graph, path: &[usize], mask: u8) -> Cycle {
+fn describe(model: &LogModel, graph: &Graph, raw: &[usize], mask: u8) -> Cycle {
+    // Barriers are how realtime order is stored, not operations: a step through them is
+    // one realtime edge between the operations on either side.
+    let is_op = |node: usize| node < model.ops.len();
+    let path: Vec<usize> = raw.iter().copied().filter(|n| is_op(*n)).collect();
     let n = path.len();
     let kinds: Vec<u8> = (0..n)
         .map(|i| {
-            let (a, b) = (NodeIndex::new(path[i]), NodeIndex::new(path[(i + 1) % n]));
+            let at = raw.iter().position(|x| *x == path[i]).expect("an op of the path");
+            let next = raw[(at + 1) % raw.len()];
+            if !is_op(next) {
+                return REALTIME;
+            }
+            let (a, b) = (NodeIndex::new(path[i]), NodeIndex::new(next));
             let weight = graph.graph.edges_connecting(a, b).fold(0, |w, e| w | e.weight());
             kind_of(weight, mask)
         })
         .collect();
+    let path = &path[..];
     let rw = kinds.iter().filter(|k| **k == RW).count();
     let base = match rw {
         0 if kinds.contains(&WR) => "G1c",

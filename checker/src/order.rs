@@ -167,7 +167,6 @@ pub fn order_anomalies(model: &LogModel) -> (Anomalies, Unseen) {
             }
         }
         // Sends: within this op, and against the process's sends in earlier ops.
-        let earlier = sent.get(&op.process).cloned().unwrap_or_default();
         let mut in_op: BTreeMap<KeyId, (u32, ValueId)> = BTreeMap::new();
         for send in &op.sends {
             let Some(p) = model.position_of(send.key, send.value) else {
@@ -187,7 +186,9 @@ pub fn order_anomalies(model: &LogModel) -> (Anomalies, Unseen) {
                 ),
                 Some(_) => {}
                 None => {
-                    if let Some(prev) = earlier.get(&send.key).filter(|prev| p <= prev.0) {
+                    // `sent` still holds the process's earlier operations' sends.
+                    let earlier = sent.get(&op.process).and_then(|m| m.get(&send.key));
+                    if let Some(prev) = earlier.filter(|prev| p <= prev.0) {
                         add(
                             &mut anomalies,
                             "nonmonotonic-send",
