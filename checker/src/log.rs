@@ -200,8 +200,12 @@ fn basic_log_analysis(model: &LogModel) -> LogReport {
     }
     // Sorted vectors searched by bisection: a few sorts beat millions of tree insertions.
     let attempted = SortedSet::new(attempted);
-    let final_at: BTreeMap<(KeyId, u64), ValueId> =
-        finals.iter().map(|(k, o, v, _)| ((*k, *o), *v)).collect();
+    let mut final_at: Vec<(KeyId, u64, ValueId)> = finals.iter().map(|(k, o, v, _)| (*k, *o, *v)).collect();
+    final_at.sort_unstable();
+    let final_value_at = |k: KeyId, o: u64| -> Option<ValueId> {
+        let i = final_at.partition_point(|f| (f.0, f.1) < (k, o));
+        final_at.get(i).filter(|f| (f.0, f.1) == (k, o)).map(|f| f.2)
+    };
     let final_values = SortedSet::new(finals.iter().map(|(k, _, v, _)| (*k, *v)).collect());
     let ever_read = SortedSet::new(reads.iter().chain(&finals).map(|(k, _, v, _)| (*k, *v)).collect());
     let mut read_max: BTreeMap<KeyId, u64> = BTreeMap::new();
@@ -231,7 +235,7 @@ fn basic_log_analysis(model: &LogModel) -> LogReport {
     let dirty: Vec<&(KeyId, u64, ValueId, u64)> = match final_reads {
         true => reads
             .iter()
-            .filter(|(k, o, v, _)| final_at.get(&(*k, *o)) != Some(v))
+            .filter(|(k, o, v, _)| final_value_at(*k, *o) != Some(*v))
             .collect(),
         false => Vec::new(),
     };

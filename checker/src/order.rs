@@ -12,7 +12,7 @@
 //!
 //! Also `unseen`: acknowledged values no read had returned yet, over time.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -203,32 +203,51 @@ pub fn order_anomalies(model: &LogModel) -> (Anomalies, Unseen) {
     (anomalies, unseen(model))
 }
 
-/// Acknowledged values not yet returned by any read, after each operation.
+/// Acknowledged values not yet returned by any read, after each operation. Computed from
+/// sorted lists rather than sets updated op by op: each acknowledged value waits from its
+/// acknowledgement until its first read (if that comes later), and the series is the sweep
+/// of those intervals.
 fn unseen(model: &LogModel) -> Unseen {
-    let mut read: BTreeSet<(KeyId, ValueId)> = BTreeSet::new();
-    let mut waiting: BTreeSet<(KeyId, ValueId)> = BTreeSet::new();
-    let mut series = Vec::new();
-    for op in &model.ops {
-        if op.kind != OpType::Ok {
-            continue;
-        }
-        let before = waiting.len();
+    // (key, value, position of the op) of every acknowledgement and every read.
+    let mut acked: Vec<(KeyId, ValueId, usize)> = Vec::new();
+    let mut reads: Vec<(KeyId, ValueId, usize)> = Vec::new();
+    for (at, op) in model
+        .ops
+        .iter()
+        .enumerate()
+        .filter(|(_, op)| op.kind == OpType::Ok)
+    {
+        acked.extend(op.sends.iter().map(|s| (s.key, s.value, at)));
         for (key, records) in &op.reads {
-            for (_, value) in records {
-                read.insert((*key, *value));
-                waiting.remove(&(*key, *value));
-            }
-        }
-        for send in &op.sends {
-            if !read.contains(&(send.key, send.value)) {
-                waiting.insert((send.key, send.value));
-            }
-        }
-        if waiting.len() != before || series.is_empty() {
-            series.push((op.complete_time, waiting.len()));
+            reads.extend(records.iter().map(|(_, v)| (*key, *v, at)));
         }
     }
-    let count = waiting.len();
+    reads.sort_unstable();
+    let first_read = |key: KeyId, value: ValueId| -> Option<usize> {
+        let i = reads.partition_point(|r| (r.0, r.1) < (key, value));
+        reads.get(i).filter(|r| (r.0, r.1) == (key, value)).map(|r| r.2)
+    };
+    // +1 at the acknowledgement, -1 at the first read after it.
+    let mut changes: Vec<(usize, i64)> = Vec::new();
+    for (key, value, at) in acked {
+        match first_read(key, value) {
+            Some(read) if read <= at => {}
+            Some(read) => changes.extend([(at, 1), (read, -1)]),
+            None => changes.push((at, 1)),
+        }
+    }
+    changes.sort_unstable();
+    let mut series = Vec::new();
+    let mut waiting: i64 = 0;
+    for group in changes.chunk_by(|a, b| a.0 == b.0) {
+        let before = waiting;
+        waiting += group.iter().map(|(_, d)| d).sum::<i64>();
+        if waiting != before || series.is_empty() {
+            series.push((model.ops[group[0].0].complete_time, waiting.max(0) as usize));
+        }
+    }
+    let waiting = waiting.max(0) as usize;
+    let count = waiting;
     // Thin evenly, always keeping the last point.
     if series.len() > SERIES_MAX {
         let step = series.len().div_ceil(SERIES_MAX);
