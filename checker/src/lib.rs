@@ -52,7 +52,7 @@ impl Workload {
         let has = |names: &[&str]| history.ops().iter().any(|op| names.contains(&op.f.as_str()));
         if has(&["enqueue", "dequeue", "drain"]) {
             Some(Workload::Queue)
-        } else if has(&["send", "poll", "final-poll"]) {
+        } else if has(&["send", "poll", "final-poll", "txn", "assign", "subscribe"]) {
             Some(Workload::Log)
         } else {
             None
