@@ -209,6 +209,7 @@ impl LogModel {
         let invoked = micro_ops(&invoke.value);
         let completed = micro_ops(&done.value);
         for (i, micro) in invoked.iter().enumerate() {
+            let Some(micro) = micro.as_array() else { continue };
             if micro.first().and_then(Value::as_str) != Some("send") {
                 continue;
             }
@@ -217,6 +218,7 @@ impl LogModel {
             };
             let offset = completed
                 .get(i)
+                .and_then(Value::as_array)
                 .and_then(|m| m.get(2))
                 .and_then(Value::as_array)
                 .and_then(|pair| pair.first())
@@ -227,7 +229,7 @@ impl LogModel {
             sends.push(Send { key, value, offset });
         }
         if done.kind == OpType::Ok {
-            for micro in &completed {
+            for micro in completed.iter().filter_map(Value::as_array) {
                 if micro.first().and_then(Value::as_str) != Some("poll") {
                     continue;
                 }
@@ -308,12 +310,8 @@ impl LogModel {
     }
 }
 
-/// The micro-ops of an op's value: `[[name, ...], ...]`.
-fn micro_ops(value: &Value) -> Vec<&Vec<Value>> {
-    value
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_array)
-        .collect()
+/// The micro-ops of an op's value, `[[name, ...], ...]`, each still to be checked for
+/// being an array: the position of a micro-op pairs an invocation's with its completion's.
+fn micro_ops(value: &Value) -> &[Value] {
+    value.as_array().map_or(&[], Vec::as_slice)
 }
