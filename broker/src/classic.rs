@@ -67,10 +67,7 @@ impl Classic {
 
     /// The node a queue lives on.
     pub(crate) fn home(&self, queue: &str) -> u64 {
-        let hash = queue.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-        self.members[(hash % self.members.len() as u64) as usize]
+        crate::entropy::home_node(queue, &self.members)
     }
 
     /// Serves locally or proxies to the home node; `local` handles requests served here.

@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 pub use history::{Format, History, HistoryError, Op, OpType, Process};
-pub use log::{explain_cycles, log_analysis, log_analysis_allowing, Key, LogReport, Seen, LOG_ALLOWED};
+pub use log::{log_analysis, log_analysis_allowing, Key, LogReport, Seen, LOG_ALLOWED};
 pub use order::{Anomalies, Cases, Unseen};
 pub use queue::{total_queue, QueueValue, TotalQueueReport, WITNESSES_MAX};
 pub use verdict::Validity;

@@ -79,6 +79,19 @@ pub struct LogReport {
 }
 
 impl LogReport {
+    /// Every dependency cycle kept as a witness, explained, for cycles.txt: each anomaly's
+    /// name (marked when the workload allows it), then its explanations.
+    pub fn cycles_text(&self) -> String {
+        let mut text = String::new();
+        for (name, cases) in &self.anomalies {
+            let allowed = if cases.allowed { " (allowed)" } else { "" };
+            for explanation in cases.witnesses.iter().filter_map(|w| w["explanation"].as_str()) {
+                text.push_str(&format!("{name}{allowed}\n{explanation}\n"));
+            }
+        }
+        text
+    }
+
     /// One line of counts.
     pub fn summary(&self) -> String {
         let named: Vec<String> = self
@@ -137,16 +150,6 @@ pub fn log_analysis_allowing(history: &History, allowed: &[&str]) -> LogReport {
     report.anomalies = anomalies;
     report.unseen = unseen;
     report
-}
-
-/// The cycles of a log history, explained, for cycles.txt.
-pub fn explain_cycles(history: &History) -> String {
-    let model = LogModel::new(history);
-    let mut text = String::new();
-    for cycle in find_cycles(&model) {
-        text.push_str(&format!("{}\n{}\n", cycle.anomaly, cycle.explanation));
-    }
-    text
 }
 
 /// A set as a sorted vector.

@@ -98,13 +98,14 @@ pub fn run_and_store(spec: &TestSpec, store: &Store) -> Result<StoredRun, StoreR
     });
     write_json(&dir.join("results.json"), &results)?;
     outcome.schedule.save(&dir.join("schedule.json"))?;
-    if spec.workload == WorkloadKind::Log {
-        let history = checker::History::from_ops(outcome.history.clone(), &[])
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let cycles = checker::explain_cycles(&history);
-        if !cycles.is_empty() {
-            std::fs::write(dir.join("cycles.txt"), cycles)?;
-        }
+    // The check already explained its cycles: write those out rather than search again.
+    let cycles = outcome
+        .report
+        .log()
+        .map(|log| log.cycles_text())
+        .unwrap_or_default();
+    if !cycles.is_empty() {
+        std::fs::write(dir.join("cycles.txt"), cycles)?;
     }
     Ok(StoredRun { dir, outcome })
 }
@@ -129,13 +130,6 @@ pub fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
         }
     }
     unreachable!("the loop returns when both histories end")
-}
-
-/// 64-bit FNV-1a: a short fingerprint of a history for humans to compare.
-pub fn fnv64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 #[derive(Clone, Default)]

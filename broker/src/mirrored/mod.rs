@@ -170,10 +170,7 @@ impl MirrorNode {
     }
 
     fn home(&self, queue: &str) -> u64 {
-        let hash = queue.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-        self.cluster[(hash % self.cluster.len() as u64) as usize]
+        crate::entropy::home_node(queue, &self.cluster)
     }
 
     /// Two-way contact: `node` both reached this node and answered it within the liveness

@@ -150,7 +150,7 @@ impl<M: Machine> Group<M> {
         raft_config.election_ticks_min = 15;
         raft_config.election_ticks_max = 30;
         raft_config.heartbeat_ticks = 3;
-        let seed = node.seed ^ name_hash(name);
+        let seed = node.seed ^ crate::entropy::fnv64(name.as_bytes());
         Ok(Self {
             name: name.to_string(),
             raft: Raft::new(raft_config, hard, entries, seed),
@@ -458,13 +458,6 @@ fn valid_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-/// FNV-1a: a stable hash (std's hasher is randomly keyed per process).
-fn name_hash(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]

@@ -291,13 +291,13 @@ fn test(args: TestArgs) -> anyhow::Result<u8> {
             None => say!(
                 "  determinism: the second run's history is byte-identical ({} bytes, fnv64 {:016x})",
                 first.len(),
-                harness::fnv64(&first)
+                broker::fnv64(&first)
             ),
             Some(line) => {
                 say!(
                     "DETERMINISM FAILURE: the two runs' histories differ from line {line} (fnv64 {:016x} vs {:016x})",
-                    harness::fnv64(&first),
-                    harness::fnv64(&again)
+                    broker::fnv64(&first),
+                    broker::fnv64(&again)
                 );
                 return Ok(EXIT_ERROR);
             }

@@ -168,10 +168,7 @@ impl Nemesis {
         while let Some(i) = self.active.iter().position(|a| a.scheduled.end_ms <= now_ms) {
             let ended = self.active.remove(i);
             self.end(sim, &ended.scheduled.fault, now, recorder);
-            if let (Some(lane), Source::Drawn { lanes, interval_s }) = (ended.lane, &mut self.source) {
-                lanes[lane].busy = false;
-                lanes[lane].next_fault_at = now + secs(*interval_s * self.rng.random_range(0.5..1.5));
-            }
+            self.free_lane(ended.lane, now);
             changed = true;
         }
         // Start what is due.
@@ -180,9 +177,8 @@ impl Nemesis {
             self.happened.push(scheduled.clone());
             if scheduled.end_ms > scheduled.start_ms {
                 self.active.push(Active { lane, scheduled });
-            } else if let (Some(lane), Source::Drawn { lanes, interval_s }) = (lane, &mut self.source) {
-                lanes[lane].busy = false;
-                lanes[lane].next_fault_at = now + secs(*interval_s * self.rng.random_range(0.5..1.5));
+            } else {
+                self.free_lane(lane, now);
             }
             changed = true;
         }
@@ -191,6 +187,14 @@ impl Nemesis {
                 .apply(sim, self.active.iter().map(|a| &a.scheduled.fault));
         }
         self.supervise(sim, now);
+    }
+
+    /// A drawn lane's fault is over: its next one comes after a fresh gap.
+    fn free_lane(&mut self, lane: Option<usize>, now: Duration) {
+        if let (Some(lane), Source::Drawn { lanes, interval_s }) = (lane, &mut self.source) {
+            lanes[lane].busy = false;
+            lanes[lane].next_fault_at = now + secs(*interval_s * self.rng.random_range(0.5..1.5));
+        }
     }
 
     /// Ends every fault: restarts every host that is down, repairs every link, ends pauses
