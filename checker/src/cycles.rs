@@ -24,7 +24,7 @@ use petgraph::visit::EdgeRef;
 use serde_json::json;
 
 use crate::history::OpType;
-use crate::model::{KeyId, LogModel, ValueId};
+use crate::model::{KeyId, LogModel, PairMap, ValueId};
 use crate::order::Anomalies;
 
 const WW: u8 = 1;
@@ -85,7 +85,7 @@ impl Edges {
 fn build(model: &LogModel) -> Graph {
     let mut graph = Edges::default();
     // Who wrote each (key, value). A failed send wrote nothing (reading it is G1a).
-    let mut writer: BTreeMap<(KeyId, ValueId), usize> = BTreeMap::new();
+    let mut writer: PairMap<usize> = PairMap::new(model.value_count());
     for (i, op) in model
         .ops
         .iter()
@@ -93,14 +93,14 @@ fn build(model: &LogModel) -> Graph {
         .filter(|(_, op)| op.kind != OpType::Fail)
     {
         for send in &op.sends {
-            writer.entry((send.key, send.value)).or_insert(i);
+            writer.insert_first(send.key, send.value, i);
         }
     }
     // ww: successive versions of each key.
     for (key, versions) in model.versions.iter().enumerate() {
         let key = key as KeyId;
         for pair in versions.windows(2) {
-            let (Some(&a), Some(&b)) = (writer.get(&(key, pair[0].1)), writer.get(&(key, pair[1].1))) else {
+            let (Some(a), Some(b)) = (writer.get(key, pair[0].1), writer.get(key, pair[1].1)) else {
                 continue;
             };
             graph.edge(a, b, WW);
@@ -114,7 +114,7 @@ fn build(model: &LogModel) -> Graph {
         for (key, records) in &op.reads {
             let mut highest: Option<u32> = None;
             for (_, value) in records {
-                if let Some(&w) = writer.get(&(*key, *value)) {
+                if let Some(w) = writer.get(*key, *value) {
                     graph.edge(w, i, WR);
                 }
                 if let Some(p) = model.position_of(*key, *value) {
@@ -123,7 +123,7 @@ fn build(model: &LogModel) -> Graph {
             }
             let Some(h) = highest else { continue };
             if let Some(&(_, next)) = model.versions[*key as usize].get(h as usize + 1) {
-                if let Some(&w) = writer.get(&(*key, next)) {
+                if let Some(w) = writer.get(*key, next) {
                     graph.edge(i, w, RW);
                 }
             }

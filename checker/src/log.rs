@@ -12,13 +12,11 @@
 //! - duplicate: one value at two offsets of a key;
 //! - unexpected: a value read that no send ever attempted.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use crate::cycles::{add_cycles, find_cycles};
 use crate::history::{History, OpType};
-use crate::model::{KeyId, LogModel, ValueId};
+use crate::model::{KeyId, LogModel, PairMap, ValueId};
 use crate::order::{order_anomalies, Anomalies, Unseen};
 use crate::queue::WITNESSES_MAX;
 use crate::verdict::Validity;
@@ -152,35 +150,33 @@ pub fn log_analysis_allowing(history: &History, allowed: &[&str]) -> LogReport {
     report
 }
 
-/// A set as a sorted vector.
-struct SortedSet<T>(Vec<T>);
-
-impl<T: Ord> SortedSet<T> {
-    fn new(mut items: Vec<T>) -> Self {
-        items.sort_unstable();
-        items.dedup();
-        Self(items)
+/// True if `records` (sorted, deduplicated) hold `value` at `offset`.
+fn holds(records: &[(u64, ValueId)], offset: u64, value: ValueId) -> bool {
+    // Usually one value per offset, dense from zero: try the record at index `offset`.
+    if usize::try_from(offset).ok().and_then(|i| records.get(i)) == Some(&(offset, value)) {
+        return true;
     }
-
-    fn contains(&self, item: &T) -> bool {
-        self.0.binary_search(item).is_ok()
-    }
+    records.binary_search(&(offset, value)).is_ok()
 }
 
 /// Lost writes, dirty reads, inconsistent offsets, duplicates and unexpected values, on
-/// the interned model: every comparison is of integers.
+/// the interned model: every comparison is of integers, and every lookup an index or a
+/// bisection (a few sorts of small lists beat millions of tree insertions).
 fn basic_log_analysis(model: &LogModel) -> LogReport {
-    type Kv = (KeyId, ValueId);
-    let mut attempted: Vec<Kv> = Vec::new();
+    type Obs = (KeyId, u64, ValueId, u64);
+    let values = model.value_count();
+    let mut attempted: PairMap<()> = PairMap::new(values);
     // (key, offset, value, op) of every acknowledged send, read and final read.
-    let mut acknowledged: Vec<(KeyId, u64, ValueId, u64)> = Vec::new();
-    let mut reads: Vec<(KeyId, u64, ValueId, u64)> = Vec::new();
-    let mut finals: Vec<(KeyId, u64, ValueId, u64)> = Vec::new();
+    let mut acknowledged: Vec<Obs> = Vec::new();
+    let mut reads: Vec<Obs> = Vec::new();
+    let mut finals: Vec<Obs> = Vec::new();
     let mut final_reads = false;
     let mut send_count = 0;
     for op in &model.ops {
         send_count += op.sends.len();
-        attempted.extend(op.sends.iter().map(|s| (s.key, s.value)));
+        for send in &op.sends {
+            attempted.insert_first(send.key, send.value, ());
+        }
         if op.kind != OpType::Ok {
             continue;
         }
@@ -201,59 +197,82 @@ fn basic_log_analysis(model: &LogModel) -> LogReport {
             );
         }
     }
-    // Sorted vectors searched by bisection: a few sorts beat millions of tree insertions.
-    let attempted = SortedSet::new(attempted);
-    let mut final_at: Vec<(KeyId, u64, ValueId)> = finals.iter().map(|(k, o, v, _)| (*k, *o, *v)).collect();
-    final_at.sort_unstable();
-    let final_value_at = |k: KeyId, o: u64| -> Option<ValueId> {
-        let i = final_at.partition_point(|f| (f.0, f.1) < (k, o));
-        final_at.get(i).filter(|f| (f.0, f.1) == (k, o)).map(|f| f.2)
-    };
-    let final_values = SortedSet::new(finals.iter().map(|(k, _, v, _)| (*k, *v)).collect());
-    let ever_read = SortedSet::new(reads.iter().chain(&finals).map(|(k, _, v, _)| (*k, *v)).collect());
-    let mut read_max: BTreeMap<KeyId, u64> = BTreeMap::new();
-    for (k, o, _, _) in reads.iter().chain(&finals) {
-        let max = read_max.entry(*k).or_insert(0);
-        *max = (*max).max(*o);
+    // Per key, the (offset, value) records of the final reads.
+    let mut final_at: Vec<Vec<(u64, ValueId)>> = vec![Vec::new(); model.keys.len()];
+    let mut final_values: PairMap<()> = PairMap::new(values);
+    for (k, o, v, _) in &finals {
+        final_at[*k as usize].push((*o, *v));
+        final_values.insert_first(*k, *v, ());
     }
-    let seen = |(k, o, v, op): &(KeyId, u64, ValueId, u64)| Seen {
+    for records in &mut final_at {
+        records.sort_unstable();
+        records.dedup();
+    }
+    let seen = |(k, o, v, op): &Obs| Seen {
         key: model.key_name(*k).to_string(),
         offset: *o,
         value: model.value_text(*v).to_string(),
         op: *op,
     };
-    let lost: Vec<&(KeyId, u64, ValueId, u64)> = acknowledged
-        .iter()
-        .filter(|(k, o, v, _)| {
-            if final_reads {
-                !final_values.contains(&(*k, *v))
-            } else {
-                // Jepsen's definition: never read, although a later offset of the key was.
-                !ever_read.contains(&(*k, *v)) && read_max.get(k).is_some_and(|max| max > o)
-            }
-        })
-        .collect();
+    let lost: Vec<&Obs> = if final_reads {
+        acknowledged
+            .iter()
+            .filter(|(k, _, v, _)| !final_values.contains(*k, *v))
+            .collect()
+    } else {
+        // Jepsen's definition: never read, although a later offset of the key was.
+        let mut ever_read: PairMap<()> = PairMap::new(values);
+        let mut read_max: Vec<Option<u64>> = vec![None; model.keys.len()];
+        for (k, o, v, _) in &reads {
+            ever_read.insert_first(*k, *v, ());
+            let max = &mut read_max[*k as usize];
+            *max = Some(max.map_or(*o, |m| m.max(*o)));
+        }
+        acknowledged
+            .iter()
+            .filter(|(k, o, v, _)| {
+                !ever_read.contains(*k, *v) && read_max[*k as usize].is_some_and(|max| max > *o)
+            })
+            .collect()
+    };
     // The final reads run to the end of every key, so an offset they lack, or hold another
     // value at, never held this value once everything was healed.
-    let dirty: Vec<&(KeyId, u64, ValueId, u64)> = match final_reads {
+    let dirty: Vec<&Obs> = match final_reads {
         true => reads
             .iter()
-            .filter(|(k, o, v, _)| final_value_at(*k, *o) != Some(*v))
+            .filter(|(k, o, v, _)| !holds(&final_at[*k as usize], *o, *v))
             .collect(),
         false => Vec::new(),
     };
-    // Every observation, acknowledged offsets included, for offset-level consistency.
-    let mut observed: Vec<(KeyId, u64, ValueId)> = reads
+    // Every observation, acknowledged offsets included, against the model's table of the
+    // first value seen at each offset and the first offset of each value: only the
+    // observations that disagree are collected and grouped.
+    let observations = reads
         .iter()
         .chain(&finals)
         .chain(acknowledged.iter().filter(|a| a.1 != u64::MAX))
-        .map(|(k, o, v, _)| (*k, *o, *v))
-        .collect();
-    observed.sort_unstable();
-    observed.dedup();
+        .map(|(k, o, v, _)| (*k, *o, *v));
+    let mut other_value: Vec<(KeyId, u64, ValueId)> = Vec::new();
+    let mut other_offset: Vec<(KeyId, ValueId, u64)> = Vec::new();
+    for (k, o, v) in observations {
+        if let Some(first) = model.value_at(k, o).filter(|first| *first != v) {
+            other_value.extend([(k, o, first), (k, o, v)]);
+        }
+        match model.position_of(k, v) {
+            Some(p) => {
+                let first = model.versions[k as usize][p as usize].0;
+                if first != o {
+                    other_offset.extend([(k, v, first), (k, v, o)]);
+                }
+            }
+            None => other_offset.push((k, v, o)),
+        }
+    }
+    other_value.sort_unstable();
+    other_value.dedup();
     let mut inconsistent: Vec<(Key, u64, Vec<String>)> = Vec::new();
     let mut inconsistent_count = 0;
-    for group in observed
+    for group in other_value
         .chunk_by(|a, b| (a.0, a.1) == (b.0, b.1))
         .filter(|g| g.len() > 1)
     {
@@ -267,11 +286,11 @@ fn basic_log_analysis(model: &LogModel) -> LogReport {
             inconsistent.push((model.key_name(group[0].0).to_string(), group[0].1, values));
         }
     }
-    let mut by_value: Vec<(KeyId, ValueId, u64)> = observed.iter().map(|(k, o, v)| (*k, *v, *o)).collect();
-    by_value.sort_unstable();
+    other_offset.sort_unstable();
+    other_offset.dedup();
     let mut duplicates: Vec<(Key, String, Vec<u64>)> = Vec::new();
     let mut duplicate_count = 0;
-    for group in by_value
+    for group in other_offset
         .chunk_by(|a, b| (a.0, a.1) == (b.0, b.1))
         .filter(|g| g.len() > 1)
     {
@@ -285,10 +304,10 @@ fn basic_log_analysis(model: &LogModel) -> LogReport {
             ));
         }
     }
-    let unexpected: Vec<&(KeyId, u64, ValueId, u64)> = reads
+    let unexpected: Vec<&Obs> = reads
         .iter()
         .chain(&finals)
-        .filter(|(k, _, v, _)| !attempted.contains(&(*k, *v)))
+        .filter(|(k, _, v, _)| !attempted.contains(*k, *v))
         .collect();
     let anomalies = lost.len() + dirty.len() + inconsistent_count + duplicate_count + unexpected.len();
     LogReport {

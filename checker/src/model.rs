@@ -99,8 +99,10 @@ pub struct LogModel {
     /// Per key: its version order: each value once, at the first offset it was seen at, and
     /// each offset with the value first seen there.
     pub versions: Vec<Vec<(u64, ValueId)>>,
-    /// Per key: each value's position in `versions`.
-    pub position: Vec<BTreeMap<ValueId, u32>>,
+    /// Each (key, value)'s position in its key's `versions`.
+    pub position: PairMap<u32>,
+    /// Per key: every offset observed, in order, with the value first seen there.
+    pub offsets: Vec<Vec<(u64, ValueId)>>,
     key_ids: BTreeMap<String, KeyId>,
     value_ids: BTreeMap<String, ValueId>,
     int_ids: BTreeMap<i64, ValueId>,
@@ -114,6 +116,9 @@ impl LogModel {
     /// Compiles `history`.
     pub fn new(history: &History) -> Self {
         let mut model = LogModel::default();
+        // At most one compiled op per completion: growing a vector of large ops by doubling
+        // would copy them all again and again.
+        model.ops.reserve(history.ops().len() / 2 + 1);
         // In completion order, straight from the history: no sort of the compiled ops.
         for (at, done) in history.ops().iter().enumerate() {
             let (Some(invoke), Process::Client(process)) = (history.invocation(at), &done.process) else {
@@ -160,7 +165,7 @@ impl LogModel {
         self.keys.push(name.clone());
         self.key_ids.insert(name, id);
         self.versions.push(Vec::new());
-        self.position.push(BTreeMap::new());
+        self.offsets.push(Vec::new());
         id
     }
 
@@ -265,38 +270,51 @@ impl LogModel {
 
     /// Builds each key's version order from every read and every acknowledged offset.
     fn order_versions(&mut self) {
-        let mut at: Vec<BTreeMap<u64, ValueId>> = vec![BTreeMap::new(); self.keys.len()];
+        // Observations in history order, then a stable sort by offset: the first value seen
+        // at an offset comes first among its equals. (Per key the observations are nearly
+        // sorted already, which a stable sort exploits; a tree per key costs far more.)
+        let mut at: Vec<Vec<(u64, ValueId)>> = vec![Vec::new(); self.keys.len()];
         for op in &self.ops {
             for (key, records) in &op.reads {
-                for (offset, value) in records {
-                    at[*key as usize].entry(*offset).or_insert(*value);
-                }
+                at[*key as usize].extend(records.iter().copied());
             }
             for send in &op.sends {
                 if let Some(offset) = send.offset {
-                    at[send.key as usize].entry(offset).or_insert(send.value);
+                    at[send.key as usize].push((offset, send.value));
                 }
             }
         }
-        // A value seen again at a later offset (a duplicate, reported as such) keeps its
-        // first place only: the version order lists each write once.
-        for (key, offsets) in at.into_iter().enumerate() {
+        let mut position = PairMap::new(self.values.len());
+        for (key, mut offsets) in at.into_iter().enumerate() {
+            offsets.sort_by_key(|(offset, _)| *offset);
+            offsets.dedup_by_key(|(offset, _)| *offset);
+            // A value seen again at a later offset (a duplicate, reported as such) keeps its
+            // first place only: the version order lists each write once.
             let mut versions = Vec::with_capacity(offsets.len());
-            let mut position = BTreeMap::new();
-            for (offset, value) in offsets {
-                if let std::collections::btree_map::Entry::Vacant(slot) = position.entry(value) {
-                    slot.insert(versions.len() as u32);
+            for &(offset, value) in &offsets {
+                if position.insert_first(key as KeyId, value, versions.len() as u32) {
                     versions.push((offset, value));
                 }
             }
             self.versions[key] = versions;
-            self.position[key] = position;
+            self.offsets[key] = offsets;
         }
+        self.position = position;
     }
 
     /// `key`'s position of `value` in its version order.
     pub fn position_of(&self, key: KeyId, value: ValueId) -> Option<u32> {
-        self.position[key as usize].get(&value).copied()
+        self.position.get(key, value)
+    }
+
+    /// The value first observed at `key`'s `offset`.
+    pub fn value_at(&self, key: KeyId, offset: u64) -> Option<ValueId> {
+        value_at_offset(&self.offsets[key as usize], offset)
+    }
+
+    /// How many distinct values there are (the bound of every `ValueId`).
+    pub fn value_count(&self) -> usize {
+        self.values.len()
     }
 
     /// A value's text.
@@ -314,4 +332,105 @@ impl LogModel {
 /// being an array: the position of a micro-op pairs an invocation's with its completion's.
 fn micro_ops(value: &Value) -> &[Value] {
     value.as_array().map_or(&[], Vec::as_slice)
+}
+
+/// The value at `offset` in `records`, sorted by offset with one value each. Offsets are
+/// usually dense from zero, so the record at index `offset` is tried before a search.
+pub fn value_at_offset(records: &[(u64, ValueId)], offset: u64) -> Option<ValueId> {
+    if let Some(&(o, v)) = usize::try_from(offset).ok().and_then(|i| records.get(i)) {
+        if o == offset {
+            return Some(v);
+        }
+    }
+    let i = records.binary_search_by_key(&offset, |(o, _)| *o).ok()?;
+    Some(records[i].1)
+}
+
+/// A map from (key, value) pairs to `T`, indexed by value: nearly every value belongs to
+/// one key, so one slot per interned value serves, and the rare value also seen under a
+/// second key goes to a tree. Lookups are then an index, not a search, on the hot paths.
+#[derive(Debug, Clone, Default)]
+pub struct PairMap<T> {
+    dense: Vec<Option<(KeyId, T)>>,
+    overflow: BTreeMap<(KeyId, ValueId), T>,
+}
+
+impl<T: Copy> PairMap<T> {
+    /// An empty map for values below `values`.
+    pub fn new(values: usize) -> Self {
+        Self {
+            dense: vec![None; values],
+            overflow: BTreeMap::new(),
+        }
+    }
+
+    /// What `(key, value)` maps to.
+    pub fn get(&self, key: KeyId, value: ValueId) -> Option<T> {
+        match self.dense.get(value as usize).copied().flatten() {
+            Some((k, item)) if k == key => Some(item),
+            Some(_) => self.overflow.get(&(key, value)).copied(),
+            None => None,
+        }
+    }
+
+    /// True if `(key, value)` is mapped.
+    pub fn contains(&self, key: KeyId, value: ValueId) -> bool {
+        self.get(key, value).is_some()
+    }
+
+    /// Maps `(key, value)` to `item` unless it is mapped already; true if it was not.
+    pub fn insert_first(&mut self, key: KeyId, value: ValueId, item: T) -> bool {
+        let slot = value as usize;
+        if slot >= self.dense.len() {
+            self.dense.resize(slot + 1, None);
+        }
+        match self.dense[slot] {
+            None => {
+                self.dense[slot] = Some((key, item));
+                true
+            }
+            Some((k, _)) if k == key => false,
+            Some(_) => match self.overflow.entry((key, value)) {
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(item);
+                    true
+                }
+                std::collections::btree_map::Entry::Occupied(_) => false,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pair_map_keeps_the_first_item_per_pair_and_tells_keys_apart() {
+        let mut map: PairMap<u32> = PairMap::new(2);
+        assert!(map.insert_first(0, 1, 10));
+        assert!(!map.insert_first(0, 1, 11), "the first item stays");
+        // The same value under another key, and a value beyond the initial bound.
+        assert!(map.insert_first(3, 1, 30));
+        assert!(map.insert_first(2, 9, 90));
+        assert_eq!(map.get(0, 1), Some(10));
+        assert_eq!(map.get(3, 1), Some(30));
+        assert_eq!(map.get(2, 9), Some(90));
+        assert_eq!(map.get(1, 1), None);
+        assert_eq!(map.get(0, 9), None);
+        assert_eq!(map.get(0, 0), None);
+        assert!(!map.contains(5, 100));
+    }
+
+    #[test]
+    fn the_value_at_an_offset_is_found_dense_or_sparse() {
+        let dense = [(0, 5), (1, 6), (2, 7)];
+        assert_eq!(value_at_offset(&dense, 1), Some(6));
+        assert_eq!(value_at_offset(&dense, 3), None);
+        let sparse = [(2, 5), (7, 6), (40, 7)];
+        assert_eq!(value_at_offset(&sparse, 7), Some(6));
+        assert_eq!(value_at_offset(&sparse, 2), Some(5));
+        assert_eq!(value_at_offset(&sparse, 1), None);
+        assert_eq!(value_at_offset(&sparse, u64::MAX), None);
+    }
 }

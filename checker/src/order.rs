@@ -16,9 +16,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::{json, Value};
+use smallvec::SmallVec;
 
 use crate::history::OpType;
-use crate::model::{KeyId, LogModel, MOp, ValueId};
+use crate::model::{KeyId, LogModel, MOp, PairMap, ValueId};
 use crate::queue::WITNESSES_MAX;
 
 /// Most values listed as skipped in one witness.
@@ -110,7 +111,7 @@ pub fn order_anomalies(model: &LogModel) -> (Anomalies, Unseen) {
             continue;
         }
         for (key, records) in &op.reads {
-            let positioned: Vec<(u32, ValueId)> = records
+            let positioned: SmallVec<[(u32, ValueId); 6]> = records
                 .iter()
                 .filter_map(|(_, v)| model.position_of(*key, *v).map(|p| (p, *v)))
                 .collect();
@@ -208,9 +209,10 @@ pub fn order_anomalies(model: &LogModel) -> (Anomalies, Unseen) {
 /// acknowledgement until its first read (if that comes later), and the series is the sweep
 /// of those intervals.
 fn unseen(model: &LogModel) -> Unseen {
-    // (key, value, position of the op) of every acknowledgement and every read.
+    // (key, value, position of the op) of every acknowledgement, and the position of the
+    // first read of every value.
     let mut acked: Vec<(KeyId, ValueId, usize)> = Vec::new();
-    let mut reads: Vec<(KeyId, ValueId, usize)> = Vec::new();
+    let mut first_read: PairMap<usize> = PairMap::new(model.value_count());
     for (at, op) in model
         .ops
         .iter()
@@ -219,18 +221,15 @@ fn unseen(model: &LogModel) -> Unseen {
     {
         acked.extend(op.sends.iter().map(|s| (s.key, s.value, at)));
         for (key, records) in &op.reads {
-            reads.extend(records.iter().map(|(_, v)| (*key, *v, at)));
+            for (_, value) in records {
+                first_read.insert_first(*key, *value, at);
+            }
         }
     }
-    reads.sort_unstable();
-    let first_read = |key: KeyId, value: ValueId| -> Option<usize> {
-        let i = reads.partition_point(|r| (r.0, r.1) < (key, value));
-        reads.get(i).filter(|r| (r.0, r.1) == (key, value)).map(|r| r.2)
-    };
     // +1 at the acknowledgement, -1 at the first read after it.
     let mut changes: Vec<(usize, i64)> = Vec::new();
     for (key, value, at) in acked {
-        match first_read(key, value) {
+        match first_read.get(key, value) {
             Some(read) if read <= at => {}
             Some(read) => changes.extend([(at, 1), (read, -1)]),
             None => changes.push((at, 1)),
