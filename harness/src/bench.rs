@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::run::{run, HarnessError};
 use crate::simlog::DriverClock;
-use crate::spec::{FaultKind, FaultSet, TestSpec, WorkloadKind};
+use crate::spec::{FaultKind, FaultSet, TestSpec};
 
 /// Port the bare hosts listen on.
 const PORT: u16 = 7000;
@@ -39,7 +39,7 @@ pub fn standard_spec(seed: u64) -> TestSpec {
     TestSpec {
         mode: Mode::Kafka,
         nodes: 5,
-        workload: WorkloadKind::Log,
+        workload: "log".into(),
         nemesis: FaultSet(vec![FaultKind::Kill, FaultKind::Partition]),
         time_limit_s: 60,
         kafka: broker::kafka::KafkaSettings {

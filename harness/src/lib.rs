@@ -25,10 +25,10 @@ use std::sync::Mutex;
 use serde_json::json;
 
 pub use nemesis::{Damage, Fault, Schedule, ScheduleError, ScheduledFault, Shape, SCHEDULE_VERSION};
-pub use run::{run, HarnessError, Liveness, RunOutcome};
+pub use run::{run, run_with, HarnessError, Liveness, RunOutcome};
 pub use seams::{DiskFaultState, DiskFaults, LocalSpawner, SimDisk, SimNetwork};
 pub use simlog::{DriverClock, SimTime};
-pub use spec::{derive_seed, FaultKind, FaultSet, FaultTarget, LatencyRange, TestSpec, WorkloadKind};
+pub use spec::{derive_seed, FaultKind, FaultSet, FaultTarget, LatencyRange, TestSpec};
 pub use store::{utc_stamp, Store};
 
 /// A run whose files are in the store.

@@ -19,14 +19,14 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 use tracing::Instrument;
-use workloads::{Completion, Invocation, LogWorkload, QueueWorkload, Target};
+use workloads::{Generator, Registration, Target, WorkloadClient};
 
 use crate::nemesis::{LeaderView, Nemesis, Schedule};
 use crate::probe;
 use crate::recorder::Recorder;
 use crate::seams::{DiskFaults, LocalSpawner, SimDisk, SimNetwork};
 use crate::simlog::DriverClock;
-use crate::spec::{derive_seed, TestSpec, WorkloadKind};
+use crate::spec::{derive_seed, TestSpec};
 
 /// Port every simulated broker listens on.
 const BROKER_PORT: u16 = 7000;
@@ -129,13 +129,30 @@ struct Phases {
 
 type Shared<T> = Rc<RefCell<T>>;
 
-/// Runs `spec`, writing the history to `history_out` as it goes.
+/// Runs `spec` with the registered workload it names, writing the history to
+/// `history_out` as it goes.
 pub fn run(
     spec: &TestSpec,
     history_out: Box<dyn Write>,
     clock: &DriverClock,
 ) -> Result<RunOutcome, HarnessError> {
-    spec.validate().map_err(HarnessError::Spec)?;
+    let registration = spec.registration().map_err(HarnessError::Spec)?;
+    run_with(spec, &registration, history_out, clock)
+}
+
+/// Runs `spec` with `registration`'s workload (one not in this build's registry, say),
+/// writing the history to `history_out` as it goes.
+pub fn run_with(
+    spec: &TestSpec,
+    registration: &Registration,
+    history_out: Box<dyn Write>,
+    clock: &DriverClock,
+) -> Result<RunOutcome, HarnessError> {
+    let mut spec = spec.clone();
+    spec.workload = registration.name.to_string();
+    let spec = &spec;
+    let workload = spec.build_workload_of(registration).map_err(HarnessError::Spec)?;
+    spec.validate_without_workload().map_err(HarnessError::Spec)?;
     let nodes: Vec<String> = (1..=spec.nodes).map(|i| format!("n{i}")).collect();
     let schedule = match &spec.schedule {
         Some(path) => Some(Schedule::load(path, &nodes).map_err(|e| HarnessError::Spec(e.to_string()))?),
@@ -178,8 +195,7 @@ pub fn run(
         nodes: nodes.iter().map(|n| format!("{n}:{BROKER_PORT}")).collect(),
         request_timeout: Duration::from_millis(spec.request_timeout_ms),
     };
-    let workload = Workload::of(spec);
-    let generator = Rc::new(RefCell::new(
+    let generator: Shared<Box<dyn Generator>> = Rc::new(RefCell::new(
         workload.generator(derive_seed(spec.seed, STREAM_GENERATOR)),
     ));
     let stagger = Rc::new(RefCell::new(ChaCha8Rng::seed_from_u64(derive_seed(
@@ -205,8 +221,7 @@ pub fn run(
             id: worker,
             spec: spec.clone(),
             client: workload.client(target.clone(), worker),
-            final_f: workload.final_f(),
-            final_invoke_value: workload.final_invoke_value(),
+            final_read: workload.final_read(),
             names: names.clone(),
             target: target.clone(),
             generator: Rc::clone(&generator),
@@ -272,7 +287,8 @@ pub fn run(
         .expect("every process has finished with the recorder")
         .into_inner();
     let ops = recorder.finish().map_err(HarnessError::HistoryWrite)?;
-    let mut liveness = liveness_of(&ops, finished, workload.final_f());
+    let final_f = workload.final_read().f;
+    let mut liveness = liveness_of(&ops, finished, final_f);
     liveness.recovered_after_s = phases.recovered_after.get().map(|d| d.as_secs_f64());
     if liveness.recovered && liveness.recovered_after_s.is_none() {
         liveness.recovered = false;
@@ -283,7 +299,8 @@ pub fn run(
         ));
     }
     let history = History::from_ops(ops, &[])?;
-    let report = checker::check(&history, workload.checks());
+    let checks = workload.checks();
+    let report = checker::check_allowing(&history, checks.analyses, &checks.allowed);
     tracing::info!(valid = ?report.valid, recovered = liveness.recovered, "phase: checked");
     Ok(RunOutcome {
         history: history.ops().to_vec(),
@@ -378,15 +395,14 @@ fn liveness_of(ops: &[Op], finished: bool, final_f: &str) -> Liveness {
 struct Worker {
     id: usize,
     spec: TestSpec,
-    client: Client,
-    /// The final read's function and argument, from the workload.
-    final_f: &'static str,
-    final_invoke_value: Value,
+    client: Box<dyn WorkloadClient>,
+    /// The final read's invocation, from the workload.
+    final_read: workloads::Invocation,
     /// The queues or partitions the workload uses, to ask the cluster who leads them.
     names: Vec<String>,
     /// The cluster, for asking it who leads what.
     target: Target,
-    generator: Shared<Generator>,
+    generator: Shared<Box<dyn Generator>>,
     stagger: Shared<ChaCha8Rng>,
     recorder: Shared<Recorder>,
     phases: Rc<Phases>,
@@ -438,8 +454,8 @@ impl Worker {
         let idle_timeout = Duration::from_millis(Limits::default().idle_timeout_ms);
         tokio::time::sleep(idle_timeout + SETTLE_MARGIN).await;
         self.client.reset();
-        let final_f = self.final_f;
-        let invoke_value = self.final_invoke_value.clone();
+        let final_f = self.final_read.f;
+        let invoke_value = self.final_read.value.clone();
         self.record(OpType::Invoke, process, final_f, invoke_value, None);
         // The final reads have a budget of their own: a long queue drains slowly, and that
         // is not the cluster failing to recover.
@@ -512,110 +528,4 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .cloned()
         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "unknown panic".to_string())
-}
-
-/// The workload of a run, its generator and its clients: one of the built-in workloads.
-enum Workload {
-    Queue(QueueWorkload),
-    Log(LogWorkload),
-}
-
-enum Generator {
-    Queue(workloads::QueueGenerator),
-    Log(workloads::LogGenerator),
-}
-
-enum Client {
-    Queue(workloads::QueueClient),
-    Log(workloads::LogClient),
-}
-
-impl Workload {
-    fn of(spec: &TestSpec) -> Self {
-        match spec.workload {
-            WorkloadKind::Queue => Workload::Queue(QueueWorkload::default()),
-            WorkloadKind::Log => Workload::Log(LogWorkload {
-                keys: spec.kafka.partitions,
-                acks: spec.acks,
-                ..LogWorkload::default()
-            }),
-        }
-    }
-
-    fn generator(&self, seed: u64) -> Generator {
-        match self {
-            Workload::Queue(w) => Generator::Queue(w.generator(seed)),
-            Workload::Log(w) => Generator::Log(w.generator(seed)),
-        }
-    }
-
-    fn client(&self, target: Target, node: usize) -> Client {
-        match self {
-            Workload::Queue(w) => Client::Queue(w.client(target, node)),
-            Workload::Log(w) => Client::Log(w.client(target, node)),
-        }
-    }
-
-    fn checks(&self) -> checker::Workload {
-        match self {
-            Workload::Queue(w) => w.checks(),
-            Workload::Log(w) => w.checks(),
-        }
-    }
-
-    /// The queues or partitions the workload uses.
-    fn names(&self) -> Vec<String> {
-        match self {
-            Workload::Queue(w) => vec![w.queue.clone()],
-            Workload::Log(w) => (0..w.keys).map(|k| k.to_string()).collect(),
-        }
-    }
-
-    /// The function of the final read in the history.
-    fn final_f(&self) -> &'static str {
-        match self {
-            Workload::Queue(_) => "drain",
-            Workload::Log(_) => "final-poll",
-        }
-    }
-
-    /// The argument the final read is invoked with.
-    fn final_invoke_value(&self) -> Value {
-        match self {
-            Workload::Queue(_) => Value::Null,
-            Workload::Log(_) => serde_json::json!([["poll"]]),
-        }
-    }
-}
-
-impl Generator {
-    fn next_op(&mut self) -> Invocation {
-        match self {
-            Generator::Queue(g) => g.next_op(),
-            Generator::Log(g) => g.next_op(),
-        }
-    }
-}
-
-impl Client {
-    async fn invoke(&mut self, op: &Invocation) -> Completion {
-        match self {
-            Client::Queue(c) => c.invoke(op).await,
-            Client::Log(c) => c.invoke(op).await,
-        }
-    }
-
-    fn reset(&mut self) {
-        match self {
-            Client::Queue(c) => c.reset(),
-            Client::Log(c) => c.reset(),
-        }
-    }
-
-    async fn final_read(&mut self, budget: Duration) -> Completion {
-        match self {
-            Client::Queue(c) => c.drain(budget).await,
-            Client::Log(c) => c.final_read(budget).await,
-        }
-    }
 }

@@ -1,6 +1,7 @@
 //! The test specification: every parameter of a run, saved as params.json, from which the
 //! run (and its replay command) follows exactly.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -8,56 +9,7 @@ use broker::kafka::{Acks, KafkaSettings};
 use broker::mirrored::MirrorSettings;
 use broker::{FsyncPolicy, Mode};
 use serde::{Deserialize, Serialize};
-
-/// The workloads a run can drive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WorkloadKind {
-    /// RabbitMQ-like queue: enqueue, dequeue, final drain.
-    Queue,
-    /// Kafka-like log: send to keys, poll, final read of every key.
-    Log,
-}
-
-impl WorkloadKind {
-    /// Every workload, with a one-line description.
-    pub const ALL: &'static [(WorkloadKind, &'static str)] = &[
-        (
-            WorkloadKind::Queue,
-            "unique integers enqueued with confirms, dequeued with get+ack, then drained",
-        ),
-        (
-            WorkloadKind::Log,
-            "unique integers sent to keys, polled by every process, then every key read from 0",
-        ),
-    ];
-
-    /// The name used on command lines.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WorkloadKind::Queue => "queue",
-            WorkloadKind::Log => "log",
-        }
-    }
-}
-
-impl fmt::Display for WorkloadKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for WorkloadKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        WorkloadKind::ALL
-            .iter()
-            .find(|(w, _)| w.as_str() == s)
-            .map(|(w, _)| *w)
-            .ok_or_else(|| format!("unknown workload '{s}' (this build has: queue, log)"))
-    }
-}
+use workloads::{Registration, Setup, Workload};
 
 /// The faults a nemesis can inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -297,8 +249,11 @@ pub struct TestSpec {
     pub mode: Mode,
     /// Broker nodes in the cluster.
     pub nodes: usize,
-    /// Workload driving it.
-    pub workload: WorkloadKind,
+    /// Workload driving it, by its registered name (`tumult list`).
+    pub workload: String,
+    /// The workload's knobs that were set (the rest keep their defaults).
+    #[serde(default)]
+    pub knobs: BTreeMap<String, String>,
     /// Fault package.
     pub nemesis: FaultSet,
     /// Which nodes a kill takes down together.
@@ -345,7 +300,8 @@ impl TestSpec {
         Self {
             mode: Mode::Single,
             nodes: 1,
-            workload: WorkloadKind::Queue,
+            workload: "queue".into(),
+            knobs: BTreeMap::new(),
             nemesis: FaultSet(vec![FaultKind::Kill]),
             target: FaultTarget::One,
             overlap: false,
@@ -369,6 +325,12 @@ impl TestSpec {
 
     /// Refuses parameters that cannot make a meaningful run.
     pub fn validate(&self) -> Result<(), String> {
+        self.build_workload()?;
+        self.validate_without_workload()
+    }
+
+    /// Refuses parameters that cannot make a meaningful run, whatever the workload.
+    pub fn validate_without_workload(&self) -> Result<(), String> {
         const TIME_LIMIT_S_MAX: u64 = 24 * 3600;
         const CONCURRENCY_MAX: usize = 1000;
         const NODES_MAX: usize = 9;
@@ -390,9 +352,6 @@ impl TestSpec {
                 "--mirrors, --sync-mode, --promote-unsynced and --partition-handling apply to mode mirrored, not {}",
                 self.mode
             ));
-        }
-        if (self.mode == Mode::Kafka) != (self.workload == WorkloadKind::Log) {
-            return Err("mode kafka runs the log workload, and the log workload needs mode kafka".into());
         }
         if self.mode != Mode::Kafka && (self.kafka != KafkaSettings::default() || self.acks != Acks::All) {
             return Err(format!(
@@ -440,6 +399,49 @@ impl TestSpec {
         Ok(())
     }
 
+    /// The registered workload this spec names.
+    pub fn registration(&self) -> Result<Registration, String> {
+        workloads::find(&self.workload).ok_or_else(|| {
+            let known: Vec<&str> = workloads::registry().iter().map(|r| r.name).collect();
+            format!(
+                "unknown workload '{}' (this build has: {}; see tumult list)",
+                self.workload,
+                known.join(", ")
+            )
+        })
+    }
+
+    /// What the workload is told about the system under test.
+    pub fn setup(&self) -> Setup {
+        Setup {
+            mode: self.mode,
+            partitions: self.kafka.partitions,
+            acks: self.acks,
+        }
+    }
+
+    /// Builds the named workload from its knobs, refusing a mode it cannot drive.
+    pub fn build_workload(&self) -> Result<Box<dyn Workload>, String> {
+        self.build_workload_of(&self.registration()?)
+    }
+
+    /// Builds `registration`'s workload from this spec's knobs, refusing a mode it cannot
+    /// drive.
+    pub fn build_workload_of(&self, registration: &Registration) -> Result<Box<dyn Workload>, String> {
+        if !registration.modes.contains(&self.mode) {
+            let modes: Vec<String> = registration.modes.iter().map(|m| m.to_string()).collect();
+            return Err(format!(
+                "workload {} runs against mode {}, not {}",
+                registration.name,
+                modes.join(" or "),
+                self.mode
+            ));
+        }
+        registration
+            .instantiate(&self.knobs, &self.setup())
+            .map_err(|e| e.to_string())
+    }
+
     /// The name runs of this shape are stored under: `<mode>-<workload>-<nemesis>`.
     pub fn test_name(&self) -> String {
         format!(
@@ -464,6 +466,9 @@ impl TestSpec {
             format!("--rate {}", self.rate),
             format!("--fsync {}", self.fsync),
         ];
+        for (name, value) in &self.knobs {
+            args.push(format!("--knob {name}={value}"));
+        }
         if self.overlap {
             args.push("--overlap".into());
         }

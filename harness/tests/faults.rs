@@ -158,15 +158,12 @@ fn the_leader_target_strikes_the_node_the_cluster_reports_as_leader() {
 
 #[test]
 fn swarm_runs_replay_byte_for_byte_in_kafka_and_quorum_modes() {
-    for (mode, workload) in [
-        (Mode::Kafka, harness::WorkloadKind::Log),
-        (Mode::Quorum, harness::WorkloadKind::Queue),
-    ] {
+    for (mode, workload) in [(Mode::Kafka, "log"), (Mode::Quorum, "queue")] {
         for seed in 1..=3 {
             let spec = TestSpec {
                 mode,
                 nodes: 3,
-                workload,
+                workload: workload.into(),
                 time_limit_s: 15,
                 ..TestSpec::new(seed)
             }

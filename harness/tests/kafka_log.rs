@@ -7,13 +7,13 @@ mod common;
 use broker::kafka::{Acks, KafkaSettings, TruncateTo};
 use broker::Mode;
 use checker::Validity;
-use harness::{run_and_store, FaultSet, FaultTarget, Store, StoredRun, TestSpec, WorkloadKind};
+use harness::{run_and_store, FaultSet, FaultTarget, Store, StoredRun, TestSpec};
 
 fn spec(seed: u64, nemesis: &str) -> TestSpec {
     TestSpec {
         mode: Mode::Kafka,
         nodes: 3,
-        workload: WorkloadKind::Log,
+        workload: "log".into(),
         nemesis: nemesis.parse::<FaultSet>().unwrap(),
         ..TestSpec::new(seed)
     }

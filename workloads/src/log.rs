@@ -1,33 +1,135 @@
-//! The `log` workload (Kafka-like): processes send unique integers to keys (partitions)
-//! and poll every key from their own positions; after healing, one process reads every key
-//! from offset 0 (`final-poll`). The log analyses then look for lost writes and dirty reads.
+//! The `log` workload (Kafka-like): processes send unique integers to keys (partitions),
+//! in batches; consume with assign (a random set of keys) or subscribe (every key),
+//! polling from their own positions and committing those positions for their consumer
+//! group; after healing, one process reads every key from offset 0 (`final-poll`). The log
+//! analyses then look for lost writes, dirty reads, order anomalies and cycles.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use broker::kafka::{Acks, KafkaRequest, KafkaResponse};
-use broker::{Client, ClientError, ErrorCode};
+use broker::{Client, ClientError, ErrorCode, Mode};
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Map, Value};
 
-use crate::{Completion, Invocation, Target};
+use crate::{
+    Checks, Completion, Generator, Invocation, Knob, KnobError, Knobs, OpFuture, Registration, Setup, Target,
+    Workload, WorkloadClient,
+};
 
-/// Records per poll request.
-const POLL_MAX: u32 = 100;
 /// Wait between retries of the final read.
 const FINAL_RETRY: Duration = Duration::from_millis(200);
 /// How long an address that refused or timed out a connection is passed over, as a Kafka
 /// client backs off a broker it cannot reach instead of paying a connect timeout per request.
 const UNREACHABLE_FOR: Duration = Duration::from_millis(2_000);
+/// Records per request of the final read.
+const FINAL_POLL_MAX: u32 = 500;
+/// The consumer group every process commits its positions for.
+const GROUP: &str = "tumult";
+/// Where requests for the controller (offset commits and fetches) are routed, apart from
+/// any partition's leader.
+const CONTROLLER: u32 = u32::MAX;
+
+/// What batches of sends allow beyond [`checker::LOG_ALLOWED`]: they are not atomic.
+const BATCH_ALLOWED: [&str; 5] = ["G0", "G0-process", "G0-realtime", "G-single", "int-send-skip"];
+
+/// How the harness finds this workload.
+pub(crate) const REGISTRATION: Registration = Registration {
+    name: "log",
+    about: "unique integers sent to keys in batches, consumed with assign or subscribe and offset commits, then every key read from 0",
+    modes: &[Mode::Kafka],
+    knobs: &[
+        Knob {
+            name: "keys",
+            default: "all",
+            help: "keys (partitions) written and read: a number up to --partitions, or all",
+        },
+        Knob {
+            name: "send-share",
+            default: "0.6",
+            help: "share of operations that send (the rest poll, reassign or commit)",
+        },
+        Knob {
+            name: "send-batch",
+            default: "1",
+            help: "most values one send operation carries (1..=16; each op draws 1..=this), each to a random key",
+        },
+        Knob {
+            name: "poll-max",
+            default: "100",
+            help: "most records one poll returns per key (1..=10000)",
+        },
+        Knob {
+            name: "consume",
+            default: "assign",
+            help: "how consumers pick keys: assign (a random set, changed now and then) or subscribe (every key; a resubscribe resumes from the group's committed positions)",
+        },
+        Knob {
+            name: "reassign-share",
+            default: "0.05",
+            help: "share of the non-send operations that assign or subscribe anew",
+        },
+        Knob {
+            name: "commit-share",
+            default: "0.1",
+            help: "share of the non-send operations that commit the consumer's positions for its group",
+        },
+    ],
+    build,
+};
+
+fn build(knobs: &Knobs, setup: &Setup) -> Result<Box<dyn Workload>, KnobError> {
+    let partitions = setup.partitions.max(1);
+    let keys = match knobs.text("keys") {
+        "all" => partitions,
+        _ => knobs.count("keys", 1, partitions)?,
+    };
+    let consume = match knobs.text("consume") {
+        "assign" => Consume::Assign,
+        "subscribe" => Consume::Subscribe,
+        _ => return Err(knobs.invalid("consume", "must be assign or subscribe".into())),
+    };
+    Ok(Box::new(LogWorkload {
+        keys,
+        send_share: knobs.share("send-share")?,
+        send_batch: knobs.count("send-batch", 1, 16)?,
+        poll_max: knobs.count("poll-max", 1, 10_000)?,
+        consume,
+        reassign_share: knobs.share("reassign-share")?,
+        commit_share: knobs.share("commit-share")?,
+        acks: setup.acks,
+    }))
+}
+
+/// How consumers choose the keys they read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consume {
+    /// Each consumer assigns itself a random set of keys, anew now and then.
+    Assign,
+    /// Each consumer subscribes to every key; a resubscribe resumes from the group's
+    /// committed positions, as after a rebalance.
+    Subscribe,
+}
 
 /// The log workload's knobs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogWorkload {
     /// Keys (partitions) written and read.
     pub keys: u32,
-    /// Share of operations that are sends (the rest poll).
+    /// Share of operations that are sends.
     pub send_share: f64,
+    /// Most values one send carries.
+    pub send_batch: u32,
+    /// Most records one poll returns per key.
+    pub poll_max: u32,
+    /// How consumers choose their keys.
+    pub consume: Consume,
+    /// Share of non-send operations that reassign or resubscribe.
+    pub reassign_share: f64,
+    /// Share of non-send operations that commit positions.
+    pub commit_share: f64,
     /// What producers ask of the broker.
     pub acks: Acks,
 }
@@ -37,6 +139,11 @@ impl Default for LogWorkload {
         Self {
             keys: 3,
             send_share: 0.6,
+            send_batch: 1,
+            poll_max: 100,
+            consume: Consume::Assign,
+            reassign_share: 0.05,
+            commit_share: 0.1,
             acks: Acks::All,
         }
     }
@@ -44,21 +151,22 @@ impl Default for LogWorkload {
 
 impl LogWorkload {
     /// The generator of this run's operations, fixed by `seed`.
-    pub fn generator(&self, seed: u64) -> LogGenerator {
+    pub fn log_generator(&self, seed: u64) -> LogGenerator {
         LogGenerator {
             rng: ChaCha8Rng::seed_from_u64(seed),
             next_value: 0,
-            keys: self.keys.max(1),
-            send_share: self.send_share,
+            workload: self.clone(),
         }
     }
 
     /// A client for one process.
-    pub fn client(&self, target: Target, node: usize) -> LogClient {
+    pub fn log_client(&self, target: Target, node: usize) -> LogClient {
         LogClient {
             target,
             node,
             acks: self.acks,
+            poll_max: self.poll_max,
+            assigned: (0..self.keys.max(1)).collect(),
             keys: self.keys.max(1),
             leaders: BTreeMap::new(),
             connection: None,
@@ -66,38 +174,100 @@ impl LogWorkload {
             unreachable: BTreeMap::new(),
         }
     }
+}
 
-    /// The analyses that judge this workload's histories.
-    pub fn checks(&self) -> checker::Workload {
-        checker::Workload::Log
+impl Workload for LogWorkload {
+    fn names(&self) -> Vec<String> {
+        (0..self.keys).map(|k| k.to_string()).collect()
+    }
+
+    fn generator(&self, seed: u64) -> Box<dyn Generator> {
+        Box::new(self.log_generator(seed))
+    }
+
+    fn client(&self, target: Target, process: usize) -> Box<dyn WorkloadClient> {
+        Box::new(self.log_client(target, process))
+    }
+
+    fn final_read(&self) -> Invocation {
+        Invocation {
+            f: "final-poll",
+            value: json!([["poll"]]),
+        }
+    }
+
+    fn checks(&self) -> Checks {
+        let mut allowed = checker::LOG_ALLOWED.to_vec();
+        if self.send_batch > 1 {
+            // A batch is several produce requests, not a transaction: other producers'
+            // values land between its sends (int-send-skip), two batches interleave across
+            // keys (G0), and a poll sees part of one (G-single). Jepsen's Kafka test allows
+            // the same of non-transactional producers.
+            allowed.extend(BATCH_ALLOWED);
+        }
+        Checks {
+            analyses: checker::Workload::Log,
+            allowed,
+        }
     }
 }
 
-/// Hands out sends of 0, 1, 2, ... (unique for the run) to random keys, mixed with polls.
+/// Hands out sends of 0, 1, 2, ... (unique for the run) to random keys, mixed with polls,
+/// reassignments and offset commits.
 #[derive(Debug, Clone)]
 pub struct LogGenerator {
     rng: ChaCha8Rng,
     next_value: i64,
-    keys: u32,
-    send_share: f64,
+    workload: LogWorkload,
 }
 
-impl LogGenerator {
-    /// The next operation.
-    pub fn next_op(&mut self) -> Invocation {
-        if self.rng.random_bool(self.send_share) {
-            let key = self.rng.random_range(0..self.keys);
-            let value = self.next_value;
-            self.next_value += 1;
-            Invocation {
+impl Generator for LogGenerator {
+    fn next_op(&mut self) -> Invocation {
+        let w = &self.workload;
+        let keys = w.keys.max(1);
+        if self.rng.random_bool(w.send_share) {
+            let batch = self.rng.random_range(1..=w.send_batch.max(1));
+            let sends: Vec<Value> = (0..batch)
+                .map(|_| {
+                    let key = self.rng.random_range(0..keys);
+                    let value = self.next_value;
+                    self.next_value += 1;
+                    json!(["send", key, value])
+                })
+                .collect();
+            return Invocation {
                 f: "send",
-                value: json!([["send", key, value]]),
-            }
-        } else {
-            Invocation {
-                f: "poll",
-                value: json!([["poll"]]),
-            }
+                value: Value::Array(sends),
+            };
+        }
+        if w.reassign_share > 0.0 && self.rng.random_bool(w.reassign_share) {
+            return match w.consume {
+                Consume::Assign => {
+                    let mut all: Vec<u32> = (0..keys).collect();
+                    all.shuffle(&mut self.rng);
+                    let take = self.rng.random_range(1..=keys as usize);
+                    let mut chosen = all[..take].to_vec();
+                    chosen.sort_unstable();
+                    Invocation {
+                        f: "assign",
+                        value: json!(chosen),
+                    }
+                }
+                Consume::Subscribe => Invocation {
+                    f: "subscribe",
+                    value: json!((0..keys).collect::<Vec<u32>>()),
+                },
+            };
+        }
+        if w.commit_share > 0.0 && self.rng.random_bool(w.commit_share) {
+            return Invocation {
+                f: "commit",
+                value: Value::Null,
+            };
+        }
+        Invocation {
+            f: "poll",
+            value: json!([["poll"]]),
         }
     }
 }
@@ -108,6 +278,9 @@ pub struct LogClient {
     target: Target,
     node: usize,
     acks: Acks,
+    poll_max: u32,
+    /// The keys this consumer reads.
+    assigned: Vec<u32>,
     keys: u32,
     /// Where each key's leader is believed to be.
     leaders: BTreeMap<u32, String>,
@@ -180,11 +353,13 @@ impl LogClient {
         }
     }
 
-    /// Performs a `send` or `poll` invocation.
+    /// Performs a `send`, `poll`, `assign`, `subscribe` or `commit` invocation.
     pub async fn invoke(&mut self, op: &Invocation) -> Completion {
         match op.f {
             "send" => self.send(&op.value).await,
             "poll" => self.poll().await,
+            "assign" | "subscribe" => self.reassign(&op.value).await,
+            "commit" => self.commit().await,
             other => Completion::error(
                 true,
                 op.value.clone(),
@@ -193,29 +368,47 @@ impl LogClient {
         }
     }
 
+    /// Sends each value of the batch in turn. The op is `ok` only when every send was
+    /// acknowledged; a definite refusal of the first send fails it; anything else leaves
+    /// it `info`, with the offsets of the sends that were acknowledged.
     async fn send(&mut self, value: &Value) -> Completion {
-        let (Some(key), Some(v)) = (value[0][1].as_u64(), value[0][2].as_i64()) else {
+        let Some(sends) = value.as_array().filter(|s| !s.is_empty()) else {
             return Completion::error(true, value.clone(), "malformed send".into());
         };
-        let key = key as u32;
-        let request = KafkaRequest::Produce {
-            partition: key,
-            value: v.to_string().into_bytes(),
-            acks: self.acks,
-        };
-        match self.call(key, request).await {
-            Ok(KafkaResponse::Produced { offset }) => Completion::ok(json!([["send", key, [offset, v]]])),
-            Ok(other) => Completion::error(false, value.clone(), format!("unexpected reply {other:?}")),
-            Err(err) => Completion::error(err.is_definite(), value.clone(), err.to_string()),
+        let mut done: Vec<Value> = Vec::with_capacity(sends.len());
+        for (i, send) in sends.iter().enumerate() {
+            let (Some(key), Some(v)) = (send[1].as_u64(), send[2].as_i64()) else {
+                return Completion::error(i == 0, value.clone(), "malformed send".into());
+            };
+            let key = key as u32;
+            let request = KafkaRequest::Produce {
+                partition: key,
+                value: v.to_string().into_bytes(),
+                acks: self.acks,
+            };
+            let error = match self.call(key, request).await {
+                Ok(KafkaResponse::Produced { offset }) => {
+                    done.push(json!(["send", key, [offset, v]]));
+                    continue;
+                }
+                Ok(other) => (false, format!("unexpected reply {other:?}")),
+                Err(err) => (err.is_definite(), err.to_string()),
+            };
+            // What was acknowledged keeps its offset; the rest keep their invocations.
+            let mut partial = done;
+            partial.extend(sends[i..].iter().cloned());
+            let definite = error.0 && i == 0;
+            return Completion::error(definite, Value::Array(partial), error.1);
         }
+        Completion::ok(Value::Array(done))
     }
 
     async fn poll(&mut self) -> Completion {
         let mut seen = Map::new();
         let mut last_error = None;
-        for key in 0..self.keys {
+        for key in self.assigned.clone() {
             let offset = self.positions.get(&key).copied().unwrap_or(0);
-            match self.call(key, poll_request(key, offset)).await {
+            match self.call(key, poll_request(key, offset, self.poll_max)).await {
                 Ok(KafkaResponse::Records { records, .. }) => {
                     if let Some((last, _)) = records.last() {
                         self.positions.insert(key, last + 1);
@@ -236,6 +429,70 @@ impl LogClient {
         }
     }
 
+    /// Takes the keys of an `assign` or `subscribe`, resuming each from the group's
+    /// committed position (or the start), as a Kafka consumer does after a rebalance.
+    /// Only local state changes, so it cannot fail halfway: a position the controller
+    /// cannot tell is read from the start.
+    async fn reassign(&mut self, value: &Value) -> Completion {
+        let Some(keys) = value
+            .as_array()
+            .map(|ks| {
+                ks.iter()
+                    .filter_map(Value::as_u64)
+                    .map(|k| k as u32)
+                    .collect::<Vec<u32>>()
+            })
+            .filter(|ks| !ks.is_empty() && ks.iter().all(|k| *k < self.keys))
+        else {
+            return Completion::error(true, value.clone(), "malformed assignment".into());
+        };
+        self.positions.clear();
+        let mut resumed = Map::new();
+        for key in &keys {
+            let request = KafkaRequest::FetchOffset {
+                group: GROUP.into(),
+                partition: *key,
+            };
+            if let Ok(KafkaResponse::Offset { offset: Some(offset) }) = self.call(CONTROLLER, request).await {
+                self.positions.insert(*key, offset);
+                resumed.insert(key.to_string(), json!(offset));
+            }
+        }
+        self.assigned = keys;
+        Completion::ok(json!({"keys": value, "resumed": resumed}))
+    }
+
+    /// Commits this consumer's positions for its group, key by key. `ok` with the
+    /// positions committed when all were; `info` when any outcome is unknown.
+    async fn commit(&mut self) -> Completion {
+        let mut committed = Map::new();
+        let positions: Vec<(u32, u64)> = self.positions.iter().map(|(k, o)| (*k, *o)).collect();
+        for (key, offset) in positions {
+            let request = KafkaRequest::CommitOffset {
+                group: GROUP.into(),
+                partition: key,
+                offset,
+            };
+            match self.call(CONTROLLER, request).await {
+                Ok(KafkaResponse::OffsetCommitted) => {
+                    committed.insert(key.to_string(), json!(offset));
+                }
+                Ok(other) => {
+                    return Completion::error(
+                        false,
+                        Value::Object(committed),
+                        format!("unexpected reply {other:?}"),
+                    )
+                }
+                Err(err) => {
+                    let definite = err.is_definite() && committed.is_empty();
+                    return Completion::error(definite, Value::Object(committed), err.to_string());
+                }
+            }
+        }
+        Completion::ok(Value::Object(committed))
+    }
+
     /// Reads every key from offset 0 up to the high watermark, retrying through errors
     /// until `budget` runs out. `ok` when every key was read to its end, else `info` with
     /// what was read.
@@ -252,7 +509,7 @@ impl LogClient {
                     let why = format!("final read did not finish: {last_error}");
                     return Completion::error(false, json!([["poll", Value::Object(all)]]), why);
                 }
-                match self.call(key, poll_request(key, offset)).await {
+                match self.call(key, poll_request(key, offset, FINAL_POLL_MAX)).await {
                     Ok(KafkaResponse::Records { records: batch, hw }) => {
                         if batch.is_empty() && offset >= hw {
                             break;
@@ -275,12 +532,26 @@ impl LogClient {
     }
 }
 
+impl WorkloadClient for LogClient {
+    fn invoke<'a>(&'a mut self, op: &'a Invocation) -> OpFuture<'a> {
+        Box::pin(LogClient::invoke(self, op))
+    }
+
+    fn final_read(&mut self, budget: Duration) -> OpFuture<'_> {
+        Box::pin(LogClient::final_read(self, budget))
+    }
+
+    fn reset(&mut self) {
+        LogClient::reset(self);
+    }
+}
+
 /// A consumer poll of `key` from `offset`, not waiting (the workload polls on its own clock).
-fn poll_request(key: u32, offset: u64) -> KafkaRequest {
+fn poll_request(key: u32, offset: u64, max: u32) -> KafkaRequest {
     KafkaRequest::Poll {
         partition: key,
         offset,
-        max: POLL_MAX,
+        max,
         wait_ms: 0,
     }
 }
@@ -302,7 +573,7 @@ mod tests {
 
     #[test]
     fn sends_carry_unique_values_and_keys_in_range() {
-        let mut g = LogWorkload::default().generator(3);
+        let mut g = LogWorkload::default().log_generator(3);
         let ops: Vec<Invocation> = (0..300).map(|_| g.next_op()).collect();
         let values: Vec<i64> = ops
             .iter()

@@ -1,15 +1,56 @@
-//! The `queue` workload (RabbitMQ-like): processes enqueue unique integers with publisher
-//! confirms and dequeue with get + ack; at the end one process drains the queue. The
-//! total-queue analysis then asks whether every acknowledged integer came out.
+//! The `queue` workload (RabbitMQ-like): processes publish unique integers with publisher
+//! confirms, take them with get + ack, and now and then take one and hand it back (nack
+//! with requeue); at the end one process drains the queue. The total-queue analysis then
+//! asks whether every acknowledged integer came out.
 
 use std::time::Duration;
 
-use broker::{Client, ClientError, ErrorCode};
+use broker::{Client, ClientError, ErrorCode, Mode};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
-use crate::{Completion, Invocation, Target};
+use crate::{
+    Checks, Completion, Generator, Invocation, Knob, KnobError, Knobs, OpFuture, Registration, Setup, Target,
+    Workload, WorkloadClient,
+};
+
+/// How the harness finds this workload.
+pub(crate) const REGISTRATION: Registration = Registration {
+    name: "queue",
+    about: "unique integers published with confirms, taken with get+ack (some handed back with nack+requeue), then drained",
+    modes: &[Mode::Single, Mode::Classic, Mode::Mirrored, Mode::Quorum],
+    knobs: &[
+        Knob {
+            name: "queue",
+            default: "jepsen.queue",
+            help: "the queue every process uses",
+        },
+        Knob {
+            name: "enqueue-share",
+            default: "0.6",
+            help: "share of operations that publish (above 0.5 the queue keeps a backlog for a crash to lose)",
+        },
+        Knob {
+            name: "requeue-share",
+            default: "0.1",
+            help: "share of the other operations that take a message and hand it back (nack, requeue) instead of acking it",
+        },
+    ],
+    build,
+};
+
+fn build(knobs: &Knobs, _setup: &Setup) -> Result<Box<dyn Workload>, KnobError> {
+    let queue = knobs.text("queue").to_string();
+    if queue.is_empty() || queue.len() > 255 {
+        return Err(knobs.invalid("queue", "must be 1 to 255 bytes".into()));
+    }
+    Ok(Box::new(QueueWorkload {
+        queue,
+        enqueue_share: knobs.share("enqueue-share")?,
+        requeue_share: knobs.share("requeue-share")?,
+    }))
+}
 
 /// The queue workload's knobs.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +60,8 @@ pub struct QueueWorkload {
     /// Share of operations that are enqueues (the rest dequeue); above one half the queue
     /// keeps a backlog, so that a crash has something to lose.
     pub enqueue_share: f64,
+    /// Share of the other operations that take a message and requeue it.
+    pub requeue_share: f64,
 }
 
 impl Default for QueueWorkload {
@@ -26,22 +69,24 @@ impl Default for QueueWorkload {
         Self {
             queue: "jepsen.queue".to_string(),
             enqueue_share: 0.6,
+            requeue_share: 0.1,
         }
     }
 }
 
 impl QueueWorkload {
     /// The generator of this run's operations, fixed by `seed`.
-    pub fn generator(&self, seed: u64) -> QueueGenerator {
+    pub fn queue_generator(&self, seed: u64) -> QueueGenerator {
         QueueGenerator {
             rng: ChaCha8Rng::seed_from_u64(seed),
             next_value: 0,
             enqueue_share: self.enqueue_share,
+            requeue_share: self.requeue_share,
         }
     }
 
     /// A client for one process.
-    pub fn client(&self, target: Target, node: usize) -> QueueClient {
+    pub fn queue_client(&self, target: Target, node: usize) -> QueueClient {
         QueueClient {
             target,
             node,
@@ -50,30 +95,59 @@ impl QueueWorkload {
             connection: None,
         }
     }
+}
 
-    /// The analyses that judge this workload's histories.
-    pub fn checks(&self) -> checker::Workload {
-        checker::Workload::Queue
+impl Workload for QueueWorkload {
+    fn names(&self) -> Vec<String> {
+        vec![self.queue.clone()]
+    }
+
+    fn generator(&self, seed: u64) -> Box<dyn Generator> {
+        Box::new(self.queue_generator(seed))
+    }
+
+    fn client(&self, target: Target, process: usize) -> Box<dyn WorkloadClient> {
+        Box::new(self.queue_client(target, process))
+    }
+
+    fn final_read(&self) -> Invocation {
+        Invocation {
+            f: "drain",
+            value: Value::Null,
+        }
+    }
+
+    fn checks(&self) -> Checks {
+        Checks {
+            analyses: checker::Workload::Queue,
+            allowed: Vec::new(),
+        }
     }
 }
 
-/// Hands out operations: enqueues of 0, 1, 2, ... (unique for the run) mixed with dequeues.
+/// Hands out operations: enqueues of 0, 1, 2, ... (unique for the run) mixed with dequeues
+/// and requeues.
 #[derive(Debug, Clone)]
 pub struct QueueGenerator {
     rng: ChaCha8Rng,
     next_value: i64,
     enqueue_share: f64,
+    requeue_share: f64,
 }
 
-impl QueueGenerator {
-    /// The next operation to perform.
-    pub fn next_op(&mut self) -> Invocation {
+impl Generator for QueueGenerator {
+    fn next_op(&mut self) -> Invocation {
         if self.rng.random_bool(self.enqueue_share) {
             let value = self.next_value;
             self.next_value += 1;
             Invocation {
                 f: "enqueue",
                 value: json!(value),
+            }
+        } else if self.requeue_share > 0.0 && self.rng.random_bool(self.requeue_share) {
+            Invocation {
+                f: "requeue",
+                value: Value::Null,
             }
         } else {
             Invocation {
@@ -145,11 +219,12 @@ impl QueueClient {
         Completion::error(err.is_definite(), value, err.to_string())
     }
 
-    /// Performs an `enqueue` or `dequeue` invocation.
+    /// Performs an `enqueue`, `dequeue` or `requeue` invocation.
     pub async fn invoke(&mut self, op: &Invocation) -> Completion {
         match op.f {
             "enqueue" => self.enqueue(&op.value).await,
-            "dequeue" => self.dequeue().await,
+            "dequeue" => self.take(false).await,
+            "requeue" => self.take(true).await,
             other => Completion::error(
                 true,
                 op.value.clone(),
@@ -171,7 +246,10 @@ impl QueueClient {
         }
     }
 
-    async fn dequeue(&mut self) -> Completion {
+    /// Takes one message and then acks it (a dequeue) or hands it back with a nack and
+    /// requeue (a consumer that cannot process it now: the message stays in the queue, so
+    /// the analysis does not count it as taken; the history records the value seen).
+    async fn take(&mut self, requeue: bool) -> Completion {
         let queue = self.queue.clone();
         let client = match self.connected().await {
             Ok(client) => client,
@@ -180,10 +258,16 @@ impl QueueClient {
         match client.get(&queue).await {
             Ok(None) => Completion::ok(Value::Null),
             Ok(Some(delivery)) => {
-                // The consumer holds the message now, so the dequeue happened whatever
-                // becomes of the ack; an ack that is lost only requeues it (a duplicate).
-                if let Err(err) = client.ack(&queue, delivery.tag).await {
-                    tracing::debug!(%err, "ack failed; the message will be redelivered");
+                // The consumer holds the message now, so the op happened whatever becomes
+                // of the settlement: a lost ack only requeues the message (a duplicate),
+                // and a lost nack changes nothing, since the broker requeues whatever a
+                // closed connection held unacknowledged.
+                let settled = match requeue {
+                    false => client.ack(&queue, delivery.tag).await,
+                    true => client.nack(&queue, delivery.tag).await,
+                };
+                if let Err(err) = settled {
+                    tracing::debug!(%err, requeue, "settling a delivery failed; it will be redelivered");
                     self.redirect(&err);
                 }
                 Completion::ok(decode(&delivery.body))
@@ -237,6 +321,20 @@ impl QueueClient {
     }
 }
 
+impl WorkloadClient for QueueClient {
+    fn invoke<'a>(&'a mut self, op: &'a Invocation) -> OpFuture<'a> {
+        Box::pin(QueueClient::invoke(self, op))
+    }
+
+    fn final_read(&mut self, budget: Duration) -> OpFuture<'_> {
+        Box::pin(self.drain(budget))
+    }
+
+    fn reset(&mut self) {
+        QueueClient::reset(self);
+    }
+}
+
 /// Bodies are the decimal text of the value; anything else is kept as text so the checker
 /// can report it as unexpected.
 fn decode(body: &[u8]) -> Value {
@@ -258,13 +356,13 @@ mod tests {
         let workload = QueueWorkload::default();
         let a: Vec<_> = (0..200)
             .map({
-                let mut g = workload.generator(9);
+                let mut g = workload.queue_generator(9);
                 move |_| g.next_op()
             })
             .collect();
         let b: Vec<_> = (0..200)
             .map({
-                let mut g = workload.generator(9);
+                let mut g = workload.queue_generator(9);
                 move |_| g.next_op()
             })
             .collect();

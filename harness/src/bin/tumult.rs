@@ -8,7 +8,7 @@ use anyhow::Context;
 use broker::kafka::{Acks, KafkaSettings};
 use broker::{KnobArgs, Mode};
 use clap::{Parser, Subcommand};
-use harness::{FaultSet, FaultTarget, LatencyRange, Store, TestSpec, WorkloadKind};
+use harness::{FaultKind, FaultSet, FaultTarget, LatencyRange, Store, TestSpec};
 
 /// Prints a line to stdout. When the reader has gone (`tumult test | head`), stops quietly
 /// instead of panicking as `println!` does: the run's results are already stored.
@@ -43,6 +43,9 @@ enum Command {
     Test(Box<TestArgs>),
     /// Re-check a stored history (history.jsonl, or a run directory holding one).
     Check(CheckArgs),
+    /// List the workloads (with their knobs), broker modes, faults and fault targets,
+    /// one line each.
+    List,
     /// Measure simulation speed: the standard run (5 nodes, kafka mode, log workload,
     /// partition+kill, 60 simulated s) against bare turmoil carrying the same traffic.
     Bench(BenchArgs),
@@ -68,11 +71,16 @@ struct TestArgs {
     /// Broker nodes in the cluster (default: 1 for single, 3 for replicated modes).
     #[arg(long)]
     nodes: Option<usize>,
-    /// Workload: queue (enqueue unique integers with confirms, dequeue with get+ack, drain;
-    /// the default) or log (send unique integers to keys, poll, read every key at the end;
-    /// the default and only choice for --mode kafka).
-    #[arg(long)]
-    workload: Option<WorkloadKind>,
+    /// Workload, by name (see tumult list): queue (RabbitMQ-like: publish with confirms,
+    /// get+ack, nack+requeue, drain; the default) or log (Kafka-like: send to keys, poll
+    /// with assign or subscribe, offset commits, read every key at the end; the default for
+    /// --mode kafka).
+    #[arg(long, value_name = "NAME")]
+    workload: Option<String>,
+    /// Set one of the workload's knobs, NAME=VALUE (repeat for more); tumult list shows
+    /// each workload's knobs and defaults.
+    #[arg(long = "knob", value_name = "NAME=VALUE", value_parser = parse_knob)]
+    knob: Vec<(String, String)>,
     /// Faults to inject, comma-separated, or none: kill (crash brokers, losing unsynced
     /// writes, restart 1-5 s later), restart (restart the process, page cache kept), pause
     /// (hold all their messages 1-5 s), partition (halves, isolate the target, majorities
@@ -178,6 +186,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test(*args),
         Command::Check(args) => check(args),
         Command::Bench(args) => bench(args),
+        Command::List => list(),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -193,11 +202,11 @@ fn test(args: TestArgs) -> anyhow::Result<u8> {
     let spec = TestSpec {
         mode: args.mode,
         nodes,
-        workload: args.workload.unwrap_or(if args.mode == Mode::Kafka {
-            WorkloadKind::Log
-        } else {
-            WorkloadKind::Queue
-        }),
+        workload: args
+            .workload
+            .clone()
+            .unwrap_or_else(|| if args.mode == Mode::Kafka { "log" } else { "queue" }.to_string()),
+        knobs: args.knob.iter().cloned().collect(),
         nemesis: args.nemesis,
         target: args.target,
         overlap: args.overlap,
@@ -304,6 +313,57 @@ fn test(args: TestArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(outcome.exit_code() as u8)
+}
+
+/// `NAME=VALUE`, for `--knob`.
+fn parse_knob(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_string(), value.trim().to_string()))
+        }
+        _ => Err(format!("expected NAME=VALUE, got '{text}'")),
+    }
+}
+
+fn list() -> anyhow::Result<u8> {
+    say!("workloads (--workload NAME, knobs with --knob NAME=VALUE):");
+    for registration in workloads::registry() {
+        let modes: Vec<String> = registration.modes.iter().map(|m| m.to_string()).collect();
+        say!(
+            "  {:<10} {} [modes: {}]",
+            registration.name,
+            registration.about,
+            modes.join(", ")
+        );
+        for knob in registration.knobs {
+            say!("    {:<16} {} (default {})", knob.name, knob.help, knob.default);
+        }
+    }
+    say!("modes (--mode):");
+    for (mode, about) in Mode::ALL {
+        say!("  {:<10} {about}", mode.to_string());
+    }
+    say!("faults (--nemesis, comma-separated):");
+    for (kind, about) in FaultKind::ALL {
+        say!("  {:<10} {about}", kind.as_str());
+    }
+    say!("targets (--target):");
+    for (target, about) in [
+        (FaultTarget::One, "one node at random"),
+        (FaultTarget::Minority, "a minority of the nodes"),
+        (
+            FaultTarget::Majority,
+            "a majority (a correlated failure, such as a rack losing power)",
+        ),
+        (FaultTarget::All, "every node"),
+        (
+            FaultTarget::Leader,
+            "the leader of a random queue or partition, as the brokers' metadata says",
+        ),
+    ] {
+        say!("  {:<10} {about}", target.as_str());
+    }
+    Ok(0)
 }
 
 fn bench(args: BenchArgs) -> anyhow::Result<u8> {
