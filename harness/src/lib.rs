@@ -31,6 +31,12 @@ pub use simlog::{DriverClock, SimTime};
 pub use spec::{derive_seed, FaultKind, FaultSet, FaultTarget, LatencyRange, TestSpec};
 pub use store::{utc_stamp, Store};
 
+/// The worked example of docs/workloads.md, compiled and run as a documentation test so
+/// that the guide cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/workloads.md")]
+pub struct WorkloadsGuide;
+
 /// A run whose files are in the store.
 #[derive(Debug)]
 pub struct StoredRun {
