@@ -10,6 +10,7 @@
 
 pub mod bench;
 mod nemesis;
+pub mod pages;
 mod probe;
 mod recorder;
 mod run;
@@ -52,6 +53,9 @@ pub enum StoreRunError {
     /// The store's files could not be written.
     #[error("results store: {0}")]
     Io(#[from] std::io::Error),
+    /// A page or picture of the run could not be made.
+    #[error("results pages: {0}")]
+    Pages(#[from] pages::PageError),
     /// The run itself failed; its directory holds what was written.
     #[error("the run failed (partial results in {dir})")]
     Run {
@@ -113,6 +117,10 @@ pub fn run_and_store(spec: &TestSpec, store: &Store) -> Result<StoredRun, StoreR
     if !cycles.is_empty() {
         std::fs::write(dir.join("cycles.txt"), cycles)?;
     }
+    let history = checker::History::from_ops(outcome.history.clone(), &[])
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    pages::write_run_pages(&dir, &history, &outcome.schedule, &outcome.report)?;
+    pages::write_index(store.root())?;
     Ok(StoredRun { dir, outcome })
 }
 

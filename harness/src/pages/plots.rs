@@ -1,0 +1,284 @@
+//! The run's pictures, drawn with plotters into SVG: latency of every operation (Jepsen's
+//! latency-raw), throughput by kind and outcome, and unseen messages over time, each with
+//! the faults shaded.
+
+use std::collections::BTreeSet;
+
+use checker::{OpType, Unseen};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::{outcome_name, PageError, RunView};
+
+const SIZE: (u32, u32) = (1100, 520);
+const OK: RGBColor = RGBColor(0x2e, 0x9d, 0x4f);
+const FAIL: RGBColor = RGBColor(0xd6, 0x33, 0x2f);
+const INFO: RGBColor = RGBColor(0xf0, 0x9a, 0x1a);
+const FAULT: RGBColor = RGBColor(0x90, 0x90, 0x90);
+const OUTCOMES: [OpType; 3] = [OpType::Ok, OpType::Fail, OpType::Info];
+
+fn color(outcome: OpType) -> RGBColor {
+    match outcome {
+        OpType::Ok => OK,
+        OpType::Fail => FAIL,
+        _ => INFO,
+    }
+}
+
+/// Turns any drawing error into a [`PageError`] naming the picture.
+fn failed<E: std::fmt::Display>(file: &'static str) -> impl Fn(E) -> PageError {
+    move |e| PageError::Plot {
+        file,
+        message: e.to_string(),
+    }
+}
+
+/// The kinds of operation, in a fixed order (the marker shape follows the position).
+fn kinds(view: &RunView) -> Vec<String> {
+    let kinds: BTreeSet<&str> = view.spans.iter().map(|s| s.f.as_str()).collect();
+    kinds.into_iter().map(str::to_string).collect()
+}
+
+/// Draws one marker for the kind at position `shape`: circle, triangle, square or cross,
+/// filled for the first four kinds and hollow for the next four, then round again.
+fn marker<DB: DrawingBackend>(
+    shape: usize,
+    at: (i32, i32),
+    color: RGBAColor,
+) -> DynElement<'static, DB, (i32, i32)> {
+    let style = if (shape / 4) % 2 == 0 {
+        color.filled()
+    } else {
+        color.stroke_width(1)
+    };
+    match shape % 4 {
+        0 => Circle::new(at, 3, style).into_dyn(),
+        1 => TriangleMarker::new(at, 4, style).into_dyn(),
+        2 => Rectangle::new([(at.0 - 3, at.1 - 3), (at.0 + 3, at.1 + 3)], style).into_dyn(),
+        _ => Cross::new(at, 3, color.stroke_width(2)).into_dyn(),
+    }
+}
+
+/// Shades every fault window over the whole height of a chart whose y axis spans
+/// `y_low..y_high`; labelled once in the legend.
+macro_rules! shade_faults {
+    ($chart:expr, $view:expr, $y_low:expr, $y_high:expr, $file:expr) => {{
+        if !$view.faults.is_empty() {
+            $chart
+                .draw_series($view.faults.iter().map(|f| {
+                    Rectangle::new([(f.start_s, $y_low), (f.end_s, $y_high)], FAULT.mix(0.2).filled())
+                }))
+                .map_err(failed($file))?
+                .label("faults")
+                .legend(|(x, y)| Rectangle::new([(x - 6, y - 5), (x + 6, y + 5)], FAULT.mix(0.4).filled()));
+            // Each band names its fault at the top.
+            $chart
+                .draw_series($view.faults.iter().map(|f| {
+                    Text::new(
+                        f.kind.clone(),
+                        (f.start_s, $y_high),
+                        ("sans-serif", 12).into_font().color(&BLACK.mix(0.6)),
+                    )
+                }))
+                .map_err(failed($file))?;
+        }
+    }};
+}
+
+fn canvas(svg: &mut String) -> DrawingArea<SVGBackend<'_>, Shift> {
+    SVGBackend::with_string(svg, SIZE).into_drawing_area()
+}
+
+/// latency.svg: every completed operation's latency against its invocation time, log
+/// scale, coloured by outcome and shaped by kind.
+pub(crate) fn latency(view: &RunView) -> Result<String, PageError> {
+    const FILE: &str = "latency.svg";
+    let mut svg = String::new();
+    {
+        let root = canvas(&mut svg);
+        root.fill(&WHITE).map_err(failed(FILE))?;
+        let highest = view
+            .spans
+            .iter()
+            .filter_map(|s| s.latency_ms())
+            .fold(1.0f64, f64::max);
+        let (low, high) = (0.1f64, highest * 2.0);
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Latency of every operation", ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0f64..view.end_s, (low..high).log_scale())
+            .map_err(failed(FILE))?;
+        chart
+            .configure_mesh()
+            .x_desc("simulated time (s)")
+            .y_desc("latency (ms)")
+            .draw()
+            .map_err(failed(FILE))?;
+        shade_faults!(chart, view, low, high, FILE);
+        for (shape, kind) in kinds(view).iter().enumerate() {
+            for outcome in OUTCOMES {
+                let points: Vec<(f64, f64)> = view
+                    .spans
+                    .iter()
+                    .filter(|s| &s.f == kind && s.outcome == outcome)
+                    .filter_map(|s| s.latency_ms().map(|l| (s.invoked_s, l.max(low))))
+                    .collect();
+                if points.is_empty() {
+                    continue;
+                }
+                let c = color(outcome);
+                chart
+                    .draw_series(
+                        points
+                            .into_iter()
+                            .map(|(x, y)| EmptyElement::at((x, y)) + marker(shape, (0, 0), c.mix(0.7))),
+                    )
+                    .map_err(failed(FILE))?
+                    .label(format!("{kind} {}", outcome_name(outcome)))
+                    .legend(move |(x, y)| EmptyElement::at((x, y)) + marker(shape, (0, 0), c.to_rgba()));
+            }
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(failed(FILE))?;
+        root.present().map_err(failed(FILE))?;
+    }
+    Ok(svg)
+}
+
+/// rate.svg: completions per second by kind and outcome, over time.
+pub(crate) fn rate(view: &RunView) -> Result<String, PageError> {
+    const FILE: &str = "rate.svg";
+    // About sixty buckets over the run, at least a second each.
+    let width = (view.end_s / 60.0).max(1.0);
+    let buckets = (view.end_s / width).ceil() as usize + 1;
+    let mut series = Vec::new();
+    for (k, kind) in kinds(view).iter().enumerate() {
+        for (o, outcome) in OUTCOMES.into_iter().enumerate() {
+            let mut counts = vec![0u64; buckets];
+            for s in view.spans.iter().filter(|s| &s.f == kind && s.outcome == outcome) {
+                if let Some(done) = s.completed_s {
+                    counts[((done / width) as usize).min(buckets - 1)] += 1;
+                }
+            }
+            if counts.iter().all(|c| *c == 0) {
+                continue;
+            }
+            let points: Vec<(f64, f64)> = counts
+                .iter()
+                .enumerate()
+                .map(|(i, c)| ((i as f64 + 0.5) * width, *c as f64 / width))
+                .collect();
+            series.push((format!("{kind} {}", outcome_name(outcome)), k, o, points));
+        }
+    }
+    let highest = series
+        .iter()
+        .flat_map(|(_, _, _, p)| p.iter().map(|(_, y)| *y))
+        .fold(1.0f64, f64::max);
+    let mut svg = String::new();
+    {
+        let root = canvas(&mut svg);
+        root.fill(&WHITE).map_err(failed(FILE))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Throughput by kind and outcome", ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0f64..view.end_s, 0f64..highest * 1.15)
+            .map_err(failed(FILE))?;
+        chart
+            .configure_mesh()
+            .x_desc("simulated time (s)")
+            .y_desc("operations per second")
+            .draw()
+            .map_err(failed(FILE))?;
+        shade_faults!(chart, view, 0.0, highest * 1.15, FILE);
+        for (label, kind_index, outcome_index, points) in series {
+            // Hue by kind; ok lines are solid and thick, fail and info thin.
+            let c = Palette99::pick(kind_index).to_rgba();
+            let style = match outcome_index {
+                0 => c.stroke_width(2),
+                _ => c.mix(0.6).stroke_width(1),
+            };
+            let dot = color(OUTCOMES[outcome_index]);
+            chart
+                .draw_series(LineSeries::new(points.clone(), style))
+                .map_err(failed(FILE))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], style));
+            chart
+                .draw_series(points.into_iter().map(|p| Circle::new(p, 2, dot.filled())))
+                .map_err(failed(FILE))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(failed(FILE))?;
+        root.present().map_err(failed(FILE))?;
+    }
+    Ok(svg)
+}
+
+/// unseen.svg: acknowledged messages no read had returned yet, over time.
+pub(crate) fn unseen(view: &RunView, unseen: &Unseen) -> Result<String, PageError> {
+    const FILE: &str = "unseen.svg";
+    let points: Vec<(f64, f64)> = unseen
+        .series
+        .iter()
+        .map(|(ns, count)| (*ns as f64 / 1e9, *count as f64))
+        .collect();
+    let highest = points.iter().map(|(_, y)| *y).fold(1.0f64, f64::max) * 1.15;
+    let mut svg = String::new();
+    {
+        let root = canvas(&mut svg);
+        root.fill(&WHITE).map_err(failed(FILE))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Acknowledged but not yet read", ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0f64..view.end_s, 0f64..highest)
+            .map_err(failed(FILE))?;
+        chart
+            .configure_mesh()
+            .x_desc("simulated time (s)")
+            .y_desc("unseen messages")
+            .draw()
+            .map_err(failed(FILE))?;
+        shade_faults!(chart, view, 0.0, highest, FILE);
+        // A step line: the count holds until the next change.
+        let mut steps = Vec::with_capacity(points.len() * 2);
+        for pair in points.windows(2) {
+            steps.push(pair[0]);
+            steps.push((pair[1].0, pair[0].1));
+        }
+        if let Some(last) = points.last() {
+            steps.push(*last);
+            steps.push((view.end_s, last.1));
+        }
+        chart
+            .draw_series(LineSeries::new(steps, BLUE.stroke_width(2)))
+            .map_err(failed(FILE))?
+            .label(format!("unseen (at the end: {})", unseen.count))
+            .legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], BLUE.stroke_width(2)));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(failed(FILE))?;
+        root.present().map_err(failed(FILE))?;
+    }
+    Ok(svg)
+}
