@@ -15,6 +15,7 @@ mod probe;
 mod recorder;
 mod run;
 mod seams;
+pub mod serve;
 mod simlog;
 mod spec;
 mod store;
@@ -24,9 +25,10 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use serde_json::json;
+use workloads::Registration;
 
 pub use nemesis::{Damage, Fault, Schedule, ScheduleError, ScheduledFault, Shape, SCHEDULE_VERSION};
-pub use run::{run, run_with, HarnessError, Liveness, RunOutcome};
+pub use run::{run, run_observed, run_with, HarnessError, Liveness, Progress, RunOutcome};
 pub use seams::{DiskFaultState, DiskFaults, LocalSpawner, SimDisk, SimNetwork};
 pub use simlog::{DriverClock, SimTime};
 pub use spec::{derive_seed, FaultKind, FaultSet, FaultTarget, LatencyRange, TestSpec};
@@ -37,6 +39,10 @@ pub use store::{utc_stamp, Store};
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/workloads.md")]
 pub struct WorkloadsGuide;
+
+/// The version of results.json's layout (docs/results.md), raised when a field changes
+/// meaning or goes away.
+pub const RESULTS_VERSION: u32 = 1;
 
 /// A run whose files are in the store.
 #[derive(Debug)]
@@ -50,6 +56,9 @@ pub struct StoredRun {
 /// Why a stored run could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreRunError {
+    /// The spec was refused before anything ran.
+    #[error("{0}")]
+    Spec(HarnessError),
     /// The store's files could not be written.
     #[error("results store: {0}")]
     Io(#[from] std::io::Error),
@@ -69,6 +78,19 @@ pub enum StoreRunError {
 /// Runs `spec` and stores params.json, history.jsonl (written as the run goes),
 /// harness.log, results.json and schedule.json in a new run directory; points `latest` at it.
 pub fn run_and_store(spec: &TestSpec, store: &Store) -> Result<StoredRun, StoreRunError> {
+    let registration = spec
+        .registration()
+        .map_err(|e| StoreRunError::Spec(HarnessError::Spec(e)))?;
+    run_and_store_observed(spec, &registration, store, &|_| {})
+}
+
+/// [`run_and_store`] with `registration`'s workload, calling `progress` as the run goes.
+pub fn run_and_store_observed(
+    spec: &TestSpec,
+    registration: &Registration,
+    store: &Store,
+    progress: &dyn Fn(Progress),
+) -> Result<StoredRun, StoreRunError> {
     #[allow(clippy::disallowed_methods)] // names the directory only; never reaches the simulation
     let started = std::time::SystemTime::now();
     let dir = store.create_run(&spec.test_name(), spec.seed, started)?;
@@ -87,7 +109,9 @@ pub fn run_and_store(spec: &TestSpec, store: &Store) -> Result<StoredRun, StoreR
         .with_ansi(false)
         .with_writer(Mutex::new(log))
         .finish();
-    let outcome = tracing::subscriber::with_default(subscriber, || run(spec, Box::new(history), &clock));
+    let outcome = tracing::subscriber::with_default(subscriber, || {
+        run_observed(spec, registration, Box::new(history), &clock, progress)
+    });
     store.point_latest(&dir)?;
     let outcome = match outcome {
         Ok(outcome) => outcome,
@@ -97,6 +121,7 @@ pub fn run_and_store(spec: &TestSpec, store: &Store) -> Result<StoredRun, StoreR
         }
     };
     let results = json!({
+        "version": RESULTS_VERSION,
         "valid": outcome.report.valid,
         "exit-code": outcome.exit_code(),
         "liveness": outcome.liveness,

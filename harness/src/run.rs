@@ -148,6 +148,34 @@ pub fn run_with(
     history_out: Box<dyn Write>,
     clock: &DriverClock,
 ) -> Result<RunOutcome, HarnessError> {
+    run_observed(spec, registration, history_out, clock, &|_| {})
+}
+
+/// Where a run is, for a progress display: reported every quarter of a simulated second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Simulated time so far.
+    pub simulated: Duration,
+    /// The faults phase's length (the rest is healing, recovery and final reads).
+    pub time_limit: Duration,
+    /// Client operations started so far.
+    pub ops: u64,
+    /// Whether the faults phase is over.
+    pub healed: bool,
+}
+
+/// How often progress is reported, in simulated time.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// [`run_with`], calling `progress` as the run goes. The callback sees the driver loop,
+/// outside the simulated hosts: it cannot change the run.
+pub fn run_observed(
+    spec: &TestSpec,
+    registration: &Registration,
+    history_out: Box<dyn Write>,
+    clock: &DriverClock,
+    progress: &dyn Fn(Progress),
+) -> Result<RunOutcome, HarnessError> {
     let mut spec = spec.clone();
     spec.workload = registration.name.to_string();
     let spec = &spec;
@@ -244,6 +272,7 @@ pub fn run_with(
     );
     tracing::info!(seed = spec.seed, "phase: faults");
     let mut finished = false;
+    let mut next_progress = Duration::ZERO;
     while !finished {
         // A panic inside a simulated host is a broker bug: report it as this run's error
         // rather than unwinding through the harness.
@@ -265,6 +294,15 @@ pub fn run_with(
         };
         let now = sim.elapsed();
         clock.set(now);
+        if now >= next_progress {
+            next_progress = now + PROGRESS_EVERY;
+            progress(Progress {
+                simulated: now,
+                time_limit,
+                ops: phases.ops_started.get(),
+                healed: phases.healed.get(),
+            });
+        }
         if now < time_limit {
             nemesis.step(&mut sim, now, &mut recorder.borrow_mut());
         } else if !phases.healed.get() {

@@ -133,7 +133,7 @@ fn a_missing_file_an_unknown_flag_and_a_bad_value_are_errors_with_exit_3() {
 
 #[test]
 fn help_documents_every_flag() {
-    for command in ["test", "check"] {
+    for command in ["test", "check", "serve", "bench"] {
         let out = tumult(&[command, "--help"]);
         assert_eq!(out.status.code(), Some(0));
         let help = text(&out.stdout);
@@ -336,4 +336,90 @@ fn bad_schedules_and_latencies_are_usage_errors() {
     );
     let out = run_test(store.path(), &["--target", "king"]);
     assert!(text(&out.stderr).contains("leader"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn list_shows_every_workload_with_its_knobs_and_every_mode_and_fault() {
+    let out = tumult(&["list"]);
+    assert_eq!(out.status.code(), Some(0));
+    let listing = text(&out.stdout);
+    for registration in workloads::registry() {
+        assert!(
+            listing.contains(&format!("\n  {:<10} {}", registration.name, registration.about)),
+            "{listing}"
+        );
+        for knob in registration.knobs {
+            assert!(
+                listing.contains(&format!(
+                    "{:<16} {} (default {})",
+                    knob.name, knob.help, knob.default
+                )),
+                "{} missing from {listing}",
+                knob.name
+            );
+        }
+    }
+    for (mode, _) in broker::Mode::ALL {
+        assert!(listing.contains(&format!("\n  {mode}")), "{mode} missing");
+    }
+    for (kind, _) in harness::FaultKind::ALL {
+        assert!(
+            listing.contains(&format!("\n  {}", kind.as_str())),
+            "{kind:?} missing"
+        );
+    }
+}
+
+#[test]
+fn knobs_are_set_recorded_and_replayed_and_bad_ones_refused() {
+    let store = tempfile::tempdir().unwrap();
+    let out = run_test(
+        store.path(),
+        &[
+            "--mode",
+            "kafka",
+            "--seed",
+            "4",
+            "--time-limit",
+            "8",
+            "--knob",
+            "send-batch=3",
+            "--knob",
+            "consume=subscribe",
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("--knob consume=subscribe --knob send-batch=3"),
+        "{stdout}"
+    );
+    let params: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(store.path().join("latest/params.json")).unwrap())
+            .unwrap();
+    assert_eq!(params["knobs"]["send-batch"], "3");
+    let history = std::fs::read_to_string(store.path().join("latest/history.jsonl")).unwrap();
+    assert!(history.contains(r#""f":"subscribe""#), "a subscribing consumer");
+    for (args, message) in [
+        (vec!["--knob", "sendbatch=3"], "has no knob 'sendbatch'"),
+        (
+            vec!["--knob", "send-batch=0"],
+            "knob send-batch=0: must be 1..=16",
+        ),
+        (vec!["--knob", "send-batch"], "expected NAME=VALUE"),
+        (vec!["--workload", "stack"], "unknown workload 'stack'"),
+    ] {
+        let mut all = vec!["--mode", "kafka", "--time-limit", "2"];
+        all.extend(args);
+        let out = run_test(store.path(), &all);
+        assert_eq!(out.status.code(), Some(3));
+        assert!(text(&out.stderr).contains(message), "{}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn serve_refuses_a_missing_store_with_exit_3() {
+    let out = tumult(&["serve", "--store", "/nonexistent/store", "--port", "0"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out.stderr).contains("no results store at /nonexistent/store"));
 }

@@ -43,12 +43,25 @@ enum Command {
     Test(Box<TestArgs>),
     /// Re-check a stored history (history.jsonl, or a run directory holding one).
     Check(CheckArgs),
+    /// Serve the results store on 127.0.0.1 for browsing: the index of every run (made
+    /// afresh on each visit), each run's directory and every file in it.
+    Serve(ServeArgs),
     /// List the workloads (with their knobs), broker modes, faults and fault targets,
     /// one line each.
     List,
     /// Measure simulation speed: the standard run (5 nodes, kafka mode, log workload,
     /// partition+kill, 60 simulated s) against bare turmoil carrying the same traffic.
     Bench(BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Directory of the results store.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    store: PathBuf,
+    /// Port to listen on (on 127.0.0.1 only); 0 picks a free one.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
 }
 
 #[derive(Debug, clap::Args)]
@@ -187,6 +200,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check(args),
         Command::Bench(args) => bench(args),
         Command::List => list(),
+        Command::Serve(args) => serve(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -265,7 +279,24 @@ fn test(args: TestArgs) -> anyhow::Result<u8> {
     );
     #[allow(clippy::disallowed_methods)] // wall-clock duration for the user; outside the simulation
     let wall = std::time::Instant::now();
-    let stored = harness::run_and_store(&spec, &Store::new(&args.store)).context("running the test")?;
+    let registration = spec.registration().map_err(anyhow::Error::msg)?;
+    let bar = progress_bar(spec.time_limit_s);
+    let update = |p: harness::Progress| {
+        bar.set_position(p.simulated.as_millis().min(p.time_limit.as_millis()) as u64);
+        let phase = if p.healed {
+            "healed; recovery and final reads"
+        } else {
+            "faults"
+        };
+        bar.set_message(format!(
+            "{:.1} simulated s, {} ops, {phase}",
+            p.simulated.as_secs_f64(),
+            p.ops
+        ));
+    };
+    let stored = harness::run_and_store_observed(&spec, &registration, &Store::new(&args.store), &update);
+    bar.finish_and_clear();
+    let stored = stored.context("running the test")?;
     let outcome = &stored.outcome;
     say!();
     let headline = match outcome.exit_code() {
@@ -315,6 +346,22 @@ fn test(args: TestArgs) -> anyhow::Result<u8> {
     Ok(outcome.exit_code() as u8)
 }
 
+/// A bar over the faults phase showing simulated time and operations, on stderr when it
+/// is a terminal; hidden otherwise (CI logs and pipes stay clean).
+fn progress_bar(time_limit_s: u64) -> indicatif::ProgressBar {
+    use std::io::IsTerminal as _;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(time_limit_s * 1000);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("  [{bar:30.cyan/blue}] {msg} ({elapsed} wall)")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
 /// `NAME=VALUE`, for `--knob`.
 fn parse_knob(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
@@ -323,6 +370,23 @@ fn parse_knob(text: &str) -> Result<(String, String), String> {
         }
         _ => Err(format!("expected NAME=VALUE, got '{text}'")),
     }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<u8> {
+    if !args.store.is_dir() {
+        anyhow::bail!(
+            "no results store at {} (run tumult test first, or pass --store DIR)",
+            args.store.display()
+        );
+    }
+    let runs = harness::pages::runs(&args.store)?.len();
+    harness::serve::serve(&args.store, &format!("127.0.0.1:{}", args.port), |addr| {
+        say!(
+            "serving {} ({runs} runs) on http://{addr}/ (Ctrl-C stops)",
+            args.store.display()
+        );
+    })?;
+    Ok(0)
 }
 
 fn list() -> anyhow::Result<u8> {

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::nemesis::Schedule;
 
-pub use index::write_index;
+pub use index::{html as index_html, runs, write_index, RunEntry};
 
 /// Why a page could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -145,7 +145,7 @@ pub fn write_run_pages(
 }
 
 /// `text` with the characters HTML and XML give meaning to escaped.
-pub(crate) fn escape(text: &str) -> String {
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
