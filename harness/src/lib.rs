@@ -19,6 +19,8 @@ pub mod serve;
 mod simlog;
 mod spec;
 mod store;
+pub mod suite;
+pub mod zoo;
 
 use std::io::LineWriter;
 use std::path::PathBuf;

@@ -48,12 +48,20 @@ impl Store {
     pub fn point_latest(&self, run: &Path) -> io::Result<()> {
         let target = run.strip_prefix(&self.root).unwrap_or(run);
         let latest = self.root.join("latest");
-        let staging = self.root.join(".latest.tmp");
+        let staging = self.root.join(unique_staging(".latest"));
         let _ = std::fs::remove_file(&staging);
         std::os::unix::fs::symlink(target, &staging)?;
         // rename over the old link is atomic: a reader never sees `latest` missing.
         std::fs::rename(&staging, &latest)
     }
+}
+
+/// A staging file name no other writer uses at the same time (parallel runs of a sweep
+/// share the store): `<prefix>.<pid>.<counter>.tmp`.
+pub(crate) fn unique_staging(prefix: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix}.{}.{n}.tmp", std::process::id())
 }
 
 /// `YYYYMMDDTHHMMSSZ`, sortable and free of characters awkward in file names.

@@ -423,3 +423,60 @@ fn serve_refuses_a_missing_store_with_exit_3() {
     assert_eq!(out.status.code(), Some(3));
     assert!(text(&out.stderr).contains("no results store at /nonexistent/store"));
 }
+
+#[test]
+fn a_sharded_sweep_merges_into_one_summary_with_junit_and_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let store = path("store");
+    let common = [
+        "--seeds",
+        "1..5",
+        "--fsync",
+        "never",
+        "--time-limit",
+        "8",
+        "--nemesis-interval",
+        "2",
+        "--jobs",
+        "2",
+        "--store",
+        &store,
+    ];
+    let mut summaries = Vec::new();
+    for shard in ["1/2", "2/2"] {
+        let summary = path(&format!("summary-{}.json", &shard[..1]));
+        let mut args = vec!["sweep", "--shard", shard, "--summary", &summary];
+        args.extend(common);
+        let out = tumult(&args);
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        summaries.push(summary);
+    }
+    let junit = path("junit.xml");
+    let out = tumult(&["merge", &summaries[0], &summaries[1], "--junit", &junit]);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("5 seeds:"), "{stdout}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let cases = xml.matches("<testcase ").count();
+    let failures = xml.matches("<failure ").count();
+    assert_eq!(cases, 5, "{xml}");
+    // Without fsync, kills lose confirmed messages: the sweep must notice.
+    assert!(failures >= 1, "{xml}");
+    assert_eq!(out.status.code(), Some(1));
+    // Each failure's replay command reproduces it, and its run was stored.
+    let replay = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("replay: "))
+        .expect("a replay line");
+    let args: Vec<&str> = replay.split_whitespace().skip(1).collect();
+    let mut args = args.clone();
+    args.extend(["--store", &store]);
+    let again = tumult(&args);
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again.stdout));
+    assert!(stdout.contains("stored: "), "{stdout}");
+}

@@ -43,6 +43,15 @@ enum Command {
     Test(Box<TestArgs>),
     /// Re-check a stored history (history.jsonl, or a run directory holding one).
     Check(CheckArgs),
+    /// Run every bug-zoo recipe (an unsafe knob, with faults) until its anomaly is caught,
+    /// within bounds, and its safe counterpart on a few seeds; prints a table.
+    Zoo(ZooArgs),
+    /// Run many seeds of one test in parallel: a summary table, every failure's replay
+    /// command, JUnit XML and a summary file that `tumult merge` combines across shards.
+    Sweep(Box<SweepArgs>),
+    /// Combine sweep summary files (from shards on several machines) into one table, summary
+    /// and JUnit file.
+    Merge(MergeArgs),
     /// Serve the results store on 127.0.0.1 for browsing: the index of every run (made
     /// afresh on each visit), each run's directory and every file in it.
     Serve(ServeArgs),
@@ -52,6 +61,63 @@ enum Command {
     /// Measure simulation speed: the standard run (5 nodes, kafka mode, log workload,
     /// partition+kill, 60 simulated s) against bare turmoil carrying the same traffic.
     Bench(BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ZooArgs {
+    /// Most seeds tried per recipe before it counts as not caught.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    seeds: u64,
+    /// Most wall seconds spent hunting one recipe.
+    #[arg(long = "wall", default_value_t = 60, value_name = "SECONDS")]
+    wall_s: u64,
+    /// Seeds of each safe counterpart (the recipe without its knob) that must stay valid.
+    #[arg(long = "safe-seeds", default_value_t = 3)]
+    safe_seeds: u64,
+    /// Recipes hunted at once (default: the machine's cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Only the recipes whose name contains this.
+    #[arg(long, value_name = "TEXT")]
+    only: Option<String>,
+    /// Also write the table as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct SweepArgs {
+    /// Seeds to run, A..B (inclusive).
+    #[arg(long, value_name = "A..B", value_parser = parse_seed_range)]
+    seeds: (u64, u64),
+    /// Simulations at once (default: the machine's cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Run only shard I of N (1-based): seeds whose position in the range is I-1 modulo N,
+    /// so N machines given 1/N .. N/N cover the range exactly once.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    shard: Option<(u64, u64)>,
+    /// Write JUnit XML (one test case per seed) to this file.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Write the summary (every seed's result) to this file, for tumult merge.
+    #[arg(long, value_name = "FILE")]
+    summary: Option<PathBuf>,
+    #[command(flatten)]
+    test: TestArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct MergeArgs {
+    /// Summary files written by tumult sweep --summary.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Write the merged summary here.
+    #[arg(long, value_name = "FILE")]
+    summary: Option<PathBuf>,
+    /// Write JUnit XML of the merged results here.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -200,6 +266,9 @@ fn main() -> ExitCode {
         Command::Check(args) => check(args),
         Command::Bench(args) => bench(args),
         Command::List => list(),
+        Command::Zoo(args) => zoo(args),
+        Command::Sweep(args) => sweep(*args),
+        Command::Merge(args) => merge(args),
         Command::Serve(args) => serve(args),
     };
     match result {
@@ -212,6 +281,13 @@ fn main() -> ExitCode {
 }
 
 fn test(args: TestArgs) -> anyhow::Result<u8> {
+    let spec = spec_of(&args, None)?;
+    run_one(spec, &args)
+}
+
+/// The spec `tumult test` runs for these flags (swarm profile drawn, validated), with the
+/// seed given or, failing that, the flags' seed or one drawn from the clock.
+fn spec_of(args: &TestArgs, seed: Option<u64>) -> anyhow::Result<TestSpec> {
     let nodes = args.nodes.unwrap_or(if args.mode.is_clustered() { 3 } else { 1 });
     let spec = TestSpec {
         mode: args.mode,
@@ -221,10 +297,10 @@ fn test(args: TestArgs) -> anyhow::Result<u8> {
             .clone()
             .unwrap_or_else(|| if args.mode == Mode::Kafka { "log" } else { "queue" }.to_string()),
         knobs: args.knob.iter().cloned().collect(),
-        nemesis: args.nemesis,
+        nemesis: args.nemesis.clone(),
         target: args.target,
         overlap: args.overlap,
-        seed: args.seed.unwrap_or_else(clock_seed),
+        seed: seed.or(args.seed).unwrap_or_else(clock_seed),
         time_limit_s: args.time_limit_s,
         concurrency: args.concurrency,
         rate: args.rate,
@@ -246,6 +322,10 @@ fn test(args: TestArgs) -> anyhow::Result<u8> {
     };
     let spec = if args.swarm { spec.swarm() } else { spec };
     spec.validate().map_err(anyhow::Error::msg)?;
+    Ok(spec)
+}
+
+fn run_one(spec: TestSpec, args: &TestArgs) -> anyhow::Result<u8> {
     say!("tumult test: seed {}", spec.seed);
     if args.swarm {
         say!(
@@ -360,6 +440,264 @@ fn progress_bar(time_limit_s: u64) -> indicatif::ProgressBar {
             .progress_chars("=> "),
     );
     bar
+}
+
+/// `A..B` (inclusive) or one seed.
+fn parse_seed_range(text: &str) -> Result<(u64, u64), String> {
+    let (a, b) = text.split_once("..").unwrap_or((text, text));
+    let parse = |t: &str| {
+        t.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("expected A..B with whole numbers, got '{text}'"))
+    };
+    let (a, b) = (parse(a)?, parse(b)?);
+    if a > b {
+        return Err(format!("the range {text} is empty"));
+    }
+    Ok((a, b))
+}
+
+/// `I/N` with 1 <= I <= N.
+fn parse_shard(text: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("expected I/N with 1 <= I <= N, got '{text}'");
+    let (i, n) = text.split_once('/').ok_or_else(bad)?;
+    let (i, n) = (
+        i.trim().parse::<u64>().map_err(|_| bad())?,
+        n.trim().parse::<u64>().map_err(|_| bad())?,
+    );
+    if i == 0 || i > n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// A bar over `n` runs, on stderr when it is a terminal.
+fn runs_bar(n: u64, what: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal as _;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(n);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "  [{{bar:30.cyan/blue}}] {{pos}}/{{len}} {what} {{msg}} ({{elapsed}} wall, eta {{eta}})"
+        ))
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+fn zoo(args: ZooArgs) -> anyhow::Result<u8> {
+    use harness::zoo::{hunt, recipes, Bounds};
+    let recipes: Vec<_> = recipes()
+        .into_iter()
+        .filter(|r| args.only.as_ref().is_none_or(|o| r.name.contains(o.as_str())))
+        .collect();
+    if recipes.is_empty() {
+        anyhow::bail!("no recipe matches --only");
+    }
+    let bounds = Bounds {
+        seeds: args.seeds,
+        wall: std::time::Duration::from_secs(args.wall_s),
+        safe_seeds: args.safe_seeds,
+    };
+    say!(
+        "tumult zoo: {} recipes, each until caught (at most {} seeds, {} wall s), then its safe counterpart on {} seeds",
+        recipes.len(),
+        bounds.seeds,
+        args.wall_s,
+        bounds.safe_seeds
+    );
+    let bar = runs_bar(recipes.len() as u64, "recipes");
+    let results = harness::suite::parallel(
+        &recipes,
+        args.jobs.unwrap_or_else(cores),
+        |r| hunt(r, bounds),
+        |c| {
+            bar.inc(1);
+            bar.set_message(c.recipe.clone());
+        },
+    );
+    bar.finish_and_clear();
+    say!();
+    say!(
+        "{:<27} {:<11} {:>6} {:>6} {:>7} {:>7}  {:<5}  anomalies",
+        "recipe",
+        "must show",
+        "seed",
+        "seeds",
+        "wall s",
+        "count",
+        "safe"
+    );
+    for c in &results {
+        let safe_ok = c.safe.iter().filter(|(_, v, _)| *v).count();
+        say!(
+            "{:<27} {:<11} {:>6} {:>6} {:>7.1} {:>7}  {:<5}  {}",
+            c.recipe,
+            c.expect.name(),
+            c.seed.map_or("-".to_string(), |s| s.to_string()),
+            c.seeds_tried,
+            c.wall_s,
+            c.count,
+            format!("{safe_ok}/{}", c.safe.len()),
+            c.summary
+        );
+    }
+    say!();
+    for c in &results {
+        match c.seed {
+            Some(_) => say!(
+                "  {}: replay: {} {}",
+                c.recipe,
+                program_name(),
+                c.replay.trim_start_matches("tumult ")
+            ),
+            None => say!(
+                "  {}: NOT CAUGHT within {} seeds / {} s",
+                c.recipe,
+                c.seeds_tried,
+                args.wall_s
+            ),
+        }
+        for (seed, valid, summary) in c.safe.iter().filter(|(_, v, _)| !*v) {
+            let _ = valid;
+            say!(
+                "  {}: SAFE COUNTERPART FAILED on seed {seed}: {summary}",
+                c.recipe
+            );
+        }
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&results)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let passed = results.iter().filter(|c| c.passed()).count();
+    say!(
+        "{passed}/{} recipes caught, with their safe counterparts valid",
+        results.len()
+    );
+    Ok(if passed == results.len() { 0 } else { 1 })
+}
+
+fn sweep(args: SweepArgs) -> anyhow::Result<u8> {
+    use harness::suite::{anomaly_line, parallel, run_quietly, SeedResult, Stopwatch, SweepSummary};
+    let (a, b) = args.seeds;
+    let seeds: Vec<u64> = (a..=b)
+        .filter(|seed| args.shard.is_none_or(|(i, n)| (seed - a) % n == i - 1))
+        .collect();
+    // Every seed's spec up front: a bad flag is an error before anything runs.
+    let specs: Vec<TestSpec> = seeds
+        .iter()
+        .map(|seed| spec_of(&args.test, Some(*seed)))
+        .collect::<anyhow::Result<_>>()?;
+    let Some(first) = specs.first() else {
+        anyhow::bail!("the shard holds no seeds of {a}..{b}");
+    };
+    let shard = args
+        .shard
+        .map_or(String::new(), |(i, n)| format!(", shard {i}/{n}"));
+    say!(
+        "tumult sweep: {} seeds of {} ({a}..{b}{shard})",
+        specs.len(),
+        first.test_name()
+    );
+    let store = Store::new(&args.test.store);
+    let bar = runs_bar(specs.len() as u64, "seeds");
+    let failures = std::sync::atomic::AtomicUsize::new(0);
+    let results = parallel(
+        &specs,
+        args.jobs.unwrap_or_else(cores),
+        |spec| {
+            let watch = Stopwatch::start();
+            let (exit_code, summary) = match run_quietly(spec) {
+                Ok(outcome) => (outcome.exit_code(), anomaly_line(&outcome)),
+                Err(e) => (3, format!("harness error: {e}")),
+            };
+            // Store only what failed: the same seed replays to the same history.
+            let dir = (exit_code != 0)
+                .then(|| {
+                    harness::run_and_store(spec, &store)
+                        .ok()
+                        .map(|s| s.dir.display().to_string())
+                })
+                .flatten();
+            SeedResult {
+                seed: spec.seed,
+                test: spec.test_name(),
+                exit_code,
+                summary,
+                wall_s: watch.elapsed().as_secs_f64(),
+                replay: format!(
+                    "{} {}",
+                    program_name(),
+                    spec.replay_command().trim_start_matches("tumult ")
+                ),
+                dir,
+            }
+        },
+        |r| {
+            bar.inc(1);
+            if r.failed() {
+                let n = failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                bar.set_message(format!("{n} failed"));
+            }
+        },
+    );
+    bar.finish_and_clear();
+    let summary = SweepSummary::new(results);
+    finish_summary(
+        &summary,
+        args.summary.as_deref(),
+        args.junit.as_deref(),
+        &first.test_name(),
+    )
+}
+
+/// Prints a summary's table and writes its files; exit 1 when anything failed.
+fn finish_summary(
+    summary: &harness::suite::SweepSummary,
+    summary_file: Option<&Path>,
+    junit: Option<&Path>,
+    suite: &str,
+) -> anyhow::Result<u8> {
+    say!("{}", summary.table().trim_end());
+    if let Some(path) = summary_file {
+        std::fs::write(path, serde_json::to_string_pretty(summary)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+        say!("  summary: {}", path.display());
+    }
+    if let Some(path) = junit {
+        std::fs::write(path, summary.junit(suite)).with_context(|| format!("writing {}", path.display()))?;
+        say!("  junit:   {}", path.display());
+    }
+    Ok(if summary.failures().next().is_some() { 1 } else { 0 })
+}
+
+fn merge(args: MergeArgs) -> anyhow::Result<u8> {
+    let mut parts = Vec::new();
+    for file in &args.files {
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let part: harness::suite::SweepSummary = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a tumult sweep summary", file.display()))?;
+        if part.version != harness::suite::SUMMARY_VERSION {
+            anyhow::bail!(
+                "{}: summary version {} (this tumult reads {})",
+                file.display(),
+                part.version,
+                harness::suite::SUMMARY_VERSION
+            );
+        }
+        parts.push(part);
+    }
+    let merged = harness::suite::SweepSummary::merge(parts);
+    say!("tumult merge: {} files", args.files.len());
+    finish_summary(&merged, args.summary.as_deref(), args.junit.as_deref(), "tumult")
 }
 
 /// `NAME=VALUE`, for `--knob`.

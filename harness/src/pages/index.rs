@@ -142,7 +142,7 @@ pub fn write_index(root: &Path) -> Result<PathBuf, PageError> {
     let path = root.join("index.html");
     std::fs::create_dir_all(root)?;
     // Write beside and rename: a browser reloading never sees half a page.
-    let staging = root.join(".index.html.tmp");
+    let staging = root.join(crate::store::unique_staging(".index.html"));
     std::fs::write(&staging, html(root)?)?;
     std::fs::rename(&staging, &path)?;
     Ok(path)

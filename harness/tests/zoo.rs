@@ -1,0 +1,32 @@
+//! Every recipe of the bug zoo is caught, and its safe counterpart stays valid.
+
+use std::time::Duration;
+
+use harness::zoo::{hunt, recipes, Bounds};
+
+#[test]
+fn every_unsafe_recipe_is_caught_and_its_safe_counterpart_stays_valid() {
+    let bounds = Bounds {
+        seeds: 10,
+        // Generous: debug builds on a shared machine; the 60 s aim is measured by `tumult zoo`.
+        wall: Duration::from_secs(600),
+        safe_seeds: 1,
+    };
+    let all = recipes();
+    assert!(all.len() >= 16);
+    let results = harness::suite::parallel(&all, 2, |r| hunt(r, bounds), |_| {});
+    let failed: Vec<String> = results
+        .iter()
+        .filter(|c| !c.passed())
+        .map(|c| {
+            format!(
+                "{}: caught {:?} after {} seeds; safe {:?}; {}",
+                c.recipe, c.seed, c.seeds_tried, c.safe, c.summary
+            )
+        })
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    for c in &results {
+        assert!(c.count > 0, "{}: caught with a count of zero", c.recipe);
+    }
+}
