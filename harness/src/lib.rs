@@ -16,6 +16,7 @@ mod recorder;
 mod run;
 mod seams;
 pub mod serve;
+pub mod shrink;
 mod simlog;
 mod spec;
 mod store;

@@ -52,6 +52,10 @@ enum Command {
     /// Combine sweep summary files (from shards on several machines) into one table, summary
     /// and JUnit file.
     Merge(MergeArgs),
+    /// Shrink a failing run: the fewest faults (delta debugging over its schedule), then a
+    /// shorter run and fewer clients, that still show the same anomaly; writes
+    /// shrunk-schedule.json into the run directory and prints the replay command.
+    Shrink(ShrinkArgs),
     /// Serve the results store on 127.0.0.1 for browsing: the index of every run (made
     /// afresh on each visit), each run's directory and every file in it.
     Serve(ServeArgs),
@@ -118,6 +122,12 @@ struct MergeArgs {
     /// Write JUnit XML of the merged results here.
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ShrinkArgs {
+    /// A failing run's directory (results/latest, say).
+    dir: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -266,6 +276,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check(args),
         Command::Bench(args) => bench(args),
         Command::List => list(),
+        Command::Shrink(args) => shrink(args),
         Command::Zoo(args) => zoo(args),
         Command::Sweep(args) => sweep(*args),
         Command::Merge(args) => merge(args),
@@ -490,6 +501,30 @@ fn runs_bar(n: u64, what: &str) -> indicatif::ProgressBar {
         .progress_chars("=> "),
     );
     bar
+}
+
+fn shrink(args: ShrinkArgs) -> anyhow::Result<u8> {
+    say!("tumult shrink: {}", args.dir.display());
+    let shrunk = harness::shrink::shrink(&args.dir, &|line| say!("  {line}"))?;
+    say!();
+    say!(
+        "SHRUNK: still {} with {} of {} faults, {} of {} simulated s, {} of {} clients ({} replays)",
+        shrunk.anomaly,
+        shrunk.faults_after,
+        shrunk.faults_before,
+        shrunk.time_limit_after,
+        shrunk.time_limit_before,
+        shrunk.concurrency_after,
+        shrunk.concurrency_before,
+        shrunk.trials
+    );
+    say!("  schedule: {}", shrunk.schedule_file.display());
+    say!(
+        "  replay:   {} {}",
+        program_name(),
+        shrunk.replay.trim_start_matches("tumult ")
+    );
+    Ok(0)
 }
 
 fn zoo(args: ZooArgs) -> anyhow::Result<u8> {
