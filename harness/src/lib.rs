@@ -9,6 +9,7 @@
 //! ```
 
 pub mod bench;
+pub mod matrix;
 mod nemesis;
 pub mod pages;
 mod probe;

@@ -52,6 +52,10 @@ enum Command {
     /// Combine sweep summary files (from shards on several machines) into one table, summary
     /// and JUnit file.
     Merge(MergeArgs),
+    /// Every mode with its safe defaults and each unsafe knob, under each fault kind, over
+    /// a few seeds: availability, lost, dirty reads, duplicates, p50/p99 latency; written to
+    /// matrix.md and matrix.html in the store.
+    Matrix(MatrixArgs),
     /// Shrink a failing run: the fewest faults (delta debugging over its schedule), then a
     /// shorter run and fewer clients, that still show the same anomaly; writes
     /// shrunk-schedule.json into the run directory and prints the replay command.
@@ -122,6 +126,22 @@ struct MergeArgs {
     /// Write JUnit XML of the merged results here.
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct MatrixArgs {
+    /// Seeds per cell (1..=K).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    seeds: u64,
+    /// Simulated seconds of faults per run.
+    #[arg(long = "time-limit", default_value_t = 30, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    time_limit_s: u64,
+    /// Simulations at once (default: the machine's cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Directory of the results store (matrix.md and matrix.html go there).
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    store: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -277,6 +297,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench(args),
         Command::List => list(),
         Command::Shrink(args) => shrink(args),
+        Command::Matrix(args) => matrix(args),
         Command::Zoo(args) => zoo(args),
         Command::Sweep(args) => sweep(*args),
         Command::Merge(args) => merge(args),
@@ -501,6 +522,37 @@ fn runs_bar(n: u64, what: &str) -> indicatif::ProgressBar {
         .progress_chars("=> "),
     );
     bar
+}
+
+fn matrix(args: MatrixArgs) -> anyhow::Result<u8> {
+    use harness::matrix::{designs, html, markdown, run_matrix, FAULTS};
+    let runs = designs().len() * FAULTS.len() * args.seeds as usize;
+    say!(
+        "tumult matrix: {} designs x {} fault kinds x {} seeds (at most {runs} runs of {} simulated s)",
+        designs().len(),
+        FAULTS.len(),
+        args.seeds,
+        args.time_limit_s
+    );
+    let bar = runs_bar(runs as u64, "runs");
+    let cells = run_matrix(
+        args.seeds,
+        args.time_limit_s,
+        args.jobs.unwrap_or_else(cores),
+        &|| bar.inc(1),
+    );
+    bar.finish_and_clear();
+    std::fs::create_dir_all(&args.store)?;
+    let md = args.store.join("matrix.md");
+    let page = args.store.join("matrix.html");
+    let text = markdown(&cells, args.seeds, args.time_limit_s);
+    std::fs::write(&md, &text).with_context(|| format!("writing {}", md.display()))?;
+    std::fs::write(&page, html(&cells, args.seeds, args.time_limit_s))
+        .with_context(|| format!("writing {}", page.display()))?;
+    say!("{}", text.trim_end());
+    say!();
+    say!("  written: {} and {}", md.display(), page.display());
+    Ok(0)
 }
 
 fn shrink(args: ShrinkArgs) -> anyhow::Result<u8> {

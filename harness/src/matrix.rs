@@ -1,0 +1,286 @@
+//! `tumult matrix`: every broker mode with its safe defaults and each of its unsafe knobs,
+//! under each fault kind, over a few seeds: how available the queue stayed, what was lost,
+//! read dirty or duplicated, and how slow it got. Written as matrix.md and matrix.html.
+
+use std::fmt::Write as _;
+
+use broker::Mode;
+use checker::{OpType, Process};
+use serde::Serialize;
+
+use crate::pages::escape;
+use crate::suite::{parallel, run_quietly};
+use crate::zoo::recipes;
+use crate::{FaultKind, FaultSet, FaultTarget, RunOutcome, TestSpec};
+
+/// One design: a mode with its defaults, or with one unsafe knob.
+#[derive(Debug, Clone)]
+pub struct Design {
+    /// `kafka`, `kafka --acks 1`, ...
+    pub name: String,
+    /// The spec for a seed and a fault kind.
+    spec: fn(&Design, u64) -> TestSpec,
+    /// The zoo recipe it comes from, if unsafe.
+    recipe: Option<String>,
+    mode: Mode,
+}
+
+/// The safe default of every mode, then every zoo recipe's unsafe knob.
+pub fn designs() -> Vec<Design> {
+    let mut all: Vec<Design> = [
+        Mode::Single,
+        Mode::Classic,
+        Mode::Mirrored,
+        Mode::Quorum,
+        Mode::Kafka,
+    ]
+    .into_iter()
+    .map(|mode| Design {
+        name: format!("{mode} (safe defaults)"),
+        spec: |d, seed| safe(d.mode, seed),
+        recipe: None,
+        mode,
+    })
+    .collect();
+    for recipe in recipes() {
+        let mode = recipe.unsafe_spec(1).mode;
+        all.push(Design {
+            name: format!("{mode} {}", recipe.knob),
+            spec: |d, seed| {
+                let name = d.recipe.as_deref().unwrap_or_default();
+                let r = recipes().into_iter().find(|r| r.name == name).expect("a recipe");
+                r.unsafe_spec(seed)
+            },
+            recipe: Some(recipe.name.to_string()),
+            mode,
+        });
+    }
+    all
+}
+
+fn safe(mode: Mode, seed: u64) -> TestSpec {
+    let clustered = mode != Mode::Single;
+    TestSpec {
+        mode,
+        nodes: if clustered { 3 } else { 1 },
+        workload: if mode == Mode::Kafka { "log" } else { "queue" }.into(),
+        ..TestSpec::new(seed)
+    }
+}
+
+/// The fault kinds the matrix crosses designs with.
+pub const FAULTS: [FaultKind; 6] = [
+    FaultKind::Kill,
+    FaultKind::Restart,
+    FaultKind::Pause,
+    FaultKind::Partition,
+    FaultKind::Packet,
+    FaultKind::Disk,
+];
+
+/// One cell: a design under one fault kind, over the seeds.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Cell {
+    pub design: String,
+    pub fault: String,
+    /// Seeds run (0 when the fault does not apply, such as a partition of one node).
+    pub seeds: usize,
+    /// Runs whose verdict was not valid.
+    pub invalid: usize,
+    /// Share of client operations (final reads aside) that completed ok.
+    pub availability: f64,
+    /// Acknowledged messages lost, summed over the seeds.
+    pub lost: usize,
+    /// Dirty reads (log), summed.
+    pub dirty_reads: usize,
+    /// Values read more than once (queue) or at two offsets (log), summed.
+    pub duplicates: usize,
+    /// Latency of ok operations, milliseconds.
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+struct Sample {
+    ok: usize,
+    total: usize,
+    latencies_ms: Vec<f64>,
+    lost: usize,
+    dirty: usize,
+    duplicates: usize,
+    invalid: bool,
+}
+
+fn sample(outcome: &RunOutcome) -> Sample {
+    let mut pending: std::collections::BTreeMap<&Process, &checker::Op> = Default::default();
+    let (mut ok, mut total, mut latencies_ms) = (0, 0, Vec::new());
+    for op in &outcome.history {
+        if !matches!(op.process, Process::Client(_)) || matches!(op.f.as_str(), "drain" | "final-poll") {
+            continue;
+        }
+        if op.kind == OpType::Invoke {
+            pending.insert(&op.process, op);
+            continue;
+        }
+        total += 1;
+        let invoked = pending.remove(&op.process);
+        if op.kind == OpType::Ok {
+            ok += 1;
+            if let Some(i) = invoked {
+                latencies_ms.push(op.time.saturating_sub(i.time) as f64 / 1e6);
+            }
+        }
+    }
+    // Operations the run ended before completing count as unavailable.
+    total += pending.len();
+    let report = &outcome.report;
+    let (lost, dirty, duplicates) = match (report.total_queue(), report.log()) {
+        (Some(q), _) => (q.lost_count, 0, q.duplicated_count),
+        (_, Some(l)) => (l.lost_count, l.dirty_read_count, l.duplicate_count),
+        _ => (0, 0, 0),
+    };
+    Sample {
+        ok,
+        total,
+        latencies_ms,
+        lost,
+        dirty,
+        duplicates,
+        invalid: outcome.exit_code() != 0,
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let at = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[at.min(sorted.len() - 1)]
+}
+
+/// Runs every design under every fault kind over `seeds` seeds (1..=seeds), `jobs` at
+/// once, calling `done` after each run.
+pub fn run_matrix(seeds: u64, time_limit_s: u64, jobs: usize, done: &(dyn Fn() + Sync)) -> Vec<Cell> {
+    let designs = designs();
+    let mut runs: Vec<(usize, usize, TestSpec)> = Vec::new();
+    for (d, design) in designs.iter().enumerate() {
+        for (f, fault) in FAULTS.iter().enumerate() {
+            for seed in 1..=seeds {
+                let mut spec = (design.spec)(design, seed);
+                spec.nemesis = FaultSet(vec![*fault]);
+                spec.time_limit_s = time_limit_s;
+                // A disk fault strikes one node's storage; the recipe's target still says
+                // how many nodes the other faults take.
+                if *fault == FaultKind::Disk && spec.target == FaultTarget::All {
+                    spec.target = FaultTarget::One;
+                }
+                if spec.validate().is_ok() {
+                    runs.push((d, f, spec));
+                }
+            }
+        }
+    }
+    let samples = parallel(
+        &runs,
+        jobs,
+        |(d, f, spec)| (*d, *f, run_quietly(spec).ok().map(|o| sample(&o))),
+        |_| done(),
+    );
+    let mut cells = Vec::new();
+    for (d, design) in designs.iter().enumerate() {
+        for (f, fault) in FAULTS.iter().enumerate() {
+            let here: Vec<&Sample> = samples
+                .iter()
+                .filter(|(sd, sf, _)| *sd == d && *sf == f)
+                .filter_map(|(_, _, s)| s.as_ref())
+                .collect();
+            let mut latencies: Vec<f64> = here.iter().flat_map(|s| s.latencies_ms.iter().copied()).collect();
+            latencies.sort_by(f64::total_cmp);
+            let (ok, total) = here.iter().fold((0, 0), |(o, t), s| (o + s.ok, t + s.total));
+            cells.push(Cell {
+                design: design.name.clone(),
+                fault: fault.as_str().to_string(),
+                seeds: here.len(),
+                invalid: here.iter().filter(|s| s.invalid).count(),
+                availability: if total == 0 { 0.0 } else { ok as f64 / total as f64 },
+                lost: here.iter().map(|s| s.lost).sum(),
+                dirty_reads: here.iter().map(|s| s.dirty).sum(),
+                duplicates: here.iter().map(|s| s.duplicates).sum(),
+                p50_ms: percentile(&latencies, 0.5),
+                p99_ms: percentile(&latencies, 0.99),
+            });
+        }
+    }
+    cells
+}
+
+const HEADER: [&str; 10] = [
+    "design",
+    "fault",
+    "seeds",
+    "invalid",
+    "available",
+    "lost",
+    "dirty reads",
+    "duplicates",
+    "p50 ms",
+    "p99 ms",
+];
+
+fn row(c: &Cell) -> [String; 10] {
+    [
+        c.design.clone(),
+        c.fault.clone(),
+        c.seeds.to_string(),
+        c.invalid.to_string(),
+        format!("{:.1}%", c.availability * 100.0),
+        c.lost.to_string(),
+        c.dirty_reads.to_string(),
+        c.duplicates.to_string(),
+        format!("{:.1}", c.p50_ms),
+        format!("{:.1}", c.p99_ms),
+    ]
+}
+
+/// The matrix as Markdown.
+pub fn markdown(cells: &[Cell], seeds: u64, time_limit_s: u64) -> String {
+    let mut out = format!(
+        "# How each design keeps a queue available\n\nEvery mode with its safe defaults and with each unsafe knob (the bug zoo's recipes), under each fault kind, over {seeds} seeds of {time_limit_s} simulated seconds. `available`: share of client operations (final reads aside) that completed ok. `lost`, `dirty reads`, `duplicates`: summed over the seeds. Latency of ok operations. A fault that does not apply (a partition of one node) is left out.\n\n"
+    );
+    out.push_str(&format!("| {} |\n", HEADER.join(" | ")));
+    out.push_str(&format!("|{}\n", "---|".repeat(HEADER.len())));
+    for c in cells.iter().filter(|c| c.seeds > 0) {
+        out.push_str(&format!("| {} |\n", row(c).join(" | ")));
+    }
+    out
+}
+
+/// The matrix as an HTML page: a row per cell, losses and dirty reads in red.
+pub fn html(cells: &[Cell], seeds: u64, time_limit_s: u64) -> String {
+    let mut out = String::from(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n<title>tumult matrix</title>\n<style>\nbody { font-family: sans-serif; margin: 16px; }\ntable { border-collapse: collapse; }\ntd, th { padding: 3px 9px; border-bottom: 1px solid #ddd; font-size: 13px; text-align: right; }\ntd:first-child, td:nth-child(2), th { text-align: left; }\n.bad { background: #f8d7d6; color: #a02622; font-weight: bold; }\n.good { background: #d8f0de; }\n</style>\n</head>\n<body>\n<h1>How each design keeps a queue available</h1>\n",
+    );
+    let _ = writeln!(
+        out,
+        "<p>{seeds} seeds of {time_limit_s} simulated seconds per cell. Red: acknowledged messages lost or dirty reads.</p>"
+    );
+    out.push_str("<table>\n<tr>");
+    for h in HEADER {
+        let _ = write!(out, "<th>{}</th>", escape(h));
+    }
+    out.push_str("</tr>\n");
+    for c in cells.iter().filter(|c| c.seeds > 0) {
+        let class = if c.lost > 0 || c.dirty_reads > 0 {
+            "bad"
+        } else {
+            "good"
+        };
+        out.push_str(&format!("<tr class=\"{class}\">"));
+        for v in row(c) {
+            let _ = write!(out, "<td>{}</td>", escape(&v));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n</body>\n</html>\n");
+    out
+}
