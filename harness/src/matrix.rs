@@ -160,8 +160,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// Runs every design under every fault kind over `seeds` seeds (1..=seeds), `jobs` at
 /// once, calling `done` after each run.
-pub fn run_matrix(seeds: u64, time_limit_s: u64, jobs: usize, done: &(dyn Fn() + Sync)) -> Vec<Cell> {
-    let designs = designs();
+pub fn run_matrix(
+    designs: &[Design],
+    seeds: u64,
+    time_limit_s: u64,
+    jobs: usize,
+    done: &(dyn Fn() + Sync),
+) -> Vec<Cell> {
     let mut runs: Vec<(usize, usize, TestSpec)> = Vec::new();
     for (d, design) in designs.iter().enumerate() {
         for (f, fault) in FAULTS.iter().enumerate() {

@@ -536,6 +536,7 @@ fn matrix(args: MatrixArgs) -> anyhow::Result<u8> {
     );
     let bar = runs_bar(runs as u64, "runs");
     let cells = run_matrix(
+        &designs(),
         args.seeds,
         args.time_limit_s,
         args.jobs.unwrap_or_else(cores),
