@@ -138,12 +138,12 @@ pub fn run_and_store_observed(
     write_json(&dir.join("results.json"), &results)?;
     outcome.schedule.save(&dir.join("schedule.json"))?;
     // The check already explained its cycles: write those out rather than search again.
-    let cycles = outcome
-        .report
-        .log()
-        .map(|log| log.cycles_text())
-        .unwrap_or_default();
-    if !cycles.is_empty() {
+    // A log run always gets the file, so that its absence never needs interpreting.
+    if let Some(log) = outcome.report.log() {
+        let mut cycles = log.cycles_text();
+        if cycles.is_empty() {
+            cycles = "no dependency cycles found\n".into();
+        }
         std::fs::write(dir.join("cycles.txt"), cycles)?;
     }
     let history = checker::History::from_ops(outcome.history.clone(), &[])

@@ -128,6 +128,10 @@ fn a_runs_pages_are_well_formed_and_show_its_ops_and_faults() {
             "index.html does not link {file}"
         );
     }
+    assert!(
+        run.dir.join("cycles.txt").is_file(),
+        "a log run always has cycles.txt"
+    );
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.dir.join("results.json")).unwrap()).unwrap();
     assert_eq!(results["version"], harness::RESULTS_VERSION);
