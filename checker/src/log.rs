@@ -159,6 +159,28 @@ fn holds(records: &[(u64, ValueId)], offset: u64, value: ValueId) -> bool {
     records.binary_search(&(offset, value)).is_ok()
 }
 
+/// Distinct triples grouped by their first two fields: how many groups hold more than one
+/// triple, and a witness (made by `witness`) of each of the first [`WITNESSES_MAX`].
+fn groups<A: Ord + Copy, B: Ord + Copy, C: Ord + Copy, W>(
+    mut triples: Vec<(A, B, C)>,
+    witness: impl Fn(&[(A, B, C)]) -> W,
+) -> (usize, Vec<W>) {
+    triples.sort_unstable();
+    triples.dedup();
+    let mut count = 0;
+    let mut witnesses = Vec::new();
+    for group in triples
+        .chunk_by(|a, b| (a.0, a.1) == (b.0, b.1))
+        .filter(|g| g.len() > 1)
+    {
+        count += 1;
+        if witnesses.len() < WITNESSES_MAX {
+            witnesses.push(witness(group));
+        }
+    }
+    (count, witnesses)
+}
+
 /// Lost writes, dirty reads, inconsistent offsets, duplicates and unexpected values, on
 /// the interned model: every comparison is of integers, and every lookup an index or a
 /// bisection (a few sorts of small lists beat millions of tree insertions).
@@ -268,42 +290,21 @@ fn basic_log_analysis(model: &LogModel) -> LogReport {
             None => other_offset.push((k, v, o)),
         }
     }
-    other_value.sort_unstable();
-    other_value.dedup();
-    let mut inconsistent: Vec<(Key, u64, Vec<String>)> = Vec::new();
-    let mut inconsistent_count = 0;
-    for group in other_value
-        .chunk_by(|a, b| (a.0, a.1) == (b.0, b.1))
-        .filter(|g| g.len() > 1)
-    {
-        inconsistent_count += 1;
-        if inconsistent.len() < WITNESSES_MAX {
-            let mut values: Vec<String> = group
-                .iter()
-                .map(|(_, _, v)| model.value_text(*v).to_string())
-                .collect();
-            values.sort();
-            inconsistent.push((model.key_name(group[0].0).to_string(), group[0].1, values));
-        }
-    }
-    other_offset.sort_unstable();
-    other_offset.dedup();
-    let mut duplicates: Vec<(Key, String, Vec<u64>)> = Vec::new();
-    let mut duplicate_count = 0;
-    for group in other_offset
-        .chunk_by(|a, b| (a.0, a.1) == (b.0, b.1))
-        .filter(|g| g.len() > 1)
-    {
-        duplicate_count += 1;
-        if duplicates.len() < WITNESSES_MAX {
-            let offsets = group.iter().map(|(_, _, o)| *o).collect();
-            duplicates.push((
-                model.key_name(group[0].0).to_string(),
-                model.value_text(group[0].1).to_string(),
-                offsets,
-            ));
-        }
-    }
+    let (inconsistent_count, inconsistent) = groups(other_value, |group| {
+        let mut values: Vec<String> = group
+            .iter()
+            .map(|(_, _, v)| model.value_text(*v).to_string())
+            .collect();
+        values.sort();
+        (model.key_name(group[0].0).to_string(), group[0].1, values)
+    });
+    let (duplicate_count, duplicates) = groups(other_offset, |group| {
+        (
+            model.key_name(group[0].0).to_string(),
+            model.value_text(group[0].1).to_string(),
+            group.iter().map(|(_, _, o)| *o).collect(),
+        )
+    });
     let unexpected: Vec<&Obs> = reads
         .iter()
         .chain(&finals)

@@ -129,7 +129,7 @@ pub fn run_and_store_observed(
         "valid": outcome.report.valid,
         "exit-code": outcome.exit_code(),
         "liveness": outcome.liveness,
-        "op-count": outcome.history.len(),
+        "op-count": outcome.history.ops().len(),
         "simulated-seconds": outcome.simulated.as_secs_f64(),
         "seed": spec.seed,
         "replay": spec.replay_command(),
@@ -146,9 +146,7 @@ pub fn run_and_store_observed(
         }
         std::fs::write(dir.join("cycles.txt"), cycles)?;
     }
-    let history = checker::History::from_ops(outcome.history.clone(), &[])
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    pages::write_run_pages(&dir, &history, &outcome.schedule, &outcome.report)?;
+    pages::write_run_pages(&dir, &outcome.history, &outcome.schedule, &outcome.report)?;
     pages::write_index(store.root())?;
     Ok(StoredRun { dir, outcome })
 }

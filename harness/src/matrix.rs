@@ -5,29 +5,35 @@
 use std::fmt::Write as _;
 
 use broker::Mode;
-use checker::{OpType, Process};
+use checker::OpType;
 use serde::Serialize;
 
-use crate::pages::escape;
+use crate::pages::{escape, html_page};
 use crate::suite::{parallel, run_quietly};
-use crate::zoo::recipes;
+use crate::zoo::{defaults, recipes, Recipe};
 use crate::{FaultKind, FaultSet, FaultTarget, RunOutcome, TestSpec};
 
-/// One design: a mode with its defaults, or with one unsafe knob.
+/// One design: a mode with its defaults, or a zoo recipe (a mode with one unsafe knob).
 #[derive(Debug, Clone)]
 pub struct Design {
-    /// `kafka`, `kafka --acks 1`, ...
+    /// `kafka (safe defaults)`, `kafka --acks 1`, ...
     pub name: String,
-    /// The spec for a seed and a fault kind.
-    spec: fn(&Design, u64) -> TestSpec,
-    /// The zoo recipe it comes from, if unsafe.
-    recipe: Option<String>,
     mode: Mode,
+    recipe: Option<Recipe>,
+}
+
+impl Design {
+    fn spec(&self, seed: u64) -> TestSpec {
+        match &self.recipe {
+            Some(recipe) => recipe.unsafe_spec(seed),
+            None => defaults(self.mode, seed),
+        }
+    }
 }
 
 /// The safe default of every mode, then every zoo recipe's unsafe knob.
 pub fn designs() -> Vec<Design> {
-    let mut all: Vec<Design> = [
+    let safe = [
         Mode::Single,
         Mode::Classic,
         Mode::Mirrored,
@@ -37,35 +43,18 @@ pub fn designs() -> Vec<Design> {
     .into_iter()
     .map(|mode| Design {
         name: format!("{mode} (safe defaults)"),
-        spec: |d, seed| safe(d.mode, seed),
+        mode,
         recipe: None,
-        mode,
-    })
-    .collect();
-    for recipe in recipes() {
+    });
+    let unsafe_ = recipes().into_iter().map(|recipe| {
         let mode = recipe.unsafe_spec(1).mode;
-        all.push(Design {
+        Design {
             name: format!("{mode} {}", recipe.knob),
-            spec: |d, seed| {
-                let name = d.recipe.as_deref().unwrap_or_default();
-                let r = recipes().into_iter().find(|r| r.name == name).expect("a recipe");
-                r.unsafe_spec(seed)
-            },
-            recipe: Some(recipe.name.to_string()),
             mode,
-        });
-    }
-    all
-}
-
-fn safe(mode: Mode, seed: u64) -> TestSpec {
-    let clustered = mode != Mode::Single;
-    TestSpec {
-        mode,
-        nodes: if clustered { 3 } else { 1 },
-        workload: if mode == Mode::Kafka { "log" } else { "queue" }.into(),
-        ..TestSpec::new(seed)
-    }
+            recipe: Some(recipe),
+        }
+    });
+    safe.chain(unsafe_).collect()
 }
 
 /// The fault kinds the matrix crosses designs with.
@@ -112,27 +101,19 @@ struct Sample {
 }
 
 fn sample(outcome: &RunOutcome) -> Sample {
-    let mut pending: std::collections::BTreeMap<&Process, &checker::Op> = Default::default();
+    // Every client operation but the final reads; one the run ended before completing
+    // counts as unavailable.
     let (mut ok, mut total, mut latencies_ms) = (0, 0, Vec::new());
-    for op in &outcome.history {
-        if !matches!(op.process, Process::Client(_)) || matches!(op.f.as_str(), "drain" | "final-poll") {
-            continue;
-        }
-        if op.kind == OpType::Invoke {
-            pending.insert(&op.process, op);
+    for (invoke, done) in outcome.history.pairs() {
+        if matches!(invoke.f.as_str(), "drain" | "final-poll") {
             continue;
         }
         total += 1;
-        let invoked = pending.remove(&op.process);
-        if op.kind == OpType::Ok {
+        if let Some(done) = done.filter(|d| d.kind == OpType::Ok) {
             ok += 1;
-            if let Some(i) = invoked {
-                latencies_ms.push(op.time.saturating_sub(i.time) as f64 / 1e6);
-            }
+            latencies_ms.push(done.time.saturating_sub(invoke.time) as f64 / 1e6);
         }
     }
-    // Operations the run ended before completing count as unavailable.
-    total += pending.len();
     let report = &outcome.report;
     let (lost, dirty, duplicates) = match (report.total_queue(), report.log()) {
         (Some(q), _) => (q.lost_count, 0, q.duplicated_count),
@@ -171,7 +152,7 @@ pub fn run_matrix(
     for (d, design) in designs.iter().enumerate() {
         for (f, fault) in FAULTS.iter().enumerate() {
             for seed in 1..=seeds {
-                let mut spec = (design.spec)(design, seed);
+                let mut spec = design.spec(seed);
                 spec.nemesis = FaultSet(vec![*fault]);
                 spec.time_limit_s = time_limit_s;
                 // A disk fault strikes one node's storage; the recipe's target still says
@@ -262,9 +243,7 @@ pub fn markdown(cells: &[Cell], seeds: u64, time_limit_s: u64) -> String {
 
 /// The matrix as an HTML page: a row per cell, losses and dirty reads in red.
 pub fn html(cells: &[Cell], seeds: u64, time_limit_s: u64) -> String {
-    let mut out = String::from(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n<title>tumult matrix</title>\n<style>\nbody { font-family: sans-serif; margin: 16px; }\ntable { border-collapse: collapse; }\ntd, th { padding: 3px 9px; border-bottom: 1px solid #ddd; font-size: 13px; text-align: right; }\ntd:first-child, td:nth-child(2), th { text-align: left; }\n.bad { background: #f8d7d6; color: #a02622; font-weight: bold; }\n.good { background: #d8f0de; }\n</style>\n</head>\n<body>\n<h1>How each design keeps a queue available</h1>\n",
-    );
+    let mut out = String::from("<h1>How each design keeps a queue available</h1>\n");
     let _ = writeln!(
         out,
         "<p>{seeds} seeds of {time_limit_s} simulated seconds per cell. Red: acknowledged messages lost or dirty reads.</p>"
@@ -286,6 +265,13 @@ pub fn html(cells: &[Cell], seeds: u64, time_limit_s: u64) -> String {
         }
         out.push_str("</tr>\n");
     }
-    out.push_str("</table>\n</body>\n</html>\n");
-    out
+    out.push_str("</table>\n");
+    html_page("tumult matrix", MATRIX_STYLE, &out)
 }
+
+const MATRIX_STYLE: &str = "table { border-collapse: collapse; }
+td, th { padding: 3px 9px; border-bottom: 1px solid #ddd; font-size: 13px; text-align: right; }
+td:first-child, td:nth-child(2), th { text-align: left; }
+.bad { background: #f8d7d6; color: #a02622; font-weight: bold; }
+.good { background: #d8f0de; }
+";

@@ -89,8 +89,8 @@ pub struct Liveness {
 /// What a run produced.
 #[derive(Debug)]
 pub struct RunOutcome {
-    /// Every operation, in order.
-    pub history: Vec<Op>,
+    /// Every operation, in order, with invocations paired to completions.
+    pub history: History,
     /// The checker's verdict.
     pub report: Report,
     /// Whether the cluster recovered after healing.
@@ -341,7 +341,7 @@ pub fn run_observed(
     let report = checker::check_allowing(&history, checks.analyses, &checks.allowed);
     tracing::info!(valid = ?report.valid, recovered = liveness.recovered, "phase: checked");
     Ok(RunOutcome {
-        history: history.ops().to_vec(),
+        history,
         report,
         liveness,
         simulated,

@@ -120,10 +120,9 @@ fn listing(url: &str, dir: &Path) -> std::io::Result<Reply> {
             )
         })
         .collect();
-    Ok(Reply::html(format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"/><title>{t}</title></head>\n<body>\n<p><a href=\"/\">all runs</a></p>\n<h1>{t}</h1>\n<ul>\n{items}</ul>\n</body>\n</html>\n",
-        t = pages::escape(&base)
-    )))
+    let title = pages::escape(&base);
+    let body = format!("<p><a href=\"/\">all runs</a></p>\n<h1>{title}</h1>\n<ul>\n{items}</ul>\n");
+    Ok(Reply::html(pages::html_page(&base, "", &body)))
 }
 
 /// The answer to a GET of `url` from the store at `root`.

@@ -85,14 +85,21 @@ fn single(seed: u64) -> TestSpec {
     TestSpec::new(seed)
 }
 
-fn clustered(mode: Mode, seed: u64, kinds: &[FaultKind], target: FaultTarget) -> TestSpec {
+/// `mode` with its defaults: one node for single, three otherwise, and the workload it runs.
+pub(crate) fn defaults(mode: Mode, seed: u64) -> TestSpec {
     TestSpec {
         mode,
-        nodes: 3,
+        nodes: if mode == Mode::Single { 1 } else { 3 },
         workload: if mode == Mode::Kafka { "log" } else { "queue" }.into(),
+        ..TestSpec::new(seed)
+    }
+}
+
+fn clustered(mode: Mode, seed: u64, kinds: &[FaultKind], target: FaultTarget) -> TestSpec {
+    TestSpec {
         nemesis: faults(kinds),
         target,
-        ..TestSpec::new(seed)
+        ..defaults(mode, seed)
     }
 }
 

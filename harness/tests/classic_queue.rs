@@ -33,6 +33,7 @@ fn a_down_home_node_means_unavailable_not_lost() {
         refusals += run
             .outcome
             .history
+            .ops()
             .iter()
             .filter(|op| op.kind == OpType::Fail)
             .filter(|op| {

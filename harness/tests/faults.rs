@@ -86,6 +86,7 @@ fn disk_damage_is_caught_by_checksums_or_stops_the_node() {
     let disk_ops = run
         .outcome
         .history
+        .ops()
         .iter()
         .filter(|op| op.f == "start-disk")
         .count();
@@ -131,7 +132,13 @@ fn the_leader_target_strikes_the_node_the_cluster_reports_as_leader() {
     };
     let run = run_and_store(&spec, &Store::new(store.path())).unwrap();
     let log = std::fs::read_to_string(run.dir.join("harness.log")).unwrap();
-    let kills: Vec<_> = run.outcome.history.iter().filter(|op| op.f == "kill").collect();
+    let kills: Vec<_> = run
+        .outcome
+        .history
+        .ops()
+        .iter()
+        .filter(|op| op.f == "kill")
+        .collect();
     assert!(kills.len() >= 2, "{kills:?}");
     for kill in kills {
         let node = kill.value["nodes"][0].as_str().unwrap().to_string();

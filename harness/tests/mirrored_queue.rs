@@ -156,6 +156,7 @@ fn regression_mirrors_that_lost_their_copies_are_added_again() {
     let acked_late = run
         .outcome
         .history
+        .ops()
         .iter()
         .filter(|op| op.f == "enqueue" && op.kind == checker::OpType::Ok)
         .filter(|op| (23_500_000_000..27_000_000_000).contains(&op.time))

@@ -32,7 +32,7 @@ fn a_runs_pages_are_well_formed_and_show_its_ops_and_faults() {
         ..TestSpec::new(3)
     };
     let run = run_and_store(&spec, &store).unwrap();
-    let history = &run.outcome.history;
+    let history = run.outcome.history.ops();
     let invocations = history
         .iter()
         .filter(|op| op.kind == checker::OpType::Invoke)

@@ -40,6 +40,7 @@ fn kills_and_partitions_of_a_minority_lose_nothing_on_20_seeds() {
         assert!(
             run.outcome
                 .history
+                .ops()
                 .iter()
                 .any(|op| op.process == checker::Process::nemesis()),
             "seed {seed}: no fault injected"

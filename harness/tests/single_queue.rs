@@ -29,7 +29,13 @@ fn with_fsync_always_kills_lose_nothing_on_seeds_1_to_20() {
     let store = Store::new(store.path());
     for seed in 1..=20 {
         let run = run_seed(&store, seed, FsyncPolicy::Always);
-        let kills = run.outcome.history.iter().filter(|op| op.f == "kill").count();
+        let kills = run
+            .outcome
+            .history
+            .ops()
+            .iter()
+            .filter(|op| op.f == "kill")
+            .count();
         assert!(kills >= 1, "seed {seed}: the nemesis never killed the broker");
         assert_eq!(
             run.outcome.report.valid,

@@ -122,11 +122,6 @@ impl Knobs {
             why,
         }
     }
-
-    /// Every knob and its value, for params.json and replay commands.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        self.values.iter().map(|(k, v)| (*k, v.as_str()))
-    }
 }
 
 #[cfg(test)]

@@ -425,7 +425,7 @@ fn run_one(spec: TestSpec, args: &TestArgs) -> anyhow::Result<u8> {
     }
     say!(
         "  {} ops over {:.1} simulated s in {:.1} wall s",
-        outcome.history.len(),
+        outcome.history.ops().len(),
         outcome.simulated.as_secs_f64(),
         wall.elapsed().as_secs_f64()
     );
@@ -461,13 +461,19 @@ fn run_one(spec: TestSpec, args: &TestArgs) -> anyhow::Result<u8> {
 /// A bar over the faults phase showing simulated time and operations, on stderr when it
 /// is a terminal; hidden otherwise (CI logs and pipes stay clean).
 fn progress_bar(time_limit_s: u64) -> indicatif::ProgressBar {
+    terminal_bar(time_limit_s * 1000, "{msg} ({elapsed} wall)".into())
+}
+
+/// A bar of `len` steps drawn with `template` after the bar itself, on stderr when it is
+/// a terminal; hidden otherwise.
+fn terminal_bar(len: u64, template: String) -> indicatif::ProgressBar {
     use std::io::IsTerminal as _;
     if !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
-    let bar = indicatif::ProgressBar::new(time_limit_s * 1000);
+    let bar = indicatif::ProgressBar::new(len);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("  [{bar:30.cyan/blue}] {msg} ({elapsed} wall)")
+        indicatif::ProgressStyle::with_template(&format!("  [{{bar:30.cyan/blue}}] {template}"))
             .expect("a valid template")
             .progress_chars("=> "),
     );
@@ -509,19 +515,10 @@ fn cores() -> usize {
 
 /// A bar over `n` runs, on stderr when it is a terminal.
 fn runs_bar(n: u64, what: &str) -> indicatif::ProgressBar {
-    use std::io::IsTerminal as _;
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(n);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(&format!(
-            "  [{{bar:30.cyan/blue}}] {{pos}}/{{len}} {what} {{msg}} ({{elapsed}} wall, eta {{eta}})"
-        ))
-        .expect("a valid template")
-        .progress_chars("=> "),
-    );
-    bar
+    terminal_bar(
+        n,
+        format!("{{pos}}/{{len}} {what} {{msg}} ({{elapsed}} wall, eta {{eta}})"),
+    )
 }
 
 fn matrix(args: MatrixArgs) -> anyhow::Result<u8> {

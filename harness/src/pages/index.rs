@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::{escape, PageError};
+use super::{escape, html_page, PageError};
 
 /// The files of a run, in the order the index lists them.
 const RUN_FILES: &[&str] = &[
@@ -92,29 +92,18 @@ fn entry(test: &str, dir: PathBuf) -> RunEntry {
     }
 }
 
-/// The index page of the store at `root`.
-pub fn html(root: &Path) -> std::io::Result<String> {
-    let entries = runs(root)?;
-    let mut out = String::from(
-        r#"<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8"/>
-<title>tumult results</title>
-<style>
-body { font-family: sans-serif; margin: 16px; }
-table { border-collapse: collapse; }
+const STYLE: &str = "table { border-collapse: collapse; }
 td, th { padding: 4px 10px; border-bottom: 1px solid #ddd; text-align: left; font-size: 14px; }
 .v-true { background: #d8f0de; color: #1d6b35; font-weight: bold; }
 .v-false { background: #f8d7d6; color: #a02622; font-weight: bold; }
 .v-unknown, .v-incomplete, .v-error { background: #fde9c8; color: #8a5406; font-weight: bold; }
 .files a { margin-right: 8px; }
-</style>
-</head>
-<body>
-<h1>tumult results</h1>
-"#,
-    );
+";
+
+/// The index page of the store at `root`.
+pub fn html(root: &Path) -> std::io::Result<String> {
+    let entries = runs(root)?;
+    let mut out = String::from("<h1>tumult results</h1>\n");
     let _ = writeln!(out, "<p>{} runs, newest first.</p>", entries.len());
     out.push_str("<table>\n<tr><th>run</th><th>test</th><th>valid</th><th>ops</th><th>files</th></tr>\n");
     for e in &entries {
@@ -133,8 +122,8 @@ td, th { padding: 4px 10px; border-bottom: 1px solid #ddd; text-align: left; fon
             ops = e.ops.map_or(String::new(), |n| n.to_string()),
         );
     }
-    out.push_str("</table>\n</body>\n</html>\n");
-    Ok(out)
+    out.push_str("</table>\n");
+    Ok(html_page("tumult results", STYLE, &out))
 }
 
 /// Writes `<root>/index.html` afresh.

@@ -162,6 +162,15 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// A whole page: the doctype, a head with `title` and the shared base style plus `style`
+/// (CSS rules, one a line), and `body` (well-formed markup, each line ending in a newline).
+pub fn html_page(title: &str, style: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n<title>{}</title>\n<style>\nbody {{ font-family: sans-serif; margin: 16px; }}\n{style}</style>\n</head>\n<body>\n{body}</body>\n</html>\n",
+        escape(title)
+    )
+}
+
 /// The name of an outcome as pages show it.
 pub(crate) fn outcome_name(kind: OpType) -> &'static str {
     match kind {

@@ -5,7 +5,8 @@
 use std::collections::BTreeSet;
 
 use checker::{OpType, Unseen};
-use plotters::coord::Shift;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::{outcome_name, PageError, RunView};
@@ -59,97 +60,118 @@ fn marker<DB: DrawingBackend>(
     }
 }
 
-/// Shades every fault window over the whole height of a chart whose y axis spans
-/// `y_low..y_high`; labelled once in the legend.
-macro_rules! shade_faults {
-    ($chart:expr, $view:expr, $y_low:expr, $y_high:expr, $file:expr) => {{
-        if !$view.faults.is_empty() {
-            $chart
-                .draw_series($view.faults.iter().map(|f| {
-                    Rectangle::new([(f.start_s, $y_low), (f.end_s, $y_high)], FAULT.mix(0.2).filled())
-                }))
-                .map_err(failed($file))?
-                .label("faults")
-                .legend(|(x, y)| Rectangle::new([(x - 6, y - 5), (x + 6, y + 5)], FAULT.mix(0.4).filled()));
-            // Each band names its fault at the top.
-            $chart
-                .draw_series($view.faults.iter().map(|f| {
-                    Text::new(
-                        f.kind.clone(),
-                        (f.start_s, $y_high),
-                        ("sans-serif", 12).into_font().color(&BLACK.mix(0.6)),
-                    )
-                }))
-                .map_err(failed($file))?;
-        }
-    }};
-}
-
-fn canvas(svg: &mut String) -> DrawingArea<SVGBackend<'_>, Shift> {
-    SVGBackend::with_string(svg, SIZE).into_drawing_area()
-}
-
-/// latency.svg: every completed operation's latency against its invocation time, log
-/// scale, coloured by outcome and shaped by kind.
-pub(crate) fn latency(view: &RunView) -> Result<String, PageError> {
-    const FILE: &str = "latency.svg";
+/// One picture: a white canvas, the caption, axes over the run's time and `y`, the faults
+/// shaded and named, what `draw` adds, and the legend.
+fn plot<Y, R>(
+    file: &'static str,
+    caption: &str,
+    y_desc: &str,
+    y: R,
+    view: &RunView,
+    draw: impl for<'a> FnOnce(
+        &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, Y>>,
+    ) -> Result<(), PageError>,
+) -> Result<String, PageError>
+where
+    R: AsRangedCoord<CoordDescType = Y, Value = f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
     let mut svg = String::new();
     {
-        let root = canvas(&mut svg);
-        root.fill(&WHITE).map_err(failed(FILE))?;
-        let highest = view
-            .spans
-            .iter()
-            .filter_map(|s| s.latency_ms())
-            .fold(1.0f64, f64::max);
-        let (low, high) = (0.1f64, highest * 2.0);
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(failed(file))?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("Latency of every operation", ("sans-serif", 20))
+            .caption(caption, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(64)
-            .build_cartesian_2d(0f64..view.end_s, (low..high).log_scale())
-            .map_err(failed(FILE))?;
+            .build_cartesian_2d(0f64..view.end_s, y)
+            .map_err(failed(file))?;
         chart
             .configure_mesh()
             .x_desc("simulated time (s)")
-            .y_desc("latency (ms)")
+            .y_desc(y_desc)
             .draw()
-            .map_err(failed(FILE))?;
-        shade_faults!(chart, view, low, high, FILE);
-        for (shape, kind) in kinds(view).iter().enumerate() {
-            for outcome in OUTCOMES {
-                let points: Vec<(f64, f64)> = view
-                    .spans
-                    .iter()
-                    .filter(|s| &s.f == kind && s.outcome == outcome)
-                    .filter_map(|s| s.latency_ms().map(|l| (s.invoked_s, l.max(low))))
-                    .collect();
-                if points.is_empty() {
-                    continue;
-                }
-                let c = color(outcome);
-                chart
-                    .draw_series(
-                        points
-                            .into_iter()
-                            .map(|(x, y)| EmptyElement::at((x, y)) + marker(shape, (0, 0), c.mix(0.7))),
+            .map_err(failed(file))?;
+        if !view.faults.is_empty() {
+            let heights = chart.y_range();
+            let (low, high) = (heights.start, heights.end);
+            chart
+                .draw_series(
+                    view.faults.iter().map(|f| {
+                        Rectangle::new([(f.start_s, low), (f.end_s, high)], FAULT.mix(0.2).filled())
+                    }),
+                )
+                .map_err(failed(file))?
+                .label("faults")
+                .legend(|(x, y)| Rectangle::new([(x - 6, y - 5), (x + 6, y + 5)], FAULT.mix(0.4).filled()));
+            // Each band names its fault at the top.
+            chart
+                .draw_series(view.faults.iter().map(|f| {
+                    Text::new(
+                        f.kind.clone(),
+                        (f.start_s, high),
+                        ("sans-serif", 12).into_font().color(&BLACK.mix(0.6)),
                     )
-                    .map_err(failed(FILE))?
-                    .label(format!("{kind} {}", outcome_name(outcome)))
-                    .legend(move |(x, y)| EmptyElement::at((x, y)) + marker(shape, (0, 0), c.to_rgba()));
-            }
+                }))
+                .map_err(failed(file))?;
         }
+        draw(&mut chart)?;
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()
-            .map_err(failed(FILE))?;
-        root.present().map_err(failed(FILE))?;
+            .map_err(failed(file))?;
+        root.present().map_err(failed(file))?;
     }
     Ok(svg)
+}
+
+/// latency.svg: every completed operation's latency against its invocation time, log
+/// scale, coloured by outcome and shaped by kind.
+pub(crate) fn latency(view: &RunView) -> Result<String, PageError> {
+    const FILE: &str = "latency.svg";
+    let highest = view
+        .spans
+        .iter()
+        .filter_map(|s| s.latency_ms())
+        .fold(1.0f64, f64::max);
+    let low = 0.1f64;
+    plot(
+        FILE,
+        "Latency of every operation",
+        "latency (ms)",
+        (low..highest * 2.0).log_scale(),
+        view,
+        |chart| {
+            for (shape, kind) in kinds(view).iter().enumerate() {
+                for outcome in OUTCOMES {
+                    let points: Vec<(f64, f64)> = view
+                        .spans
+                        .iter()
+                        .filter(|s| &s.f == kind && s.outcome == outcome)
+                        .filter_map(|s| s.latency_ms().map(|l| (s.invoked_s, l.max(low))))
+                        .collect();
+                    if points.is_empty() {
+                        continue;
+                    }
+                    let c = color(outcome);
+                    chart
+                        .draw_series(
+                            points
+                                .into_iter()
+                                .map(|(x, y)| EmptyElement::at((x, y)) + marker(shape, (0, 0), c.mix(0.7))),
+                        )
+                        .map_err(failed(FILE))?
+                        .label(format!("{kind} {}", outcome_name(outcome)))
+                        .legend(move |(x, y)| EmptyElement::at((x, y)) + marker(shape, (0, 0), c.to_rgba()));
+                }
+            }
+            Ok(())
+        },
+    )
 }
 
 /// rate.svg: completions per second by kind and outcome, over time.
@@ -182,51 +204,33 @@ pub(crate) fn rate(view: &RunView) -> Result<String, PageError> {
         .iter()
         .flat_map(|(_, _, _, p)| p.iter().map(|(_, y)| *y))
         .fold(1.0f64, f64::max);
-    let mut svg = String::new();
-    {
-        let root = canvas(&mut svg);
-        root.fill(&WHITE).map_err(failed(FILE))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("Throughput by kind and outcome", ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0f64..view.end_s, 0f64..highest * 1.15)
-            .map_err(failed(FILE))?;
-        chart
-            .configure_mesh()
-            .x_desc("simulated time (s)")
-            .y_desc("operations per second")
-            .draw()
-            .map_err(failed(FILE))?;
-        shade_faults!(chart, view, 0.0, highest * 1.15, FILE);
-        for (label, kind_index, outcome_index, points) in series {
-            // Hue by kind; ok lines are solid and thick, fail and info thin.
-            let c = Palette99::pick(kind_index).to_rgba();
-            let style = match outcome_index {
-                0 => c.stroke_width(2),
-                _ => c.mix(0.6).stroke_width(1),
-            };
-            let dot = color(OUTCOMES[outcome_index]);
-            chart
-                .draw_series(LineSeries::new(points.clone(), style))
-                .map_err(failed(FILE))?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], style));
-            chart
-                .draw_series(points.into_iter().map(|p| Circle::new(p, 2, dot.filled())))
-                .map_err(failed(FILE))?;
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(failed(FILE))?;
-        root.present().map_err(failed(FILE))?;
-    }
-    Ok(svg)
+    plot(
+        FILE,
+        "Throughput by kind and outcome",
+        "operations per second",
+        0f64..highest * 1.15,
+        view,
+        |chart| {
+            for (label, kind_index, outcome_index, points) in series {
+                // Hue by kind; ok lines are solid and thick, fail and info thin.
+                let c = Palette99::pick(kind_index).to_rgba();
+                let style = match outcome_index {
+                    0 => c.stroke_width(2),
+                    _ => c.mix(0.6).stroke_width(1),
+                };
+                let dot = color(OUTCOMES[outcome_index]);
+                chart
+                    .draw_series(LineSeries::new(points.clone(), style))
+                    .map_err(failed(FILE))?
+                    .label(label)
+                    .legend(move |(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], style));
+                chart
+                    .draw_series(points.into_iter().map(|p| Circle::new(p, 2, dot.filled())))
+                    .map_err(failed(FILE))?;
+            }
+            Ok(())
+        },
+    )
 }
 
 /// unseen.svg: acknowledged messages no read had returned yet, over time.
@@ -238,47 +242,29 @@ pub(crate) fn unseen(view: &RunView, unseen: &Unseen) -> Result<String, PageErro
         .map(|(ns, count)| (*ns as f64 / 1e9, *count as f64))
         .collect();
     let highest = points.iter().map(|(_, y)| *y).fold(1.0f64, f64::max) * 1.15;
-    let mut svg = String::new();
-    {
-        let root = canvas(&mut svg);
-        root.fill(&WHITE).map_err(failed(FILE))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("Acknowledged but not yet read", ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0f64..view.end_s, 0f64..highest)
-            .map_err(failed(FILE))?;
-        chart
-            .configure_mesh()
-            .x_desc("simulated time (s)")
-            .y_desc("unseen messages")
-            .draw()
-            .map_err(failed(FILE))?;
-        shade_faults!(chart, view, 0.0, highest, FILE);
-        // A step line: the count holds until the next change.
-        let mut steps = Vec::with_capacity(points.len() * 2);
-        for pair in points.windows(2) {
-            steps.push(pair[0]);
-            steps.push((pair[1].0, pair[0].1));
-        }
-        if let Some(last) = points.last() {
-            steps.push(*last);
-            steps.push((view.end_s, last.1));
-        }
-        chart
-            .draw_series(LineSeries::new(steps, BLUE.stroke_width(2)))
-            .map_err(failed(FILE))?
-            .label(format!("unseen (at the end: {})", unseen.count))
-            .legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], BLUE.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(failed(FILE))?;
-        root.present().map_err(failed(FILE))?;
+    // A step line: the count holds until the next change.
+    let mut steps = Vec::with_capacity(points.len() * 2);
+    for pair in points.windows(2) {
+        steps.push(pair[0]);
+        steps.push((pair[1].0, pair[0].1));
     }
-    Ok(svg)
+    if let Some(last) = points.last() {
+        steps.push(*last);
+        steps.push((view.end_s, last.1));
+    }
+    plot(
+        FILE,
+        "Acknowledged but not yet read",
+        "unseen messages",
+        0f64..highest,
+        view,
+        |chart| {
+            chart
+                .draw_series(LineSeries::new(steps, BLUE.stroke_width(2)))
+                .map_err(failed(FILE))?
+                .label(format!("unseen (at the end: {})", unseen.count))
+                .legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], BLUE.stroke_width(2)));
+            Ok(())
+        },
+    )
 }

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use checker::Report;
 
-use super::{escape, outcome_name, RunView};
+use super::{escape, html_page, outcome_name, RunView};
 
 /// Pixels per simulated second.
 const PX_PER_S: f64 = 80.0;
@@ -39,17 +39,8 @@ pub(crate) fn html(view: &RunView, report: &Report) -> String {
     let width = LABEL_PX + view.end_s * PX_PER_S + 40.0;
     let height = (processes.len() as f64 + 1.0) * LANE_PX + 30.0;
     let verdict = format!("{:?}", report.valid).to_lowercase();
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        r#"<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8"/>
-<title>tumult timeline</title>
-<style>
-body {{ font-family: sans-serif; margin: 16px; }}
-.legend span {{ display: inline-block; padding: 2px 8px; margin-right: 6px; border-radius: 3px; }}
+    let style = format!(
+        r#".legend span {{ display: inline-block; padding: 2px 8px; margin-right: 6px; border-radius: 3px; }}
 .plot {{ position: relative; width: {width:.0}px; height: {height:.0}px; border-top: 1px solid #ccc; }}
 .op {{ position: absolute; height: {bar:.0}px; min-width: 2px; border-radius: 2px; opacity: 0.85; }}
 .op:hover {{ opacity: 1; outline: 2px solid #000; z-index: 2; }}
@@ -61,14 +52,16 @@ body {{ font-family: sans-serif; margin: 16px; }}
 .lane {{ position: absolute; left: 0; width: {label:.0}px; font-size: 12px; color: #333; }}
 .tick {{ position: absolute; top: 0; bottom: 0; border-left: 1px solid #eee; font-size: 10px; color: #999; }}
 .verdict-true {{ color: #2e9d4f; }} .verdict-false {{ color: #d6332f; }} .verdict-unknown {{ color: #f09a1a; }}
-</style>
-</head>
-<body>
-<h1>Timeline <span class="verdict-{verdict}">(valid: {verdict})</span></h1>
-<p class="legend"><span class="ok">ok</span><span class="fail">fail</span><span class="info">info</span><span style="background: rgba(144,144,144,0.35)">fault</span> Hover an operation for its values; {ops} operations, {faults} faults, {end:.1} simulated seconds.</p>
 "#,
         bar = LANE_PX - 4.0,
         label = LABEL_PX,
+    );
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        r#"<h1>Timeline <span class="verdict-{verdict}">(valid: {verdict})</span></h1>
+<p class="legend"><span class="ok">ok</span><span class="fail">fail</span><span class="info">info</span><span style="background: rgba(144,144,144,0.35)">fault</span> Hover an operation for its values; {ops} operations, {faults} faults, {end:.1} simulated seconds.</p>
+"#,
         ops = view.spans.len(),
         faults = view.faults.len(),
         end = view.end_s,
@@ -147,6 +140,6 @@ body {{ font-family: sans-serif; margin: 16px; }}
             title = escape(&title),
         );
     }
-    out.push_str("</div>\n</body>\n</html>\n");
-    out
+    out.push_str("</div>\n");
+    html_page("tumult timeline", &style, &out)
 }

@@ -24,12 +24,12 @@ pub fn fault_windows(history: &[Op]) -> Vec<(u64, u64)> {
 /// saw a write (`enqueue` or `send`) acknowledged after `failover_s` into the window:
 /// (windows checked, windows served).
 pub fn windows_served(
-    histories: impl IntoIterator<Item = Vec<Op>>,
+    histories: impl IntoIterator<Item = checker::History>,
     min_s: f64,
     failover_s: f64,
 ) -> (usize, usize) {
     histories.into_iter().fold((0, 0), |(checked, served), history| {
-        let (c, s) = windows_served_in(&history, min_s, failover_s);
+        let (c, s) = windows_served_in(history.ops(), min_s, failover_s);
         (checked + c, served + s)
     })
 }
