@@ -15,14 +15,12 @@
 //! Each component is searched with the narrowest edge kinds first, so the strongest
 //! anomaly it holds is the one reported.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use petgraph::algo::tarjan_scc;
-use petgraph::graph::{DiGraph, NodeIndex};
-use petgraph::visit::EdgeRef;
 use serde_json::json;
 
+use crate::graph::{Exhausted, Graph, Intervals, Search};
 use crate::history::OpType;
 use crate::model::{KeyId, LogModel, PairMap, ValueId};
 use crate::order::Anomalies;
@@ -32,18 +30,20 @@ const WR: u8 = 2;
 const RW: u8 = 4;
 const PROCESS: u8 = 8;
 const REALTIME: u8 = 16;
+const ALL: u8 = WW | WR | RW | PROCESS | REALTIME;
 
-/// The masks tried in turn: each finds a cycle only the masks before it could not.
-const LAYERS: [u8; 5] = [
-    WW,
-    WW | WR,
-    WW | WR | RW,
-    WW | WR | RW | PROCESS,
-    WW | WR | RW | PROCESS | REALTIME,
-];
+/// The rw-free masks, narrowest first: a strongly connected component of the graph cut
+/// down to one of them holds a cycle of exactly that strength (G0, G1c, then the same
+/// through process or realtime order), found in time linear in the graph.
+const RW_FREE_LAYERS: [u8; 4] = [WW, WW | WR, WW | WR | PROCESS, WW | WR | PROCESS | REALTIME];
 
-/// Components larger than this are searched from at most this many start nodes per layer.
-const STARTS_MAX: usize = 64;
+/// Edge visits the search for G-single (one rw edge closed by ww and wr edges) may make
+/// over a whole history, per edge of its graph, and at least [`SEARCH_STEPS_MIN`]. That
+/// search is the one step that is not linear; past this bound it stops and says so, and the
+/// verdict cannot be `true`.
+pub const SEARCH_STEPS_PER_EDGE: u64 = 200;
+/// The least bound of the G-single search, whatever the history's size.
+pub const SEARCH_STEPS_MIN: u64 = 50_000_000;
 
 /// Why one edge exists, for the explanation.
 #[derive(Debug, Clone, Copy)]
@@ -63,12 +63,16 @@ pub struct Cycle {
     pub explanation: String,
 }
 
-struct Graph {
-    graph: DiGraph<usize, u8>,
+/// What the cycle search found, and whether it finished.
+#[derive(Debug, Clone, Default)]
+pub struct Cycles {
+    /// One cycle per component searched, at its narrowest strength.
+    pub cycles: Vec<Cycle>,
+    /// Set when the G-single search hit its bound: what was left unsearched.
+    pub bounded: Option<String>,
 }
 
-/// Edges as they are inferred, merged into the graph at the end: one sort is far cheaper
-/// than looking for an existing edge at every insertion.
+/// Edges as they are inferred, turned into the graph at the end.
 #[derive(Default)]
 struct Edges(Vec<(u32, u32, u8)>);
 
@@ -81,7 +85,7 @@ impl Edges {
 }
 
 /// Builds the graph over the model's `ok` operations (and failed or unknown sends whose
-/// values were read: they happened).
+/// values were read: they happened). Nodes past the operations are realtime barriers.
 fn build(model: &LogModel) -> Graph {
     let mut graph = Edges::default();
     // Who wrote each (key, value). A failed send wrote nothing (reading it is G1a).
@@ -113,9 +117,14 @@ fn build(model: &LogModel) -> Graph {
         }
         for (key, records) in &op.reads {
             let mut highest: Option<u32> = None;
+            // A batch's records mostly share a writer: one edge for a run of them.
+            let mut last_writer = None;
             for (_, value) in records {
                 if let Some(w) = writer.get(*key, *value) {
-                    graph.edge(w, i, WR);
+                    if last_writer != Some(w) {
+                        graph.edge(w, i, WR);
+                        last_writer = Some(w);
+                    }
                 }
                 if let Some(p) = model.position_of(*key, *value) {
                     highest = Some(highest.map_or(p, |h| h.max(p)));
@@ -138,28 +147,34 @@ fn build(model: &LogModel) -> Graph {
             graph.edge(prev, i, PROCESS);
         }
     }
-    // realtime, through barrier nodes: a chain of nodes after the operations, each standing
-    // for "everything completed so far". An `ok` completion feeds the next barrier; an
-    // invocation hangs off the latest one; each barrier follows the one before. Then T1
-    // reaches T2 exactly when T1 completed before T2 was invoked, with a few edges per
-    // operation instead of one from every operation of the frontier.
+    let barriers = realtime(model, &by_invoke, &mut graph);
+    Graph::from_edges(model.ops.len() + barriers, &graph.0)
+}
+
+/// Realtime order through barrier nodes: a chain of nodes after the operations, each
+/// standing for "everything completed so far". An `ok` completion feeds the next barrier;
+/// an invocation hangs off the latest one; each barrier follows the one before. Then T1
+/// reaches T2 exactly when T1 completed before T2 was invoked, with a few edges per
+/// operation instead of one from every operation of the frontier. Returns how many
+/// barriers there are.
+fn realtime(model: &LogModel, by_invoke: &[usize], graph: &mut Edges) -> usize {
     // Completions are already in order (the ops are); invocations are `by_invoke`: merge.
-    let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(model.ops.len() * 2);
+    let mut events: Vec<(bool, usize)> = Vec::with_capacity(model.ops.len() * 2);
     let (mut inv, mut done) = (by_invoke.iter().peekable(), (0..model.ops.len()).peekable());
     loop {
         let next_invoke = inv.peek().map(|i| model.ops[**i].invoke);
         let next_done = done.peek().map(|i| model.ops[*i].complete);
         match (next_invoke, next_done) {
-            (Some(a), Some(b)) if a < b => events.push((a, true, *inv.next().expect("peeked"))),
-            (_, Some(b)) => events.push((b, false, done.next().expect("peeked"))),
-            (Some(a), None) => events.push((a, true, *inv.next().expect("peeked"))),
+            (Some(a), Some(b)) if a < b => events.push((true, *inv.next().expect("peeked"))),
+            (_, Some(_)) => events.push((false, done.next().expect("peeked"))),
+            (Some(_), None) => events.push((true, *inv.next().expect("peeked"))),
             (None, None) => break,
         }
     }
     let mut barriers = 0usize;
     let mut current: Option<usize> = None;
     let mut completed: Vec<usize> = Vec::new();
-    for (_, is_invoke, i) in events {
+    for (is_invoke, i) in events {
         if !is_invoke {
             // Only an `ok` completion dates the operation: an `info` one may take effect
             // after it was recorded, so nothing is known to follow it in real time.
@@ -183,17 +198,7 @@ fn build(model: &LogModel) -> Graph {
             graph.edge(barrier, i, REALTIME);
         }
     }
-    // Parallel edges stay parallel: Tarjan and the searches do not mind, and merging them
-    // would cost a sort of every edge; `describe` unions them where it matters.
-    let edges = graph.0;
-    let mut graph = DiGraph::with_capacity(model.ops.len() + barriers, edges.len());
-    for i in 0..model.ops.len() + barriers {
-        graph.add_node(i);
-    }
-    for (a, b, kind) in edges {
-        graph.add_edge(NodeIndex::new(a as usize), NodeIndex::new(b as usize), kind);
-    }
-    Graph { graph }
+    barriers
 }
 
 /// The key and value that justify a data edge, found again only for edges on a cycle.
@@ -238,71 +243,168 @@ fn why(model: &LogModel, from: usize, to: usize, kind: u8) -> Option<Why> {
     }
 }
 
-/// Finds, classifies and explains a cycle in every strongly connected component.
-pub fn find_cycles(model: &LogModel) -> Vec<Cycle> {
+/// Finds, classifies and explains cycles: in every strongly connected component of the
+/// whole graph, the narrowest kind of cycle it holds. Each step is linear in the graph but
+/// the G-single search, which is bounded by its bound.
+pub fn find_cycles(model: &LogModel) -> Cycles {
     let graph = build(model);
-    let mut cycles = Vec::new();
-    for component in tarjan_scc(&graph.graph) {
-        if component.len() < 2 {
-            continue;
-        }
-        let mut members = vec![false; graph.graph.node_count()];
-        for n in &component {
-            members[n.index()] = true;
-        }
-        // Start from operations, never from barriers.
-        let mut sorted: Vec<NodeIndex> = component
-            .iter()
-            .copied()
-            .filter(|n| n.index() < model.ops.len())
-            .collect();
-        sorted.sort();
-        for mask in LAYERS {
-            if let Some(path) = sorted
-                .iter()
-                .take(STARTS_MAX)
-                .find_map(|start| shortest_cycle(&graph, &members, *start, mask))
-            {
-                cycles.push(describe(model, &graph, &path, mask));
-                break;
-            }
+    let ops = model.ops.len();
+    // Which component of the whole graph each node is in (u32::MAX: none of size > 1).
+    let mut component = vec![u32::MAX; graph.node_count()];
+    let tops = graph.components(ALL, |_| true);
+    for (c, members) in tops.iter().enumerate() {
+        for n in members {
+            component[*n as usize] = c as u32;
         }
     }
-    cycles.sort_by(|a, b| a.ops.cmp(&b.ops));
-    cycles
+    let mut done = vec![false; tops.len()];
+    let mut found = Vec::new();
+    let mut search = Search::new(&graph);
+    // Each rw-free mask holds the edges of the ones before it, so their cyclic parts lie
+    // inside the widest one's: a clean history needs that one pass only.
+    let widest = RW_FREE_LAYERS[RW_FREE_LAYERS.len() - 1];
+    let mut rw_free_cyclic = vec![false; 0];
+    let cyclic = graph.components(widest, |n| component[n] != u32::MAX);
+    if !cyclic.is_empty() {
+        rw_free_cyclic.resize(graph.node_count(), false);
+        for n in cyclic.iter().flatten() {
+            rw_free_cyclic[*n as usize] = true;
+        }
+    }
+    for mask in RW_FREE_LAYERS.into_iter().filter(|_| !cyclic.is_empty()) {
+        let open = |n: usize| rw_free_cyclic[n] && !done[component[n] as usize];
+        let subs = graph.components(mask, open);
+        let mut reported = Vec::new();
+        for sub in &subs {
+            let Some(path) = cycle_in(&graph, &mut search, sub, ops, mask) else {
+                continue;
+            };
+            reported.push(component[sub[0] as usize]);
+            found.push(describe(model, &graph, &path, mask));
+        }
+        for c in reported {
+            done[c as usize] = true;
+        }
+    }
+    let open = |n: usize| component[n] != u32::MAX && !done[component[n] as usize];
+    let subs = graph.components(WW | WR | RW, open);
+    let bounded = g_single(&graph, &mut search, &subs, |path| {
+        done[component[path[0]] as usize] = true;
+        found.push(describe(model, &graph, path, WW | WR | RW));
+    });
+    // Whatever else is cyclic holds only what the narrower searches ruled out: two or more
+    // rw edges, or one through process or realtime order. One witness per component.
+    for (c, members) in tops.iter().enumerate() {
+        if done[c] {
+            continue;
+        }
+        if let Some(path) = cycle_in(&graph, &mut search, members, ops, ALL) {
+            found.push(describe(model, &graph, &path, ALL));
+        }
+    }
+    found.sort_by(|a, b| a.ops.cmp(&b.ops));
+    Cycles {
+        cycles: found,
+        bounded,
+    }
 }
 
-/// The shortest cycle through `start` using only edges with a kind in `mask`, as the list
-/// of nodes from `start` round to the node before it.
-fn shortest_cycle(graph: &Graph, members: &[bool], start: NodeIndex, mask: u8) -> Option<Vec<usize>> {
-    let mut parent: BTreeMap<usize, usize> = BTreeMap::new();
-    let mut queue = VecDeque::from([start.index()]);
-    while let Some(at) = queue.pop_front() {
-        for edge in graph.graph.edges(NodeIndex::new(at)) {
-            if edge.weight() & mask == 0 {
-                continue;
-            }
-            let to = edge.target().index();
-            if !members[to] {
-                continue;
-            }
-            if to == start.index() {
-                let mut path = vec![at];
-                let mut node = at;
-                while let Some(&p) = parent.get(&node) {
-                    path.push(p);
-                    node = p;
+/// G-single: an rw edge a -> b, and b reaching a through ww and wr edges, in each of
+/// `subs` (the strongly connected components under ww, wr and rw, in which ww and wr alone
+/// are acyclic, else a narrower search would have reported them). Hands each cycle found
+/// (from a) to `found`, one per component; returns where the search stopped at
+/// its bound, if it did. A path from b to a can only pass through nodes that a
+/// topological order of ww and wr puts between them, which keeps each search local.
+fn g_single(
+    graph: &Graph,
+    search: &mut Search,
+    subs: &[Vec<u32>],
+    mut found: impl FnMut(&[usize]),
+) -> Option<String> {
+    let steps_before = search.steps;
+    let steps_max = SEARCH_STEPS_MIN.max(SEARCH_STEPS_PER_EDGE * graph.edge_count() as u64);
+    let mut member = vec![false; graph.node_count()];
+    let mut rank = vec![u32::MAX; graph.node_count()];
+    // Per node: one more than the highest rank among its ww and wr predecessors (0: none).
+    let mut latest_before = vec![0u32; graph.node_count()];
+    for sub in subs {
+        for n in sub {
+            member[*n as usize] = true;
+        }
+        // ww and wr are acyclic here (else G0 or G1c was reported), so this succeeds.
+        let ranked = graph.rank_topologically(sub, &member, WW | WR, &mut rank);
+        // A path from b to a ends in an edge into a from a node ranked after b: a whose
+        // every ww and wr predecessor ranks before b cannot be reached from b.
+        for &n in sub {
+            latest_before[n as usize] = 0;
+        }
+        for &n in sub {
+            for (t, kind) in graph.edges(n as usize) {
+                if kind & (WW | WR) != 0 && member[t] {
+                    latest_before[t] = latest_before[t].max(rank[n as usize] + 1);
                 }
-                path.reverse();
-                return Some(path);
             }
-            if to != start.index() && !parent.contains_key(&to) {
-                parent.insert(to, at);
-                queue.push_back(to);
+        }
+        // In a large component, interval labels rule out most pairs without a search. (Only
+        // in large ones: the labels cost tables of the whole graph, at most 64 times.)
+        let labels = (ranked && sub.len() * 64 >= graph.node_count()).then(|| {
+            [false, true].map(|reverse| Intervals::new(graph, sub, &member, WW | WR, &rank, reverse))
+        });
+        let mut cycle = None;
+        'edges: for &a in sub.iter().filter(|_| ranked) {
+            let a = a as usize;
+            for (b, kind) in graph.edges(a) {
+                if kind & RW == 0 || !member[b] || rank[b] > rank[a] || latest_before[a] <= rank[b] {
+                    continue;
+                }
+                if labels
+                    .as_ref()
+                    .is_some_and(|ls| ls.iter().any(|l| !l.may_reach(b, a)))
+                {
+                    continue;
+                }
+                let left = steps_max.saturating_sub(search.steps - steps_before);
+
+                let limit = rank[a];
+                match search.path(graph, b, a, WW | WR, |n| member[n] && rank[n] <= limit, left) {
+                    Ok(Some(mut path)) => {
+                        // The cycle, from a: a -rw-> b ... -> a.
+                        path.insert(0, a);
+                        cycle = Some(path);
+                        break 'edges;
+                    }
+                    Ok(None) => {}
+                    Err(Exhausted) => {
+                        return Some(format!(
+                            "the G-single search stopped after {steps_max} steps, in a \
+                             component of {} operations: G-single was not ruled out there",
+                            sub.len()
+                        ));
+                    }
+                }
             }
+        }
+        for n in sub {
+            member[*n as usize] = false;
+        }
+        if let Some(path) = cycle {
+            found(&path);
         }
     }
     None
+}
+
+/// The shortest cycle through the first operation of a strongly connected component
+/// (under `mask`), as the nodes from it round to the node before it. Every node of such a
+/// component lies on a cycle, so one search from one node suffices.
+fn cycle_in(graph: &Graph, search: &mut Search, members: &[u32], ops: usize, mask: u8) -> Option<Vec<usize>> {
+    // Start from an operation, never from a barrier; members are sorted, operations first.
+    let start = *members.first().filter(|n| (**n as usize) < ops)? as usize;
+    let inside = |n: usize| members.binary_search(&(n as u32)).is_ok();
+    search
+        .path(graph, start, start, mask, inside, u64::MAX)
+        .ok()
+        .flatten()
 }
 
 /// The narrowest kind of an edge within `mask`, in the order that names anomalies best.
@@ -326,8 +428,7 @@ fn describe(model: &LogModel, graph: &Graph, raw: &[usize], mask: u8) -> Cycle {
             if !is_op(next) {
                 return REALTIME;
             }
-            let (a, b) = (NodeIndex::new(path[i]), NodeIndex::new(next));
-            let weight = graph.graph.edges_connecting(a, b).fold(0, |w, e| w | e.weight());
+            let weight = graph.kinds_between(path[i], next);
             kind_of(weight, mask)
         })
         .collect();

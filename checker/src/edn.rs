@@ -15,8 +15,9 @@ use crate::history::{HistoryError, Op, OpType, Process};
 /// Nesting deeper than this is refused rather than risking the stack.
 const DEPTH_MAX: usize = 256;
 
-/// Reads every top-level form of `text` as an operation.
-pub fn read_ops(text: &str) -> Result<(Vec<Op>, Vec<usize>), HistoryError> {
+/// Reads every top-level form of `text` as an operation; a form without an `:index` takes
+/// its position, counted from `first_position`.
+pub fn read_ops(text: &str, first_position: u64) -> Result<(Vec<Op>, Vec<usize>), HistoryError> {
     let mut reader = Reader {
         bytes: text.as_bytes(),
         at: 0,
@@ -37,7 +38,7 @@ pub fn read_ops(text: &str) -> Result<(Vec<Op>, Vec<usize>), HistoryError> {
             other => vec![other],
         };
         for form in forms {
-            let index = ops.len() as u64;
+            let index = first_position + ops.len() as u64;
             let op = op_of(form, index).map_err(|message| HistoryError { line, message })?;
             ops.push(op);
             lines.push(line);
@@ -364,7 +365,7 @@ mod tests {
 {:index 2 :time 30 :type :ok :process 1 :f :poll :value [[:poll {:x [[3 1]] 2 [[0 :a]]}]]} ; tail
 {:type :info, :process :nemesis, :f :start-partition, :value #{:n1}, :error nil}
 "#;
-        let (ops, lines) = read_ops(text).unwrap();
+        let (ops, lines) = read_ops(text, 0).unwrap();
         assert_eq!(lines, vec![1, 2, 3, 4]);
         assert_eq!(ops[0].value, serde_json::json!([["send", "x", 1]]));
         assert_eq!(ops[1].value, serde_json::json!([["send", "x", [3, 1]]]));
@@ -396,7 +397,7 @@ mod tests {
             ("]", 1, "unexpected ']'"),
             ("{:a}", 1, "has no value"),
         ] {
-            let err = read_ops(text).unwrap_err();
+            let err = read_ops(text, 0).unwrap_err();
             assert_eq!(err.line, line, "{text}: {err}");
             assert!(err.message.contains(says), "{text}: {err}");
         }
@@ -405,7 +406,7 @@ mod tests {
     #[test]
     fn deep_nesting_is_refused_not_a_stack_overflow() {
         let text = "[".repeat(100_000);
-        let err = read_ops(&text).unwrap_err();
+        let err = read_ops(&text, 0).unwrap_err();
         assert!(err.message.contains("nested deeper"), "{err}");
     }
 }

@@ -109,6 +109,22 @@ impl Format {
     }
 }
 
+impl Format {
+    /// The format itself, or for `Auto` the one the reader's first bytes show.
+    pub fn resolve(self, reader: &mut impl BufRead) -> Result<Format, HistoryError> {
+        match self {
+            Format::Auto => {
+                let head = reader.fill_buf().map_err(|e| HistoryError {
+                    line: 1,
+                    message: format!("cannot read: {e}"),
+                })?;
+                Ok(Format::detect(head))
+            }
+            known => Ok(known),
+        }
+    }
+}
+
 impl std::str::FromStr for Format {
     type Err = String;
 
@@ -190,24 +206,14 @@ impl History {
     /// Reads a history in `format`, detecting JSONL or Jepsen's EDN from the first
     /// character when asked to. JSONL is read line by line; EDN is read whole.
     pub fn read(mut reader: impl BufRead, format: Format) -> Result<Self, HistoryError> {
-        let format = match format {
-            Format::Auto => {
-                let head = reader.fill_buf().map_err(|e| HistoryError {
-                    line: 1,
-                    message: format!("cannot read: {e}"),
-                })?;
-                Format::detect(head)
-            }
-            known => known,
-        };
-        match format {
+        match format.resolve(&mut reader)? {
             Format::Edn => {
                 let mut text = String::new();
                 reader.read_to_string(&mut text).map_err(|e| HistoryError {
                     line: 1,
                     message: format!("cannot read as UTF-8 text: {e}"),
                 })?;
-                let (ops, lines) = crate::edn::read_ops(&text)?;
+                let (ops, lines) = crate::edn::read_ops(&text, 0)?;
                 Self::from_ops(ops, &lines)
             }
             _ => Self::read_jsonl(reader),

@@ -19,11 +19,13 @@
 
 mod cycles;
 mod edn;
+mod graph;
 mod history;
 mod log;
 mod model;
 mod order;
 mod queue;
+mod stream;
 mod verdict;
 
 use std::collections::BTreeMap;
@@ -137,6 +139,82 @@ pub fn check(history: &History, workload: Workload) -> Report {
         Workload::Log => LOG_ALLOWED,
     };
     check_allowing(history, workload, allowed)
+}
+
+/// What [`check_file`] found: the report, and how many operations the file held.
+#[derive(Debug)]
+pub struct Checked {
+    /// The merged verdict and every analysis.
+    pub report: Report,
+    /// Operations in the file, nemesis included.
+    pub ops: u64,
+}
+
+/// Why a history file could not be checked.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckFileError {
+    /// The file could not be opened.
+    #[error("cannot open {path}: {source}")]
+    Open {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a well-formed history.
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    /// No workload was given and the operations name none.
+    #[error("cannot tell the workload from its operations (none of enqueue, dequeue, drain, send, poll, txn, assign, subscribe); pass --workload")]
+    UnknownWorkload,
+}
+
+/// Checks a history file as [`check`] checks a history, without holding the file whole:
+/// a log history is read straight into the compiled model. `workload` `None` decides it
+/// from the operations (a queue operation anywhere makes it a queue history).
+pub fn check_file(
+    path: &std::path::Path,
+    format: Format,
+    workload: Option<Workload>,
+) -> Result<Checked, CheckFileError> {
+    let open = || {
+        std::fs::File::open(path)
+            .map(|f| std::io::BufReader::with_capacity(1 << 20, f))
+            .map_err(|source| CheckFileError::Open {
+                path: path.display().to_string(),
+                source,
+            })
+    };
+    let queue = |ops: Option<u64>| -> Result<Checked, CheckFileError> {
+        let history = History::read(open()?, format)?;
+        let ops = ops.unwrap_or(history.ops().len() as u64);
+        Ok(Checked {
+            report: check(&history, Workload::Queue),
+            ops,
+        })
+    };
+    if workload == Some(Workload::Queue) {
+        return queue(None);
+    }
+    let (model, streamed) = stream::read_log(open()?, format)?;
+    if workload.is_none() && streamed.has_queue_ops {
+        return queue(Some(streamed.ops));
+    }
+    if workload.is_none() && !streamed.has_log_ops {
+        return Err(CheckFileError::UnknownWorkload);
+    }
+    let log = log::model_analysis(&model, LOG_ALLOWED);
+    let valid = log.valid;
+    let mut analyses = BTreeMap::new();
+    analyses.insert("log".to_string(), Analysis::Log(log));
+    Ok(Checked {
+        report: Report {
+            valid,
+            workload: Workload::Log,
+            analyses,
+        },
+        ops: streamed.ops,
+    })
 }
 
 /// Runs every analysis that applies to `workload`; the anomalies named in `allowed` are

@@ -74,6 +74,13 @@ pub struct LogReport {
     pub anomalies: Anomalies,
     /// Acknowledged values no read had returned, over time.
     pub unseen: Unseen,
+    /// Set when the cycle search stopped at its bound, saying where: a cycle there may
+    /// have been missed, so the verdict is at best unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cycle_search_bounded: Option<String>,
+    /// Why the result is unknown, when it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown_because: Option<String>,
 }
 
 impl LogReport {
@@ -111,7 +118,7 @@ impl LogReport {
             self.unexpected_count,
             named.concat(),
             if self.final_reads { "" } else { " (no final reads)" }
-        )
+        ) + &self.unknown_because.as_ref().map_or(String::new(), |why| format!(" (unknown: {why})"))
     }
 }
 
@@ -134,16 +141,34 @@ pub fn log_analysis(history: &History) -> LogReport {
 
 /// Runs the log analyses; the anomalies named in `allowed` do not make the history invalid.
 pub fn log_analysis_allowing(history: &History, allowed: &[&str]) -> LogReport {
-    let model = LogModel::new(history);
-    let mut report = basic_log_analysis(&model);
-    let (mut anomalies, unseen) = order_anomalies(&model);
-    let cycles = find_cycles(&model);
-    add_cycles(&mut anomalies, &model, &cycles);
+    model_analysis(&LogModel::new(history), allowed)
+}
+
+/// Runs the log analyses on a compiled model.
+pub(crate) fn model_analysis(model: &LogModel, allowed: &[&str]) -> LogReport {
+    let mut report = basic_log_analysis(model);
+    let (mut anomalies, unseen) = order_anomalies(model);
+    let cycles = find_cycles(model);
+    add_cycles(&mut anomalies, model, &cycles.cycles);
     for (name, cases) in anomalies.iter_mut() {
         cases.allowed = allowed.contains(&name.as_str());
     }
     if anomalies.values().any(|c| !c.allowed && c.count > 0) {
         report.valid = Validity::False;
+    }
+    report.cycle_search_bounded = cycles.bounded;
+    if report.valid == Validity::True {
+        if model
+            .ops
+            .iter()
+            .all(|op| op.sends.is_empty() && op.reads.is_empty())
+        {
+            report.valid = Validity::Unknown;
+            report.unknown_because = Some("the history holds no send and no read: nothing to judge".into());
+        } else if let Some(why) = &report.cycle_search_bounded {
+            report.valid = Validity::Unknown;
+            report.unknown_because = Some(why.clone());
+        }
     }
     report.anomalies = anomalies;
     report.unseen = unseen;
@@ -332,6 +357,8 @@ fn basic_log_analysis(model: &LogModel) -> LogReport {
         unexpected: unexpected.into_iter().take(WITNESSES_MAX).map(seen).collect(),
         anomalies: Anomalies::new(),
         unseen: Unseen::default(),
+        cycle_search_bounded: None,
+        unknown_because: None,
     }
 }
 

@@ -112,43 +112,210 @@ pub struct LogModel {
 /// Integer values below this are interned through a table rather than a map.
 const DIRECT_MAX: usize = 1 << 24;
 
+/// An invocation waiting for its completion: what it sent, by micro-op position.
+#[derive(Debug, Clone)]
+struct Pending {
+    index: u64,
+    f: Function,
+    /// (micro-op position, key, value) of each send.
+    sends: SmallVec<[(u32, KeyId, ValueId); 1]>,
+}
+
+/// Compiles a log history one operation at a time, so that a history file need never be
+/// held whole: the invocation's sends wait (interned) for the completion, which adds
+/// offsets and reads. Feed every client operation in history order, then `finish`.
+#[derive(Debug, Default)]
+pub struct LogBuilder {
+    model: LogModel,
+    pending: BTreeMap<u64, Pending>,
+}
+
+impl LogBuilder {
+    /// Adds one client operation given as JSON (an [`Op`] of the in-memory history or of
+    /// the EDN reader).
+    pub fn add_op(&mut self, process: u64, op: &Op) {
+        let micro = micro_ops(&op.value);
+        if op.kind == OpType::Invoke {
+            let mut sends = SmallVec::new();
+            for (at, micro) in micro.iter().enumerate() {
+                let Some(micro) = micro.as_array() else { continue };
+                if micro.first().and_then(Value::as_str) != Some("send") {
+                    continue;
+                }
+                let (Some(key), Some(value)) = (micro.get(1), micro.get(2)) else {
+                    continue;
+                };
+                let key = self.model.key(key);
+                let value = self.model.value(value);
+                sends.push((at as u32, key, value));
+            }
+            self.invoke(process, op.index, &op.f, sends);
+            return;
+        }
+        let mut offsets: SmallVec<[(u32, u64); 4]> = SmallVec::new();
+        let mut reads = SmallVec::new();
+        for (at, micro) in micro.iter().enumerate() {
+            let Some(micro) = micro.as_array() else { continue };
+            match micro.first().and_then(Value::as_str) {
+                Some("send") => {
+                    // An `ok` completion writes `[offset, value]` where the invocation wrote
+                    // the value.
+                    let offset = micro
+                        .get(2)
+                        .and_then(Value::as_array)
+                        .and_then(|pair| pair.first())
+                        .and_then(Value::as_u64);
+                    if let Some(offset) = offset {
+                        offsets.push((at as u32, offset));
+                    }
+                }
+                Some("poll") if op.kind == OpType::Ok => {
+                    let Some(by_key) = micro.get(1).and_then(Value::as_object) else {
+                        continue;
+                    };
+                    for (key, records) in by_key {
+                        let key = self.model.key_named(key);
+                        let mut list = Records::new();
+                        for record in records.as_array().into_iter().flatten() {
+                            if let Some([offset, value]) = record.as_array().map(Vec::as_slice) {
+                                if let Some(offset) = offset.as_u64() {
+                                    list.push((offset, self.model.value(value)));
+                                }
+                            }
+                        }
+                        reads.push((key, list));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let done = Completion {
+            process,
+            index: op.index,
+            time: op.time,
+            kind: op.kind,
+        };
+        self.complete(done, &offsets, reads);
+    }
+
+    /// A builder for a history of about `ops` operations.
+    pub fn with_capacity(ops: usize) -> Self {
+        let mut builder = Self::default();
+        // At most one compiled op per completion: growing a vector of large ops by
+        // doubling would copy them all again and again.
+        builder.model.ops.reserve(ops / 2 + 1);
+        builder
+    }
+
+    /// The model's interner, for readers that intern values as they parse.
+    pub fn model_mut(&mut self) -> &mut LogModel {
+        &mut self.model
+    }
+
+    /// Records process `process`'s invocation at `index` of function `f`, whose sends
+    /// (micro-op position, key, value) are given.
+    pub fn invoke(&mut self, process: u64, index: u64, f: &str, sends: SmallVec<[(u32, KeyId, ValueId); 1]>) {
+        let f = Function::of(f);
+        self.pending.insert(process, Pending { index, f, sends });
+    }
+
+    /// Records the completion of `process`'s open invocation: its type and time, the
+    /// offsets its `ok` completion gave each send (by micro-op position) and its reads.
+    /// Ignored if the process has no open invocation (the reader reports that).
+    pub fn complete(
+        &mut self,
+        done: Completion,
+        offsets: &[(u32, u64)],
+        reads: SmallVec<[(KeyId, Records); 1]>,
+    ) {
+        let Some(pending) = self.pending.remove(&done.process) else {
+            return;
+        };
+        let mop = self.compile(pending, done, offsets, reads);
+        self.model.ops.push(mop);
+    }
+
+    fn compile(
+        &self,
+        pending: Pending,
+        done: Completion,
+        offsets: &[(u32, u64)],
+        reads: SmallVec<[(KeyId, Records); 1]>,
+    ) -> MOp {
+        let ok = done.kind == OpType::Ok;
+        let sends = pending
+            .sends
+            .iter()
+            .map(|&(at, key, value)| Send {
+                key,
+                value,
+                offset: if ok {
+                    offsets.iter().find(|(i, _)| *i == at).map(|(_, o)| *o)
+                } else {
+                    None
+                },
+            })
+            .collect();
+        MOp {
+            invoke: pending.index,
+            complete: done.index,
+            complete_time: done.time,
+            process: done.process,
+            kind: done.kind,
+            f: pending.f,
+            sends,
+            reads: if ok { reads } else { SmallVec::new() },
+        }
+    }
+
+    /// The model: an operation the history ends before completing is indeterminate, as
+    /// if it had completed `info` at the end (in invocation order).
+    pub fn finish(mut self) -> LogModel {
+        let mut unfinished: Vec<(u64, Pending)> = std::mem::take(&mut self.pending).into_iter().collect();
+        unfinished.sort_by_key(|(_, p)| p.index);
+        for (process, pending) in unfinished {
+            let done = Completion {
+                process,
+                index: u64::MAX,
+                time: u64::MAX,
+                kind: OpType::Info,
+            };
+            let mop = self.compile(pending, done, &[], SmallVec::new());
+            self.model.ops.push(mop);
+        }
+        self.model.order_versions();
+        self.model
+    }
+}
+
+/// How an operation completed.
+#[derive(Debug, Clone, Copy)]
+pub struct Completion {
+    /// The client process.
+    pub process: u64,
+    /// History index of the completion.
+    pub index: u64,
+    /// Time of the completion.
+    pub time: u64,
+    /// Ok, fail or info.
+    pub kind: OpType,
+}
+
 impl LogModel {
     /// Compiles `history`.
     pub fn new(history: &History) -> Self {
-        let mut model = LogModel::default();
-        // At most one compiled op per completion: growing a vector of large ops by doubling
-        // would copy them all again and again.
-        model.ops.reserve(history.ops().len() / 2 + 1);
-        // In completion order, straight from the history: no sort of the compiled ops.
-        for (at, done) in history.ops().iter().enumerate() {
-            let (Some(invoke), Process::Client(process)) = (history.invocation(at), &done.process) else {
+        let mut builder = LogBuilder::with_capacity(history.ops().len());
+        for op in history.ops() {
+            let Process::Client(process) = op.process else {
                 continue;
             };
-            let mop = model.compile(invoke, done, *process);
-            model.ops.push(mop);
+            builder.add_op(process, op);
         }
-        // An operation the history ends before completing is indeterminate, as if it had
-        // completed `info` at the end.
-        for (invoke, completion) in history.pairs() {
-            let Process::Client(process) = &invoke.process else {
-                continue;
-            };
-            if completion.is_none() {
-                let unfinished = Op {
-                    index: u64::MAX,
-                    time: u64::MAX,
-                    kind: OpType::Info,
-                    ..invoke.clone()
-                };
-                let mop = model.compile(invoke, &unfinished, *process);
-                model.ops.push(mop);
-            }
-        }
-        model.order_versions();
-        model
+        builder.finish()
     }
 
-    fn key(&mut self, key: &Value) -> KeyId {
+    /// Interns a send's key given as JSON (a string is its own name).
+    pub fn key(&mut self, key: &Value) -> KeyId {
         let name = match key {
             Value::String(s) => return self.key_named(s),
             other => other.to_string(),
@@ -156,7 +323,8 @@ impl LogModel {
         self.key_named(&name)
     }
 
-    fn key_named(&mut self, name: &str) -> KeyId {
+    /// Interns a key by name.
+    pub fn key_named(&mut self, name: &str) -> KeyId {
         if let Some(id) = self.key_ids.get(name) {
             return *id;
         }
@@ -169,7 +337,8 @@ impl LogModel {
         id
     }
 
-    fn value(&mut self, value: &Value) -> ValueId {
+    /// Interns a value given as JSON, by its canonical text.
+    pub fn value(&mut self, value: &Value) -> ValueId {
         // Integers, what histories mostly hold, are interned without building their text.
         if let Some(n) = value.as_i64() {
             // Small non-negative integers (tumult's values) index a table directly.
@@ -204,68 +373,6 @@ impl LogModel {
         self.values.push(text.clone());
         self.value_ids.insert(text, id);
         id
-    }
-
-    fn compile(&mut self, invoke: &Op, done: &Op, process: u64) -> MOp {
-        let mut sends = SmallVec::new();
-        let mut reads = SmallVec::new();
-        // What was sent comes from the invocation; offsets from an `ok` completion, which
-        // writes `[offset, value]` where the invocation wrote the value.
-        let invoked = micro_ops(&invoke.value);
-        let completed = micro_ops(&done.value);
-        for (i, micro) in invoked.iter().enumerate() {
-            let Some(micro) = micro.as_array() else { continue };
-            if micro.first().and_then(Value::as_str) != Some("send") {
-                continue;
-            }
-            let (Some(key), Some(value)) = (micro.get(1), micro.get(2)) else {
-                continue;
-            };
-            let offset = completed
-                .get(i)
-                .and_then(Value::as_array)
-                .and_then(|m| m.get(2))
-                .and_then(Value::as_array)
-                .and_then(|pair| pair.first())
-                .and_then(Value::as_u64);
-            let key = self.key(key);
-            let value = self.value(value);
-            let offset = if done.kind == OpType::Ok { offset } else { None };
-            sends.push(Send { key, value, offset });
-        }
-        if done.kind == OpType::Ok {
-            for micro in completed.iter().filter_map(Value::as_array) {
-                if micro.first().and_then(Value::as_str) != Some("poll") {
-                    continue;
-                }
-                let Some(by_key) = micro.get(1).and_then(Value::as_object) else {
-                    continue;
-                };
-                for (key, records) in by_key {
-                    let key = self.key_named(key);
-                    let mut list = Records::new();
-                    for record in records.as_array().into_iter().flatten() {
-                        if let Some([offset, value]) = record.as_array().map(Vec::as_slice) {
-                            if let Some(offset) = offset.as_u64() {
-                                let value = self.value(value);
-                                list.push((offset, value));
-                            }
-                        }
-                    }
-                    reads.push((key, list));
-                }
-            }
-        }
-        MOp {
-            invoke: invoke.index,
-            complete: done.index,
-            complete_time: done.time,
-            process,
-            kind: done.kind,
-            f: Function::of(&invoke.f),
-            sends,
-            reads,
-        }
     }
 
     /// Builds each key's version order from every read and every acknowledged offset.

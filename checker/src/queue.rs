@@ -93,7 +93,7 @@ impl TotalQueueReport {
             self.duplicated_count,
             self.recovered_count,
             self.reordered_count
-        )
+        ) + &self.unknown_because.as_ref().map_or(String::new(), |why| format!(" (unknown: {why})"))
     }
 }
 
@@ -247,6 +247,9 @@ pub fn total_queue(history: &History) -> TotalQueueReport {
 
     let (valid, unknown_because) = if !unexpected.is_empty() {
         (Validity::False, None)
+    } else if tally.attempted.is_empty() && tally.dequeued.is_empty() {
+        let why = "the history holds no enqueue and no dequeue: nothing to judge";
+        (Validity::Unknown, Some(why.to_string()))
     } else if lost.is_empty() {
         (Validity::True, None)
     } else if tally.drained {

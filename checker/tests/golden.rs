@@ -113,6 +113,22 @@ fn every_golden_history_gets_exactly_its_expected_verdict_and_anomalies() {
 }
 
 #[test]
+fn checking_the_file_streamed_gives_the_report_of_the_history_read_whole() {
+    for (name, path, expected) in cases() {
+        let workload: Workload = expected["workload"].as_str().unwrap().parse().unwrap();
+        let whole = check(&path, workload);
+        let streamed = checker::check_file(&path, Format::Auto, Some(workload))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .report;
+        assert_eq!(
+            serde_json::to_value(&streamed).unwrap(),
+            serde_json::to_value(&whole).unwrap(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn jepsen_edn_twins_give_the_same_report_as_their_jsonl() {
     let mut twins = 0;
     for (name, path, expected) in cases() {

@@ -9,6 +9,7 @@
 //! ```
 
 pub mod bench;
+pub mod bench_check;
 pub mod matrix;
 mod nemesis;
 pub mod pages;
@@ -22,6 +23,7 @@ mod simlog;
 mod spec;
 mod store;
 pub mod suite;
+pub mod synth;
 pub mod zoo;
 
 use std::io::LineWriter;

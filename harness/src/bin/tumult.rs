@@ -1,6 +1,5 @@
 //! `tumult`: run a chaos test against the reference broker, or re-check a stored history.
 
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -67,7 +66,8 @@ enum Command {
     /// one line each.
     List,
     /// Measure simulation speed: the standard run (5 nodes, kafka mode, log workload,
-    /// partition+kill, 60 simulated s) against bare turmoil carrying the same traffic.
+    /// partition+kill, 60 simulated s) against bare turmoil carrying the same traffic;
+    /// `tumult bench check` measures `tumult check` on large history files instead.
     Bench(BenchArgs),
 }
 
@@ -168,6 +168,59 @@ struct BenchArgs {
     /// How many times to time each simulation (the median is reported).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     runs: u32,
+    #[command(subcommand)]
+    what: Option<BenchWhat>,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchWhat {
+    /// Time `tumult check` as a user runs it: write synthetic log histories of realistic
+    /// shapes and sizes, in JSONL and EDN, then check each file in a new process and report
+    /// wall time, operations per second and peak memory (RSS) per operation.
+    Check(BenchCheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchCheckArgs {
+    /// Shapes to write (comma-separated): processes (16 processes with info retirements, 8
+    /// keys, polls of 1-20), one-process, large-polls (up to 500 records), keys-100,
+    /// giant-component (allowed cycles everywhere), planted (a lost write and a poll skip).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "processes,one-process,large-polls,keys-100,giant-component,planted"
+    )]
+    shapes: Vec<harness::synth::Shape>,
+    /// History sizes in operations (comma-separated; k and m suffixes allowed).
+    #[arg(long, value_delimiter = ',', default_value = "100k,1m", value_parser = parse_count)]
+    sizes: Vec<u64>,
+    /// Formats to write (comma-separated): jsonl, edn.
+    #[arg(long, value_delimiter = ',', default_value = "jsonl,edn")]
+    formats: Vec<checker::Format>,
+    /// Directory for the history files (each is deleted once checked); default: a new
+    /// directory under the system's temporary directory.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Keep the history files instead of deleting them.
+    #[arg(long)]
+    keep: bool,
+}
+
+/// A count such as `100000`, `100k` or `10m`.
+fn parse_count(text: &str) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let (digits, scale) = match lower.as_bytes().last() {
+        Some(b'k') => (&lower[..lower.len() - 1], 1_000),
+        Some(b'm') => (&lower[..lower.len() - 1], 1_000_000),
+        _ => (&lower[..], 1),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a count (e.g. 100000, 100k, 10m)"))?;
+    match n.checked_mul(scale) {
+        Some(n) if (1_000..=100_000_000).contains(&n) => Ok(n),
+        _ => Err(format!("'{text}': sizes run from 1k to 100m operations")),
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -275,6 +328,10 @@ struct CheckArgs {
     /// Print the full report as JSON instead of a summary.
     #[arg(long)]
     json: bool,
+    /// Also print, to standard error, how long reading and checking took and the peak
+    /// memory (resident set) of this process.
+    #[arg(long)]
+    stats: bool,
 }
 
 fn main() -> ExitCode {
@@ -854,6 +911,9 @@ fn list() -> anyhow::Result<u8> {
 }
 
 fn bench(args: BenchArgs) -> anyhow::Result<u8> {
+    if let Some(BenchWhat::Check(check)) = args.what {
+        return bench_check(check);
+    }
     use harness::bench::{standard_spec, time_bare_turmoil, time_run, Figures};
     if cfg!(debug_assertions) {
         say!(
@@ -926,28 +986,120 @@ fn check(args: CheckArgs) -> anyhow::Result<u8> {
     } else {
         args.file.clone()
     };
-    let history = read_history(&path, args.format)?;
-    let workload = match args.workload {
-        Some(workload) => workload,
-        None => checker::Workload::detect(&history).with_context(|| {
-            format!(
-                "{}: cannot tell the workload from its operations; pass --workload",
-                path.display()
-            )
-        })?,
-    };
-    let report = checker::check(&history, workload);
+    let started = wall_now();
+    let checker::Checked { report, ops } = checker::check_file(&path, args.format, args.workload)
+        .with_context(|| format!("{}", path.display()))?;
+    let checked = started.elapsed();
     if args.json {
         say!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        say!("{}: {} ops", path.display(), history.ops().len());
+        say!("{}: {ops} ops", path.display());
         say!("{}", report.valid.label());
         for (name, analysis) in &report.analyses {
             say!("  {name}: {}", analysis.summary());
         }
         print_explanations(&report);
     }
+    if args.stats {
+        let peak = harness::bench_check::peak_rss_bytes();
+        eprintln!(
+            "stats: read and checked {ops} ops in {:.3} s",
+            checked.as_secs_f64()
+        );
+        match peak {
+            Some(bytes) => eprintln!("stats: peak RSS {bytes} bytes"),
+            None => eprintln!("stats: peak RSS unavailable (no /proc/self/status)"),
+        }
+    }
     Ok(report.valid.exit_code() as u8)
+}
+
+#[allow(clippy::disallowed_methods)] // times the user's command, outside any simulation
+fn wall_now() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+fn bench_check(args: BenchCheckArgs) -> anyhow::Result<u8> {
+    use harness::bench_check::{time_check, write_file};
+    use harness::synth::Spelling;
+    if cfg!(debug_assertions) {
+        say!("warning: this is an unoptimised build; measure with `cargo run --release --bin tumult -- bench check`");
+    }
+    let exe = std::env::current_exe().context("cannot find the tumult binary to run")?;
+    let dir = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("tumult-bench-check-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    say!("tumult bench check: files in {}", dir.display());
+    say!(
+        "  {:<16} {:<5} {:>10} {:>9} {:>8} {:>11} {:>10} {:>8}  verdict",
+        "shape",
+        "fmt",
+        "ops",
+        "file MB",
+        "wall s",
+        "ops/s",
+        "peak MB",
+        "B/op"
+    );
+    let mut wrong = 0;
+    for &shape in &args.shapes {
+        for &format in &args.formats {
+            let (spelling, ext) = match format {
+                checker::Format::Edn => (Spelling::Edn, "edn"),
+                _ => (Spelling::Jsonl, "jsonl"),
+            };
+            let mut per_op = Vec::new();
+            for &size in &args.sizes {
+                let path = dir.join(format!("{}-{size}.{ext}", shape.name()));
+                let ops = write_file(shape, size, spelling, &path)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                let figures = time_check(&exe, &path, ops)?;
+                if !args.keep {
+                    let _ = std::fs::remove_file(&path);
+                }
+                let expected = if shape.is_invalid() { 1 } else { 0 };
+                let mark = if figures.exit_code == expected {
+                    ""
+                } else {
+                    "  <- WRONG VERDICT"
+                };
+                wrong += usize::from(figures.exit_code != expected);
+                let peak = figures.peak_rss_bytes.unwrap_or(0);
+                say!(
+                    "  {:<16} {:<5} {:>10} {:>9.1} {:>8.2} {:>11.0} {:>10.1} {:>8.0}  {}{mark}",
+                    shape.name(),
+                    ext,
+                    ops,
+                    figures.file_bytes as f64 / 1e6,
+                    figures.wall.as_secs_f64(),
+                    figures.ops_per_s(),
+                    peak as f64 / 1e6,
+                    peak as f64 / ops as f64,
+                    figures.verdict,
+                );
+                per_op.push((size, figures.wall.as_secs_f64() / ops as f64));
+            }
+            for pair in per_op.windows(2) {
+                say!(
+                    "  {:<16} {:<5} {}x the ops cost {:.2}x the time per op",
+                    shape.name(),
+                    ext,
+                    pair[1].0 / pair[0].0,
+                    pair[1].1 / pair[0].1
+                );
+            }
+        }
+    }
+    if args.dir.is_none() && !args.keep {
+        let _ = std::fs::remove_dir(&dir);
+    }
+    if wrong > 0 {
+        say!("{wrong} check(s) gave the wrong verdict");
+        return Ok(1);
+    }
+    Ok(0)
 }
 
 /// The first explanation of each cycle anomaly the workload does not allow.
@@ -962,11 +1114,6 @@ fn print_explanations(report: &checker::Report) {
             say!("  {line}");
         }
     }
-}
-
-fn read_history(path: &Path, format: checker::Format) -> anyhow::Result<checker::History> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    checker::History::read(BufReader::new(file), format).with_context(|| format!("{}", path.display()))
 }
 
 /// How the user invoked us, so the printed replay command runs as typed.

@@ -1,0 +1,595 @@
+//! Reading a history file straight into the compiled log model, one operation at a time:
+//! no `serde_json::Value` per operation, and nothing of the file kept but what the
+//! analyses need. JSONL lines are parsed with borrowed fields, the op's value walked by
+//! serde seeds that intern keys and values as they go; EDN is read form by form, a chunk
+//! of whole lines at a time. The op model (indices in sequence, completions paired with
+//! open invocations of the same function, nothing after an `info`) is checked as the
+//! lines go by, and every error names its line.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::BufRead;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+use smallvec::SmallVec;
+
+use crate::history::{Format, HistoryError, Op, OpType, Process};
+use crate::model::{Completion, KeyId, LogBuilder, LogModel, Records, ValueId};
+
+/// What a streamed history held, besides the model.
+#[derive(Debug, Default)]
+pub struct Streamed {
+    /// Operations read (every line, nemesis included).
+    pub ops: u64,
+    /// Whether any client operation was a queue operation (enqueue, dequeue, drain).
+    pub has_queue_ops: bool,
+    /// Whether any client operation was a log operation (send, poll, txn, ...).
+    pub has_log_ops: bool,
+}
+
+/// The op model's rules, checked one operation at a time.
+#[derive(Default)]
+struct Rules {
+    next_index: u64,
+    /// Open invocations: process -> (history index, function's number in `functions`).
+    open: BTreeMap<u64, (u64, usize)>,
+    /// Every function name seen, numbered: a history has a handful.
+    functions: Vec<String>,
+    /// Processes whose last operation ended `info`, with its index.
+    retired: BTreeMap<u64, u64>,
+}
+
+impl Rules {
+    /// Checks one operation; a named process (the nemesis) logs free-standing ops.
+    fn admit(&mut self, index: u64, kind: OpType, process: Option<u64>, f: &str) -> Result<(), String> {
+        if index != self.next_index {
+            return Err(format!(
+                "index {index} out of sequence (expected {})",
+                self.next_index
+            ));
+        }
+        self.next_index += 1;
+        let Some(process) = process else { return Ok(()) };
+        if let Some(was) = self.retired.get(&process) {
+            return Err(format!(
+                "process {process} acts again after its operation at index {was} ended info"
+            ));
+        }
+        if kind == OpType::Invoke {
+            if let Some((open, _)) = self.open.get(&process) {
+                return Err(format!(
+                    "process {process} invokes while its operation at index {open} is still open"
+                ));
+            }
+            let number = match self.functions.iter().position(|known| known == f) {
+                Some(number) => number,
+                None => {
+                    self.functions.push(f.to_string());
+                    self.functions.len() - 1
+                }
+            };
+            self.open.insert(process, (index, number));
+            return Ok(());
+        }
+        let Some((_, invoked)) = self.open.remove(&process) else {
+            return Err(format!(
+                "process {process} completes an operation it never invoked"
+            ));
+        };
+        let invoked = &self.functions[invoked];
+        if invoked != f {
+            return Err(format!(
+                "completion f '{f}' does not match its invocation's f '{invoked}'"
+            ));
+        }
+        if kind == OpType::Info {
+            self.retired.insert(process, index);
+        }
+        Ok(())
+    }
+}
+
+const QUEUE_FUNCTIONS: &[&str] = &["enqueue", "dequeue", "drain"];
+const LOG_FUNCTIONS: &[&str] = &["send", "poll", "final-poll", "txn", "assign", "subscribe"];
+
+/// Reads a whole history into a log model.
+pub fn read_log(reader: impl BufRead, format: Format) -> Result<(LogModel, Streamed), HistoryError> {
+    let mut reader = reader;
+    let format = format.resolve(&mut reader)?;
+    let mut sink = Sink {
+        rules: Rules::default(),
+        builder: LogBuilder::with_capacity(0),
+        streamed: Streamed::default(),
+    };
+    match format {
+        Format::Edn => read_edn(reader, &mut sink)?,
+        _ => read_jsonl(reader, &mut sink)?,
+    }
+    Ok((sink.builder.finish(), sink.streamed))
+}
+
+struct Sink {
+    rules: Rules,
+    builder: LogBuilder,
+    streamed: Streamed,
+}
+
+impl Sink {
+    fn note_function(&mut self, f: &str) {
+        self.streamed.has_queue_ops |= QUEUE_FUNCTIONS.contains(&f);
+        self.streamed.has_log_ops |= LOG_FUNCTIONS.contains(&f);
+    }
+}
+
+/// The fields of one JSONL line, borrowed from it; the value is parsed once the type and
+/// process are known (JSON leaves the order of fields free).
+#[derive(Deserialize)]
+struct Line<'a> {
+    index: u64,
+    time: u64,
+    #[serde(rename = "type")]
+    kind: OpType,
+    process: LineProcess,
+    #[serde(borrow)]
+    f: Cow<'a, str>,
+    #[serde(borrow, default)]
+    value: Option<&'a RawValue>,
+}
+
+/// A process number, or `None` for a named process.
+struct LineProcess(Option<u64>);
+
+impl<'de> Deserialize<'de> for LineProcess {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = LineProcess;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a process number or name")
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<LineProcess, E> {
+                Ok(LineProcess(Some(n)))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<LineProcess, E> {
+                Ok(LineProcess(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn read_jsonl(mut reader: impl BufRead, sink: &mut Sink) -> Result<(), HistoryError> {
+    let mut text = String::new();
+    let mut line_no = 0usize;
+    loop {
+        text.clear();
+        line_no += 1;
+        let read = reader.read_line(&mut text).map_err(|e| HistoryError {
+            line: line_no,
+            message: format!("cannot read: {e}"),
+        })?;
+        if read == 0 {
+            return Ok(());
+        }
+        if text.trim().is_empty() {
+            continue;
+        }
+        let fail = |message: String| HistoryError {
+            line: line_no,
+            message,
+        };
+        let line: Line =
+            serde_json::from_str(&text).map_err(|e| fail(format!("not a history operation: {e}")))?;
+        sink.rules
+            .admit(line.index, line.kind, line.process.0, &line.f)
+            .map_err(fail)?;
+        sink.streamed.ops += 1;
+        let Some(process) = line.process.0 else { continue };
+        sink.note_function(&line.f);
+        let mut parsed = Parsed::default();
+        if let Some(raw) = line.value {
+            let seed = ValueSeed {
+                model: sink.builder.model_mut(),
+                invoke: line.kind == OpType::Invoke,
+                ok: line.kind == OpType::Ok,
+                out: &mut parsed,
+            };
+            let mut de = serde_json::Deserializer::from_str(raw.get());
+            seed.deserialize(&mut de)
+                .map_err(|e| fail(format!("unreadable value: {e}")))?;
+        }
+        if line.kind == OpType::Invoke {
+            sink.builder.invoke(process, line.index, &line.f, parsed.sends);
+        } else {
+            let done = Completion {
+                process,
+                index: line.index,
+                time: line.time,
+                kind: line.kind,
+            };
+            sink.builder.complete(done, &parsed.offsets, parsed.reads);
+        }
+    }
+}
+
+/// What an op's value holds for the log model.
+#[derive(Default)]
+struct Parsed {
+    sends: SmallVec<[(u32, KeyId, ValueId); 1]>,
+    offsets: SmallVec<[(u32, u64); 4]>,
+    reads: SmallVec<[(KeyId, Records); 1]>,
+}
+
+/// An op's whole value: `[[name, ...], ...]`, anything else ignored.
+struct ValueSeed<'m> {
+    model: &'m mut LogModel,
+    invoke: bool,
+    ok: bool,
+    out: &'m mut Parsed,
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// Accepts any scalar and ignores it; a visitor's fallback.
+macro_rules! ignore_scalars {
+    ($out:ty, $none:expr) => {
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<$out, E> {
+            Ok($none)
+        }
+        ignore_scalars_but_str!($out, $none);
+    };
+}
+
+/// [`ignore_scalars`] but for strings, which the visitor reads.
+macro_rules! ignore_scalars_but_str {
+    ($out:ty, $none:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<$out, E> {
+            Ok($none)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<$out, E> {
+            Ok($none)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<$out, E> {
+            Ok($none)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<$out, E> {
+            Ok($none)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<$out, E> {
+            Ok($none)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<$out, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok($none)
+        }
+    };
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an operation's value")
+    }
+    ignore_scalars!((), ());
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut at = 0u32;
+        loop {
+            let micro = MicroSeed {
+                model: &mut *self.model,
+                invoke: self.invoke,
+                ok: self.ok,
+                out: &mut *self.out,
+                at,
+            };
+            if seq.next_element_seed(micro)?.is_none() {
+                return Ok(());
+            }
+            at += 1;
+        }
+    }
+}
+
+/// One micro-op: `["send", key, value]` (completed: `["send", key, [offset, value]]`),
+/// `["poll", {key: [[offset, value], ...]}]`, or anything else, ignored.
+struct MicroSeed<'m> {
+    model: &'m mut LogModel,
+    invoke: bool,
+    ok: bool,
+    out: &'m mut Parsed,
+    at: u32,
+}
+
+impl<'de> DeserializeSeed<'de> for MicroSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MicroSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a micro-op")
+    }
+    ignore_scalars!((), ());
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let name: Option<Name> = seq.next_element()?;
+        match name.as_ref().and_then(|n| n.0.as_deref()) {
+            Some("send") => {
+                let key: Option<Value> = seq.next_element()?;
+                if self.invoke {
+                    let value: Option<Value> = seq.next_element()?;
+                    if let (Some(key), Some(value)) = (key, value) {
+                        let key = self.model.key(&key);
+                        let value = self.model.value(&value);
+                        self.out.sends.push((self.at, key, value));
+                    }
+                } else {
+                    let written: Option<Value> = seq.next_element()?;
+                    let offset = written
+                        .as_ref()
+                        .and_then(Value::as_array)
+                        .and_then(|pair| pair.first())
+                        .and_then(Value::as_u64);
+                    if let Some(offset) = offset {
+                        self.out.offsets.push((self.at, offset));
+                    }
+                }
+            }
+            Some("poll") if self.ok => {
+                seq.next_element_seed(PollSeed {
+                    model: self.model,
+                    out: self.out,
+                })?;
+            }
+            _ => {}
+        }
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+}
+
+/// A micro-op's name, if its first element is a string.
+struct Name(Option<String>);
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Name;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a micro-op name")
+            }
+            ignore_scalars_but_str!(Name, Name(None));
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Name, E> {
+                // Only the names the model reads are kept; the rest need no allocation.
+                Ok(Name(["send", "poll"].contains(&s).then(|| s.to_string())))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Name, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Name(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A poll's records by key.
+struct PollSeed<'m> {
+    model: &'m mut LogModel,
+    out: &'m mut Parsed,
+}
+
+impl<'de> DeserializeSeed<'de> for PollSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PollSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a map of key to records")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            let key = self.model.key_named(&key);
+            let mut records = Records::new();
+            map.next_value_seed(RecordsSeed {
+                model: &mut *self.model,
+                records: &mut records,
+            })?;
+            self.out.reads.push((key, records));
+        }
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+/// One key's records, `[[offset, value], ...]`; a record without an integer offset is
+/// skipped.
+struct RecordsSeed<'m> {
+    model: &'m mut LogModel,
+    records: &'m mut Records,
+}
+
+impl<'de> DeserializeSeed<'de> for RecordsSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordsSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of [offset, value] records")
+    }
+    ignore_scalars!((), ());
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(record) = seq.next_element::<Record>()? {
+            if let Some((offset, value)) = record.0 {
+                self.records.push((offset, self.model.value(&value)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `[offset, value]`, or `None` for anything else.
+struct Record(Option<(u64, Value)>);
+
+impl<'de> Deserialize<'de> for Record {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Record;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an [offset, value] record")
+            }
+            ignore_scalars!(Record, Record(None));
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Record, A::Error> {
+                let offset: Option<Value> = seq.next_element()?;
+                let value: Option<Value> = seq.next_element()?;
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Record(match (offset.as_ref().and_then(Value::as_u64), value) {
+                    (Some(o), Some(v)) => Some((o, v)),
+                    _ => None,
+                }))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// EDN, a chunk of whole lines at a time: lines are gathered until every bracket opened
+/// in them is closed (outside strings, characters and comments), then read as forms.
+/// Jepsen writes one operation per line, so a chunk is usually one line; a history written
+/// as one vector of operations is one chunk.
+fn read_edn(mut reader: impl BufRead, sink: &mut Sink) -> Result<(), HistoryError> {
+    let mut chunk = String::new();
+    let mut chunk_line = 1usize;
+    let mut line_no = 0usize;
+    let mut depth = Depth::default();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let read = reader.read_line(&mut line).map_err(|e| HistoryError {
+            line: line_no + 1,
+            message: format!("cannot read as UTF-8 text: {e}"),
+        })?;
+        if read > 0 {
+            line_no += 1;
+            if chunk.is_empty() {
+                chunk_line = line_no;
+            }
+            chunk.push_str(&line);
+            depth.scan(&line);
+            if !depth.closed() {
+                continue;
+            }
+        }
+        if !chunk.trim().is_empty() {
+            let (ops, lines) = crate::edn::read_ops(&chunk, sink.streamed.ops).map_err(|mut e| {
+                e.line += chunk_line - 1;
+                e
+            })?;
+            for (op, at) in ops.into_iter().zip(lines) {
+                add_edn_op(sink, op).map_err(|message| HistoryError {
+                    line: at + chunk_line - 1,
+                    message,
+                })?;
+            }
+        }
+        chunk.clear();
+        if read == 0 {
+            return Ok(());
+        }
+    }
+}
+
+fn add_edn_op(sink: &mut Sink, op: Op) -> Result<(), String> {
+    let process = match op.process {
+        Process::Client(n) => Some(n),
+        Process::Named(_) => None,
+    };
+    sink.rules.admit(op.index, op.kind, process, &op.f)?;
+    sink.streamed.ops += 1;
+    if let Some(process) = process {
+        sink.note_function(&op.f);
+        sink.builder.add_op(process, &op);
+    }
+    Ok(())
+}
+
+/// Bracket depth across lines, outside strings, character literals and comments.
+#[derive(Default)]
+struct Depth {
+    open: i64,
+    in_string: bool,
+}
+
+impl Depth {
+    fn scan(&mut self, line: &str) {
+        let mut bytes = line.bytes();
+        while let Some(b) = bytes.next() {
+            if self.in_string {
+                match b {
+                    b'\\' => {
+                        bytes.next();
+                    }
+                    b'"' => self.in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'\\' => {
+                    bytes.next();
+                }
+                b';' => break,
+                b'{' | b'[' | b'(' => self.open += 1,
+                b'}' | b']' | b')' => self.open -= 1,
+                _ => {}
+            }
+        }
+    }
+
+    /// True when no bracket or string is open (a stray closer counts as closed, so the
+    /// reader reports it).
+    fn closed(&self) -> bool {
+        self.open <= 0 && !self.in_string
+    }
+}

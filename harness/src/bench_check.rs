@@ -1,0 +1,82 @@
+//! `tumult bench check`: the checker timed on the user's path. A synthetic history file is
+//! written, then `tumult check FILE --stats` runs on it as a new process, so what is timed
+//! is what a user waits for: reading the file, every analysis, and the printed verdict.
+
+use std::io;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::synth::{write_history, Shape, Spelling};
+
+/// One timed check.
+#[derive(Debug, Clone)]
+pub struct CheckFigures {
+    /// Operations in the file.
+    pub ops: u64,
+    /// Size of the file.
+    pub file_bytes: u64,
+    /// Wall time of the whole `tumult check` process.
+    pub wall: Duration,
+    /// The process' exit code (0 valid, 1 invalid, 2 unknown, 3 error).
+    pub exit_code: i32,
+    /// The checking process' peak resident set, as it reported it.
+    pub peak_rss_bytes: Option<u64>,
+    /// What the checker printed on its first line after the path (the verdict).
+    pub verdict: String,
+}
+
+impl CheckFigures {
+    /// Operations checked per wall second.
+    pub fn ops_per_s(&self) -> f64 {
+        self.ops as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+}
+
+/// This process' peak resident set size, from `/proc/self/status` (`None` where there is
+/// no such file).
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Writes a history of `shape` with about `ops` operations to `path`; returns the count.
+pub fn write_file(shape: Shape, ops: u64, spelling: Spelling, path: &Path) -> io::Result<u64> {
+    let file = std::fs::File::create(path)?;
+    write_history(shape, ops, 1, spelling, file)
+}
+
+#[allow(clippy::disallowed_methods)] // wall-clock time of a child process, outside any simulation
+fn wall_now() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+/// Runs `tumult check PATH --stats` with the `tumult` binary at `exe` and times it.
+pub fn time_check(exe: &Path, path: &Path, ops: u64) -> io::Result<CheckFigures> {
+    let file_bytes = std::fs::metadata(path)?.len();
+    let started = wall_now();
+    let output = Command::new(exe)
+        .arg("check")
+        .arg(path)
+        .args(["--workload", "log", "--stats"])
+        .output()?;
+    let wall = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let peak_rss_bytes = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("stats: peak RSS "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let verdict = stdout.lines().nth(1).unwrap_or("").trim().to_string();
+    Ok(CheckFigures {
+        ops,
+        file_bytes,
+        wall,
+        exit_code: output.status.code().unwrap_or(-1),
+        peak_rss_bytes,
+        verdict,
+    })
+}
