@@ -203,18 +203,32 @@ pub fn check_file(
     if workload.is_none() && !streamed.has_log_ops {
         return Err(CheckFileError::UnknownWorkload);
     }
-    let log = log::model_analysis(&model, LOG_ALLOWED);
+    Ok(Checked {
+        report: log_report(&model),
+        ops: streamed.ops,
+    })
+}
+
+/// Reads a log history from `reader` straight into the model, as [`check_file`] does, and
+/// runs the log analyses on it.
+pub fn check_log_reader(reader: impl std::io::BufRead, format: Format) -> Result<Checked, HistoryError> {
+    let (model, streamed) = stream::read_log(reader, format)?;
+    Ok(Checked {
+        report: log_report(&model),
+        ops: streamed.ops,
+    })
+}
+
+fn log_report(model: &model::LogModel) -> Report {
+    let log = log::model_analysis(model, LOG_ALLOWED);
     let valid = log.valid;
     let mut analyses = BTreeMap::new();
     analyses.insert("log".to_string(), Analysis::Log(log));
-    Ok(Checked {
-        report: Report {
-            valid,
-            workload: Workload::Log,
-            analyses,
-        },
-        ops: streamed.ops,
-    })
+    Report {
+        valid,
+        workload: Workload::Log,
+        analyses,
+    }
 }
 
 /// Runs every analysis that applies to `workload`; the anomalies named in `allowed` are

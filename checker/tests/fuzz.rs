@@ -112,6 +112,13 @@ fn mangled_histories_are_errors_or_reports_never_panics() {
                 }
                 Err(err) => assert!(err.line >= 1, "{err}"),
             }
+            // The streamed path `tumult check` takes has its own line parser.
+            match checker::check_log_reader(bytes.as_slice(), format) {
+                Ok(checked) => {
+                    serde_json::to_string(&checked.report).expect("reports serialise");
+                }
+                Err(err) => assert!(err.line >= 1, "{err}"),
+            }
         }
     }
     // The fuzzer must reach the analyses too, not only the parsers' error paths.
