@@ -1,7 +1,8 @@
 //! Elle's inference on a log history: a dependency graph over operations, its strongly
-//! connected components, and the shortest cycle inside each, classified and explained.
+//! connected components, and a shortest cycle inside each, classified and explained.
 //!
-//! Edges (each pair of operations keeps one edge carrying every kind that links them):
+//! Edges (parallel edges of different kinds may link one pair; a poll's run of records
+//! from one writer gives one `wr` edge):
 //! - `ww`: T1 wrote a value and T2 the next value of the same key, in version order;
 //! - `wr`: T2 read a value T1 wrote;
 //! - `rw`: T1 read a key up to some value, and T2 wrote the next one: T1 did not see it;
@@ -13,7 +14,9 @@
 //! A cycle made of `ww` only is G0; with `wr` too, G1c; with one `rw`, G-single; with more,
 //! G2. A cycle that needs `process` or `realtime` edges takes that suffix (`G0-realtime`).
 //! Each component is searched with the narrowest edge kinds first, so the strongest
-//! anomaly it holds is the one reported.
+//! anomaly it holds is the one reported: the rw-free kinds first (linear: a component of
+//! the graph cut down to them holds a cycle of exactly that strength), then G-single
+//! (bounded), then one witness of whatever is left. No search here recurses.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -245,7 +248,7 @@ fn why(model: &LogModel, from: usize, to: usize, kind: u8) -> Option<Why> {
 
 /// Finds, classifies and explains cycles: in every strongly connected component of the
 /// whole graph, the narrowest kind of cycle it holds. Each step is linear in the graph but
-/// the G-single search, which is bounded by its bound.
+/// the G-single search, which is bounded (see [`SEARCH_STEPS_PER_EDGE`]).
 pub fn find_cycles(model: &LogModel) -> Cycles {
     let graph = build(model);
     let ops = model.ops.len();
@@ -263,13 +266,10 @@ pub fn find_cycles(model: &LogModel) -> Cycles {
     // Each rw-free mask holds the edges of the ones before it, so their cyclic parts lie
     // inside the widest one's: a clean history needs that one pass only.
     let widest = RW_FREE_LAYERS[RW_FREE_LAYERS.len() - 1];
-    let mut rw_free_cyclic = vec![false; 0];
     let cyclic = graph.components(widest, |n| component[n] != u32::MAX);
-    if !cyclic.is_empty() {
-        rw_free_cyclic.resize(graph.node_count(), false);
-        for n in cyclic.iter().flatten() {
-            rw_free_cyclic[*n as usize] = true;
-        }
+    let mut rw_free_cyclic = vec![false; graph.node_count()];
+    for n in cyclic.iter().flatten() {
+        rw_free_cyclic[*n as usize] = true;
     }
     for mask in RW_FREE_LAYERS.into_iter().filter(|_| !cyclic.is_empty()) {
         let open = |n: usize| rw_free_cyclic[n] && !done[component[n] as usize];
@@ -312,8 +312,8 @@ pub fn find_cycles(model: &LogModel) -> Cycles {
 /// G-single: an rw edge a -> b, and b reaching a through ww and wr edges, in each of
 /// `subs` (the strongly connected components under ww, wr and rw, in which ww and wr alone
 /// are acyclic, else a narrower search would have reported them). Hands each cycle found
-/// (from a) to `found`, one per component; returns where the search stopped at
-/// its bound, if it did. A path from b to a can only pass through nodes that a
+/// (from a) to `found`, one per component; returns where the search stopped at its
+/// bound, if it did. A path from b to a can only pass through nodes that a
 /// topological order of ww and wr puts between them, which keeps each search local.
 fn g_single(
     graph: &Graph,
@@ -364,7 +364,6 @@ fn g_single(
                     continue;
                 }
                 let left = steps_max.saturating_sub(search.steps - steps_before);
-
                 let limit = rank[a];
                 match search.path(graph, b, a, WW | WR, |n| member[n] && rank[n] <= limit, left) {
                     Ok(Some(mut path)) => {

@@ -89,16 +89,20 @@ impl Graph {
             if index[root] != UNVISITED || !include(root) {
                 continue;
             }
-            index[root] = next_index;
-            low[root] = next_index;
-            next_index += 1;
-            stack.push(root as u32);
-            on_stack[root] = true;
-            frames.push((root as u32, self.first[root]));
-            while let Some(frame) = frames.last_mut() {
+            // The node to number and descend into next: the root, then each new node found.
+            let mut entering = Some(root);
+            loop {
+                if let Some(w) = entering.take() {
+                    index[w] = next_index;
+                    low[w] = next_index;
+                    next_index += 1;
+                    stack.push(w as u32);
+                    on_stack[w] = true;
+                    frames.push((w as u32, self.first[w]));
+                }
+                let Some(frame) = frames.last_mut() else { break };
                 let v = frame.0 as usize;
                 let end = self.first[v + 1];
-                let mut descended = false;
                 while frame.1 < end {
                     let e = frame.1 as usize;
                     frame.1 += 1;
@@ -110,19 +114,13 @@ impl Graph {
                         continue;
                     }
                     if index[w] == UNVISITED {
-                        index[w] = next_index;
-                        low[w] = next_index;
-                        next_index += 1;
-                        stack.push(w as u32);
-                        on_stack[w] = true;
-                        frames.push((w as u32, self.first[w]));
-                        descended = true;
+                        entering = Some(w);
                         break;
                     } else if on_stack[w] {
                         low[v] = low[v].min(index[w]);
                     }
                 }
-                if descended {
+                if entering.is_some() {
                     continue;
                 }
                 // Every edge of v is done: close its component if it is a root, then hand

@@ -107,9 +107,7 @@ impl Format {
             _ => Format::Jsonl,
         }
     }
-}
 
-impl Format {
     /// The format itself, or for `Auto` the one the reader's first bytes show.
     pub fn resolve(self, reader: &mut impl BufRead) -> Result<Format, HistoryError> {
         match self {
@@ -138,6 +136,78 @@ impl std::str::FromStr for Format {
     }
 }
 
+/// Jepsen's op model, checked one operation at a time: indices run 0, 1, 2, ...; a client
+/// process invokes only when it has nothing open, completes only what it invoked (the same
+/// function), and never acts again after an `info`. Named processes (the nemesis) log
+/// free-standing ops. Both the whole-history reader and the streamed one use it.
+#[derive(Debug, Default)]
+pub(crate) struct OpRules {
+    next_index: u64,
+    /// Open invocations: process -> (history index, function's number in `functions`).
+    open: BTreeMap<u64, (u64, usize)>,
+    /// Every function name seen, numbered: a history has a handful.
+    functions: Vec<String>,
+    /// Processes whose last operation ended `info`, with its index.
+    retired: BTreeMap<u64, u64>,
+}
+
+impl OpRules {
+    /// Checks one operation of `process` (`None`: a named one); for a completion, returns
+    /// the index of the invocation it completes. The error says what rule it breaks.
+    pub(crate) fn admit(
+        &mut self,
+        index: u64,
+        kind: OpType,
+        process: Option<u64>,
+        f: &str,
+    ) -> Result<Option<u64>, String> {
+        if index != self.next_index {
+            return Err(format!(
+                "index {index} out of sequence (expected {})",
+                self.next_index
+            ));
+        }
+        self.next_index += 1;
+        let Some(process) = process else { return Ok(None) };
+        if let Some(was) = self.retired.get(&process) {
+            return Err(format!(
+                "process {process} acts again after its operation at index {was} ended info"
+            ));
+        }
+        if kind == OpType::Invoke {
+            if let Some((open, _)) = self.open.get(&process) {
+                return Err(format!(
+                    "process {process} invokes while its operation at index {open} is still open"
+                ));
+            }
+            let number = match self.functions.iter().position(|known| known == f) {
+                Some(number) => number,
+                None => {
+                    self.functions.push(f.to_string());
+                    self.functions.len() - 1
+                }
+            };
+            self.open.insert(process, (index, number));
+            return Ok(None);
+        }
+        let Some((invoke, invoked)) = self.open.remove(&process) else {
+            return Err(format!(
+                "process {process} completes an operation it never invoked"
+            ));
+        };
+        let invoked = &self.functions[invoked];
+        if invoked != f {
+            return Err(format!(
+                "completion f '{f}' does not match its invocation's f '{invoked}'"
+            ));
+        }
+        if kind == OpType::Info {
+            self.retired.insert(process, index);
+        }
+        Ok(Some(invoke))
+    }
+}
+
 /// A parsed, validated history with each invocation paired to its completion.
 #[derive(Debug, Clone, Default)]
 pub struct History {
@@ -151,53 +221,22 @@ impl History {
     /// `lines[i]` is the source line of `ops[i]`, used in error messages.
     pub fn from_ops(ops: Vec<Op>, lines: &[usize]) -> Result<Self, HistoryError> {
         let mut partner = vec![None; ops.len()];
-        let mut pending: BTreeMap<&Process, usize> = BTreeMap::new();
-        let mut retired: BTreeMap<&Process, usize> = BTreeMap::new();
+        let mut rules = OpRules::default();
         for (at, op) in ops.iter().enumerate() {
-            let line = lines.get(at).copied().unwrap_or(at + 1);
-            let fail = |message: String| Err(HistoryError { line, message });
-            if op.index != at as u64 {
-                return fail(format!("index {} out of sequence (expected {at})", op.index));
-            }
-            if let Process::Named(_) = op.process {
-                // Named processes (the nemesis) log free-standing info ops.
-                continue;
-            }
-            if let Some(&was) = retired.get(&op.process) {
-                return fail(format!(
-                    "process {} acts again after its operation at index {was} ended info",
-                    op.process
-                ));
-            }
-            match op.kind {
-                OpType::Invoke => {
-                    if let Some(&open) = pending.get(&op.process) {
-                        return fail(format!(
-                            "process {} invokes while its operation at index {open} is still open",
-                            op.process
-                        ));
-                    }
-                    pending.insert(&op.process, at);
-                }
-                kind => {
-                    let Some(invoke) = pending.remove(&op.process) else {
-                        return fail(format!(
-                            "process {} completes an operation it never invoked",
-                            op.process
-                        ));
-                    };
-                    if ops[invoke].f != op.f {
-                        return fail(format!(
-                            "completion f '{}' does not match its invocation's f '{}'",
-                            op.f, ops[invoke].f
-                        ));
-                    }
-                    partner[invoke] = Some(at);
-                    partner[at] = Some(invoke);
-                    if kind == OpType::Info {
-                        retired.insert(&op.process, at);
-                    }
-                }
+            let process = match op.process {
+                Process::Client(n) => Some(n),
+                Process::Named(_) => None,
+            };
+            let invoke = rules
+                .admit(op.index, op.kind, process, &op.f)
+                .map_err(|message| HistoryError {
+                    line: lines.get(at).copied().unwrap_or(at + 1),
+                    message,
+                })?;
+            // Indices run 0, 1, 2, ...: an index is the op's position.
+            if let Some(invoke) = invoke {
+                partner[invoke as usize] = Some(at);
+                partner[at] = Some(invoke as usize);
             }
         }
         Ok(Self { ops, partner })

@@ -38,6 +38,11 @@ pub use order::{Anomalies, Cases, Unseen};
 pub use queue::{total_queue, QueueValue, TotalQueueReport, WITNESSES_MAX};
 pub use verdict::Validity;
 
+/// The functions that mark a queue history; any of them makes it one.
+pub(crate) const QUEUE_FUNCTIONS: &[&str] = &["enqueue", "dequeue", "drain"];
+/// The functions that mark a log history.
+pub(crate) const LOG_FUNCTIONS: &[&str] = &["send", "poll", "final-poll", "txn", "assign", "subscribe"];
+
 /// Which family of analyses a history gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -52,9 +57,9 @@ impl Workload {
     /// Guesses the workload from the operations present; `None` if nothing matches.
     pub fn detect(history: &History) -> Option<Workload> {
         let has = |names: &[&str]| history.ops().iter().any(|op| names.contains(&op.f.as_str()));
-        if has(&["enqueue", "dequeue", "drain"]) {
+        if has(QUEUE_FUNCTIONS) {
             Some(Workload::Queue)
-        } else if has(&["send", "poll", "final-poll", "txn", "assign", "subscribe"]) {
+        } else if has(LOG_FUNCTIONS) {
             Some(Workload::Log)
         } else {
             None
@@ -114,6 +119,22 @@ pub struct Report {
 }
 
 impl Report {
+    /// The report of `analyses`, their verdicts merged.
+    fn merging<const N: usize>(workload: Workload, analyses: [(&str, Analysis); N]) -> Self {
+        let analyses: BTreeMap<String, Analysis> = analyses
+            .into_iter()
+            .map(|(name, analysis)| (name.to_string(), analysis))
+            .collect();
+        let valid = analyses
+            .values()
+            .fold(Validity::True, |acc, a| acc.merge(a.valid()));
+        Report {
+            valid,
+            workload,
+            analyses,
+        }
+    }
+
     /// The total-queue analysis, if it ran.
     pub fn total_queue(&self) -> Option<&TotalQueueReport> {
         self.analyses.values().find_map(|a| match a {
@@ -221,40 +242,15 @@ pub fn check_log_reader(reader: impl std::io::BufRead, format: Format) -> Result
 
 fn log_report(model: &model::LogModel) -> Report {
     let log = log::model_analysis(model, LOG_ALLOWED);
-    let valid = log.valid;
-    let mut analyses = BTreeMap::new();
-    analyses.insert("log".to_string(), Analysis::Log(log));
-    Report {
-        valid,
-        workload: Workload::Log,
-        analyses,
-    }
+    Report::merging(Workload::Log, [("log", Analysis::Log(log))])
 }
 
 /// Runs every analysis that applies to `workload`; the anomalies named in `allowed` are
 /// reported but do not make the history invalid.
 pub fn check_allowing(history: &History, workload: Workload, allowed: &[&str]) -> Report {
-    let mut analyses = BTreeMap::new();
-    match workload {
-        Workload::Queue => {
-            analyses.insert(
-                "total-queue".to_string(),
-                Analysis::TotalQueue(total_queue(history)),
-            );
-        }
-        Workload::Log => {
-            analyses.insert(
-                "log".to_string(),
-                Analysis::Log(log_analysis_allowing(history, allowed)),
-            );
-        }
-    }
-    let valid = analyses
-        .values()
-        .fold(Validity::True, |acc, a| acc.merge(a.valid()));
-    Report {
-        valid,
-        workload,
-        analyses,
-    }
+    let analysis = match workload {
+        Workload::Queue => ("total-queue", Analysis::TotalQueue(total_queue(history))),
+        Workload::Log => ("log", Analysis::Log(log_analysis_allowing(history, allowed))),
+    };
+    Report::merging(workload, [analysis])
 }

@@ -231,41 +231,7 @@ impl LogBuilder {
         let Some(pending) = self.pending.remove(&done.process) else {
             return;
         };
-        let mop = self.compile(pending, done, offsets, reads);
-        self.model.ops.push(mop);
-    }
-
-    fn compile(
-        &self,
-        pending: Pending,
-        done: Completion,
-        offsets: &[(u32, u64)],
-        reads: SmallVec<[(KeyId, Records); 1]>,
-    ) -> MOp {
-        let ok = done.kind == OpType::Ok;
-        let sends = pending
-            .sends
-            .iter()
-            .map(|&(at, key, value)| Send {
-                key,
-                value,
-                offset: if ok {
-                    offsets.iter().find(|(i, _)| *i == at).map(|(_, o)| *o)
-                } else {
-                    None
-                },
-            })
-            .collect();
-        MOp {
-            invoke: pending.index,
-            complete: done.index,
-            complete_time: done.time,
-            process: done.process,
-            kind: done.kind,
-            f: pending.f,
-            sends,
-            reads: if ok { reads } else { SmallVec::new() },
-        }
+        self.model.ops.push(compile(pending, done, offsets, reads));
     }
 
     /// The model: an operation the history ends before completing is indeterminate, as
@@ -280,11 +246,44 @@ impl LogBuilder {
                 time: u64::MAX,
                 kind: OpType::Info,
             };
-            let mop = self.compile(pending, done, &[], SmallVec::new());
-            self.model.ops.push(mop);
+            self.model.ops.push(compile(pending, done, &[], SmallVec::new()));
         }
         self.model.order_versions();
         self.model
+    }
+}
+
+/// One compiled op from its invocation and completion; offsets and reads count only when
+/// it completed `ok`.
+fn compile(
+    pending: Pending,
+    done: Completion,
+    offsets: &[(u32, u64)],
+    reads: SmallVec<[(KeyId, Records); 1]>,
+) -> MOp {
+    let ok = done.kind == OpType::Ok;
+    let sends = pending
+        .sends
+        .iter()
+        .map(|&(at, key, value)| Send {
+            key,
+            value,
+            offset: if ok {
+                offsets.iter().find(|(i, _)| *i == at).map(|(_, o)| *o)
+            } else {
+                None
+            },
+        })
+        .collect();
+    MOp {
+        invoke: pending.index,
+        complete: done.index,
+        complete_time: done.time,
+        process: done.process,
+        kind: done.kind,
+        f: pending.f,
+        sends,
+        reads: if ok { reads } else { SmallVec::new() },
     }
 }
 

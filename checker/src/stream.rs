@@ -7,7 +7,6 @@
 //! lines go by, and every error names its line.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::io::BufRead;
 
@@ -17,8 +16,9 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use smallvec::SmallVec;
 
-use crate::history::{Format, HistoryError, Op, OpType, Process};
+use crate::history::{Format, HistoryError, Op, OpRules, OpType, Process};
 use crate::model::{Completion, KeyId, LogBuilder, LogModel, Records, ValueId};
+use crate::{LOG_FUNCTIONS, QUEUE_FUNCTIONS};
 
 /// What a streamed history held, besides the model.
 #[derive(Debug, Default)]
@@ -31,78 +31,13 @@ pub struct Streamed {
     pub has_log_ops: bool,
 }
 
-/// The op model's rules, checked one operation at a time.
-#[derive(Default)]
-struct Rules {
-    next_index: u64,
-    /// Open invocations: process -> (history index, function's number in `functions`).
-    open: BTreeMap<u64, (u64, usize)>,
-    /// Every function name seen, numbered: a history has a handful.
-    functions: Vec<String>,
-    /// Processes whose last operation ended `info`, with its index.
-    retired: BTreeMap<u64, u64>,
-}
-
-impl Rules {
-    /// Checks one operation; a named process (the nemesis) logs free-standing ops.
-    fn admit(&mut self, index: u64, kind: OpType, process: Option<u64>, f: &str) -> Result<(), String> {
-        if index != self.next_index {
-            return Err(format!(
-                "index {index} out of sequence (expected {})",
-                self.next_index
-            ));
-        }
-        self.next_index += 1;
-        let Some(process) = process else { return Ok(()) };
-        if let Some(was) = self.retired.get(&process) {
-            return Err(format!(
-                "process {process} acts again after its operation at index {was} ended info"
-            ));
-        }
-        if kind == OpType::Invoke {
-            if let Some((open, _)) = self.open.get(&process) {
-                return Err(format!(
-                    "process {process} invokes while its operation at index {open} is still open"
-                ));
-            }
-            let number = match self.functions.iter().position(|known| known == f) {
-                Some(number) => number,
-                None => {
-                    self.functions.push(f.to_string());
-                    self.functions.len() - 1
-                }
-            };
-            self.open.insert(process, (index, number));
-            return Ok(());
-        }
-        let Some((_, invoked)) = self.open.remove(&process) else {
-            return Err(format!(
-                "process {process} completes an operation it never invoked"
-            ));
-        };
-        let invoked = &self.functions[invoked];
-        if invoked != f {
-            return Err(format!(
-                "completion f '{f}' does not match its invocation's f '{invoked}'"
-            ));
-        }
-        if kind == OpType::Info {
-            self.retired.insert(process, index);
-        }
-        Ok(())
-    }
-}
-
-const QUEUE_FUNCTIONS: &[&str] = &["enqueue", "dequeue", "drain"];
-const LOG_FUNCTIONS: &[&str] = &["send", "poll", "final-poll", "txn", "assign", "subscribe"];
-
 /// Reads a whole history into a log model.
 pub fn read_log(reader: impl BufRead, format: Format) -> Result<(LogModel, Streamed), HistoryError> {
     let mut reader = reader;
     let format = format.resolve(&mut reader)?;
     let mut sink = Sink {
-        rules: Rules::default(),
-        builder: LogBuilder::with_capacity(0),
+        rules: OpRules::default(),
+        builder: LogBuilder::default(),
         streamed: Streamed::default(),
     };
     match format {
@@ -113,7 +48,7 @@ pub fn read_log(reader: impl BufRead, format: Format) -> Result<(LogModel, Strea
 }
 
 struct Sink {
-    rules: Rules,
+    rules: OpRules,
     builder: LogBuilder,
     streamed: Streamed,
 }
@@ -232,26 +167,12 @@ struct ValueSeed<'m> {
     out: &'m mut Parsed,
 }
 
-impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-/// Accepts any scalar and ignores it; a visitor's fallback.
-macro_rules! ignore_scalars {
-    ($out:ty, $none:expr) => {
-        fn visit_str<E: de::Error>(self, _: &str) -> Result<$out, E> {
-            Ok($none)
-        }
-        ignore_scalars_but_str!($out, $none);
-    };
-}
-
-/// [`ignore_scalars`] but for strings, which the visitor reads.
-macro_rules! ignore_scalars_but_str {
-    ($out:ty, $none:expr) => {
+/// Visitor methods that accept what a shape does not expect and ignore it: a value of an
+/// unexpected shape is not an error, only nothing to read. `numbers` covers booleans,
+/// numbers and null; `str`, `map` and `seq` the rest, each left out where the visitor
+/// reads that shape itself.
+macro_rules! ignore {
+    ($out:ty, $none:expr; numbers) => {
         fn visit_bool<E: de::Error>(self, _: bool) -> Result<$out, E> {
             Ok($none)
         }
@@ -267,19 +188,49 @@ macro_rules! ignore_scalars_but_str {
         fn visit_unit<E: de::Error>(self) -> Result<$out, E> {
             Ok($none)
         }
+    };
+    ($out:ty, $none:expr; str) => {
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<$out, E> {
+            Ok($none)
+        }
+    };
+    ($out:ty, $none:expr; map) => {
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<$out, A::Error> {
             while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
             Ok($none)
         }
     };
+    ($out:ty, $none:expr; seq) => {
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<$out, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok($none)
+        }
+    };
+    ($out:ty, $none:expr; $($shape:ident),+) => {
+        $(ignore!($out, $none; $shape);)+
+    };
 }
+
+/// A seed that hands whatever comes to its own visitor.
+macro_rules! seed_visits_any {
+    ($($seed:ident),+) => {
+        $(impl<'de> DeserializeSeed<'de> for $seed<'_> {
+            type Value = ();
+            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+                d.deserialize_any(self)
+            }
+        })+
+    };
+}
+
+seed_visits_any!(ValueSeed, MicroSeed, PollSeed, RecordsSeed);
 
 impl<'de> Visitor<'de> for ValueSeed<'_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an operation's value")
     }
-    ignore_scalars!((), ());
+    ignore!((), (); numbers, str, map);
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut at = 0u32;
         loop {
@@ -308,19 +259,12 @@ struct MicroSeed<'m> {
     at: u32,
 }
 
-impl<'de> DeserializeSeed<'de> for MicroSeed<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
 impl<'de> Visitor<'de> for MicroSeed<'_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a micro-op")
     }
-    ignore_scalars!((), ());
+    ignore!((), (); numbers, str, map);
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let name: Option<Name> = seq.next_element()?;
         match name.as_ref().and_then(|n| n.0.as_deref()) {
@@ -369,14 +313,10 @@ impl<'de> Deserialize<'de> for Name {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a micro-op name")
             }
-            ignore_scalars_but_str!(Name, Name(None));
+            ignore!(Name, Name(None); numbers, map, seq);
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Name, E> {
                 // Only the names the model reads are kept; the rest need no allocation.
                 Ok(Name(["send", "poll"].contains(&s).then(|| s.to_string())))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Name, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Name(None))
             }
         }
         d.deserialize_any(V)
@@ -387,13 +327,6 @@ impl<'de> Deserialize<'de> for Name {
 struct PollSeed<'m> {
     model: &'m mut LogModel,
     out: &'m mut Parsed,
-}
-
-impl<'de> DeserializeSeed<'de> for PollSeed<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
 }
 
 impl<'de> Visitor<'de> for PollSeed<'_> {
@@ -413,28 +346,7 @@ impl<'de> Visitor<'de> for PollSeed<'_> {
         }
         Ok(())
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(())
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
+    ignore!((), (); numbers, str, seq);
 }
 
 /// One key's records, `[[offset, value], ...]`; a record without an integer offset is
@@ -444,19 +356,12 @@ struct RecordsSeed<'m> {
     records: &'m mut Records,
 }
 
-impl<'de> DeserializeSeed<'de> for RecordsSeed<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
 impl<'de> Visitor<'de> for RecordsSeed<'_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a list of [offset, value] records")
     }
-    ignore_scalars!((), ());
+    ignore!((), (); numbers, str, map);
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while let Some(record) = seq.next_element::<Record>()? {
             if let Some((offset, value)) = record.0 {
@@ -478,7 +383,7 @@ impl<'de> Deserialize<'de> for Record {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an [offset, value] record")
             }
-            ignore_scalars!(Record, Record(None));
+            ignore!(Record, Record(None); numbers, str, map);
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Record, A::Error> {
                 let offset: Option<Value> = seq.next_element()?;
                 let value: Option<Value> = seq.next_element()?;

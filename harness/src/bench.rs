@@ -50,8 +50,9 @@ pub fn standard_spec(seed: u64) -> TestSpec {
     }
 }
 
-#[allow(clippy::disallowed_methods)] // wall-clock time measured around the simulation
-fn wall_now() -> std::time::Instant {
+/// The wall clock, for timing what the user waits for; never read inside a simulation.
+#[allow(clippy::disallowed_methods)] // wall-clock time measured around the simulation or a check
+pub fn wall_now() -> std::time::Instant {
     std::time::Instant::now()
 }
 

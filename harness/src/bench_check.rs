@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::bench::wall_now;
 use crate::synth::{write_history, Shape, Spelling};
 
 /// One timed check.
@@ -46,11 +47,6 @@ pub fn peak_rss_bytes() -> Option<u64> {
 pub fn write_file(shape: Shape, ops: u64, spelling: Spelling, path: &Path) -> io::Result<u64> {
     let file = std::fs::File::create(path)?;
     write_history(shape, ops, 1, spelling, file)
-}
-
-#[allow(clippy::disallowed_methods)] // wall-clock time of a child process, outside any simulation
-fn wall_now() -> std::time::Instant {
-    std::time::Instant::now()
 }
 
 /// Runs `tumult check PATH --stats` with the `tumult` binary at `exe` and times it.

@@ -986,7 +986,7 @@ fn check(args: CheckArgs) -> anyhow::Result<u8> {
     } else {
         args.file.clone()
     };
-    let started = wall_now();
+    let started = harness::bench::wall_now();
     let checker::Checked { report, ops } = checker::check_file(&path, args.format, args.workload)
         .with_context(|| format!("{}", path.display()))?;
     let checked = started.elapsed();
@@ -1012,11 +1012,6 @@ fn check(args: CheckArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(report.valid.exit_code() as u8)
-}
-
-#[allow(clippy::disallowed_methods)] // times the user's command, outside any simulation
-fn wall_now() -> std::time::Instant {
-    std::time::Instant::now()
 }
 
 fn bench_check(args: BenchCheckArgs) -> anyhow::Result<u8> {
