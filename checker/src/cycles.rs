@@ -89,7 +89,7 @@ impl Edges {
 
 /// Builds the graph over the model's `ok` operations (and failed or unknown sends whose
 /// values were read: they happened). Nodes past the operations are realtime barriers.
-fn build(model: &LogModel) -> Graph {
+fn build(model: &LogModel, rw: bool) -> Graph {
     let mut graph = Edges::default();
     // Who wrote each (key, value). A failed send wrote nothing (reading it is G1a).
     let mut writer: PairMap<usize> = PairMap::new(model.value_count());
@@ -133,7 +133,7 @@ fn build(model: &LogModel) -> Graph {
                     highest = Some(highest.map_or(p, |h| h.max(p)));
                 }
             }
-            let Some(h) = highest else { continue };
+            let Some(h) = highest.filter(|_| rw) else { continue };
             if let Some(&(_, next)) = model.versions[*key as usize].get(h as usize + 1) {
                 if let Some(w) = writer.get(*key, next) {
                     graph.edge(i, w, RW);
@@ -249,8 +249,12 @@ fn why(model: &LogModel, from: usize, to: usize, kind: u8) -> Option<Why> {
 /// Finds, classifies and explains cycles: in every strongly connected component of the
 /// whole graph, the narrowest kind of cycle it holds. Each step is linear in the graph but
 /// the G-single search, which is bounded (see [`SEARCH_STEPS_PER_EDGE`]).
-pub fn find_cycles(model: &LogModel) -> Cycles {
-    let graph = build(model);
+///
+/// With `rw` false, no rw edge is inferred and only the rw-free kinds (G0, G1c and their
+/// variants) are searched: the caller allows every cycle that needs an rw edge, so their
+/// search, the one that is not linear, would find nothing that counts.
+pub fn find_cycles(model: &LogModel, rw: bool) -> Cycles {
+    let graph = build(model, rw);
     let ops = model.ops.len();
     // Which component of the whole graph each node is in (u32::MAX: none of size > 1).
     let mut component = vec![u32::MAX; graph.node_count()];
@@ -285,6 +289,13 @@ pub fn find_cycles(model: &LogModel) -> Cycles {
         for c in reported {
             done[c as usize] = true;
         }
+    }
+    if !rw {
+        found.sort_by(|a, b| a.ops.cmp(&b.ops));
+        return Cycles {
+            cycles: found,
+            bounded: None,
+        };
     }
     let open = |n: usize| component[n] != u32::MAX && !done[component[n] as usize];
     let subs = graph.components(WW | WR | RW, open);

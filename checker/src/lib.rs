@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 pub use history::{Format, History, HistoryError, Op, OpType, Process};
-pub use log::{log_analysis, log_analysis_allowing, Key, LogReport, Seen, LOG_ALLOWED};
+pub use log::{log_analysis, log_analysis_allowing, Key, LogReport, Seen, LOG_ALLOWED, LOG_ANOMALIES};
 pub use order::{Anomalies, Cases, Unseen};
 pub use queue::{total_queue, QueueValue, TotalQueueReport, WITNESSES_MAX};
 pub use verdict::Validity;
@@ -192,11 +192,13 @@ pub enum CheckFileError {
 
 /// Checks a history file as [`check`] checks a history, without holding the file whole:
 /// a log history is read straight into the compiled model. `workload` `None` decides it
-/// from the operations (a queue operation anywhere makes it a queue history).
+/// from the operations (a queue operation anywhere makes it a queue history). The log
+/// anomalies named in `allow` are allowed on top of [`LOG_ALLOWED`].
 pub fn check_file(
     path: &std::path::Path,
     format: Format,
     workload: Option<Workload>,
+    allow: &[&str],
 ) -> Result<Checked, CheckFileError> {
     let open = || {
         std::fs::File::open(path)
@@ -225,7 +227,7 @@ pub fn check_file(
         return Err(CheckFileError::UnknownWorkload);
     }
     Ok(Checked {
-        report: log_report(&model),
+        report: log_report(&model, allow),
         ops: streamed.ops,
     })
 }
@@ -235,13 +237,14 @@ pub fn check_file(
 pub fn check_log_reader(reader: impl std::io::BufRead, format: Format) -> Result<Checked, HistoryError> {
     let (model, streamed) = stream::read_log(reader, format)?;
     Ok(Checked {
-        report: log_report(&model),
+        report: log_report(&model, &[]),
         ops: streamed.ops,
     })
 }
 
-fn log_report(model: &model::LogModel) -> Report {
-    let log = log::model_analysis(model, LOG_ALLOWED);
+fn log_report(model: &model::LogModel, allow: &[&str]) -> Report {
+    let allowed: Vec<&str> = LOG_ALLOWED.iter().chain(allow).copied().collect();
+    let log = log::model_analysis(model, &allowed);
     Report::merging(Workload::Log, [("log", Analysis::Log(log))])
 }
 

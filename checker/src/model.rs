@@ -50,8 +50,16 @@ pub struct MOp {
     pub sends: SmallVec<[Send; 1]>,
     /// Its reads: per key, the (offset, value) records in the order returned. (Inline
     /// storage: most operations send one value or read a few, and a million small heap
-    /// allocations cost more than the analyses themselves.)
+    /// allocations cost more than the analyses themselves.) Kept whatever the completion:
+    /// a Kafka consumer must return only committed data even in a transaction that then
+    /// aborts, so the polls of a `fail` or `info` operation are evidence too.
     pub reads: SmallVec<[(KeyId, Records); 1]>,
+    /// For an `assign` or `subscribe` whose completion lists keys: those keys.
+    pub assigned: Option<SmallVec<[KeyId; 4]>>,
+    /// Whether its sends took effect, as far as anyone can tell: it completed `ok`, or it
+    /// completed `info` and an `ok` read returned one of its values (Jepsen's
+    /// `must-have-committed?`). Only then do the offsets its completion gave count.
+    pub committed: bool,
 }
 
 /// The functions the analyses tell apart.
@@ -121,6 +129,17 @@ struct Pending {
     sends: SmallVec<[(u32, KeyId, ValueId); 1]>,
 }
 
+/// What a completion's value says, beyond its type.
+#[derive(Debug, Clone, Default)]
+pub struct Completed {
+    /// The offset the completion gave each send, by micro-op position.
+    pub offsets: SmallVec<[(u32, u64); 4]>,
+    /// Its polls' records, per key.
+    pub reads: SmallVec<[(KeyId, Records); 1]>,
+    /// The keys of an `assign` or `subscribe`, when its value lists them.
+    pub assigned: Option<SmallVec<[KeyId; 4]>>,
+}
+
 /// Compiles a log history one operation at a time, so that a history file need never be
 /// held whole: the invocation's sends wait (interned) for the completion, which adds
 /// offsets and reads. Feed every client operation in history order, then `finish`.
@@ -152,24 +171,29 @@ impl LogBuilder {
             self.invoke(process, op.index, &op.f, sends);
             return;
         }
-        let mut offsets: SmallVec<[(u32, u64); 4]> = SmallVec::new();
-        let mut reads = SmallVec::new();
+        let mut completed = Completed::default();
+        if Function::of(&op.f) == Function::Reassign {
+            completed.assigned = op
+                .value
+                .as_array()
+                .map(|keys| keys.iter().map(|key| self.model.key(key)).collect());
+        }
         for (at, micro) in micro.iter().enumerate() {
             let Some(micro) = micro.as_array() else { continue };
             match micro.first().and_then(Value::as_str) {
                 Some("send") => {
-                    // An `ok` completion writes `[offset, value]` where the invocation wrote
-                    // the value.
+                    // A completion writes `[offset, value]` where the invocation wrote the
+                    // value, when it knows the offset.
                     let offset = micro
                         .get(2)
                         .and_then(Value::as_array)
                         .and_then(|pair| pair.first())
                         .and_then(Value::as_u64);
                     if let Some(offset) = offset {
-                        offsets.push((at as u32, offset));
+                        completed.offsets.push((at as u32, offset));
                     }
                 }
-                Some("poll") if op.kind == OpType::Ok => {
+                Some("poll") => {
                     let Some(by_key) = micro.get(1).and_then(Value::as_object) else {
                         continue;
                     };
@@ -183,7 +207,7 @@ impl LogBuilder {
                                 }
                             }
                         }
-                        reads.push((key, list));
+                        completed.reads.push((key, list));
                     }
                 }
                 _ => {}
@@ -195,7 +219,7 @@ impl LogBuilder {
             time: op.time,
             kind: op.kind,
         };
-        self.complete(done, &offsets, reads);
+        self.complete(done, &op.f, completed);
     }
 
     /// A builder for a history of about `ops` operations.
@@ -219,19 +243,16 @@ impl LogBuilder {
         self.pending.insert(process, Pending { index, f, sends });
     }
 
-    /// Records the completion of `process`'s open invocation: its type and time, the
-    /// offsets its `ok` completion gave each send (by micro-op position) and its reads.
-    /// Ignored if the process has no open invocation (the reader reports that).
-    pub fn complete(
-        &mut self,
-        done: Completion,
-        offsets: &[(u32, u64)],
-        reads: SmallVec<[(KeyId, Records); 1]>,
-    ) {
-        let Some(pending) = self.pending.remove(&done.process) else {
-            return;
-        };
-        self.model.ops.push(compile(pending, done, offsets, reads));
+    /// Records the completion of `process`'s open invocation of `f`: its type and time
+    /// and what its value says. A completion with no open invocation stands for an
+    /// operation invoked at that moment (its sends, named only by the invocation, unknown).
+    pub fn complete(&mut self, done: Completion, f: &str, completed: Completed) {
+        let pending = self.pending.remove(&done.process).unwrap_or_else(|| Pending {
+            index: done.index,
+            f: Function::of(f),
+            sends: SmallVec::new(),
+        });
+        self.model.ops.push(compile(pending, done, completed));
     }
 
     /// The model: an operation the history ends before completing is indeterminate, as
@@ -246,32 +267,28 @@ impl LogBuilder {
                 time: u64::MAX,
                 kind: OpType::Info,
             };
-            self.model.ops.push(compile(pending, done, &[], SmallVec::new()));
+            self.model.ops.push(compile(pending, done, Completed::default()));
         }
+        self.model.settle_commitment();
         self.model.order_versions();
         self.model
     }
 }
 
-/// One compiled op from its invocation and completion; offsets and reads count only when
-/// it completed `ok`.
-fn compile(
-    pending: Pending,
-    done: Completion,
-    offsets: &[(u32, u64)],
-    reads: SmallVec<[(KeyId, Records); 1]>,
-) -> MOp {
-    let ok = done.kind == OpType::Ok;
+/// One compiled op from its invocation and completion. A failed send's offset never
+/// counts; an `info` one's counts only once the op is known to have committed (see
+/// [`MOp::committed`], settled when the history is complete).
+fn compile(pending: Pending, done: Completion, completed: Completed) -> MOp {
     let sends = pending
         .sends
         .iter()
         .map(|&(at, key, value)| Send {
             key,
             value,
-            offset: if ok {
-                offsets.iter().find(|(i, _)| *i == at).map(|(_, o)| *o)
-            } else {
+            offset: if done.kind == OpType::Fail {
                 None
+            } else {
+                completed.offsets.iter().find(|(i, _)| *i == at).map(|(_, o)| *o)
             },
         })
         .collect();
@@ -283,7 +300,9 @@ fn compile(
         kind: done.kind,
         f: pending.f,
         sends,
-        reads: if ok { reads } else { SmallVec::new() },
+        reads: completed.reads,
+        assigned: completed.assigned,
+        committed: done.kind == OpType::Ok,
     }
 }
 
@@ -374,7 +393,30 @@ impl LogModel {
         id
     }
 
-    /// Builds each key's version order from every read and every acknowledged offset.
+    /// Marks the `info` operations an `ok` read proves committed (one of their values was
+    /// read) and forgets the offsets of the rest: an offset from an operation that may
+    /// never have happened says nothing about the log.
+    fn settle_commitment(&mut self) {
+        let mut read_ok: PairMap<()> = PairMap::new(self.values.len());
+        for op in self.ops.iter().filter(|op| op.kind == OpType::Ok) {
+            for (key, records) in &op.reads {
+                for (_, value) in records {
+                    read_ok.insert_first(*key, *value, ());
+                }
+            }
+        }
+        for op in self.ops.iter_mut().filter(|op| op.kind == OpType::Info) {
+            op.committed = op.sends.iter().any(|s| read_ok.contains(s.key, s.value));
+            if !op.committed {
+                for send in &mut op.sends {
+                    send.offset = None;
+                }
+            }
+        }
+    }
+
+    /// Builds each key's version order from every read (whatever its operation's outcome)
+    /// and every offset of a committed send.
     fn order_versions(&mut self) {
         // Observations in history order, then a stable sort by offset: the first value seen
         // at an offset comes first among its equals. (Per key the observations are nearly

@@ -8,10 +8,17 @@
 //! - `nonmonotonic-send`: one process's successive sends to a key land at positions that
 //!   go back; `int-send-skip` / `int-nonmonotonic-send`: two sends to one key within one op
 //!   have other values between them, or go back;
-//! - `G1a` (aborted read): a value read that its send reported as failed.
+//! - `G1a` (aborted read): a value read that its send reported as failed;
+//! - `precommitted-read`: an operation read a value it sent itself: Kafka's consumers
+//!   must not see a transaction's sends before it commits.
+//!
+//! The polls of operations that failed or crashed are judged too (a consumer must return
+//! committed data only, whatever its transaction does next) against the position the
+//! process's last `ok` poll left, and do not move it.
 //!
 //! Also `unseen`: acknowledged values no read had returned yet, over time.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -19,7 +26,7 @@ use serde_json::{json, Value};
 use smallvec::SmallVec;
 
 use crate::history::OpType;
-use crate::model::{KeyId, LogModel, MOp, PairMap, ValueId};
+use crate::model::{KeyId, LogModel, MOp, PairMap, Records, ValueId};
 use crate::queue::WITNESSES_MAX;
 
 /// Most values listed as skipped in one witness.
@@ -58,6 +65,8 @@ pub struct Unseen {
     pub count: usize,
     /// (simulated ns, unread count) after each change, thinned to a few hundred points.
     pub series: Vec<(u64, usize)>,
+    /// Up to [`WITNESSES_MAX`] of the values still unread at the end, as (key, value).
+    pub examples: Vec<(String, String)>,
 }
 
 fn add(anomalies: &mut Anomalies, name: &str, witness: Value) {
@@ -91,6 +100,26 @@ fn pair_case(
     })
 }
 
+/// An operation's reads with one entry per key: two polls of one key in one operation
+/// read it in sequence (as Jepsen's `op-reads` sees them). Copies only when a key repeats.
+fn by_key(reads: &[(KeyId, Records)]) -> Cow<'_, [(KeyId, Records)]> {
+    let repeats = reads
+        .iter()
+        .enumerate()
+        .any(|(i, (key, _))| reads[..i].iter().any(|(k, _)| k == key));
+    if !repeats {
+        return Cow::Borrowed(reads);
+    }
+    let mut merged: Vec<(KeyId, Records)> = Vec::new();
+    for (key, records) in reads {
+        match merged.iter_mut().find(|(k, _)| k == key) {
+            Some((_, all)) => all.extend(records.iter().copied()),
+            None => merged.push((*key, records.clone())),
+        }
+    }
+    Cow::Owned(merged)
+}
+
 /// Runs the order analyses.
 pub fn order_anomalies(model: &LogModel) -> (Anomalies, Unseen) {
     let mut anomalies = Anomalies::new();
@@ -104,13 +133,27 @@ pub fn order_anomalies(model: &LogModel) -> (Anomalies, Unseen) {
         .flat_map(|op| op.sends.iter().map(|s| ((s.key, s.value), op.complete)))
         .collect();
     for op in &model.ops {
-        if op.reassigns() || op.is_final() {
+        if op.is_final() {
             polled.remove(&op.process);
         }
-        if op.kind != OpType::Ok {
-            continue;
+        // A consumer moved off a key starts it afresh; a failed move moved nothing, and
+        // keys still covered keep their positions (Jepsen keeps state for them too).
+        if op.reassigns() && op.kind != OpType::Fail {
+            match &op.assigned {
+                Some(keys) => {
+                    for positions in [&mut polled, &mut sent] {
+                        if let Some(by_key) = positions.get_mut(&op.process) {
+                            by_key.retain(|key, _| keys.contains(key));
+                        }
+                    }
+                }
+                None => {
+                    polled.remove(&op.process);
+                    sent.remove(&op.process);
+                }
+            }
         }
-        for (key, records) in &op.reads {
+        for (key, records) in by_key(&op.reads).iter() {
             let positioned: SmallVec<[(u32, ValueId); 6]> = records
                 .iter()
                 .filter_map(|(_, v)| model.position_of(*key, *v).map(|p| (p, *v)))
@@ -130,9 +173,29 @@ pub fn order_anomalies(model: &LogModel) -> (Anomalies, Unseen) {
                     std::cmp::Ordering::Equal => {}
                 }
             }
+            // Reading one's own send before it commits (Jepsen's precommitted-read).
+            if let Some(send) = op
+                .sends
+                .iter()
+                .find(|s| s.key == *key && records.iter().any(|(_, v)| *v == s.value))
+            {
+                add(
+                    &mut anomalies,
+                    "precommitted-read",
+                    json!({
+                        "key": model.key_name(*key),
+                        "value": model.value_text(send.value),
+                        "op": op.complete,
+                        "process": op.process,
+                    }),
+                );
+            }
             if op.is_final() {
                 continue;
             }
+            // A poll, whatever its outcome, must start where the process's last `ok` poll
+            // of the key ended; only an `ok` one moves that position (an aborted
+            // transaction rewinds the consumer).
             let last = polled.entry(op.process).or_default();
             if let (Some(before), Some(first)) = (last.get(key).copied(), positioned.first().copied()) {
                 if first.0 > before.0 + 1 {
@@ -148,6 +211,9 @@ pub fn order_anomalies(model: &LogModel) -> (Anomalies, Unseen) {
                         pair_case(model, op, *key, before, first),
                     );
                 }
+            }
+            if op.kind != OpType::Ok {
+                continue;
             }
             if let Some(end) = positioned.last() {
                 last.insert(*key, *end);
@@ -166,6 +232,9 @@ pub fn order_anomalies(model: &LogModel) -> (Anomalies, Unseen) {
                     );
                 }
             }
+        }
+        if op.kind == OpType::Fail {
+            continue;
         }
         // Sends: within this op, and against the process's sends in earlier ops.
         let mut in_op: BTreeMap<KeyId, (u32, ValueId)> = BTreeMap::new();
@@ -228,11 +297,20 @@ fn unseen(model: &LogModel) -> Unseen {
     }
     // +1 at the acknowledgement, -1 at the first read after it.
     let mut changes: Vec<(usize, i64)> = Vec::new();
+    let mut examples = Vec::new();
     for (key, value, at) in acked {
         match first_read.get(key, value) {
             Some(read) if read <= at => {}
             Some(read) => changes.extend([(at, 1), (read, -1)]),
-            None => changes.push((at, 1)),
+            None => {
+                changes.push((at, 1));
+                if examples.len() < WITNESSES_MAX {
+                    examples.push((
+                        model.key_name(key).to_string(),
+                        model.value_text(value).to_string(),
+                    ));
+                }
+            }
         }
     }
     changes.sort_unstable();
@@ -256,5 +334,9 @@ fn unseen(model: &LogModel) -> Unseen {
             series.push(last);
         }
     }
-    Unseen { count, series }
+    Unseen {
+        count,
+        series,
+        examples,
+    }
 }

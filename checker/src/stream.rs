@@ -3,7 +3,7 @@
 //! analyses need. JSONL lines are parsed with borrowed fields, the op's value walked by
 //! serde seeds that intern keys and values as they go; EDN is read form by form, a chunk
 //! of whole lines at a time. The op model (indices in sequence, completions paired with
-//! open invocations of the same function, nothing after an `info`) is checked as the
+//! open invocations of the same function) is checked as the
 //! lines go by, and every error names its line.
 
 use std::borrow::Cow;
@@ -17,7 +17,7 @@ use serde_json::Value;
 use smallvec::SmallVec;
 
 use crate::history::{Format, HistoryError, Op, OpRules, OpType, Process};
-use crate::model::{Completion, KeyId, LogBuilder, LogModel, Records, ValueId};
+use crate::model::{Completed, Completion, KeyId, LogBuilder, LogModel, Records, ValueId};
 use crate::{LOG_FUNCTIONS, QUEUE_FUNCTIONS};
 
 /// What a streamed history held, besides the model.
@@ -126,18 +126,30 @@ fn read_jsonl(mut reader: impl BufRead, sink: &mut Sink) -> Result<(), HistoryEr
         let Some(process) = line.process.0 else { continue };
         sink.note_function(&line.f);
         let mut parsed = Parsed::default();
-        if let Some(raw) = line.value {
-            let seed = ValueSeed {
-                model: sink.builder.model_mut(),
-                invoke: line.kind == OpType::Invoke,
-                ok: line.kind == OpType::Ok,
-                out: &mut parsed,
-            };
-            let mut de = serde_json::Deserializer::from_str(raw.get());
-            seed.deserialize(&mut de)
-                .map_err(|e| fail(format!("unreadable value: {e}")))?;
+        let invoke = line.kind == OpType::Invoke;
+        match line.value {
+            // An assign's or subscribe's value is its list of keys: rare, read plainly.
+            Some(raw) if !invoke && ["assign", "subscribe"].contains(&line.f.as_ref()) => {
+                let keys: Value =
+                    serde_json::from_str(raw.get()).map_err(|e| fail(format!("unreadable value: {e}")))?;
+                let model = sink.builder.model_mut();
+                parsed.done.assigned = keys
+                    .as_array()
+                    .map(|keys| keys.iter().map(|key| model.key(key)).collect());
+            }
+            Some(raw) => {
+                let seed = ValueSeed {
+                    model: sink.builder.model_mut(),
+                    invoke,
+                    out: &mut parsed,
+                };
+                let mut de = serde_json::Deserializer::from_str(raw.get());
+                seed.deserialize(&mut de)
+                    .map_err(|e| fail(format!("unreadable value: {e}")))?;
+            }
+            None => {}
         }
-        if line.kind == OpType::Invoke {
+        if invoke {
             sink.builder.invoke(process, line.index, &line.f, parsed.sends);
         } else {
             let done = Completion {
@@ -146,24 +158,23 @@ fn read_jsonl(mut reader: impl BufRead, sink: &mut Sink) -> Result<(), HistoryEr
                 time: line.time,
                 kind: line.kind,
             };
-            sink.builder.complete(done, &parsed.offsets, parsed.reads);
+            sink.builder.complete(done, &line.f, parsed.done);
         }
     }
 }
 
-/// What an op's value holds for the log model.
+/// What an op's value holds for the log model: an invocation's sends, or what a
+/// completion says.
 #[derive(Default)]
 struct Parsed {
     sends: SmallVec<[(u32, KeyId, ValueId); 1]>,
-    offsets: SmallVec<[(u32, u64); 4]>,
-    reads: SmallVec<[(KeyId, Records); 1]>,
+    done: Completed,
 }
 
 /// An op's whole value: `[[name, ...], ...]`, anything else ignored.
 struct ValueSeed<'m> {
     model: &'m mut LogModel,
     invoke: bool,
-    ok: bool,
     out: &'m mut Parsed,
 }
 
@@ -237,7 +248,6 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
             let micro = MicroSeed {
                 model: &mut *self.model,
                 invoke: self.invoke,
-                ok: self.ok,
                 out: &mut *self.out,
                 at,
             };
@@ -254,7 +264,6 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
 struct MicroSeed<'m> {
     model: &'m mut LogModel,
     invoke: bool,
-    ok: bool,
     out: &'m mut Parsed,
     at: u32,
 }
@@ -285,14 +294,14 @@ impl<'de> Visitor<'de> for MicroSeed<'_> {
                         .and_then(|pair| pair.first())
                         .and_then(Value::as_u64);
                     if let Some(offset) = offset {
-                        self.out.offsets.push((self.at, offset));
+                        self.out.done.offsets.push((self.at, offset));
                     }
                 }
             }
-            Some("poll") if self.ok => {
+            Some("poll") if !self.invoke => {
                 seq.next_element_seed(PollSeed {
                     model: self.model,
-                    out: self.out,
+                    out: &mut self.out.done.reads,
                 })?;
             }
             _ => {}
@@ -326,7 +335,7 @@ impl<'de> Deserialize<'de> for Name {
 /// A poll's records by key.
 struct PollSeed<'m> {
     model: &'m mut LogModel,
-    out: &'m mut Parsed,
+    out: &'m mut SmallVec<[(KeyId, Records); 1]>,
 }
 
 impl<'de> Visitor<'de> for PollSeed<'_> {
@@ -342,7 +351,7 @@ impl<'de> Visitor<'de> for PollSeed<'_> {
                 model: &mut *self.model,
                 records: &mut records,
             })?;
-            self.out.reads.push((key, records));
+            self.out.push((key, records));
         }
         Ok(())
     }

@@ -39,11 +39,33 @@ fn cases() -> Vec<(String, PathBuf, Value)> {
     cases
 }
 
-fn check(path: &Path, workload: Workload) -> Report {
+/// What a case allows: the workload's defaults without those named in `"forbid"`, and with
+/// those named in `"allow"`.
+fn allowed(expected: &Value) -> Vec<&str> {
+    let names = |field: &str| -> Vec<&str> {
+        expected[field]
+            .as_array()
+            .map(|names| names.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default()
+    };
+    let forbid = names("forbid");
+    let mut allowed: Vec<&str> = checker::LOG_ALLOWED
+        .iter()
+        .copied()
+        .filter(|name| !forbid.contains(name))
+        .collect();
+    allowed.extend(names("allow"));
+    allowed
+}
+
+fn check(path: &Path, workload: Workload, allowed: &[&str]) -> Report {
     let file = std::fs::File::open(path).unwrap();
     let history = History::read(std::io::BufReader::new(file), Format::Auto)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    checker::check(&history, workload)
+    match workload {
+        Workload::Log => checker::check_allowing(&history, workload, allowed),
+        Workload::Queue => checker::check(&history, workload),
+    }
 }
 
 /// The anomalies found, by name, with their counts (allowed ones included).
@@ -88,7 +110,7 @@ fn every_golden_history_gets_exactly_its_expected_verdict_and_anomalies() {
     let mut failures = Vec::new();
     for (name, path, expected) in &cases {
         let workload: Workload = expected["workload"].as_str().unwrap().parse().unwrap();
-        let report = check(path, workload);
+        let report = check(path, workload, &allowed(expected));
         let valid = serde_json::to_value(report.valid).unwrap();
         if valid != expected["valid"] {
             failures.push(format!("{name}: valid {valid}, expected {}", expected["valid"]));
@@ -116,8 +138,13 @@ fn every_golden_history_gets_exactly_its_expected_verdict_and_anomalies() {
 fn checking_the_file_streamed_gives_the_report_of_the_history_read_whole() {
     for (name, path, expected) in cases() {
         let workload: Workload = expected["workload"].as_str().unwrap().parse().unwrap();
-        let whole = check(&path, workload);
-        let streamed = checker::check_file(&path, Format::Auto, Some(workload))
+        if expected.get("forbid").is_some() {
+            // check_file only adds allowances; these cases are read both ways by the
+            // golden test itself.
+            continue;
+        }
+        let whole = check(&path, workload, &allowed(&expected));
+        let streamed = checker::check_file(&path, Format::Auto, Some(workload), &allowed(&expected))
             .unwrap_or_else(|e| panic!("{name}: {e}"))
             .report;
         assert_eq!(
@@ -137,11 +164,103 @@ fn jepsen_edn_twins_give_the_same_report_as_their_jsonl() {
         };
         let jsonl = testdata().join(format!("{base}.jsonl"));
         let workload: Workload = expected["workload"].as_str().unwrap().parse().unwrap();
-        let (edn, json) = (check(&path, workload), check(&jsonl, workload));
+        let allow = allowed(&expected);
+        let (edn, json) = (check(&path, workload, &allow), check(&jsonl, workload, &allow));
         assert_eq!(found(&edn), found(&json), "{name}");
         assert_eq!(counts(&edn), counts(&json), "{name}");
         assert_eq!(edn.valid, json.valid, "{name}");
         twins += 1;
     }
     assert!(twins >= 2);
+}
+
+/// Jepsen's names for what its tests assert, as tumult counts them: anomalies by their own
+/// name, the rest by the report's counts.
+fn jepsen_count(report: &Report, name: &str) -> u64 {
+    let counted = match name {
+        "lost-write" | "lost" => "lost",
+        "duplicate" => "duplicates",
+        "inconsistent-offsets" => "inconsistent-offsets",
+        "duplicated" | "unexpected" | "recovered" => name,
+        "unseen" if report.log().is_some_and(|log| log.final_reads) => return 0,
+        _ => return found(report).get(name).copied().unwrap_or(0),
+    };
+    counts(report).get(counted).copied().unwrap_or(0)
+}
+
+/// Everything tumult found, in Jepsen's names: anomalies, and the counts Jepsen names.
+fn jepsen_findings(report: &Report) -> BTreeMap<String, u64> {
+    let mut all = found(report);
+    for (ours, theirs) in [
+        ("lost", "lost-write"),
+        ("duplicates", "duplicate"),
+        ("inconsistent-offsets", "inconsistent-offsets"),
+        ("dirty-reads", "dirty-reads"),
+        ("unexpected", "unexpected"),
+        ("duplicated", "duplicated"),
+    ] {
+        let theirs = if report.total_queue().is_some() && ours == "lost" {
+            "lost"
+        } else {
+            theirs
+        };
+        if let Some(n) = counts(report).get(ours).filter(|n| **n > 0) {
+            all.insert(theirs.to_string(), *n);
+        }
+    }
+    all
+}
+
+/// The cases transcribed from Jepsen's own tests (`"jepsen"` in the expectation): each
+/// error Jepsen's test asserts (with its count, 0 for "none"), and its verdict where the
+/// test asserts one, is what tumult finds, unless the case lists it under `differences`
+/// with the reason; anything more tumult finds is listed under `beyond` (found by
+/// Jepsen's analysis too, but not what its test looks at) or `differences`.
+#[test]
+fn transcribed_jepsen_tests_agree_with_jepsen_or_say_why_not() {
+    let mut cases_seen = 0;
+    let mut failures = Vec::new();
+    for (name, path, expected) in cases() {
+        let Some(jepsen) = expected.get("jepsen") else {
+            continue;
+        };
+        cases_seen += 1;
+        let workload: Workload = expected["workload"].as_str().unwrap().parse().unwrap();
+        let report = check(&path, workload, &allowed(&expected));
+        let listed = |section: &str, what: &str| jepsen[section].get(what).and_then(Value::as_str).is_some();
+        for (error, count) in jepsen["errors"].as_object().into_iter().flatten() {
+            let ours = jepsen_count(&report, error);
+            if Some(ours) != count.as_u64() && !listed("differences", error) {
+                failures.push(format!(
+                    "{name}: Jepsen asserts {error} {count}, tumult finds {ours}"
+                ));
+            }
+        }
+        if let Some(valid) = jepsen.get("valid").and_then(Value::as_bool) {
+            let ours = report.valid == checker::Validity::True;
+            if ours != valid && !listed("differences", "valid") {
+                failures.push(format!(
+                    "{name}: Jepsen says valid {valid}, tumult {:?}",
+                    report.valid
+                ));
+            }
+        }
+        for (finding, count) in jepsen_findings(&report) {
+            let asserted = jepsen["errors"].get(&finding).is_some();
+            if !asserted && !listed("beyond", &finding) && !listed("differences", &finding) {
+                failures.push(format!(
+                    "{name}: tumult finds {finding} {count}, which the case does not explain"
+                ));
+            }
+        }
+        for section in ["beyond", "differences"] {
+            for (what, why) in jepsen[section].as_object().into_iter().flatten() {
+                if why.as_str().is_none_or(|w| w.len() < 20) {
+                    failures.push(format!("{name}: {section}.{what} needs its reason"));
+                }
+            }
+        }
+    }
+    assert!(cases_seen >= 40, "only {cases_seen} transcribed Jepsen cases");
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }

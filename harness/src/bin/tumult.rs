@@ -328,6 +328,12 @@ struct CheckArgs {
     /// Print the full report as JSON instead of a summary.
     #[arg(long)]
     json: bool,
+    /// Log anomalies to report without making the history invalid, on top of what the log
+    /// workload allows anyway (G-single and G2 through process or realtime order, G2),
+    /// comma-separated. For a producer without write isolation, as Jepsen's Kafka test
+    /// with :ww-deps: --allow G0,G0-process,G0-realtime,G1c,G1c-process,G1c-realtime.
+    #[arg(long, value_delimiter = ',', value_parser = parse_anomaly)]
+    allow: Vec<String>,
     /// Also print, to standard error, how long reading and checking took and the peak
     /// memory (resident set) of this process.
     #[arg(long)]
@@ -976,6 +982,18 @@ fn verdict_words(outcome: &harness::RunOutcome) -> &'static str {
     }
 }
 
+/// An anomaly name for `--allow`: one the log analyses report.
+fn parse_anomaly(name: &str) -> Result<String, String> {
+    if checker::LOG_ANOMALIES.contains(&name) {
+        Ok(name.to_string())
+    } else {
+        Err(format!(
+            "unknown anomaly '{name}' (known: {})",
+            checker::LOG_ANOMALIES.join(", ")
+        ))
+    }
+}
+
 fn check(args: CheckArgs) -> anyhow::Result<u8> {
     let path = if args.file.is_dir() {
         let edn = args.file.join("history.edn");
@@ -987,7 +1005,8 @@ fn check(args: CheckArgs) -> anyhow::Result<u8> {
         args.file.clone()
     };
     let started = harness::bench::wall_now();
-    let checker::Checked { report, ops } = checker::check_file(&path, args.format, args.workload)
+    let allow: Vec<&str> = args.allow.iter().map(String::as_str).collect();
+    let checker::Checked { report, ops } = checker::check_file(&path, args.format, args.workload, &allow)
         .with_context(|| format!("{}", path.display()))?;
     let checked = started.elapsed();
     if args.json {
