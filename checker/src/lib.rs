@@ -21,6 +21,7 @@ mod cycles;
 mod edn;
 mod graph;
 mod history;
+mod jsonl;
 mod log;
 mod model;
 mod order;

@@ -359,6 +359,21 @@ impl LogModel {
     pub fn value(&mut self, value: &Value) -> ValueId {
         // Integers, what histories mostly hold, are interned without building their text.
         if let Some(n) = value.as_i64() {
+            return self.int_value(n);
+        }
+        let text = value.to_string();
+        if let Some(id) = self.value_ids.get(&text) {
+            return *id;
+        }
+        let id = self.values.len() as ValueId;
+        self.values.push(text.clone());
+        self.value_ids.insert(text, id);
+        id
+    }
+
+    /// Interns an integer value (the same id as [`LogModel::value`] gives its JSON).
+    pub fn int_value(&mut self, n: i64) -> ValueId {
+        {
             // Small non-negative integers (tumult's values) index a table directly.
             let slot = usize::try_from(n).ok().filter(|n| *n < DIRECT_MAX);
             let known = match slot {
@@ -381,16 +396,8 @@ impl LogModel {
                     self.int_ids.insert(n, id);
                 }
             }
-            return id;
+            id
         }
-        let text = value.to_string();
-        if let Some(id) = self.value_ids.get(&text) {
-            return *id;
-        }
-        let id = self.values.len() as ValueId;
-        self.values.push(text.clone());
-        self.value_ids.insert(text, id);
-        id
     }
 
     /// Marks the `info` operations an `ok` read proves committed (one of their values was

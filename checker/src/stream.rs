@@ -18,7 +18,7 @@ use smallvec::SmallVec;
 
 use crate::history::{Format, HistoryError, Op, OpRules, OpType, Process};
 use crate::model::{Completed, Completion, KeyId, LogBuilder, LogModel, Records, ValueId};
-use crate::{LOG_FUNCTIONS, QUEUE_FUNCTIONS};
+use crate::{jsonl, LOG_FUNCTIONS, QUEUE_FUNCTIONS};
 
 /// What a streamed history held, besides the model.
 #[derive(Debug, Default)]
@@ -98,69 +98,123 @@ impl<'de> Deserialize<'de> for LineProcess {
 }
 
 fn read_jsonl(mut reader: impl BufRead, sink: &mut Sink) -> Result<(), HistoryError> {
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     let mut line_no = 0usize;
     loop {
-        text.clear();
+        bytes.clear();
         line_no += 1;
-        let read = reader.read_line(&mut text).map_err(|e| HistoryError {
-            line: line_no,
-            message: format!("cannot read: {e}"),
-        })?;
-        if read == 0 {
-            return Ok(());
-        }
-        if text.trim().is_empty() {
-            continue;
-        }
         let fail = |message: String| HistoryError {
             line: line_no,
             message,
         };
-        let line: Line =
-            serde_json::from_str(&text).map_err(|e| fail(format!("not a history operation: {e}")))?;
-        sink.rules
-            .admit(line.index, line.kind, line.process.0, &line.f)
-            .map_err(fail)?;
-        sink.streamed.ops += 1;
-        let Some(process) = line.process.0 else { continue };
-        sink.note_function(&line.f);
-        let mut parsed = Parsed::default();
-        let invoke = line.kind == OpType::Invoke;
-        match line.value {
-            // An assign's or subscribe's value is its list of keys: rare, read plainly.
-            Some(raw) if !invoke && ["assign", "subscribe"].contains(&line.f.as_ref()) => {
-                let keys: Value =
-                    serde_json::from_str(raw.get()).map_err(|e| fail(format!("unreadable value: {e}")))?;
-                let model = sink.builder.model_mut();
-                parsed.done.assigned = keys
-                    .as_array()
-                    .map(|keys| keys.iter().map(|key| model.key(key)).collect());
-            }
-            Some(raw) => {
-                let seed = ValueSeed {
-                    model: sink.builder.model_mut(),
-                    invoke,
-                    out: &mut parsed,
-                };
-                let mut de = serde_json::Deserializer::from_str(raw.get());
-                seed.deserialize(&mut de)
-                    .map_err(|e| fail(format!("unreadable value: {e}")))?;
-            }
-            None => {}
+        let read = reader
+            .read_until(b'\n', &mut bytes)
+            .map_err(|e| fail(format!("cannot read: {e}")))?;
+        if read == 0 {
+            return Ok(());
         }
-        if invoke {
-            sink.builder.invoke(process, line.index, &line.f, parsed.sends);
-        } else {
-            let done = Completion {
-                process,
-                index: line.index,
-                time: line.time,
-                kind: line.kind,
-            };
-            sink.builder.complete(done, &line.f, parsed.done);
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| fail("cannot read: stream did not contain valid UTF-8".into()))?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        // The fast path reads what it can; serde reads (or refuses) the rest.
+        let head = match jsonl::fields(text.as_bytes()) {
+            Some(f) => Head {
+                index: f.index,
+                time: f.time,
+                kind: f.kind,
+                process: f.process,
+                f: Cow::Borrowed(f.f),
+                value: f.value,
+            },
+            None => {
+                let line: Line =
+                    serde_json::from_str(text).map_err(|e| fail(format!("not a history operation: {e}")))?;
+                Head {
+                    index: line.index,
+                    time: line.time,
+                    kind: line.kind,
+                    process: line.process.0,
+                    f: line.f,
+                    value: line.value.map(|raw| raw.get().as_bytes()),
+                }
+            }
+        };
+        add_jsonl_op(sink, head).map_err(fail)?;
+    }
+}
+
+/// The fields of one JSONL line, whichever path read them.
+struct Head<'a> {
+    index: u64,
+    time: u64,
+    kind: OpType,
+    process: Option<u64>,
+    f: Cow<'a, str>,
+    value: Option<&'a [u8]>,
+}
+
+fn add_jsonl_op(sink: &mut Sink, head: Head) -> Result<(), String> {
+    sink.rules.admit(head.index, head.kind, head.process, &head.f)?;
+    sink.streamed.ops += 1;
+    let Some(process) = head.process else {
+        return Ok(());
+    };
+    sink.note_function(&head.f);
+    let mut parsed = Parsed::default();
+    let invoke = head.kind == OpType::Invoke;
+    if let Some(raw) = head.value {
+        let model = sink.builder.model_mut();
+        let fast = match () {
+            _ if !invoke && ["assign", "subscribe"].contains(&head.f.as_ref()) => None,
+            _ if invoke => jsonl::invocation(raw, model, &mut parsed.sends),
+            _ => jsonl::completion(raw, model, &mut parsed.done),
+        };
+        if fast.is_none() {
+            parsed = Parsed::default();
+            let raw = std::str::from_utf8(raw).map_err(|e| format!("unreadable value: {e}"))?;
+            parse_value(raw, invoke, &head.f, model, &mut parsed)?;
         }
     }
+    if invoke {
+        sink.builder.invoke(process, head.index, &head.f, parsed.sends);
+    } else {
+        let done = Completion {
+            process,
+            index: head.index,
+            time: head.time,
+            kind: head.kind,
+        };
+        sink.builder.complete(done, &head.f, parsed.done);
+    }
+    Ok(())
+}
+
+/// An op's value read by serde: an assign's or subscribe's list of keys, or micro-ops.
+fn parse_value(
+    raw: &str,
+    invoke: bool,
+    f: &str,
+    model: &mut LogModel,
+    parsed: &mut Parsed,
+) -> Result<(), String> {
+    if !invoke && ["assign", "subscribe"].contains(&f) {
+        // Rare: read plainly.
+        let keys: Value = serde_json::from_str(raw).map_err(|e| format!("unreadable value: {e}"))?;
+        parsed.done.assigned = keys
+            .as_array()
+            .map(|keys| keys.iter().map(|key| model.key(key)).collect());
+        return Ok(());
+    }
+    let seed = ValueSeed {
+        model,
+        invoke,
+        out: parsed,
+    };
+    let mut de = serde_json::Deserializer::from_str(raw);
+    seed.deserialize(&mut de)
+        .map_err(|e| format!("unreadable value: {e}"))
 }
 
 /// What an op's value holds for the log model: an invocation's sends, or what a
@@ -505,5 +559,139 @@ impl Depth {
     /// reader reports it).
     fn closed(&self) -> bool {
         self.open <= 0 && !self.in_string
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lines of every golden JSONL history, plus some with values of every shape.
+    fn corpus() -> Vec<String> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+        let mut lines = vec![
+            r#"{"index":0,"time":1,"type":"ok","process":3,"f":"txn","value":[["send","k",[2,{"a":[1,2.5,true,null]}]],["poll",{"k":[[0,"x\n"],[1,-7],[2,1e3]],"j":[]}]]}"#.to_string(),
+            r#"{"index":0,"time":1,"type":"invoke","process":3,"f":"send","value":[["send",-1,"é"],["send",[1],{"b":"\u00e9"}],["send","a\"b",18446744073709551615]]}"#.to_string(),
+            r#"{"index":0,"time":1,"type":"ok","process":1,"f":"assign","value":["x",2]}"#.to_string(),
+            r#"{"index":0,"time":1,"type":"info","process":"nemesis","f":"kill","value":{"n":[1,2]},"error":"x"}"#.to_string(),
+        ];
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        for path in names
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        {
+            lines.extend(std::fs::read_to_string(path).unwrap().lines().map(str::to_string));
+        }
+        lines
+    }
+
+    /// Cheap deterministic mutations of a line: a byte dropped, doubled or replaced.
+    fn mutations(line: &str) -> Vec<Vec<u8>> {
+        let bytes = line.as_bytes();
+        let mut out = Vec::new();
+        let specials = [
+            b'"', b'\\', b',', b']', b'[', b'{', b'}', b':', b'-', b'0', b'e', b' ',
+        ];
+        for at in (0..bytes.len()).step_by(3) {
+            let mut dropped = bytes.to_vec();
+            dropped.remove(at);
+            out.push(dropped);
+            let mut doubled = bytes.to_vec();
+            doubled.insert(at, bytes[at]);
+            out.push(doubled);
+            let mut replaced = bytes.to_vec();
+            replaced[at] = specials[at % specials.len()];
+            out.push(replaced);
+        }
+        out
+    }
+
+    /// What a value says, in words, so that two models' interning can be compared.
+    fn described(model: &LogModel, parsed: &Parsed) -> String {
+        let sends: Vec<String> = parsed
+            .sends
+            .iter()
+            .map(|(at, k, v)| format!("{at}:{}={}", model.key_name(*k), model.value_text(*v)))
+            .collect();
+        let reads: Vec<String> = parsed
+            .done
+            .reads
+            .iter()
+            .map(|(k, rs)| {
+                let records: Vec<String> = rs
+                    .iter()
+                    .map(|(o, v)| format!("{o}:{}", model.value_text(*v)))
+                    .collect();
+                format!("{}={}", model.key_name(*k), records.join(","))
+            })
+            .collect();
+        let assigned = parsed.done.assigned.as_ref().map(|keys| {
+            keys.iter()
+                .map(|k| model.key_name(*k).to_string())
+                .collect::<Vec<_>>()
+        });
+        format!(
+            "sends {sends:?} offsets {:?} reads {reads:?} assigned {assigned:?} values {:?}",
+            parsed.done.offsets, model.values
+        )
+    }
+
+    #[test]
+    fn the_fast_path_reads_every_line_as_serde_does_or_leaves_it_to_serde() {
+        let (mut compared, mut fast_fields) = (0, 0);
+        for line in corpus() {
+            let mut variants = vec![line.as_bytes().to_vec()];
+            variants.extend(mutations(&line));
+            for bytes in variants {
+                let Ok(text) = std::str::from_utf8(&bytes) else {
+                    continue;
+                };
+                let slow: Option<Line> = serde_json::from_str(text).ok();
+                let Some(fast) = jsonl::fields(&bytes) else {
+                    continue;
+                };
+                fast_fields += 1;
+                let slow = slow.unwrap_or_else(|| panic!("fast path read a line serde refuses: {text}"));
+                assert_eq!(
+                    (fast.index, fast.time, fast.kind, fast.process, fast.f),
+                    (slow.index, slow.time, slow.kind, slow.process.0, slow.f.as_ref()),
+                    "{text}"
+                );
+                assert_eq!(fast.value, slow.value.map(|r| r.get().as_bytes()), "{text}");
+                let Some(raw) = fast.value else { continue };
+                for invoke in [true, false] {
+                    let (mut fast_model, mut slow_model) = (LogModel::default(), LogModel::default());
+                    let (mut fast_parsed, mut slow_parsed) = (Parsed::default(), Parsed::default());
+                    let went = if invoke {
+                        jsonl::invocation(raw, &mut fast_model, &mut fast_parsed.sends)
+                    } else {
+                        jsonl::completion(raw, &mut fast_model, &mut fast_parsed.done)
+                    };
+                    if went.is_none() {
+                        continue;
+                    }
+                    let raw = std::str::from_utf8(raw).unwrap();
+                    parse_value(raw, invoke, fast.f, &mut slow_model, &mut slow_parsed)
+                        .unwrap_or_else(|e| panic!("fast path walked a value serde refuses ({e}): {text}"));
+                    if ["assign", "subscribe"].contains(&fast.f) && !invoke {
+                        continue;
+                    }
+                    assert_eq!(
+                        described(&fast_model, &fast_parsed),
+                        described(&slow_model, &slow_parsed),
+                        "{text}"
+                    );
+                    compared += 1;
+                }
+            }
+        }
+        assert!(
+            fast_fields > 1_000 && compared > 1_000,
+            "{fast_fields} lines, {compared} values compared"
+        );
     }
 }
