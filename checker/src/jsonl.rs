@@ -130,19 +130,17 @@ pub(crate) fn completion(value: &[u8], model: &mut LogModel, done: &mut Complete
                     None
                 };
                 match name {
-                    Some(Name::Send) => {
-                        // ["send", key, [offset, value]]: only the offset matters here.
-                        if s.next_element(&mut inner)? {
-                            s.raw()?;
-                            if s.next_element(&mut inner)? && s.enter_array()? {
-                                let mut pair = Seq::default();
-                                if s.next_element(&mut pair)? {
-                                    if let Some(offset) = s.u64()? {
-                                        done.offsets.push((at, offset));
-                                    }
+                    // ["send", key, [offset, value]]: only the offset matters here.
+                    Some(Name::Send) if s.next_element(&mut inner)? => {
+                        s.raw()?;
+                        if s.next_element(&mut inner)? && s.enter_array()? {
+                            let mut pair = Seq::default();
+                            if s.next_element(&mut pair)? {
+                                if let Some(offset) = s.u64()? {
+                                    done.offsets.push((at, offset));
                                 }
-                                s.rest(&mut pair)?;
                             }
+                            s.rest(&mut pair)?;
                         }
                     }
                     Some(Name::Poll) if s.next_element(&mut inner)? => s.poll(model, &mut done.reads)?,
@@ -501,7 +499,7 @@ fn intern_key(raw: &[u8], model: &mut LogModel) -> Option<KeyId> {
         return Some(model.key_named(std::str::from_utf8(raw).ok()?));
     }
     if let [b'"', inner @ .., b'"'] = raw {
-        if !inner.iter().any(|c| *c == b'\\') {
+        if !inner.contains(&b'\\') {
             return Some(model.key_named(std::str::from_utf8(inner).ok()?));
         }
     }
