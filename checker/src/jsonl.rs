@@ -11,11 +11,13 @@ use smallvec::SmallVec;
 
 use crate::history::OpType;
 use crate::model::{Completed, KeyId, LogModel, Records, ValueId};
+use crate::stream::Parsed;
 
 /// Deepest nesting walked here; deeper values go to serde, which has its own limit.
 const DEPTH_MAX: usize = 100;
 
-/// The fields of one line. `value` is the raw JSON of the op's value.
+/// The fields of one line. `value` is the raw JSON of the op's value (`None` for null or
+/// none); `walked` says whether [`line`] already read it into the model.
 #[derive(Debug, PartialEq)]
 pub(crate) struct Fields<'a> {
     pub index: u64,
@@ -25,12 +27,17 @@ pub(crate) struct Fields<'a> {
     pub process: Option<u64>,
     pub f: &'a str,
     pub value: Option<&'a [u8]>,
+    pub walked: bool,
 }
 
-/// Reads a line's fields, or `None` to leave the line to serde.
-pub(crate) fn fields(line: &[u8]) -> Option<Fields<'_>> {
+/// Reads a line's fields and, in the same pass, a client operation's value into `model`
+/// and `out` (when its type, process and function come before it, as tumult writes them;
+/// an assign's or subscribe's value is left to serde). `None` leaves the line to serde
+/// (anything this path has interned meanwhile, serde interns the same way).
+pub(crate) fn line<'a>(line: &'a [u8], model: &mut LogModel, out: &mut Parsed) -> Option<Fields<'a>> {
     let mut s = Scan { b: line, i: 0 };
     let (mut index, mut time, mut kind, mut process, mut f, mut value) = (None, None, None, None, None, None);
+    let mut walked = false;
     let mut first = Seq::default();
     s.enter_object()?.then_some(())?;
     while let Some(key) = s.next_key(&mut first)? {
@@ -58,8 +65,23 @@ pub(crate) fn fields(line: &[u8]) -> Option<Fields<'_>> {
             }
             "f" if f.is_none() => f = Some(s.plain_str()?),
             "value" if value.is_none() => {
+                s.peek()?;
+                let start = s.i;
+                match (kind, process, f) {
+                    (Some(kind), Some(Some(_)), Some(f)) if !["assign", "subscribe"].contains(&f) => {
+                        if kind == OpType::Invoke {
+                            s.invocation(model, &mut out.sends)?;
+                        } else {
+                            s.completion(model, &mut out.done)?;
+                        }
+                        walked = true;
+                    }
+                    _ => {
+                        s.raw()?;
+                    }
+                }
                 // null reads as no value, as serde's `Option` does.
-                let raw = s.raw()?;
+                let raw = &line[start..s.i];
                 value = Some((raw != b"null").then_some(raw));
             }
             "index" | "time" | "type" | "process" | "f" | "value" => return None,
@@ -76,81 +98,25 @@ pub(crate) fn fields(line: &[u8]) -> Option<Fields<'_>> {
         process: process?,
         f: f?,
         value: value.flatten(),
+        walked,
     })
 }
 
-/// An invocation's sends: (micro-op position, key, value), or `None` to leave the value to
-/// serde. Keys and values are interned in the order serde's path interns them.
+/// An invocation's sends, read from its value alone (see [`line`]).
 pub(crate) fn invocation(
     value: &[u8],
     model: &mut LogModel,
     sends: &mut SmallVec<[(u32, KeyId, ValueId); 1]>,
 ) -> Option<()> {
     let mut s = Scan { b: value, i: 0 };
-    if s.enter_array()? {
-        let (mut first, mut at) = (Seq::default(), 0u32);
-        while s.next_element(&mut first)? {
-            if s.enter_array()? {
-                let mut inner = Seq::default();
-                if s.next_element(&mut inner)? && s.name()? == Some(Name::Send) {
-                    let key = if s.next_element(&mut inner)? {
-                        Some(s.raw()?)
-                    } else {
-                        None
-                    };
-                    let val = match key {
-                        Some(_) if s.next_element(&mut inner)? => Some(s.raw()?),
-                        _ => None,
-                    };
-                    if let (Some(key), Some(val)) = (key, val) {
-                        let key = intern_key(key, model)?;
-                        let val = intern_value(val, model)?;
-                        sends.push((at, key, val));
-                    }
-                }
-                s.rest(&mut inner)?;
-            }
-            at += 1;
-        }
-    }
+    s.invocation(model, sends)?;
     s.end()
 }
 
-/// What a completion's value says: the offsets of its sends and its polls' records.
+/// What a completion's value says, read from the value alone (see [`line`]).
 pub(crate) fn completion(value: &[u8], model: &mut LogModel, done: &mut Completed) -> Option<()> {
     let mut s = Scan { b: value, i: 0 };
-    if s.enter_array()? {
-        let (mut first, mut at) = (Seq::default(), 0u32);
-        while s.next_element(&mut first)? {
-            if s.enter_array()? {
-                let mut inner = Seq::default();
-                let name = if s.next_element(&mut inner)? {
-                    s.name()?
-                } else {
-                    None
-                };
-                match name {
-                    // ["send", key, [offset, value]]: only the offset matters here.
-                    Some(Name::Send) if s.next_element(&mut inner)? => {
-                        s.raw()?;
-                        if s.next_element(&mut inner)? && s.enter_array()? {
-                            let mut pair = Seq::default();
-                            if s.next_element(&mut pair)? {
-                                if let Some(offset) = s.u64()? {
-                                    done.offsets.push((at, offset));
-                                }
-                            }
-                            s.rest(&mut pair)?;
-                        }
-                    }
-                    Some(Name::Poll) if s.next_element(&mut inner)? => s.poll(model, &mut done.reads)?,
-                    _ => {}
-                }
-                s.rest(&mut inner)?;
-            }
-            at += 1;
-        }
-    }
+    s.completion(model, done)?;
     s.end()
 }
 
@@ -176,6 +142,81 @@ struct Seq {
 }
 
 impl<'a> Scan<'a> {
+    /// An invocation's sends: (micro-op position, key, value). Keys and values are
+    /// interned in the order serde's path interns them.
+    fn invocation(
+        &mut self,
+        model: &mut LogModel,
+        sends: &mut SmallVec<[(u32, KeyId, ValueId); 1]>,
+    ) -> Option<()> {
+        let s = self;
+        if s.enter_array()? {
+            let (mut first, mut at) = (Seq::default(), 0u32);
+            while s.next_element(&mut first)? {
+                if s.enter_array()? {
+                    let mut inner = Seq::default();
+                    if s.next_element(&mut inner)? && s.name()? == Some(Name::Send) {
+                        let key = if s.next_element(&mut inner)? {
+                            Some(s.raw()?)
+                        } else {
+                            None
+                        };
+                        let val = match key {
+                            Some(_) if s.next_element(&mut inner)? => Some(s.raw()?),
+                            _ => None,
+                        };
+                        if let (Some(key), Some(val)) = (key, val) {
+                            let key = intern_key(key, model)?;
+                            let val = intern_value(val, model)?;
+                            sends.push((at, key, val));
+                        }
+                    }
+                    s.rest(&mut inner)?;
+                }
+                at += 1;
+            }
+        }
+        Some(())
+    }
+
+    /// What a completion's value says: the offsets of its sends and its polls' records.
+    fn completion(&mut self, model: &mut LogModel, done: &mut Completed) -> Option<()> {
+        let s = self;
+        if s.enter_array()? {
+            let (mut first, mut at) = (Seq::default(), 0u32);
+            while s.next_element(&mut first)? {
+                if s.enter_array()? {
+                    let mut inner = Seq::default();
+                    let name = if s.next_element(&mut inner)? {
+                        s.name()?
+                    } else {
+                        None
+                    };
+                    match name {
+                        // ["send", key, [offset, value]]: only the offset matters here.
+                        Some(Name::Send) if s.next_element(&mut inner)? => {
+                            s.raw()?;
+                            if s.next_element(&mut inner)? && s.enter_array()? {
+                                let mut pair = Seq::default();
+                                if s.next_element(&mut pair)? {
+                                    if let Some(offset) = s.u64()? {
+                                        done.offsets.push((at, offset));
+                                    }
+                                }
+                                s.rest(&mut pair)?;
+                            }
+                        }
+                        Some(Name::Poll) if s.next_element(&mut inner)? => s.poll(model, &mut done.reads)?,
+                        _ => {}
+                    }
+                    s.rest(&mut inner)?;
+                }
+                at += 1;
+            }
+        }
+        Some(())
+    }
+
     fn peek(&mut self) -> Option<u8> {
         while let Some(b' ' | b'\t' | b'\r' | b'\n') = self.b.get(self.i) {
             self.i += 1;
@@ -400,14 +441,24 @@ impl<'a> Scan<'a> {
         self.b[self.i..].starts_with(word).then(|| self.i += word.len())
     }
 
-    /// A string, escapes checked.
+    /// A string, escapes and UTF-8 checked (the line as a whole is not: outside strings,
+    /// only ASCII is accepted).
     fn string(&mut self) -> Option<()> {
         self.eat(b'"')?;
+        let start = self.i;
+        let mut ascii = true;
         loop {
             match *self.b.get(self.i)? {
                 b'"' => {
+                    if !ascii {
+                        std::str::from_utf8(&self.b[start..self.i]).ok()?;
+                    }
                     self.i += 1;
                     return Some(());
+                }
+                0x80.. => {
+                    ascii = false;
+                    self.i += 1;
                 }
                 b'\\' => {
                     self.i += 1;
@@ -513,8 +564,11 @@ mod tests {
 
     #[test]
     fn the_fields_of_a_line_are_read_in_any_order_and_give_up_on_the_unusual() {
-        let line = br#"{"index":3,"time":40,"type":"ok","process":2,"f":"poll","value":[["poll",{}]]}"#;
-        let f = fields(line).unwrap();
+        let mut model = LogModel::default();
+        let mut out = Parsed::default();
+        let text = br#"{"index":3,"time":40,"type":"ok","process":2,"f":"poll","value":[["poll",{}]]}"#;
+        let f = line(text, &mut model, &mut out).unwrap();
+        assert!(f.walked);
         assert_eq!(
             (f.index, f.time, f.kind, f.process, f.f),
             (3, 40, OpType::Ok, Some(2), "poll")
@@ -522,8 +576,8 @@ mod tests {
         assert_eq!(f.value, Some(&br#"[["poll",{}]]"#[..]));
         let reordered =
             br#" { "f" : "kill", "process":"nemesis", "value":null, "type":"info","time":1,"index":0 } "#;
-        let f = fields(reordered).unwrap();
-        assert_eq!((f.process, f.value, f.f), (None, None, "kill"));
+        let f = line(reordered, &mut model, &mut out).unwrap();
+        assert_eq!((f.process, f.value, f.f, f.walked), (None, None, "kill", false));
         for unusual in [
             &br#"{"index":0,"time":1,"type":"ok","process":2,"f":"p\u006fll"}"#[..],
             br#"{"index":0,"time":1,"type":"ok","process":2}"#,
@@ -533,7 +587,12 @@ mod tests {
             br#"{"index":0,"time":1,"type":"ok","process":2,"f":"x","value":[1,]}"#,
             br#"{"index":0,"time":1,"type":"ok","process":2,"f":"x","value":01}"#,
         ] {
-            assert_eq!(fields(unusual), None, "{}", String::from_utf8_lossy(unusual));
+            assert_eq!(
+                line(unusual, &mut model, &mut out),
+                None,
+                "{}",
+                String::from_utf8_lossy(unusual)
+            );
         }
     }
 

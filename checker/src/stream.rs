@@ -113,13 +113,13 @@ fn read_jsonl(mut reader: impl BufRead, sink: &mut Sink) -> Result<(), HistoryEr
         if read == 0 {
             return Ok(());
         }
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|_| fail("cannot read: stream did not contain valid UTF-8".into()))?;
-        if text.trim().is_empty() {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
         // The fast path reads what it can; serde reads (or refuses) the rest.
-        let head = match jsonl::fields(text.as_bytes()) {
+        let mut parsed = Parsed::default();
+        let fast = jsonl::line(&bytes, sink.builder.model_mut(), &mut parsed);
+        let head = match fast {
             Some(f) => Head {
                 index: f.index,
                 time: f.time,
@@ -127,8 +127,12 @@ fn read_jsonl(mut reader: impl BufRead, sink: &mut Sink) -> Result<(), HistoryEr
                 process: f.process,
                 f: Cow::Borrowed(f.f),
                 value: f.value,
+                walked: f.walked,
             },
             None => {
+                parsed = Parsed::default();
+                let text = std::str::from_utf8(&bytes)
+                    .map_err(|_| fail("cannot read: stream did not contain valid UTF-8".into()))?;
                 let line: Line =
                     serde_json::from_str(text).map_err(|e| fail(format!("not a history operation: {e}")))?;
                 Head {
@@ -138,10 +142,11 @@ fn read_jsonl(mut reader: impl BufRead, sink: &mut Sink) -> Result<(), HistoryEr
                     process: line.process.0,
                     f: line.f,
                     value: line.value.map(|raw| raw.get().as_bytes()),
+                    walked: false,
                 }
             }
         };
-        add_jsonl_op(sink, head).map_err(fail)?;
+        add_jsonl_op(sink, head, parsed).map_err(fail)?;
     }
 }
 
@@ -153,18 +158,19 @@ struct Head<'a> {
     process: Option<u64>,
     f: Cow<'a, str>,
     value: Option<&'a [u8]>,
+    /// Whether the value is in the parsed value already.
+    walked: bool,
 }
 
-fn add_jsonl_op(sink: &mut Sink, head: Head) -> Result<(), String> {
+fn add_jsonl_op(sink: &mut Sink, head: Head, mut parsed: Parsed) -> Result<(), String> {
     sink.rules.admit(head.index, head.kind, head.process, &head.f)?;
     sink.streamed.ops += 1;
     let Some(process) = head.process else {
         return Ok(());
     };
     sink.note_function(&head.f);
-    let mut parsed = Parsed::default();
     let invoke = head.kind == OpType::Invoke;
-    if let Some(raw) = head.value {
+    if let (Some(raw), false) = (head.value, head.walked) {
         let model = sink.builder.model_mut();
         let fast = match () {
             _ if !invoke && ["assign", "subscribe"].contains(&head.f.as_ref()) => None,
@@ -220,9 +226,9 @@ fn parse_value(
 /// What an op's value holds for the log model: an invocation's sends, or what a
 /// completion says.
 #[derive(Default)]
-struct Parsed {
-    sends: SmallVec<[(u32, KeyId, ValueId); 1]>,
-    done: Completed,
+pub(crate) struct Parsed {
+    pub sends: SmallVec<[(u32, KeyId, ValueId); 1]>,
+    pub done: Completed,
 }
 
 /// An op's whole value: `[[name, ...], ...]`, anything else ignored.
@@ -651,7 +657,8 @@ mod tests {
                     continue;
                 };
                 let slow: Option<Line> = serde_json::from_str(text).ok();
-                let Some(fast) = jsonl::fields(&bytes) else {
+                let mut walked = (LogModel::default(), Parsed::default());
+                let Some(fast) = jsonl::line(&bytes, &mut walked.0, &mut walked.1) else {
                     continue;
                 };
                 fast_fields += 1;
@@ -663,6 +670,24 @@ mod tests {
                 );
                 assert_eq!(fast.value, slow.value.map(|r| r.get().as_bytes()), "{text}");
                 let Some(raw) = fast.value else { continue };
+                if fast.walked {
+                    let mut slow_model = LogModel::default();
+                    let mut slow_parsed = Parsed::default();
+                    let invoke = fast.kind == OpType::Invoke;
+                    parse_value(
+                        std::str::from_utf8(raw).unwrap(),
+                        invoke,
+                        fast.f,
+                        &mut slow_model,
+                        &mut slow_parsed,
+                    )
+                    .unwrap_or_else(|e| panic!("fast path walked a value serde refuses ({e}): {text}"));
+                    assert_eq!(
+                        described(&walked.0, &walked.1),
+                        described(&slow_model, &slow_parsed),
+                        "{text}"
+                    );
+                }
                 for invoke in [true, false] {
                     let (mut fast_model, mut slow_model) = (LogModel::default(), LogModel::default());
                     let (mut fast_parsed, mut slow_parsed) = (Parsed::default(), Parsed::default());
