@@ -329,8 +329,45 @@ impl<'a> Scan<'a> {
     /// A number that is a plain non-negative integer as `Some`, any other value as `None`
     /// (skipped), as serde's `as_u64` sees it.
     fn u64(&mut self) -> Option<Option<u64>> {
+        if let Some(n) = self.int_fast() {
+            return Some(Some(n));
+        }
         let raw = self.raw()?;
         Some(digits(raw))
+    }
+
+    /// A plain non-negative integer followed by a delimiter, read without going through
+    /// [`Scan::raw`]; `None` (nothing consumed) for anything else.
+    fn int_fast(&mut self) -> Option<u64> {
+        self.peek()?;
+        let (mut i, mut n) = (self.i, 0u64);
+        while let Some(d @ b'0'..=b'9') = self.b.get(i) {
+            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+            i += 1;
+        }
+        let leading_zero = self.b[self.i] == b'0' && i > self.i + 1;
+        if i == self.i || leading_zero {
+            return None;
+        }
+        match self.b.get(i) {
+            Some(b',' | b']' | b'}' | b' ' | b'\t' | b'\r' | b'\n') | None => {
+                self.i = i;
+                Some(n)
+            }
+            _ => None,
+        }
+    }
+
+    /// Reads and interns a value.
+    fn value_id(&mut self, model: &mut LogModel) -> Option<ValueId> {
+        let at = self.i;
+        match self.int_fast().map(i64::try_from) {
+            Some(Ok(n)) => Some(model.int_value(n)),
+            _ => {
+                self.i = at;
+                intern_value(self.raw()?, model)
+            }
+        }
     }
 
     /// `{key: [[offset, value], ...], ...}`; anything else is skipped.
@@ -354,15 +391,12 @@ impl<'a> Scan<'a> {
                     } else {
                         None
                     };
-                    let value = if offset.is_some() && self.next_element(&mut pair)? {
-                        Some(self.raw()?)
-                    } else {
-                        None
-                    };
-                    self.rest(&mut pair)?;
-                    if let (Some(offset), Some(value)) = (offset, value) {
-                        records.push((offset, intern_value(value, model)?));
+                    if let Some(offset) = offset {
+                        if self.next_element(&mut pair)? {
+                            records.push((offset, self.value_id(model)?));
+                        }
                     }
+                    self.rest(&mut pair)?;
                 }
             }
             reads.push((key, records));

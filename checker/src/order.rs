@@ -120,36 +120,63 @@ fn by_key(reads: &[(KeyId, Records)]) -> Cow<'_, [(KeyId, Records)]> {
     Cow::Owned(merged)
 }
 
+/// Per key, one (position, value): a process reads and writes a few keys, so a short
+/// list beats a tree.
+#[derive(Debug, Default)]
+struct ByKey(SmallVec<[(KeyId, (u32, ValueId)); 4]>);
+
+impl ByKey {
+    fn get(&self, key: &KeyId) -> Option<(u32, ValueId)> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, at)| *at)
+    }
+
+    /// Sets `key`'s entry, returning the one it replaces.
+    fn insert(&mut self, key: KeyId, at: (u32, ValueId)) -> Option<(u32, ValueId)> {
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, old)) => Some(std::mem::replace(old, at)),
+            None => {
+                self.0.push((key, at));
+                None
+            }
+        }
+    }
+}
+
 /// Runs the order analyses.
 pub fn order_anomalies(model: &LogModel) -> (Anomalies, Unseen) {
     let mut anomalies = Anomalies::new();
-    // Per process: per key, the last (position, value) it polled and it sent.
-    let mut polled: BTreeMap<u64, BTreeMap<KeyId, (u32, ValueId)>> = BTreeMap::new();
-    let mut sent: BTreeMap<u64, BTreeMap<KeyId, (u32, ValueId)>> = BTreeMap::new();
-    let failed: BTreeMap<(KeyId, ValueId), u64> = model
-        .ops
-        .iter()
-        .filter(|op| op.kind == OpType::Fail)
-        .flat_map(|op| op.sends.iter().map(|s| ((s.key, s.value), op.complete)))
-        .collect();
+    // Per process (by its slot): per key, the last (position, value) it polled and sent.
+    let mut slots: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut polled: Vec<ByKey> = Vec::new();
+    let mut sent: Vec<ByKey> = Vec::new();
+    let mut failed: PairMap<u64> = PairMap::new(model.value_count());
+    let mut any_failed = false;
+    for op in model.ops.iter().filter(|op| op.kind == OpType::Fail) {
+        for send in &op.sends {
+            any_failed |= failed.insert_first(send.key, send.value, op.complete);
+        }
+    }
     for op in &model.ops {
+        let slot = *slots.entry(op.process).or_insert_with(|| {
+            polled.push(ByKey::default());
+            sent.push(ByKey::default());
+            polled.len() - 1
+        });
         if op.is_final() {
-            polled.remove(&op.process);
+            polled[slot].0.clear();
         }
         // A consumer moved off a key starts it afresh; a failed move moved nothing, and
         // keys still covered keep their positions (Jepsen keeps state for them too).
         if op.reassigns() && op.kind != OpType::Fail {
             match &op.assigned {
                 Some(keys) => {
-                    for positions in [&mut polled, &mut sent] {
-                        if let Some(by_key) = positions.get_mut(&op.process) {
-                            by_key.retain(|key, _| keys.contains(key));
-                        }
+                    for positions in [&mut polled[slot], &mut sent[slot]] {
+                        positions.0.retain(|(key, _)| keys.contains(key));
                     }
                 }
                 None => {
-                    polled.remove(&op.process);
-                    sent.remove(&op.process);
+                    polled[slot].0.clear();
+                    sent[slot].0.clear();
                 }
             }
         }
@@ -196,8 +223,8 @@ pub fn order_anomalies(model: &LogModel) -> (Anomalies, Unseen) {
             // A poll, whatever its outcome, must start where the process's last `ok` poll
             // of the key ended; only an `ok` one moves that position (an aborted
             // transaction rewinds the consumer).
-            let last = polled.entry(op.process).or_default();
-            if let (Some(before), Some(first)) = (last.get(key).copied(), positioned.first().copied()) {
+            let last = &mut polled[slot];
+            if let (Some(before), Some(first)) = (last.get(key), positioned.first().copied()) {
                 if first.0 > before.0 + 1 {
                     add(
                         &mut anomalies,
@@ -218,8 +245,8 @@ pub fn order_anomalies(model: &LogModel) -> (Anomalies, Unseen) {
             if let Some(end) = positioned.last() {
                 last.insert(*key, *end);
             }
-            for (_, value) in records {
-                if let Some(writer) = failed.get(&(*key, *value)) {
+            for (_, value) in records.iter().filter(|_| any_failed) {
+                if let Some(writer) = failed.get(*key, *value) {
                     add(
                         &mut anomalies,
                         "G1a",
@@ -237,7 +264,7 @@ pub fn order_anomalies(model: &LogModel) -> (Anomalies, Unseen) {
             continue;
         }
         // Sends: within this op, and against the process's sends in earlier ops.
-        let mut in_op: BTreeMap<KeyId, (u32, ValueId)> = BTreeMap::new();
+        let mut in_op = ByKey::default();
         for send in &op.sends {
             let Some(p) = model.position_of(send.key, send.value) else {
                 continue;
@@ -257,18 +284,20 @@ pub fn order_anomalies(model: &LogModel) -> (Anomalies, Unseen) {
                 Some(_) => {}
                 None => {
                     // `sent` still holds the process's earlier operations' sends.
-                    let earlier = sent.get(&op.process).and_then(|m| m.get(&send.key));
+                    let earlier = sent[slot].get(&send.key);
                     if let Some(prev) = earlier.filter(|prev| p <= prev.0) {
                         add(
                             &mut anomalies,
                             "nonmonotonic-send",
-                            pair_case(model, op, send.key, *prev, here),
+                            pair_case(model, op, send.key, prev, here),
                         );
                     }
                 }
             }
         }
-        sent.entry(op.process).or_default().extend(in_op);
+        for (key, at) in in_op.0 {
+            sent[slot].insert(key, at);
+        }
     }
     (anomalies, unseen(model))
 }
