@@ -43,18 +43,18 @@ pub(crate) fn line<'a>(line: &'a [u8], model: &mut LogModel, out: &mut Parsed) -
     while let Some(key) = s.next_key(&mut first)? {
         // A repeated field is serde's error to report.
         match key {
-            "index" if index.is_none() => index = Some(s.u64()??),
-            "time" if time.is_none() => time = Some(s.u64()??),
-            "type" if kind.is_none() => {
-                kind = Some(match s.plain_str()? {
-                    "invoke" => OpType::Invoke,
-                    "ok" => OpType::Ok,
-                    "fail" => OpType::Fail,
-                    "info" => OpType::Info,
+            b"index" if index.is_none() => index = Some(s.u64()??),
+            b"time" if time.is_none() => time = Some(s.u64()??),
+            b"type" if kind.is_none() => {
+                kind = Some(match s.plain_bytes()? {
+                    b"invoke" => OpType::Invoke,
+                    b"ok" => OpType::Ok,
+                    b"fail" => OpType::Fail,
+                    b"info" => OpType::Info,
                     _ => return None,
                 })
             }
-            "process" if process.is_none() => {
+            b"process" if process.is_none() => {
                 process = Some(match s.peek()? {
                     b'"' => {
                         s.plain_str()?;
@@ -63,8 +63,8 @@ pub(crate) fn line<'a>(line: &'a [u8], model: &mut LogModel, out: &mut Parsed) -
                     _ => Some(s.u64()??),
                 })
             }
-            "f" if f.is_none() => f = Some(s.plain_str()?),
-            "value" if value.is_none() => {
+            b"f" if f.is_none() => f = Some(s.plain_str()?),
+            b"value" if value.is_none() => {
                 s.peek()?;
                 let start = s.i;
                 match (kind, process, f) {
@@ -84,7 +84,7 @@ pub(crate) fn line<'a>(line: &'a [u8], model: &mut LogModel, out: &mut Parsed) -
                 let raw = &line[start..s.i];
                 value = Some((raw != b"null").then_some(raw));
             }
-            "index" | "time" | "type" | "process" | "f" | "value" => return None,
+            b"index" | b"time" | b"type" | b"process" | b"f" | b"value" => return None,
             _ => {
                 s.raw()?;
             }
@@ -279,11 +279,11 @@ impl<'a> Scan<'a> {
 
     /// Inside an object: the next key (its colon consumed), or `None` at its end; a key with
     /// escapes gives up.
-    fn next_key(&mut self, seq: &mut Seq) -> Option<Option<&'a str>> {
+    fn next_key(&mut self, seq: &mut Seq) -> Option<Option<&'a [u8]>> {
         if !self.next(seq, b'}')? {
             return Some(None);
         }
-        let key = self.plain_str()?;
+        let key = self.plain_bytes()?;
         self.eat(b':')?;
         Some(Some(key))
     }
@@ -298,6 +298,11 @@ impl<'a> Scan<'a> {
 
     /// A string without escapes, as its text.
     fn plain_str(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.plain_bytes()?).ok()
+    }
+
+    /// A string without escapes, as its bytes (to compare with a name, or to check as text).
+    fn plain_bytes(&mut self) -> Option<&'a [u8]> {
         self.eat(b'"')?;
         let start = self.i;
         loop {
@@ -308,9 +313,8 @@ impl<'a> Scan<'a> {
                 _ => self.i += 1,
             }
         }
-        let text = std::str::from_utf8(&self.b[start..self.i]).ok()?;
         self.i += 1;
-        Some(text)
+        Some(&self.b[start..self.i - 1])
     }
 
     /// A micro-op's name: `send` or `poll`, or `None` for any other value (skipped).
@@ -377,7 +381,7 @@ impl<'a> Scan<'a> {
         }
         let mut first = Seq::default();
         while let Some(key) = self.next_key(&mut first)? {
-            let key = model.key_named(key);
+            let key = model.key_named(std::str::from_utf8(key).ok()?);
             let mut records = Records::new();
             if self.enter_array()? {
                 let mut each = Seq::default();

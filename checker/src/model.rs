@@ -343,7 +343,12 @@ impl LogModel {
 
     /// Interns a key by name.
     pub fn key_named(&mut self, name: &str) -> KeyId {
-        if let Some(id) = self.key_ids.get(name) {
+        // Histories mostly have a handful of keys: a short scan beats the tree.
+        if self.keys.len() <= 16 {
+            if let Some(id) = self.keys.iter().position(|k| k == name) {
+                return id as KeyId;
+            }
+        } else if let Some(id) = self.key_ids.get(name) {
             return *id;
         }
         let name = name.to_string();
@@ -404,6 +409,13 @@ impl LogModel {
     /// read) and forgets the offsets of the rest: an offset from an operation that may
     /// never have happened says nothing about the log.
     fn settle_commitment(&mut self) {
+        if !self
+            .ops
+            .iter()
+            .any(|op| op.kind == OpType::Info && !op.sends.is_empty())
+        {
+            return;
+        }
         let mut read_ok: PairMap<()> = PairMap::new(self.values.len());
         for op in self.ops.iter().filter(|op| op.kind == OpType::Ok) {
             for (key, records) in &op.reads {
