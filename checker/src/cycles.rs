@@ -18,7 +18,6 @@
 //! the graph cut down to them holds a cycle of exactly that strength), then G-single
 //! (bounded), then one witness of whatever is left. No search here recurses.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde_json::json;
@@ -90,7 +89,16 @@ impl Edges {
 /// Builds the graph over the model's `ok` operations (and failed or unknown sends whose
 /// values were read: they happened). Nodes past the operations are realtime barriers.
 fn build(model: &LogModel, rw: bool) -> Graph {
-    let mut graph = Edges::default();
+    // Reserved up front: growing a vector of millions of edges by doubling copies it again
+    // and again. ww and wr: at most one per version and per record; process and realtime:
+    // a few per operation.
+    let records: usize = model
+        .ops
+        .iter()
+        .flat_map(|op| op.reads.iter().map(|(_, records)| records.len()))
+        .sum();
+    let versions: usize = model.versions.iter().map(Vec::len).sum();
+    let mut graph = Edges(Vec::with_capacity(versions + records + 4 * model.ops.len()));
     // Who wrote each (key, value). A failed send wrote nothing (reading it is G1a).
     let mut writer: PairMap<usize> = PairMap::new(model.value_count());
     for (i, op) in model
@@ -142,14 +150,22 @@ fn build(model: &LogModel, rw: bool) -> Graph {
         }
     }
     // process order.
-    let mut last_of: BTreeMap<u64, usize> = BTreeMap::new();
-    let mut by_invoke: Vec<usize> = (0..model.ops.len()).collect();
-    by_invoke.sort_by_key(|i| model.ops[*i].invoke);
-    for &i in &by_invoke {
-        if let Some(prev) = last_of.insert(model.ops[i].process, i) {
-            graph.edge(prev, i, PROCESS);
+    // (Sorting plain tuples, not indices compared through the ops, keeps the sorts in cache.)
+    let mut by_process: Vec<(u64, u64, u32)> = model
+        .ops
+        .iter()
+        .enumerate()
+        .map(|(i, op)| (op.process, op.invoke, i as u32))
+        .collect();
+    by_process.sort_unstable();
+    for pair in by_process.windows(2) {
+        if pair[0].0 == pair[1].0 {
+            graph.edge(pair[0].2 as usize, pair[1].2 as usize, PROCESS);
         }
     }
+    let mut by_invoke: Vec<(u64, u32)> = by_process.iter().map(|(_, invoke, i)| (*invoke, *i)).collect();
+    by_invoke.sort_unstable();
+    let by_invoke: Vec<usize> = by_invoke.into_iter().map(|(_, i)| i as usize).collect();
     let barriers = realtime(model, &by_invoke, &mut graph);
     Graph::from_edges(model.ops.len() + barriers, &graph.0)
 }

@@ -437,24 +437,52 @@ impl LogModel {
     /// Builds each key's version order from every read (whatever its operation's outcome)
     /// and every offset of a committed send.
     fn order_versions(&mut self) {
-        // Observations in history order, then a stable sort by offset: the first value seen
-        // at an offset comes first among its equals. (Per key the observations are nearly
-        // sorted already, which a stable sort exploits; a tree per key costs far more.)
-        let mut at: Vec<Vec<(u64, ValueId)>> = vec![Vec::new(); self.keys.len()];
-        for op in &self.ops {
-            for (key, records) in &op.reads {
-                at[*key as usize].extend(records.iter().copied());
-            }
-            for send in &op.sends {
-                if let Some(offset) = send.offset {
-                    at[send.key as usize].push((offset, send.value));
+        // Per key: how many observations, and their lowest and highest offsets.
+        let mut span: Vec<(usize, u64, u64)> = vec![(0, u64::MAX, 0); self.keys.len()];
+        observations(&self.ops, |key, offset, _| {
+            let s = &mut span[key as usize];
+            *s = (s.0 + 1, s.1.min(offset), s.2.max(offset));
+        });
+        // A key whose offsets are dense (as Kafka's are) gets a table indexed by offset,
+        // filled in one pass; a sparse one is sorted (stably, so the first value seen at
+        // an offset comes first among its equals).
+        let dense = |&(count, low, high): &(usize, u64, u64)| count > 0 && (high - low) / 4 <= count as u64;
+        let mut tables: Vec<Vec<ValueId>> = span
+            .iter()
+            .map(|s| match dense(s) {
+                true => vec![ValueId::MAX; (s.2 - s.1 + 1) as usize],
+                false => Vec::new(),
+            })
+            .collect();
+        let mut sparse: Vec<Vec<(u64, ValueId)>> = vec![Vec::new(); self.keys.len()];
+        observations(&self.ops, |key, offset, value| {
+            let k = key as usize;
+            if tables[k].is_empty() {
+                sparse[k].push((offset, value));
+            } else {
+                let slot = &mut tables[k][(offset - span[k].1) as usize];
+                if *slot == ValueId::MAX {
+                    *slot = value;
                 }
             }
-        }
+        });
         let mut position = PairMap::new(self.values.len());
-        for (key, mut offsets) in at.into_iter().enumerate() {
-            offsets.sort_by_key(|(offset, _)| *offset);
-            offsets.dedup_by_key(|(offset, _)| *offset);
+        for key in 0..self.keys.len() {
+            let offsets: Vec<(u64, ValueId)> = if tables[key].is_empty() {
+                let mut offsets = std::mem::take(&mut sparse[key]);
+                offsets.sort_by_key(|(offset, _)| *offset);
+                offsets.dedup_by_key(|(offset, _)| *offset);
+                offsets
+            } else {
+                let low = span[key].1;
+                tables[key]
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| **v != ValueId::MAX)
+                    .map(|(i, v)| (low + i as u64, *v))
+                    .collect()
+            };
+            tables[key] = Vec::new();
             // A value seen again at a later offset (a duplicate, reported as such) keeps its
             // first place only: the version order lists each write once.
             let mut versions = Vec::with_capacity(offsets.len());
@@ -492,6 +520,23 @@ impl LogModel {
     /// A key's name.
     pub fn key_name(&self, key: KeyId) -> &str {
         &self.keys[key as usize]
+    }
+}
+
+/// Hands `each` every (key, offset, value) the operations observed (their reads, then
+/// their sends' offsets), in history order.
+fn observations(ops: &[MOp], mut each: impl FnMut(KeyId, u64, ValueId)) {
+    for op in ops {
+        for (key, records) in &op.reads {
+            for &(offset, value) in records {
+                each(*key, offset, value);
+            }
+        }
+        for send in &op.sends {
+            if let Some(offset) = send.offset {
+                each(send.key, offset, send.value);
+            }
+        }
     }
 }
 
@@ -587,6 +632,29 @@ mod tests {
         assert_eq!(map.get(0, 9), None);
         assert_eq!(map.get(0, 0), None);
         assert!(!map.contains(5, 100));
+    }
+
+    #[test]
+    fn version_orders_keep_the_first_value_seen_at_each_offset_dense_or_sparse() {
+        for far in [3u64, 5_000_000] {
+            let jsonl = format!(
+                r#"{{"index":0,"time":0,"type":"invoke","process":0,"f":"send","value":[["send","x",1]]}}
+{{"index":1,"time":1,"type":"ok","process":0,"f":"send","value":[["send","x",[0,1]]]}}
+{{"index":2,"time":2,"type":"invoke","process":0,"f":"send","value":[["send","x",2]]}}
+{{"index":3,"time":3,"type":"ok","process":0,"f":"send","value":[["send","x",[{far},2]]]}}
+{{"index":4,"time":4,"type":"invoke","process":1,"f":"poll","value":[["poll"]]}}
+{{"index":5,"time":5,"type":"ok","process":1,"f":"poll","value":[["poll",{{"x":[[{far},3],[0,1]]}}]]}}
+"#
+            );
+            let model = LogModel::new(&History::read_jsonl(jsonl.as_bytes()).unwrap());
+            let texts: Vec<(u64, &str)> = model.versions[0]
+                .iter()
+                .map(|(o, v)| (*o, model.value_text(*v)))
+                .collect();
+            assert_eq!(texts, vec![(0, "1"), (far, "2")], "offset {far}");
+            assert_eq!(model.value_at(0, far).map(|v| model.value_text(v)), Some("2"));
+            assert_eq!(model.value_at(0, 1), None);
+        }
     }
 
     #[test]
