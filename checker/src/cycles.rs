@@ -89,16 +89,11 @@ impl Edges {
 /// Builds the graph over the model's `ok` operations (and failed or unknown sends whose
 /// values were read: they happened). Nodes past the operations are realtime barriers.
 fn build(model: &LogModel, rw: bool) -> Graph {
-    // Reserved up front: growing a vector of millions of edges by doubling copies it again
-    // and again. ww and wr: at most one per version and per record; process and realtime:
-    // a few per operation.
-    let records: usize = model
-        .ops
-        .iter()
-        .flat_map(|op| op.reads.iter().map(|(_, records)| records.len()))
-        .sum();
+    // Reserved up front (a guess: one ww edge per version, a few wr, process and realtime
+    // edges per operation): growing a vector of millions of edges by doubling copies it
+    // again and again.
     let versions: usize = model.versions.iter().map(Vec::len).sum();
-    let mut graph = Edges(Vec::with_capacity(versions + records + 4 * model.ops.len()));
+    let mut graph = Edges(Vec::with_capacity(versions + 8 * model.ops.len()));
     // Who wrote each (key, value). A failed send wrote nothing (reading it is G1a).
     let mut writer: PairMap<usize> = PairMap::new(model.value_count());
     for (i, op) in model
