@@ -354,6 +354,178 @@ fn number(token: &str) -> Option<Value> {
         .map(Value::Number)
 }
 
+/// Rewrites one line holding one operation map in the common subset of EDN that Jepsen
+/// writes (keywords, integers, strings without escapes, nil, booleans, vectors, lists,
+/// maps with scalar keys, a `#jepsen.history.Op` tag, a trailing comment) as the JSON line
+/// tumult would write for it, so that the JSONL fast path can read it. `None` for anything
+/// else (a set, a float, an escape, a duplicate key, ...), which the full reader then reads.
+pub(crate) fn line_as_json(line: &[u8], out: &mut Vec<u8>) -> Option<()> {
+    /// One open collection: a map (with the keys seen, and whether a value is due) or a
+    /// sequence (with its closing bracket).
+    enum Open<'a> {
+        Map { keys: Vec<&'a [u8]>, value_due: bool },
+        Seq { close: u8, items: usize },
+    }
+    out.clear();
+    let mut at = 0;
+    let skip = |at: &mut usize| {
+        while let Some(c) = line.get(*at) {
+            match c {
+                b' ' | b'\t' | b'\r' | b'\n' | b',' => *at += 1,
+                b';' => *at = line.len(),
+                _ => break,
+            }
+        }
+    };
+    skip(&mut at);
+    if line[at..].starts_with(b"#jepsen.history.Op{") {
+        at += b"#jepsen.history.Op".len();
+    }
+    if line.get(at) != Some(&b'{') {
+        return None;
+    }
+    let token_end = |from: usize| {
+        let mut end = from;
+        while let Some(&c) = line.get(end) {
+            if c.is_ascii_whitespace()
+                || matches!(c, b',' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'"' | b';')
+            {
+                break;
+            }
+            end += 1;
+        }
+        end
+    };
+    let mut stack: Vec<Open> = Vec::new();
+    loop {
+        skip(&mut at);
+        let c = *line.get(at)?;
+        if matches!(c, b'}' | b']' | b')') {
+            match stack.pop()? {
+                Open::Map { value_due: false, .. } if c == b'}' => out.push(b'}'),
+                Open::Seq { close, .. } if close == c => out.push(b']'),
+                _ => return None,
+            }
+            at += 1;
+            match stack.last_mut() {
+                None => break,
+                Some(Open::Map { value_due, .. }) => *value_due = false,
+                Some(Open::Seq { .. }) => {}
+            }
+            continue;
+        }
+        // A form starts: first its separator, and a map key is written as a string.
+        let mut is_key = false;
+        match stack.last_mut() {
+            Some(Open::Map { keys, value_due }) => {
+                if *value_due {
+                    out.push(b':');
+                } else {
+                    if !keys.is_empty() {
+                        out.push(b',');
+                    }
+                    is_key = true;
+                }
+                *value_due = !*value_due;
+            }
+            Some(Open::Seq { items, .. }) => {
+                if *items > 0 {
+                    out.push(b',');
+                }
+                *items += 1;
+            }
+            None => {}
+        }
+        let start = at;
+        let scalar: &[u8] = match c {
+            b'{' | b'[' | b'(' if !is_key => {
+                at += 1;
+                stack.push(match c {
+                    b'{' => Open::Map {
+                        keys: Vec::new(),
+                        value_due: false,
+                    },
+                    b'[' => Open::Seq {
+                        close: b']',
+                        items: 0,
+                    },
+                    _ => Open::Seq {
+                        close: b')',
+                        items: 0,
+                    },
+                });
+                out.push(if c == b'{' { b'{' } else { b'[' });
+                continue;
+            }
+            b'"' => {
+                let close = line[at + 1..].iter().position(|b| *b == b'"')? + at + 1;
+                let text = &line[at + 1..close];
+                if text.iter().any(|b| *b == b'\\' || *b < 0x20) {
+                    return None;
+                }
+                at = close + 1;
+                text
+            }
+            b':' => {
+                at = token_end(at + 1);
+                let name = &line[start + 1..at];
+                if name.is_empty() || name.contains(&b'\\') {
+                    return None;
+                }
+                name
+            }
+            _ => {
+                at = token_end(at);
+                &line[start..at]
+            }
+        };
+        let quoted = matches!(c, b'"' | b':');
+        let word = match scalar {
+            _ if quoted => None,
+            b"nil" => Some(&b"null"[..]),
+            b"true" | b"false" => Some(scalar),
+            _ => {
+                // A plain integer: no sign but '-', no leading zero, no N suffix.
+                let digits = scalar.strip_prefix(b"-").unwrap_or(scalar);
+                let plain = !digits.is_empty()
+                    && digits.iter().all(u8::is_ascii_digit)
+                    && (digits.len() == 1 || digits[0] != b'0');
+                if !plain {
+                    return None;
+                }
+                None
+            }
+        };
+        if is_key {
+            let name = if scalar == b"nil" && !quoted {
+                &b"nil"[..]
+            } else {
+                scalar
+            };
+            if word.is_some() && scalar != b"nil" {
+                return None;
+            }
+            if let Some(Open::Map { keys, .. }) = stack.last_mut() {
+                if keys.contains(&name) {
+                    return None;
+                }
+                keys.push(name);
+            }
+            out.push(b'"');
+            out.extend_from_slice(name);
+            out.push(b'"');
+        } else if quoted {
+            out.push(b'"');
+            out.extend_from_slice(scalar);
+            out.push(b'"');
+        } else {
+            out.extend_from_slice(word.unwrap_or(scalar));
+        }
+    }
+    skip(&mut at);
+    (at == line.len()).then_some(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

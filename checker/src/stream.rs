@@ -477,6 +477,7 @@ fn read_edn(mut reader: impl BufRead, sink: &mut Sink) -> Result<(), HistoryErro
     let mut line_no = 0usize;
     let mut depth = Depth::default();
     let mut line = String::new();
+    let mut json = Vec::new();
     loop {
         line.clear();
         let read = reader.read_line(&mut line).map_err(|e| HistoryError {
@@ -494,7 +495,7 @@ fn read_edn(mut reader: impl BufRead, sink: &mut Sink) -> Result<(), HistoryErro
                 continue;
             }
         }
-        if !chunk.trim().is_empty() {
+        if !chunk.trim().is_empty() && !read_edn_line_fast(&chunk, chunk_line, &mut json, sink)? {
             let (ops, lines) = crate::edn::read_ops(&chunk, sink.streamed.ops).map_err(|mut e| {
                 e.line += chunk_line - 1;
                 e
@@ -511,6 +512,34 @@ fn read_edn(mut reader: impl BufRead, sink: &mut Sink) -> Result<(), HistoryErro
             return Ok(());
         }
     }
+}
+
+/// Reads a one-line chunk of the common subset of EDN through the JSONL fast path (see
+/// [`crate::edn::line_as_json`]); false leaves the chunk to the full reader.
+fn read_edn_line_fast(
+    chunk: &str,
+    line: usize,
+    json: &mut Vec<u8>,
+    sink: &mut Sink,
+) -> Result<bool, HistoryError> {
+    if chunk.trim_end().contains('\n') || crate::edn::line_as_json(chunk.as_bytes(), json).is_none() {
+        return Ok(false);
+    }
+    let mut parsed = Parsed::default();
+    let Some(f) = jsonl::line(json, sink.builder.model_mut(), &mut parsed) else {
+        return Ok(false);
+    };
+    let head = Head {
+        index: f.index,
+        time: f.time,
+        kind: f.kind,
+        process: f.process,
+        f: Cow::Borrowed(f.f),
+        value: f.value,
+        walked: f.walked,
+    };
+    add_jsonl_op(sink, head, parsed).map_err(|message| HistoryError { line, message })?;
+    Ok(true)
 }
 
 fn add_edn_op(sink: &mut Sink, op: Op) -> Result<(), String> {
@@ -717,6 +746,100 @@ mod tests {
         assert!(
             fast_fields > 1_000 && compared > 1_000,
             "{fast_fields} lines, {compared} values compared"
+        );
+    }
+}
+
+#[cfg(test)]
+mod edn_tests {
+    use super::*;
+    use crate::history::History;
+
+    /// What a report says, without the order its witnesses came in.
+    fn summary(report: &crate::LogReport) -> String {
+        let anomalies: Vec<(String, usize)> = report
+            .anomalies
+            .iter()
+            .map(|(n, c)| (n.clone(), c.count))
+            .collect();
+        format!(
+            "{:?} {} {} {} {} {} {} {} {:?} unseen {}",
+            report.valid,
+            report.send_count,
+            report.acknowledged_count,
+            report.lost_count,
+            report.dirty_read_count,
+            report.inconsistent_offset_count,
+            report.duplicate_count,
+            report.unexpected_count,
+            anomalies,
+            report.unseen.count
+        )
+    }
+
+    #[test]
+    fn edn_read_fast_or_in_full_gives_the_same_report_or_an_error_both_ways() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        let (mut agreed, mut refused) = (0, 0);
+        for path in names
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "edn"))
+        {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            let mut variants = vec![text.clone()];
+            let specials = [
+                "", "{", "}", ":", "#{", "nil", "1.5", "\\\"", " ", "[", ";", "-", ":x 1",
+            ];
+            for (i, line) in lines.iter().enumerate() {
+                for (j, cut) in (0..line.len()).step_by(7).enumerate() {
+                    if !line.is_char_boundary(cut) {
+                        continue;
+                    }
+                    let mut mutated = lines.clone();
+                    let changed = format!(
+                        "{}{}{}",
+                        &line[..cut],
+                        specials[(i + j) % specials.len()],
+                        &line[cut..]
+                    );
+                    mutated[i] = &changed;
+                    variants.push(mutated.join("\n"));
+                }
+            }
+            for variant in variants {
+                let whole = History::read(variant.as_bytes(), Format::Edn);
+                let streamed = read_log(variant.as_bytes(), Format::Edn);
+                match (whole, streamed) {
+                    (Ok(history), Ok((model, _))) => {
+                        let whole = crate::log::log_analysis(&history);
+                        let streamed = crate::log::model_analysis(&model, crate::LOG_ALLOWED);
+                        assert_eq!(
+                            summary(&streamed),
+                            summary(&whole),
+                            "{}:\n{variant}",
+                            path.display()
+                        );
+                        agreed += 1;
+                    }
+                    (Err(_), Err(_)) => refused += 1,
+                    (whole, streamed) => panic!(
+                        "{}: full reader {:?}, streamed {:?}:\n{variant}",
+                        path.display(),
+                        whole.err(),
+                        streamed.err()
+                    ),
+                }
+            }
+        }
+        assert!(
+            agreed > 500 && refused > 100,
+            "{agreed} agreed, {refused} refused"
         );
     }
 }
