@@ -120,15 +120,7 @@ fn read_jsonl(mut reader: impl BufRead, sink: &mut Sink) -> Result<(), HistoryEr
         let mut parsed = Parsed::default();
         let fast = jsonl::line(&bytes, sink.builder.model_mut(), &mut parsed);
         let head = match fast {
-            Some(f) => Head {
-                index: f.index,
-                time: f.time,
-                kind: f.kind,
-                process: f.process,
-                f: Cow::Borrowed(f.f),
-                value: f.value,
-                walked: f.walked,
-            },
+            Some(f) => Head::from(f),
             None => {
                 parsed = Parsed::default();
                 let text = std::str::from_utf8(&bytes)
@@ -160,6 +152,20 @@ struct Head<'a> {
     value: Option<&'a [u8]>,
     /// Whether the value is in the parsed value already.
     walked: bool,
+}
+
+impl<'a> From<jsonl::Fields<'a>> for Head<'a> {
+    fn from(f: jsonl::Fields<'a>) -> Self {
+        Head {
+            index: f.index,
+            time: f.time,
+            kind: f.kind,
+            process: f.process,
+            f: Cow::Borrowed(f.f),
+            value: f.value,
+            walked: f.walked,
+        }
+    }
 }
 
 fn add_jsonl_op(sink: &mut Sink, head: Head, mut parsed: Parsed) -> Result<(), String> {
@@ -529,16 +535,7 @@ fn read_edn_line_fast(
     let Some(f) = jsonl::line(json, sink.builder.model_mut(), &mut parsed) else {
         return Ok(false);
     };
-    let head = Head {
-        index: f.index,
-        time: f.time,
-        kind: f.kind,
-        process: f.process,
-        f: Cow::Borrowed(f.f),
-        value: f.value,
-        walked: f.walked,
-    };
-    add_jsonl_op(sink, head, parsed).map_err(|message| HistoryError { line, message })?;
+    add_jsonl_op(sink, Head::from(f), parsed).map_err(|message| HistoryError { line, message })?;
     Ok(true)
 }
 
