@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::cycles::{add_cycles, find_cycles};
 use crate::history::{History, OpType};
-use crate::model::{KeyId, LogModel, PairMap, ValueId};
+use crate::model::{KeyId, LogModel, MOp, PairMap, ValueId};
 use crate::order::{order_anomalies, Anomalies, Unseen};
 use crate::queue::WITNESSES_MAX;
 use crate::verdict::Validity;
@@ -283,9 +283,17 @@ fn basic_log_analysis(model: &LogModel) -> LogReport {
     // Sends of `info` operations proven committed, and reads of operations that failed
     // or crashed: evidence of the log's contents, though nobody was told `ok`.
     let mut proven: Vec<Obs> = Vec::new();
-    let mut aborted_reads: Vec<Obs> = Vec::new();
-    let mut reads: Vec<Obs> = Vec::new();
-    let mut finals: Vec<Obs> = Vec::new();
+    // Reads are walked in place, never copied: they are most of a history.
+    let records = |which: fn(&MOp) -> bool| {
+        model.ops.iter().filter(move |op| which(op)).flat_map(|op| {
+            op.reads
+                .iter()
+                .flat_map(move |(k, rs)| rs.iter().map(move |(o, v)| (*k, *o, *v, op.complete)))
+        })
+    };
+    let reads = || records(|op| op.kind == OpType::Ok && !op.is_final());
+    let finals = || records(|op| op.kind == OpType::Ok && op.is_final());
+    let aborted_reads = || records(|op| op.kind != OpType::Ok);
     let mut final_reads = false;
     let mut send_count = 0;
     for op in &model.ops {
@@ -301,34 +309,19 @@ fn basic_log_analysis(model: &LogModel) -> LogReport {
                         .map(|s| (s.key, s.offset.unwrap_or(u64::MAX), s.value, op.complete)),
                 );
             }
-            for (key, records) in &op.reads {
-                aborted_reads.extend(records.iter().map(|(o, v)| (*key, *o, *v, op.complete)));
-            }
             continue;
         }
         for send in &op.sends {
             acknowledged.push((send.key, send.offset.unwrap_or(u64::MAX), send.value, op.complete));
         }
-        let into = if op.is_final() {
-            final_reads = true;
-            &mut finals
-        } else {
-            &mut reads
-        };
-        for (key, records) in &op.reads {
-            into.extend(
-                records
-                    .iter()
-                    .map(|(offset, value)| (*key, *offset, *value, op.complete)),
-            );
-        }
+        final_reads |= op.is_final();
     }
     // Per key, the (offset, value) records of the final reads.
     let mut final_at: Vec<Vec<(u64, ValueId)>> = vec![Vec::new(); model.keys.len()];
     let mut final_values: PairMap<()> = PairMap::new(values);
-    for (k, o, v, _) in &finals {
-        final_at[*k as usize].push((*o, *v));
-        final_values.insert_first(*k, *v, ());
+    for (k, o, v, _) in finals() {
+        final_at[k as usize].push((o, v));
+        final_values.insert_first(k, v, ());
     }
     for records in &mut final_at {
         records.sort_unstable();
@@ -350,10 +343,10 @@ fn basic_log_analysis(model: &LogModel) -> LogReport {
         // proven committed count as well as acknowledged ones.
         let mut ever_read: PairMap<()> = PairMap::new(values);
         let mut read_max: Vec<Option<u64>> = vec![None; model.keys.len()];
-        for (k, o, v, _) in &reads {
-            ever_read.insert_first(*k, *v, ());
-            let max = &mut read_max[*k as usize];
-            *max = Some(max.map_or(*o, |m| m.max(*o)));
+        for (k, o, v, _) in reads() {
+            ever_read.insert_first(k, v, ());
+            let max = &mut read_max[k as usize];
+            *max = Some(max.map_or(o, |m| m.max(o)));
         }
         acknowledged
             .iter()
@@ -365,9 +358,8 @@ fn basic_log_analysis(model: &LogModel) -> LogReport {
     };
     // The final reads run to the end of every key, so an offset they lack, or hold another
     // value at, never held this value once everything was healed.
-    let dirty: Vec<&Obs> = match final_reads {
-        true => reads
-            .iter()
+    let dirty: Vec<Obs> = match final_reads {
+        true => reads()
             .filter(|(k, o, v, _)| !holds(&final_at[*k as usize], *o, *v))
             .collect(),
         false => Vec::new(),
@@ -375,12 +367,17 @@ fn basic_log_analysis(model: &LogModel) -> LogReport {
     // Every observation, acknowledged offsets included, against the model's table of the
     // first value seen at each offset and the first offset of each value: only the
     // observations that disagree are collected and grouped.
-    let observations = reads
-        .iter()
-        .chain(&finals)
-        .chain(&aborted_reads)
-        .chain(acknowledged.iter().chain(&proven).filter(|a| a.1 != u64::MAX))
-        .map(|(k, o, v, _)| (*k, *o, *v));
+    let observations = reads()
+        .chain(finals())
+        .chain(aborted_reads())
+        .chain(
+            acknowledged
+                .iter()
+                .chain(&proven)
+                .filter(|a| a.1 != u64::MAX)
+                .copied(),
+        )
+        .map(|(k, o, v, _)| (k, o, v));
     let mut other_value: Vec<(KeyId, u64, ValueId)> = Vec::new();
     let mut other_offset: Vec<(KeyId, ValueId, u64)> = Vec::new();
     for (k, o, v) in observations {
@@ -412,10 +409,9 @@ fn basic_log_analysis(model: &LogModel) -> LogReport {
             group.iter().map(|(_, _, o)| *o).collect(),
         )
     });
-    let unexpected: Vec<&Obs> = reads
-        .iter()
-        .chain(&finals)
-        .chain(&aborted_reads)
+    let unexpected: Vec<Obs> = reads()
+        .chain(finals())
+        .chain(aborted_reads())
         .filter(|(k, _, v, _)| !attempted.contains(*k, *v))
         .collect();
     let anomalies = lost.len() + dirty.len() + inconsistent_count + duplicate_count + unexpected.len();
@@ -434,10 +430,10 @@ fn basic_log_analysis(model: &LogModel) -> LogReport {
         duplicate_count,
         unexpected_count: unexpected.len(),
         lost: lost.into_iter().take(WITNESSES_MAX).map(seen).collect(),
-        dirty_reads: dirty.into_iter().take(WITNESSES_MAX).map(seen).collect(),
+        dirty_reads: dirty.iter().take(WITNESSES_MAX).map(seen).collect(),
         inconsistent_offsets: inconsistent,
         duplicates,
-        unexpected: unexpected.into_iter().take(WITNESSES_MAX).map(seen).collect(),
+        unexpected: unexpected.iter().take(WITNESSES_MAX).map(seen).collect(),
         anomalies: Anomalies::new(),
         unseen: Unseen::default(),
         cycle_search_bounded: None,
