@@ -22,7 +22,7 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use crate::graph::{Exhausted, Graph, Intervals, Search};
+use crate::graph::{EdgeSink, Exhausted, Graph, Intervals, Search};
 use crate::history::OpType;
 use crate::model::{KeyId, LogModel, PairMap, ValueId};
 use crate::order::Anomalies;
@@ -74,26 +74,9 @@ pub struct Cycles {
     pub bounded: Option<String>,
 }
 
-/// Edges as they are inferred, turned into the graph at the end.
-#[derive(Default)]
-struct Edges(Vec<(u32, u32, u8)>);
-
-impl Edges {
-    fn edge(&mut self, from: usize, to: usize, kind: u8) {
-        if from != to {
-            self.0.push((from as u32, to as u32, kind));
-        }
-    }
-}
-
 /// Builds the graph over the model's `ok` operations (and failed or unknown sends whose
 /// values were read: they happened). Nodes past the operations are realtime barriers.
 fn build(model: &LogModel, rw: bool) -> Graph {
-    // Reserved up front (a guess: one ww edge per version, a few wr, process and realtime
-    // edges per operation): growing a vector of millions of edges by doubling copies it
-    // again and again.
-    let versions: usize = model.versions.iter().map(Vec::len).sum();
-    let mut graph = Edges(Vec::with_capacity(versions + 8 * model.ops.len()));
     // Who wrote each (key, value). A failed send wrote nothing (reading it is G1a).
     let mut writer: PairMap<usize> = PairMap::new(model.value_count());
     for (i, op) in model
@@ -106,45 +89,7 @@ fn build(model: &LogModel, rw: bool) -> Graph {
             writer.insert_first(send.key, send.value, i);
         }
     }
-    // ww: successive versions of each key.
-    for (key, versions) in model.versions.iter().enumerate() {
-        let key = key as KeyId;
-        for pair in versions.windows(2) {
-            let (Some(a), Some(b)) = (writer.get(key, pair[0].1), writer.get(key, pair[1].1)) else {
-                continue;
-            };
-            graph.edge(a, b, WW);
-        }
-    }
-    // wr and rw from every read.
-    for (i, op) in model.ops.iter().enumerate() {
-        if op.kind != OpType::Ok {
-            continue;
-        }
-        for (key, records) in &op.reads {
-            let mut highest: Option<u32> = None;
-            // A batch's records mostly share a writer: one edge for a run of them.
-            let mut last_writer = None;
-            for (_, value) in records {
-                if let Some(w) = writer.get(*key, *value) {
-                    if last_writer != Some(w) {
-                        graph.edge(w, i, WR);
-                        last_writer = Some(w);
-                    }
-                }
-                if let Some(p) = model.position_of(*key, *value) {
-                    highest = Some(highest.map_or(p, |h| h.max(p)));
-                }
-            }
-            let Some(h) = highest.filter(|_| rw) else { continue };
-            if let Some(&(_, next)) = model.versions[*key as usize].get(h as usize + 1) {
-                if let Some(w) = writer.get(*key, next) {
-                    graph.edge(i, w, RW);
-                }
-            }
-        }
-    }
-    // process order.
+    // Process and realtime order follow the invocations.
     // (Sorting plain tuples, not indices compared through the ops, keeps the sorts in cache.)
     let mut by_process: Vec<(u64, u64, u32)> = model
         .ops
@@ -153,16 +98,57 @@ fn build(model: &LogModel, rw: bool) -> Graph {
         .map(|(i, op)| (op.process, op.invoke, i as u32))
         .collect();
     by_process.sort_unstable();
-    for pair in by_process.windows(2) {
-        if pair[0].0 == pair[1].0 {
-            graph.edge(pair[0].2 as usize, pair[1].2 as usize, PROCESS);
-        }
-    }
     let mut by_invoke: Vec<(u64, u32)> = by_process.iter().map(|(_, invoke, i)| (*invoke, *i)).collect();
     by_invoke.sort_unstable();
     let by_invoke: Vec<usize> = by_invoke.into_iter().map(|(_, i)| i as usize).collect();
-    let barriers = realtime(model, &by_invoke, &mut graph);
-    Graph::from_edges(model.ops.len() + barriers, &graph.0)
+    // The edges are generated twice, counted and then placed, rather than listed once and
+    // then sorted into place: the list would be the largest thing the checker holds.
+    Graph::generate(|graph| {
+        // ww: successive versions of each key.
+        for (key, versions) in model.versions.iter().enumerate() {
+            let key = key as KeyId;
+            for pair in versions.windows(2) {
+                let (Some(a), Some(b)) = (writer.get(key, pair[0].1), writer.get(key, pair[1].1)) else {
+                    continue;
+                };
+                graph.edge(a, b, WW);
+            }
+        }
+        // wr and rw from every read.
+        for (i, op) in model.ops.iter().enumerate() {
+            if op.kind != OpType::Ok {
+                continue;
+            }
+            for (key, records) in &op.reads {
+                let mut highest: Option<u32> = None;
+                // A batch's records mostly share a writer: one edge for a run of them.
+                let mut last_writer = None;
+                for (_, value) in records {
+                    if let Some(w) = writer.get(*key, *value) {
+                        if last_writer != Some(w) {
+                            graph.edge(w, i, WR);
+                            last_writer = Some(w);
+                        }
+                    }
+                    if let Some(p) = model.position_of(*key, *value).filter(|_| rw) {
+                        highest = Some(highest.map_or(p, |h| h.max(p)));
+                    }
+                }
+                let Some(h) = highest else { continue };
+                if let Some(&(_, next)) = model.versions[*key as usize].get(h as usize + 1) {
+                    if let Some(w) = writer.get(*key, next) {
+                        graph.edge(i, w, RW);
+                    }
+                }
+            }
+        }
+        for pair in by_process.windows(2) {
+            if pair[0].0 == pair[1].0 {
+                graph.edge(pair[0].2 as usize, pair[1].2 as usize, PROCESS);
+            }
+        }
+        model.ops.len() + realtime(model, &by_invoke, graph)
+    })
 }
 
 /// Realtime order through barrier nodes: a chain of nodes after the operations, each
@@ -171,7 +157,7 @@ fn build(model: &LogModel, rw: bool) -> Graph {
 /// reaches T2 exactly when T1 completed before T2 was invoked, with a few edges per
 /// operation instead of one from every operation of the frontier. Returns how many
 /// barriers there are.
-fn realtime(model: &LogModel, by_invoke: &[usize], graph: &mut Edges) -> usize {
+fn realtime(model: &LogModel, by_invoke: &[usize], graph: &mut EdgeSink) -> usize {
     // Completions are already in order (the ops are); invocations are `by_invoke`: merge.
     let mut events: Vec<(bool, usize)> = Vec::with_capacity(model.ops.len() * 2);
     let (mut inv, mut done) = (by_invoke.iter().peekable(), (0..model.ops.len()).peekable());

@@ -21,30 +21,75 @@ pub struct Graph {
 /// A node with no index yet, in Tarjan's numbering.
 const UNVISITED: u32 = u32::MAX;
 
+/// What an edge generator hands its edges to (see [`Graph::generate`]): the first time it
+/// runs they are counted per node, the second time placed. An edge from a node to itself
+/// is dropped.
+#[derive(Debug, Default)]
+pub struct EdgeSink {
+    /// Counting: out-degrees, shifted by one. Placing: where each node's edges start.
+    first: Vec<u32>,
+    /// Placing: the next free slot of each node.
+    cursor: Option<Vec<u32>>,
+    targets: Vec<u32>,
+    kinds: Vec<u8>,
+}
+
+impl EdgeSink {
+    /// One edge.
+    pub fn edge(&mut self, from: usize, to: usize, kind: u8) {
+        if from == to {
+            return;
+        }
+        match &mut self.cursor {
+            None => {
+                if self.first.len() < from + 2 {
+                    self.first.resize(from + 2, 0);
+                }
+                self.first[from + 1] += 1;
+            }
+            Some(cursor) => {
+                let slot = &mut cursor[from];
+                self.targets[*slot as usize] = to as u32;
+                self.kinds[*slot as usize] = kind;
+                *slot += 1;
+            }
+        }
+    }
+}
+
 impl Graph {
     /// Builds the graph from `(from, to, kind)` edges over `nodes` nodes. Parallel edges stay
     /// parallel: the searches do not mind, and merging them would cost a sort.
+    #[cfg(test)]
     pub fn from_edges(nodes: usize, edges: &[(u32, u32, u8)]) -> Self {
-        let mut first = vec![0u32; nodes + 1];
-        for &(from, _, _) in edges {
-            first[from as usize + 1] += 1;
+        Self::generate(|sink| {
+            for &(from, to, kind) in edges {
+                sink.edge(from as usize, to as usize, kind);
+            }
+            nodes
+        })
+    }
+
+    /// Builds the graph from a generator of edges, which runs twice and must hand the
+    /// same edges to its sink both times, and returns how many nodes there are. Nothing
+    /// but the compressed rows is ever held.
+    pub fn generate(mut generator: impl FnMut(&mut EdgeSink) -> usize) -> Self {
+        let mut sink = EdgeSink::default();
+        let nodes = generator(&mut sink);
+        let mut first = std::mem::take(&mut sink.first);
+        first.resize(nodes.max(first.len().saturating_sub(1)) + 1, 0);
+        for n in 1..first.len() {
+            first[n] += first[n - 1];
         }
-        for n in 0..nodes {
-            first[n + 1] += first[n];
-        }
-        let mut cursor: Vec<u32> = first[..nodes].to_vec();
-        let mut targets = vec![0u32; edges.len()];
-        let mut kinds = vec![0u8; edges.len()];
-        for &(from, to, kind) in edges {
-            let slot = &mut cursor[from as usize];
-            targets[*slot as usize] = to;
-            kinds[*slot as usize] = kind;
-            *slot += 1;
-        }
+        let edges = *first.last().expect("one slot at least") as usize;
+        sink.cursor = Some(first[..first.len() - 1].to_vec());
+        sink.targets = vec![0u32; edges];
+        sink.kinds = vec![0u8; edges];
+        generator(&mut sink);
         Self {
             first,
-            targets,
-            kinds,
+            targets: sink.targets,
+            kinds: sink.kinds,
         }
     }
 
