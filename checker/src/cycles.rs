@@ -101,6 +101,7 @@ fn build(model: &LogModel, rw: bool) -> Graph {
     let mut by_invoke: Vec<(u64, u32)> = by_process.iter().map(|(_, invoke, i)| (*invoke, *i)).collect();
     by_invoke.sort_unstable();
     let by_invoke: Vec<usize> = by_invoke.into_iter().map(|(_, i)| i as usize).collect();
+    let events = realtime_events(model, &by_invoke);
     // The edges are generated twice, counted and then placed, rather than listed once and
     // then sorted into place: the list would be the largest thing the checker holds.
     Graph::generate(|graph| {
@@ -147,8 +148,33 @@ fn build(model: &LogModel, rw: bool) -> Graph {
                 graph.edge(pair[0].2 as usize, pair[1].2 as usize, PROCESS);
             }
         }
-        model.ops.len() + realtime(model, &by_invoke, graph)
+        model.ops.len() + realtime(model.ops.len(), &events, graph)
     })
+}
+
+/// The invocations and `ok` completions in history order, as (is an invocation, op).
+/// Only an `ok` completion dates the operation: an `info` one may take effect after it was
+/// recorded, so nothing is known to follow it in real time.
+fn realtime_events(model: &LogModel, by_invoke: &[usize]) -> Vec<(bool, u32)> {
+    // Completions are already in order (the ops are); invocations are `by_invoke`: merge.
+    let mut events: Vec<(bool, u32)> = Vec::with_capacity(model.ops.len() * 2);
+    let (mut inv, mut done) = (by_invoke.iter().peekable(), (0..model.ops.len()).peekable());
+    loop {
+        let next_invoke = inv.peek().map(|i| model.ops[**i].invoke);
+        let next_done = done.peek().map(|i| model.ops[*i].complete);
+        match (next_invoke, next_done) {
+            (Some(a), Some(b)) if a < b => events.push((true, *inv.next().expect("peeked") as u32)),
+            (_, Some(_)) => {
+                let i = done.next().expect("peeked");
+                if model.ops[i].kind == OpType::Ok {
+                    events.push((false, i as u32));
+                }
+            }
+            (Some(_), None) => events.push((true, *inv.next().expect("peeked") as u32)),
+            (None, None) => break,
+        }
+    }
+    events
 }
 
 /// Realtime order through barrier nodes: a chain of nodes after the operations, each
@@ -157,34 +183,18 @@ fn build(model: &LogModel, rw: bool) -> Graph {
 /// reaches T2 exactly when T1 completed before T2 was invoked, with a few edges per
 /// operation instead of one from every operation of the frontier. Returns how many
 /// barriers there are.
-fn realtime(model: &LogModel, by_invoke: &[usize], graph: &mut EdgeSink) -> usize {
-    // Completions are already in order (the ops are); invocations are `by_invoke`: merge.
-    let mut events: Vec<(bool, usize)> = Vec::with_capacity(model.ops.len() * 2);
-    let (mut inv, mut done) = (by_invoke.iter().peekable(), (0..model.ops.len()).peekable());
-    loop {
-        let next_invoke = inv.peek().map(|i| model.ops[**i].invoke);
-        let next_done = done.peek().map(|i| model.ops[*i].complete);
-        match (next_invoke, next_done) {
-            (Some(a), Some(b)) if a < b => events.push((true, *inv.next().expect("peeked"))),
-            (_, Some(_)) => events.push((false, done.next().expect("peeked"))),
-            (Some(_), None) => events.push((true, *inv.next().expect("peeked"))),
-            (None, None) => break,
-        }
-    }
+fn realtime(ops: usize, events: &[(bool, u32)], graph: &mut EdgeSink) -> usize {
     let mut barriers = 0usize;
     let mut current: Option<usize> = None;
     let mut completed: Vec<usize> = Vec::new();
-    for (is_invoke, i) in events {
+    for &(is_invoke, i) in events {
+        let i = i as usize;
         if !is_invoke {
-            // Only an `ok` completion dates the operation: an `info` one may take effect
-            // after it was recorded, so nothing is known to follow it in real time.
-            if model.ops[i].kind == OpType::Ok {
-                completed.push(i);
-            }
+            completed.push(i);
             continue;
         }
         if !completed.is_empty() {
-            let barrier = model.ops.len() + barriers;
+            let barrier = ops + barriers;
             barriers += 1;
             if let Some(previous) = current {
                 graph.edge(previous, barrier, REALTIME);
