@@ -484,3 +484,25 @@ fn a_sharded_sweep_merges_into_one_summary_with_junit_and_replays() {
     assert_eq!(again.status.code(), Some(1), "{}", text(&again.stdout));
     assert!(stdout.contains("stored: "), "{stdout}");
 }
+
+#[test]
+fn allow_judges_a_jepsen_history_as_jepsen_does_with_ww_deps_and_refuses_unknown_names() {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("../checker/testdata/jepsen-kafka-g1c-ww-wr.edn");
+    let case = case.to_str().unwrap();
+    // By default a cycle of a write-write and a write-read dependency is G1c: invalid.
+    let strict = tumult(&["check", case]);
+    assert_eq!(strict.status.code(), Some(1), "{}", text(&strict.stdout));
+    assert!(text(&strict.stdout).contains("G1c 1"), "{}", text(&strict.stdout));
+    // Allowed as with :ww-deps, it is still reported, and only the unread values remain.
+    let allowed = tumult(&["check", case, "--allow", "G0,G1c,G1c-process,G1c-realtime"]);
+    let stdout = text(&allowed.stdout);
+    assert!(stdout.contains("G1c 1 (allowed)"), "{stdout}");
+    assert!(stdout.contains("unseen 2"), "{stdout}");
+    let bad = tumult(&["check", case, "--allow", "G7"]);
+    assert_eq!(bad.status.code(), Some(3));
+    assert!(
+        text(&bad.stderr).contains("unknown anomaly 'G7'"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
