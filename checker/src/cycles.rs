@@ -120,7 +120,7 @@ fn build(model: &LogModel, rw: bool) -> Graph {
             if op.kind != OpType::Ok {
                 continue;
             }
-            for (key, records) in &op.reads {
+            for (key, records) in model.reads(op) {
                 let mut highest: Option<u32> = None;
                 // A batch's records mostly share a writer: one edge for a run of them.
                 let mut last_writer = None;
@@ -227,15 +227,15 @@ fn why(model: &LogModel, from: usize, to: usize, kind: u8) -> Option<Why> {
                 })
         }),
         WR => a.sends.iter().find_map(|s| {
-            b.reads
-                .iter()
+            model
+                .reads(b)
                 .any(|(k, records)| *k == s.key && records.iter().any(|(_, v)| *v == s.value))
                 .then_some(Why {
                     key: s.key,
                     value: s.value,
                 })
         }),
-        RW => a.reads.iter().find_map(|(key, records)| {
+        RW => model.reads(a).find_map(|(key, records)| {
             let highest = records
                 .iter()
                 .filter_map(|(_, v)| model.position_of(*key, *v))
@@ -532,7 +532,7 @@ fn summary(model: &LogModel, op: usize) -> String {
             model.key_name(send.key)
         ));
     }
-    for (key, records) in &op.reads {
+    for (key, records) in model.reads(op) {
         let values: Vec<String> = records
             .iter()
             .map(|(o, v)| format!("{o}:{}", model.value_text(*v)))

@@ -223,11 +223,7 @@ pub(crate) fn model_analysis(model: &LogModel, allowed: &[&str]) -> LogReport {
     }
     report.cycle_search_bounded = cycles.bounded;
     if report.valid == Validity::True {
-        if model
-            .ops
-            .iter()
-            .all(|op| op.sends.is_empty() && op.reads.is_empty())
-        {
+        if model.ops.iter().all(|op| op.sends.is_empty() && op.reads.1 == 0) {
             report.valid = Validity::Unknown;
             report.unknown_because = Some("the history holds no send and no read: nothing to judge".into());
         } else if let Some(why) = &report.cycle_search_bounded {
@@ -286,8 +282,8 @@ fn basic_log_analysis(model: &LogModel) -> LogReport {
     // Reads are walked in place, never copied: they are most of a history.
     let records = |which: fn(&MOp) -> bool| {
         model.ops.iter().filter(move |op| which(op)).flat_map(|op| {
-            op.reads
-                .iter()
+            model
+                .reads(op)
                 .flat_map(move |(k, rs)| rs.iter().map(move |(o, v)| (*k, *o, *v, op.complete)))
         })
     };

@@ -48,12 +48,14 @@ pub struct MOp {
     pub f: Function,
     /// Its sends, in order.
     pub sends: SmallVec<[Send; 1]>,
-    /// Its reads: per key, the (offset, value) records in the order returned. (Inline
-    /// storage: most operations send one value or read a few, and a million small heap
-    /// allocations cost more than the analyses themselves.) Kept whatever the completion:
-    /// a Kafka consumer must return only committed data even in a transaction that then
-    /// aborts, so the polls of a `fail` or `info` operation are evidence too.
-    pub reads: SmallVec<[(KeyId, Records); 1]>,
+    /// Its reads, one entry per key (two polls of a key in one operation read it in
+    /// sequence), in [`LogModel::read_keys`] from `reads.0`, `reads.1` of them; see
+    /// [`LogModel::reads`]. Kept whatever the completion: a Kafka consumer must return only
+    /// committed data even in a transaction that then aborts, so the polls of a `fail` or
+    /// `info` operation are evidence too. (Every op's records live in one arena: a million
+    /// small heap allocations cost more than the analyses themselves, and a compact op
+    /// keeps the passes over the ops in cache.)
+    pub reads: (u32, u32),
     /// For an `assign` or `subscribe` whose completion lists keys: those keys.
     pub assigned: Option<SmallVec<[KeyId; 4]>>,
     /// Whether its sends took effect, as far as anyone can tell: it completed `ok`, or it
@@ -111,6 +113,10 @@ pub struct LogModel {
     pub position: PairMap<u32>,
     /// Per key: every offset observed, in order, with the value first seen there.
     pub offsets: Vec<Vec<(u64, ValueId)>>,
+    /// Every op's reads: (key, where its records start in `records`, how many).
+    pub read_keys: Vec<(KeyId, usize, u32)>,
+    /// Every (offset, value) record read, op by op and key by key.
+    pub records: Vec<(u64, ValueId)>,
     key_ids: BTreeMap<String, KeyId>,
     value_ids: BTreeMap<String, ValueId>,
     int_ids: BTreeMap<i64, ValueId>,
@@ -252,7 +258,8 @@ impl LogBuilder {
             f: Function::of(f),
             sends: SmallVec::new(),
         });
-        self.model.ops.push(compile(pending, done, completed));
+        let op = compile(&mut self.model, pending, done, completed);
+        self.model.ops.push(op);
     }
 
     /// The model: an operation the history ends before completing is indeterminate, as
@@ -267,7 +274,8 @@ impl LogBuilder {
                 time: u64::MAX,
                 kind: OpType::Info,
             };
-            self.model.ops.push(compile(pending, done, Completed::default()));
+            let op = compile(&mut self.model, pending, done, Completed::default());
+            self.model.ops.push(op);
         }
         self.model.settle_commitment();
         self.model.order_versions();
@@ -278,7 +286,22 @@ impl LogBuilder {
 /// One compiled op from its invocation and completion. A failed send's offset never
 /// counts; an `info` one's counts only once the op is known to have committed (see
 /// [`MOp::committed`], settled when the history is complete).
-fn compile(pending: Pending, done: Completion, completed: Completed) -> MOp {
+fn compile(model: &mut LogModel, pending: Pending, done: Completion, completed: Completed) -> MOp {
+    let first = model.read_keys.len();
+    // One entry per key: two polls of a key in one operation read it in sequence.
+    for (at, (key, _)) in completed.reads.iter().enumerate() {
+        if completed.reads[..at].iter().any(|(k, _)| k == key) {
+            continue;
+        }
+        let start = model.records.len();
+        for (_, more) in completed.reads[at..].iter().filter(|(k, _)| k == key) {
+            model.records.extend_from_slice(more);
+        }
+        model
+            .read_keys
+            .push((*key, start, (model.records.len() - start) as u32));
+    }
+    let reads = (first as u32, (model.read_keys.len() - first) as u32);
     let sends = pending
         .sends
         .iter()
@@ -300,7 +323,7 @@ fn compile(pending: Pending, done: Completion, completed: Completed) -> MOp {
         kind: done.kind,
         f: pending.f,
         sends,
-        reads: completed.reads,
+        reads,
         assigned: completed.assigned,
         committed: done.kind == OpType::Ok,
     }
@@ -418,7 +441,7 @@ impl LogModel {
         }
         let mut read_ok: PairMap<()> = PairMap::new(self.values.len());
         for op in self.ops.iter().filter(|op| op.kind == OpType::Ok) {
-            for (key, records) in &op.reads {
+            for (key, records) in self.reads(op) {
                 for (_, value) in records {
                     read_ok.insert_first(*key, *value, ());
                 }
@@ -439,7 +462,7 @@ impl LogModel {
     fn order_versions(&mut self) {
         // Per key: how many observations, and their lowest and highest offsets.
         let mut span: Vec<(usize, u64, u64)> = vec![(0, u64::MAX, 0); self.keys.len()];
-        observations(&self.ops, |key, offset, _| {
+        observations(self, |key, offset, _| {
             let s = &mut span[key as usize];
             *s = (s.0 + 1, s.1.min(offset), s.2.max(offset));
         });
@@ -455,7 +478,7 @@ impl LogModel {
             })
             .collect();
         let mut sparse: Vec<Vec<(u64, ValueId)>> = vec![Vec::new(); self.keys.len()];
-        observations(&self.ops, |key, offset, value| {
+        observations(self, |key, offset, value| {
             let k = key as usize;
             if tables[k].is_empty() {
                 sparse[k].push((offset, value));
@@ -497,6 +520,14 @@ impl LogModel {
         self.position = position;
     }
 
+    /// `op`'s reads: each key with the records read from it, in order.
+    pub fn reads<'m>(&'m self, op: &MOp) -> impl Iterator<Item = (&'m KeyId, &'m [(u64, ValueId)])> + 'm {
+        let (first, count) = (op.reads.0 as usize, op.reads.1 as usize);
+        self.read_keys[first..first + count]
+            .iter()
+            .map(|(key, start, len)| (key, &self.records[*start..*start + *len as usize]))
+    }
+
     /// `key`'s position of `value` in its version order.
     pub fn position_of(&self, key: KeyId, value: ValueId) -> Option<u32> {
         self.position.get(key, value)
@@ -525,9 +556,9 @@ impl LogModel {
 
 /// Hands `each` every (key, offset, value) the operations observed (their reads, then
 /// their sends' offsets), in history order.
-fn observations(ops: &[MOp], mut each: impl FnMut(KeyId, u64, ValueId)) {
-    for op in ops {
-        for (key, records) in &op.reads {
+fn observations(model: &LogModel, mut each: impl FnMut(KeyId, u64, ValueId)) {
+    for op in &model.ops {
+        for (key, records) in model.reads(op) {
             for &(offset, value) in records {
                 each(*key, offset, value);
             }

@@ -18,7 +18,6 @@
 //!
 //! Also `unseen`: acknowledged values no read had returned yet, over time.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -26,7 +25,7 @@ use serde_json::{json, Value};
 use smallvec::SmallVec;
 
 use crate::history::OpType;
-use crate::model::{KeyId, LogModel, MOp, PairMap, Records, ValueId};
+use crate::model::{KeyId, LogModel, MOp, PairMap, ValueId};
 use crate::queue::WITNESSES_MAX;
 
 /// Most values listed as skipped in one witness.
@@ -100,26 +99,6 @@ fn pair_case(
     })
 }
 
-/// An operation's reads with one entry per key: two polls of one key in one operation
-/// read it in sequence (as Jepsen's `op-reads` sees them). Copies only when a key repeats.
-fn by_key(reads: &[(KeyId, Records)]) -> Cow<'_, [(KeyId, Records)]> {
-    let repeats = reads
-        .iter()
-        .enumerate()
-        .any(|(i, (key, _))| reads[..i].iter().any(|(k, _)| k == key));
-    if !repeats {
-        return Cow::Borrowed(reads);
-    }
-    let mut merged: Vec<(KeyId, Records)> = Vec::new();
-    for (key, records) in reads {
-        match merged.iter_mut().find(|(k, _)| k == key) {
-            Some((_, all)) => all.extend(records.iter().copied()),
-            None => merged.push((*key, records.clone())),
-        }
-    }
-    Cow::Owned(merged)
-}
-
 /// Per key, one (position, value): a process reads and writes a few keys, so a short
 /// list beats a tree.
 #[derive(Debug, Default)]
@@ -180,7 +159,7 @@ pub fn order_anomalies(model: &LogModel) -> (Anomalies, Unseen) {
                 }
             }
         }
-        for (key, records) in by_key(&op.reads).iter() {
+        for (key, records) in model.reads(op) {
             let positioned: SmallVec<[(u32, ValueId); 6]> = records
                 .iter()
                 .filter_map(|(_, v)| model.position_of(*key, *v).map(|p| (p, *v)))
@@ -318,7 +297,7 @@ fn unseen(model: &LogModel) -> Unseen {
         .filter(|(_, op)| op.kind == OpType::Ok)
     {
         acked.extend(op.sends.iter().map(|s| (s.key, s.value, at)));
-        for (key, records) in &op.reads {
+        for (key, records) in model.reads(op) {
             for (_, value) in records {
                 first_read.insert_first(*key, *value, at);
             }
