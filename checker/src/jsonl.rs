@@ -344,18 +344,21 @@ impl<'a> Scan<'a> {
     /// [`Scan::raw`]; `None` (nothing consumed) for anything else.
     fn int_fast(&mut self) -> Option<u64> {
         self.peek()?;
-        let (mut i, mut n) = (self.i, 0u64);
-        while let Some(d @ b'0'..=b'9') = self.b.get(i) {
-            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-            i += 1;
-        }
-        let leading_zero = self.b[self.i] == b'0' && i > self.i + 1;
-        if i == self.i || leading_zero {
+        let rest = &self.b[self.i..];
+        // At most 20 digits fit a u64; a longer run is left to the full path.
+        let len = rest.iter().take(20).take_while(|c| c.is_ascii_digit()).count();
+        if len == 0 || (len > 1 && rest[0] == b'0') {
             return None;
         }
-        match self.b.get(i) {
+        let n = if len < 20 {
+            // 19 digits cannot overflow.
+            rest[..len].iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'))
+        } else {
+            digits(&rest[..len])?
+        };
+        match rest.get(len) {
             Some(b',' | b']' | b'}' | b' ' | b'\t' | b'\r' | b'\n') | None => {
-                self.i = i;
+                self.i += len;
                 Some(n)
             }
             _ => None,
