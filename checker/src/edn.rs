@@ -9,6 +9,7 @@
 //! Nothing here panics on malformed input: every error names its line.
 
 use serde_json::{Map, Number, Value};
+use smallvec::SmallVec;
 
 use crate::history::{HistoryError, Op, OpType, Process};
 
@@ -363,8 +364,14 @@ pub(crate) fn line_as_json(line: &[u8], out: &mut Vec<u8>) -> Option<()> {
     /// One open collection: a map (with the keys seen, and whether a value is due) or a
     /// sequence (with its closing bracket).
     enum Open<'a> {
-        Map { keys: Vec<&'a [u8]>, value_due: bool },
-        Seq { close: u8, items: usize },
+        Map {
+            keys: SmallVec<[&'a [u8]; 8]>,
+            value_due: bool,
+        },
+        Seq {
+            close: u8,
+            items: usize,
+        },
     }
     out.clear();
     let mut at = 0;
@@ -396,7 +403,9 @@ pub(crate) fn line_as_json(line: &[u8], out: &mut Vec<u8>) -> Option<()> {
         }
         end
     };
-    let mut stack: Vec<Open> = Vec::new();
+    // (Inline storage: a line is a handful of small collections, and an allocation per
+    // line would cost as much as the rest.)
+    let mut stack: SmallVec<[Open; 8]> = SmallVec::new();
     loop {
         skip(&mut at);
         let c = *line.get(at)?;
@@ -442,7 +451,7 @@ pub(crate) fn line_as_json(line: &[u8], out: &mut Vec<u8>) -> Option<()> {
                 at += 1;
                 stack.push(match c {
                     b'{' => Open::Map {
-                        keys: Vec::new(),
+                        keys: SmallVec::new(),
                         value_due: false,
                     },
                     b'[' => Open::Seq {

@@ -492,6 +492,11 @@ fn read_edn(mut reader: impl BufRead, sink: &mut Sink) -> Result<(), HistoryErro
         })?;
         if read > 0 {
             line_no += 1;
+            // One whole operation on a line, as Jepsen writes them, goes to the fast path
+            // without the bracket count.
+            if chunk.is_empty() && read_edn_line_fast(&line, line_no, &mut json, sink)? {
+                continue;
+            }
             if chunk.is_empty() {
                 chunk_line = line_no;
             }
@@ -501,7 +506,7 @@ fn read_edn(mut reader: impl BufRead, sink: &mut Sink) -> Result<(), HistoryErro
                 continue;
             }
         }
-        if !chunk.trim().is_empty() && !read_edn_line_fast(&chunk, chunk_line, &mut json, sink)? {
+        if !chunk.trim().is_empty() {
             let (ops, lines) = crate::edn::read_ops(&chunk, sink.streamed.ops).map_err(|mut e| {
                 e.line += chunk_line - 1;
                 e
