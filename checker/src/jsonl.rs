@@ -10,7 +10,7 @@ use serde_json::Value;
 use smallvec::SmallVec;
 
 use crate::history::OpType;
-use crate::model::{Completed, KeyId, LogModel, Records, ValueId};
+use crate::model::{Completed, KeyId, LogModel, ValueId};
 use crate::stream::Parsed;
 
 /// Deepest nesting walked here; deeper values go to serde, which has its own limit.
@@ -206,7 +206,9 @@ impl<'a> Scan<'a> {
                                 s.rest(&mut pair)?;
                             }
                         }
-                        Some(Name::Poll) if s.next_element(&mut inner)? => s.poll(model, &mut done.reads)?,
+                        Some(Name::Poll) if s.next_element(&mut inner)? => {
+                            s.poll(model, &mut done.in_arena)?
+                        }
                         _ => {}
                     }
                     s.rest(&mut inner)?;
@@ -378,14 +380,15 @@ impl<'a> Scan<'a> {
     }
 
     /// `{key: [[offset, value], ...], ...}`; anything else is skipped.
-    fn poll(&mut self, model: &mut LogModel, reads: &mut SmallVec<[(KeyId, Records); 1]>) -> Option<()> {
+    /// The records go straight to the model's arena (see [`Completed::in_arena`]).
+    fn poll(&mut self, model: &mut LogModel, reads: &mut SmallVec<[(KeyId, usize, u32); 2]>) -> Option<()> {
         if !self.enter_object()? {
             return Some(());
         }
         let mut first = Seq::default();
         while let Some(key) = self.next_key(&mut first)? {
             let key = model.key_named(std::str::from_utf8(key).ok()?);
-            let mut records = Records::new();
+            let start = model.records.len();
             if self.enter_array()? {
                 let mut each = Seq::default();
                 while self.next_element(&mut each)? {
@@ -400,13 +403,14 @@ impl<'a> Scan<'a> {
                     };
                     if let Some(offset) = offset {
                         if self.next_element(&mut pair)? {
-                            records.push((offset, self.value_id(model)?));
+                            let value = self.value_id(model)?;
+                            model.records.push((offset, value));
                         }
                     }
                     self.rest(&mut pair)?;
                 }
             }
-            reads.push((key, records));
+            reads.push((key, start, (model.records.len() - start) as u32));
         }
         Some(())
     }
@@ -661,10 +665,13 @@ mod tests {
         .unwrap();
         assert_eq!(done.offsets.to_vec(), vec![(0, 4)]);
         let reads: Vec<(&str, Vec<(u64, &str)>)> = done
-            .reads
+            .in_arena
             .iter()
-            .map(|(k, rs)| {
-                let records = rs.iter().map(|(o, v)| (*o, model.value_text(*v))).collect();
+            .map(|(k, start, len)| {
+                let records = model.records[*start..*start + *len as usize]
+                    .iter()
+                    .map(|(o, v)| (*o, model.value_text(*v)))
+                    .collect();
                 (model.key_name(*k), records)
             })
             .collect();

@@ -142,6 +142,9 @@ pub struct Completed {
     pub offsets: SmallVec<[(u32, u64); 4]>,
     /// Its polls' records, per key.
     pub reads: SmallVec<[(KeyId, Records); 1]>,
+    /// Its polls' records, per key, already in the model's arena (`LogModel::records`)
+    /// as (key, start, length): where a reader put them straight there.
+    pub in_arena: SmallVec<[(KeyId, usize, u32); 2]>,
     /// The keys of an `assign` or `subscribe`, when its value lists them.
     pub assigned: Option<SmallVec<[KeyId; 4]>>,
 }
@@ -289,6 +292,28 @@ impl LogBuilder {
 fn compile(model: &mut LogModel, pending: Pending, done: Completion, completed: Completed) -> MOp {
     let first = model.read_keys.len();
     // One entry per key: two polls of a key in one operation read it in sequence.
+    let arena = &completed.in_arena;
+    let repeats = arena
+        .iter()
+        .enumerate()
+        .any(|(at, (key, _, _))| arena[..at].iter().any(|(k, _, _)| k == key));
+    if !repeats {
+        model.read_keys.extend_from_slice(arena);
+    } else {
+        // Rare: the key's runs are copied together to the arena's end.
+        for (at, (key, _, _)) in arena.iter().enumerate() {
+            if arena[..at].iter().any(|(k, _, _)| k == key) {
+                continue;
+            }
+            let start = model.records.len();
+            for (_, from, len) in arena[at..].iter().filter(|(k, _, _)| k == key) {
+                model.records.extend_from_within(*from..*from + *len as usize);
+            }
+            model
+                .read_keys
+                .push((*key, start, (model.records.len() - start) as u32));
+        }
+    }
     for (at, (key, _)) in completed.reads.iter().enumerate() {
         if completed.reads[..at].iter().any(|(k, _)| k == key) {
             continue;

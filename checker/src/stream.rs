@@ -654,16 +654,24 @@ mod tests {
             .iter()
             .map(|(at, k, v)| format!("{at}:{}={}", model.key_name(*k), model.value_text(*v)))
             .collect();
+        // The fast path puts records in the model's arena, serde's path in the parsed value.
+        let arena = parsed
+            .done
+            .in_arena
+            .iter()
+            .map(|(k, start, len)| (*k, &model.records[*start..*start + *len as usize]));
         let reads: Vec<String> = parsed
             .done
             .reads
             .iter()
+            .map(|(k, rs)| (*k, rs.as_slice()))
+            .chain(arena)
             .map(|(k, rs)| {
                 let records: Vec<String> = rs
                     .iter()
                     .map(|(o, v)| format!("{o}:{}", model.value_text(*v)))
                     .collect();
-                format!("{}={}", model.key_name(*k), records.join(","))
+                format!("{}={}", model.key_name(k), records.join(","))
             })
             .collect();
         let assigned = parsed.done.assigned.as_ref().map(|keys| {
