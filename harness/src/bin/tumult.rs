@@ -328,11 +328,12 @@ struct CheckArgs {
     /// Print the full report as JSON instead of a summary.
     #[arg(long)]
     json: bool,
-    /// Log anomalies to report without making the history invalid, on top of what the log
-    /// workload allows anyway (G-single and G2 through process or realtime order, G2),
-    /// comma-separated. For a producer without write isolation, as Jepsen's Kafka test
+    /// Log anomalies to report without making the history invalid, comma-separated, on top
+    /// of what is allowed anyway: every cycle through an rw edge (G-single, G2 and their
+    /// -process and -realtime variants), and, when operations send several values each, G0
+    /// and int-send-skip. For a producer without write isolation, as Jepsen's Kafka test
     /// with :ww-deps: --allow G0,G0-process,G0-realtime,G1c,G1c-process,G1c-realtime.
-    #[arg(long, value_delimiter = ',', value_parser = parse_anomaly)]
+    #[arg(long, value_delimiter = ',', value_parser = parse_anomaly, value_name = "ANOMALIES")]
     allow: Vec<String>,
     /// Also print, to standard error, how long reading and checking took and the peak
     /// memory (resident set) of this process.
