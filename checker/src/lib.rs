@@ -220,7 +220,8 @@ pub fn check_file(
     if workload == Some(Workload::Queue) {
         return queue(None);
     }
-    let (model, streamed) = stream::read_log(open()?, format)?;
+    let bytes = std::fs::metadata(path).ok().map(|m| m.len());
+    let (model, streamed) = stream::read_log_sized(open()?, format, bytes)?;
     if workload.is_none() && streamed.has_queue_ops {
         return queue(Some(streamed.ops));
     }

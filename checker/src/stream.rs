@@ -33,11 +33,25 @@ pub struct Streamed {
 
 /// Reads a whole history into a log model.
 pub fn read_log(reader: impl BufRead, format: Format) -> Result<(LogModel, Streamed), HistoryError> {
+    read_log_sized(reader, format, None)
+}
+
+/// Reads a whole history of `bytes` bytes (when known) into a log model. The size only
+/// reserves room for the operations up front: growing a vector of millions of them by
+/// doubling would copy it again and again.
+pub fn read_log_sized(
+    reader: impl BufRead,
+    format: Format,
+    bytes: Option<u64>,
+) -> Result<(LogModel, Streamed), HistoryError> {
     let mut reader = reader;
     let format = format.resolve(&mut reader)?;
+    // An operation takes 60 bytes at the least; reserving for more than there are costs
+    // address space only, never memory, but is capped all the same.
+    let ops = bytes.map_or(0, |b| (b / 60).min(1 << 27) as usize);
     let mut sink = Sink {
         rules: OpRules::default(),
-        builder: LogBuilder::default(),
+        builder: LogBuilder::with_capacity(ops),
         streamed: Streamed::default(),
     };
     match format {
