@@ -489,39 +489,33 @@ pub(crate) fn line_as_json(line: &[u8], out: &mut Vec<u8>) -> Option<()> {
             }
         };
         let quoted = matches!(c, b'"' | b':');
+        // Unquoted: nil, a boolean, or a plain integer (no sign but '-', no leading zero,
+        // no N suffix), written as it is.
+        let digits = scalar.strip_prefix(b"-").unwrap_or(scalar);
+        let integer = !digits.is_empty()
+            && digits.iter().all(u8::is_ascii_digit)
+            && (digits.len() == 1 || digits[0] != b'0');
         let word = match scalar {
             _ if quoted => None,
             b"nil" => Some(&b"null"[..]),
             b"true" | b"false" => Some(scalar),
-            _ => {
-                // A plain integer: no sign but '-', no leading zero, no N suffix.
-                let digits = scalar.strip_prefix(b"-").unwrap_or(scalar);
-                let plain = !digits.is_empty()
-                    && digits.iter().all(u8::is_ascii_digit)
-                    && (digits.len() == 1 || digits[0] != b'0');
-                if !plain {
-                    return None;
-                }
-                None
-            }
+            _ if integer => None,
+            _ => return None,
         };
         if is_key {
-            let name = if scalar == b"nil" && !quoted {
-                &b"nil"[..]
-            } else {
-                scalar
-            };
-            if word.is_some() && scalar != b"nil" {
+            // A key is written as the string the full reader names it by (nil as "nil"); a
+            // boolean key is left to that reader.
+            if !quoted && matches!(scalar, b"true" | b"false") {
                 return None;
             }
             if let Some(Open::Map { keys, .. }) = stack.last_mut() {
-                if keys.contains(&name) {
+                if keys.contains(&scalar) {
                     return None;
                 }
-                keys.push(name);
+                keys.push(scalar);
             }
             out.push(b'"');
-            out.extend_from_slice(name);
+            out.extend_from_slice(scalar);
             out.push(b'"');
         } else if quoted {
             out.push(b'"');

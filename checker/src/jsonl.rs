@@ -237,17 +237,16 @@ impl<'a> Scan<'a> {
 
     /// If the next value is an array, enters it (true); else skips the value (false).
     fn enter_array(&mut self) -> Option<bool> {
-        if self.peek()? == b'[' {
-            self.i += 1;
-            return Some(true);
-        }
-        self.raw()?;
-        Some(false)
+        self.enter(b'[')
     }
 
     /// If the next value is an object, enters it (true); else skips the value (false).
     fn enter_object(&mut self) -> Option<bool> {
-        if self.peek()? == b'{' {
+        self.enter(b'{')
+    }
+
+    fn enter(&mut self, open: u8) -> Option<bool> {
+        if self.peek()? == open {
             self.i += 1;
             return Some(true);
         }

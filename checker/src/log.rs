@@ -274,7 +274,7 @@ fn basic_log_analysis(model: &LogModel) -> LogReport {
     type Obs = (KeyId, u64, ValueId, u64);
     let values = model.value_count();
     let mut attempted: PairMap<()> = PairMap::new(values);
-    // (key, offset, value, op) of every acknowledged send, read and final read.
+    // (key, offset, value, op) of every acknowledged send.
     let mut acknowledged: Vec<Obs> = Vec::new();
     // Sends of `info` operations proven committed, and reads of operations that failed
     // or crashed: evidence of the log's contents, though nobody was told `ok`.

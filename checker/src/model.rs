@@ -290,41 +290,30 @@ impl LogBuilder {
 /// counts; an `info` one's counts only once the op is known to have committed (see
 /// [`MOp::committed`], settled when the history is complete).
 fn compile(model: &mut LogModel, pending: Pending, done: Completion, completed: Completed) -> MOp {
-    let first = model.read_keys.len();
-    // One entry per key: two polls of a key in one operation read it in sequence.
-    let arena = &completed.in_arena;
-    let repeats = arena
-        .iter()
-        .enumerate()
-        .any(|(at, (key, _, _))| arena[..at].iter().any(|(k, _, _)| k == key));
-    if !repeats {
-        model.read_keys.extend_from_slice(arena);
-    } else {
-        // Rare: the key's runs are copied together to the arena's end.
-        for (at, (key, _, _)) in arena.iter().enumerate() {
-            if arena[..at].iter().any(|(k, _, _)| k == key) {
-                continue;
-            }
-            let start = model.records.len();
-            for (_, from, len) in arena[at..].iter().filter(|(k, _, _)| k == key) {
-                model.records.extend_from_within(*from..*from + *len as usize);
-            }
-            model
-                .read_keys
-                .push((*key, start, (model.records.len() - start) as u32));
-        }
+    // Reads a reader parsed into lists go to the arena's end like the others.
+    let mut runs = completed.in_arena;
+    for (key, records) in &completed.reads {
+        runs.push((*key, model.records.len(), records.len() as u32));
+        model.records.extend_from_slice(records);
     }
-    for (at, (key, _)) in completed.reads.iter().enumerate() {
-        if completed.reads[..at].iter().any(|(k, _)| k == key) {
+    // One entry per key: two polls of a key in one operation read it in sequence, so
+    // (rarely) a key's runs are copied together to the arena's end.
+    let first = model.read_keys.len();
+    for (at, &(key, start, len)) in runs.iter().enumerate() {
+        if runs[..at].iter().any(|(k, _, _)| *k == key) {
             continue;
         }
-        let start = model.records.len();
-        for (_, more) in completed.reads[at..].iter().filter(|(k, _)| k == key) {
-            model.records.extend_from_slice(more);
+        if !runs[at + 1..].iter().any(|(k, _, _)| *k == key) {
+            model.read_keys.push((key, start, len));
+            continue;
+        }
+        let merged = model.records.len();
+        for (_, from, len) in runs[at..].iter().filter(|(k, _, _)| *k == key) {
+            model.records.extend_from_within(*from..*from + *len as usize);
         }
         model
             .read_keys
-            .push((*key, start, (model.records.len() - start) as u32));
+            .push((key, merged, (model.records.len() - merged) as u32));
     }
     let reads = (first as u32, (model.read_keys.len() - first) as u32);
     let sends = pending
@@ -426,31 +415,29 @@ impl LogModel {
 
     /// Interns an integer value (the same id as [`LogModel::value`] gives its JSON).
     pub fn int_value(&mut self, n: i64) -> ValueId {
-        {
-            // Small non-negative integers (tumult's values) index a table directly.
-            let slot = usize::try_from(n).ok().filter(|n| *n < DIRECT_MAX);
-            let known = match slot {
-                Some(i) => self.small_ids.get(i).copied().filter(|id| *id != ValueId::MAX),
-                None => self.int_ids.get(&n).copied(),
-            };
-            if let Some(id) = known {
-                return id;
-            }
-            let id = self.values.len() as ValueId;
-            self.values.push(n.to_string());
-            match slot {
-                Some(i) => {
-                    if self.small_ids.len() <= i {
-                        self.small_ids.resize(i + 1, ValueId::MAX);
-                    }
-                    self.small_ids[i] = id;
-                }
-                None => {
-                    self.int_ids.insert(n, id);
-                }
-            }
-            id
+        // Small non-negative integers (tumult's values) index a table directly.
+        let slot = usize::try_from(n).ok().filter(|n| *n < DIRECT_MAX);
+        let known = match slot {
+            Some(i) => self.small_ids.get(i).copied().filter(|id| *id != ValueId::MAX),
+            None => self.int_ids.get(&n).copied(),
+        };
+        if let Some(id) = known {
+            return id;
         }
+        let id = self.values.len() as ValueId;
+        self.values.push(n.to_string());
+        match slot {
+            Some(i) => {
+                if self.small_ids.len() <= i {
+                    self.small_ids.resize(i + 1, ValueId::MAX);
+                }
+                self.small_ids[i] = id;
+            }
+            None => {
+                self.int_ids.insert(n, id);
+            }
+        }
+        id
     }
 
     /// Marks the `info` operations an `ok` read proves committed (one of their values was
