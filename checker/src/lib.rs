@@ -176,25 +176,101 @@ pub struct Checked {
 #[derive(Debug, thiserror::Error)]
 pub enum CheckFileError {
     /// The file could not be opened.
-    #[error("cannot open {path}: {source}")]
+    #[error("cannot open {path}: {cause}")]
     Open {
         /// The file.
         path: String,
-        /// Why.
-        source: std::io::Error,
+        /// Why (shown in the message, so not a `source`: it would print twice).
+        cause: std::io::Error,
     },
     /// The file is not a well-formed history.
     #[error(transparent)]
     History(#[from] HistoryError),
     /// No workload was given and the operations name none.
-    #[error("cannot tell the workload from its operations (none of enqueue, dequeue, drain, send, poll, txn, assign, subscribe); pass --workload")]
-    UnknownWorkload,
+    #[error("cannot tell the workload from the history's operations: it holds {found}, none of which tumult checks (queue: enqueue, dequeue, drain; log: send, poll, txn, assign, subscribe)")]
+    UnknownWorkload {
+        /// The functions the history holds.
+        found: String,
+    },
+    /// The workload asked for has none of its operations in the history.
+    #[error("the history holds no operation of the {asked} workload ({expected}); it holds {found}{hint}")]
+    WorkloadMismatch {
+        /// The workload asked for.
+        asked: &'static str,
+        /// That workload's functions.
+        expected: &'static str,
+        /// The functions the history holds.
+        found: String,
+        /// Which workload would fit, if one would.
+        hint: String,
+    },
+}
+
+/// The functions a history holds, for messages: `f1, f2 and f3`.
+fn functions_found(functions: &[String]) -> String {
+    let quoted: Vec<String> = functions.iter().map(|f| format!("'{f}'")).collect();
+    match quoted.as_slice() {
+        [] => "no client operation".to_string(),
+        [one] => format!("only {one} operations"),
+        [rest @ .., last] => format!("operations {} and {last}", rest.join(", ")),
+    }
+}
+
+/// Checks that `workload` fits a history whose client operations have `functions`. A
+/// history with no client operation fits any workload: its verdict is unknown.
+fn fits(
+    workload: Workload,
+    functions: &[String],
+    queue_ops: bool,
+    log_ops: bool,
+) -> Result<(), CheckFileError> {
+    let (fits, asked, expected, other) = match workload {
+        Workload::Queue => (
+            queue_ops,
+            "queue",
+            "enqueue, dequeue, drain",
+            log_ops.then_some("log"),
+        ),
+        Workload::Log => (
+            log_ops,
+            "log",
+            "send, poll, txn, assign, subscribe",
+            queue_ops.then_some("queue"),
+        ),
+    };
+    if fits || functions.is_empty() {
+        return Ok(());
+    }
+    Err(CheckFileError::WorkloadMismatch {
+        asked,
+        expected,
+        found: functions_found(functions),
+        hint: other.map_or(String::new(), |w| format!(": check it with --workload {w}")),
+    })
+}
+
+/// Says why a history with no client operation has nothing to judge, in place of the
+/// analysis' own reason.
+fn nothing_to_judge(report: &mut Report, ops: u64) {
+    let why = if ops == 0 {
+        "the history is empty: nothing to judge".to_string()
+    } else {
+        format!("the history's {ops} operations are all the nemesis': no client operation to judge")
+    };
+    for analysis in report.analyses.values_mut() {
+        match analysis {
+            Analysis::TotalQueue(r) => r.unknown_because = Some(why.clone()),
+            Analysis::Log(r) => r.unknown_because = Some(why.clone()),
+        }
+    }
 }
 
 /// Checks a history file as [`check`] checks a history, without holding the file whole:
 /// a log history is read straight into the compiled model. `workload` `None` decides it
 /// from the operations (a queue operation anywhere makes it a queue history). The log
-/// anomalies named in `allow` are allowed on top of [`LOG_ALLOWED`].
+/// anomalies named in `allow` are allowed on top of [`LOG_ALLOWED`]. A workload none of
+/// whose operations the history holds is refused, naming what it does hold; a history
+/// with no client operation at all is unknown.
 pub fn check_file(
     path: &std::path::Path,
     format: Format,
@@ -204,32 +280,58 @@ pub fn check_file(
     let open = || {
         std::fs::File::open(path)
             .map(|f| std::io::BufReader::with_capacity(1 << 20, f))
-            .map_err(|source| CheckFileError::Open {
+            .map_err(|cause| CheckFileError::Open {
                 path: path.display().to_string(),
-                source,
+                cause,
             })
     };
-    let queue = |ops: Option<u64>| -> Result<Checked, CheckFileError> {
+    let queue = || -> Result<Checked, CheckFileError> {
         let history = History::read(open()?, format)?;
-        let ops = ops.unwrap_or(history.ops().len() as u64);
-        Ok(Checked {
-            report: check(&history, Workload::Queue),
-            ops,
-        })
+        let mut streamed = stream::Streamed::default();
+        for op in history.ops() {
+            if matches!(op.process, Process::Client(_)) {
+                streamed.note_function(&op.f);
+            }
+        }
+        fits(
+            Workload::Queue,
+            &streamed.functions,
+            streamed.has_queue_ops,
+            streamed.has_log_ops,
+        )?;
+        let ops = history.ops().len() as u64;
+        let mut report = check(&history, Workload::Queue);
+        if streamed.client_ops == 0 {
+            nothing_to_judge(&mut report, ops);
+        }
+        Ok(Checked { report, ops })
     };
     if workload == Some(Workload::Queue) {
-        return queue(None);
+        return queue();
     }
     let bytes = std::fs::metadata(path).ok().map(|m| m.len());
     let (model, streamed) = stream::read_log_sized(open()?, format, bytes)?;
     if workload.is_none() && streamed.has_queue_ops {
-        return queue(Some(streamed.ops));
+        drop(model);
+        return queue();
     }
-    if workload.is_none() && !streamed.has_log_ops {
-        return Err(CheckFileError::UnknownWorkload);
+    if workload.is_none() && streamed.client_ops > 0 && !streamed.has_log_ops {
+        return Err(CheckFileError::UnknownWorkload {
+            found: functions_found(&streamed.functions),
+        });
+    }
+    fits(
+        Workload::Log,
+        &streamed.functions,
+        streamed.has_queue_ops,
+        streamed.has_log_ops,
+    )?;
+    let mut report = log_report(&model, allow);
+    if streamed.client_ops == 0 {
+        nothing_to_judge(&mut report, streamed.ops);
     }
     Ok(Checked {
-        report: log_report(&model, allow),
+        report,
         ops: streamed.ops,
     })
 }

@@ -29,6 +29,30 @@ pub struct Streamed {
     pub has_queue_ops: bool,
     /// Whether any client operation was a log operation (send, poll, txn, ...).
     pub has_log_ops: bool,
+    /// Client operations read (invocations and completions).
+    pub client_ops: u64,
+    /// The distinct functions of client operations, in the order first seen (at most
+    /// [`FUNCTIONS_KEPT`]), for errors that say what a history holds.
+    pub functions: Vec<String>,
+}
+
+/// How many distinct function names [`Streamed::functions`] keeps.
+pub const FUNCTIONS_KEPT: usize = 16;
+
+impl Streamed {
+    /// Notes one client operation's function.
+    pub fn note_function(&mut self, f: &str) {
+        self.client_ops += 1;
+        // A history names a handful of functions: the scan is shorter than a hash.
+        if self.functions.iter().any(|seen| seen == f) {
+            return;
+        }
+        self.has_queue_ops |= QUEUE_FUNCTIONS.contains(&f);
+        self.has_log_ops |= LOG_FUNCTIONS.contains(&f);
+        if self.functions.len() < FUNCTIONS_KEPT {
+            self.functions.push(f.to_string());
+        }
+    }
 }
 
 /// Reads a whole history into a log model.
@@ -65,13 +89,6 @@ struct Sink {
     rules: OpRules,
     builder: LogBuilder,
     streamed: Streamed,
-}
-
-impl Sink {
-    fn note_function(&mut self, f: &str) {
-        self.streamed.has_queue_ops |= QUEUE_FUNCTIONS.contains(&f);
-        self.streamed.has_log_ops |= LOG_FUNCTIONS.contains(&f);
-    }
 }
 
 /// The fields of one JSONL line, borrowed from it; the value is parsed once the type and
@@ -188,7 +205,7 @@ fn add_jsonl_op(sink: &mut Sink, head: Head, mut parsed: Parsed) -> Result<(), S
     let Some(process) = head.process else {
         return Ok(());
     };
-    sink.note_function(&head.f);
+    sink.streamed.note_function(&head.f);
     let invoke = head.kind == OpType::Invoke;
     if let (Some(raw), false) = (head.value, head.walked) {
         let model = sink.builder.model_mut();
@@ -566,7 +583,7 @@ fn add_edn_op(sink: &mut Sink, op: Op) -> Result<(), String> {
     sink.rules.admit(op.index, op.kind, process, &op.f)?;
     sink.streamed.ops += 1;
     if let Some(process) = process {
-        sink.note_function(&op.f);
+        sink.streamed.note_function(&op.f);
         sink.builder.add_op(process, &op);
     }
     Ok(())

@@ -66,11 +66,16 @@ pub enum StoreRunError {
     #[error("{0}")]
     Spec(HarnessError),
     /// The store's files could not be written.
-    #[error("results store: {0}")]
-    Io(#[from] std::io::Error),
+    #[error("results store: cannot write {}: {cause}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why (shown in the message, so not a `source`: it would print twice).
+        cause: std::io::Error,
+    },
     /// A page or picture of the run could not be made.
     #[error("results pages: {0}")]
-    Pages(#[from] pages::PageError),
+    Pages(pages::PageError),
     /// The run itself failed; its directory holds what was written.
     #[error("the run failed (partial results in {dir})")]
     Run {
@@ -79,6 +84,14 @@ pub enum StoreRunError {
         /// What went wrong.
         source: HarnessError,
     },
+}
+
+// By hand, not `#[from]`: the message shows the cause, which as a `source` too would print
+// twice in an error chain.
+impl From<pages::PageError> for StoreRunError {
+    fn from(e: pages::PageError) -> Self {
+        StoreRunError::Pages(e)
+    }
 }
 
 /// Runs `spec` and stores params.json, history.jsonl (written as the run goes),
@@ -97,15 +110,18 @@ pub fn run_and_store_observed(
     store: &Store,
     progress: &dyn Fn(Progress),
 ) -> Result<StoredRun, StoreRunError> {
+    run::preflight(spec, registration).map_err(StoreRunError::Spec)?;
     #[allow(clippy::disallowed_methods)] // names the directory only; never reaches the simulation
     let started = std::time::SystemTime::now();
-    let dir = store.create_run(&spec.test_name(), spec.seed, started)?;
-    write_json(
-        &dir.join("params.json"),
-        &serde_json::to_value(spec).expect("spec serialises"),
-    )?;
-    let history = LineWriter::new(std::fs::File::create(dir.join("history.jsonl"))?);
-    let log = std::fs::File::create(dir.join("harness.log"))?;
+    let dir = store
+        .create_run(&spec.test_name(), spec.seed, started)
+        .map_err(at(&store.root().join(spec.test_name())))?;
+    let path = dir.join("params.json");
+    write_json(&path, &serde_json::to_value(spec).expect("spec serialises")).map_err(at(&path))?;
+    let path = dir.join("history.jsonl");
+    let history = LineWriter::new(std::fs::File::create(&path).map_err(at(&path))?);
+    let path = dir.join("harness.log");
+    let log = std::fs::File::create(&path).map_err(at(&path))?;
     let clock = DriverClock::default();
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(
@@ -118,11 +134,14 @@ pub fn run_and_store_observed(
     let outcome = tracing::subscriber::with_default(subscriber, || {
         run_observed(spec, registration, Box::new(history), &clock, progress)
     });
-    store.point_latest(&dir)?;
+    store
+        .point_latest(&dir)
+        .map_err(at(&store.root().join("latest")))?;
+    let results_path = dir.join("results.json");
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(source) => {
-            write_json(&dir.join("results.json"), &json!({ "error": source.to_string() }))?;
+            write_json(&results_path, &json!({ "error": source.to_string() })).map_err(at(&results_path))?;
             return Err(StoreRunError::Run { dir, source });
         }
     };
@@ -137,8 +156,9 @@ pub fn run_and_store_observed(
         "replay": spec.replay_command(),
         "checker": outcome.report,
     });
-    write_json(&dir.join("results.json"), &results)?;
-    outcome.schedule.save(&dir.join("schedule.json"))?;
+    write_json(&results_path, &results).map_err(at(&results_path))?;
+    let path = dir.join("schedule.json");
+    outcome.schedule.save(&path).map_err(at(&path))?;
     // The check already explained its cycles: write those out rather than search again.
     // A log run always gets the file, so that its absence never needs interpreting.
     if let Some(log) = outcome.report.log() {
@@ -146,11 +166,20 @@ pub fn run_and_store_observed(
         if cycles.is_empty() {
             cycles = "no dependency cycles found\n".into();
         }
-        std::fs::write(dir.join("cycles.txt"), cycles)?;
+        let path = dir.join("cycles.txt");
+        std::fs::write(&path, cycles).map_err(at(&path))?;
     }
     pages::write_run_pages(&dir, &outcome.history, &outcome.schedule, &outcome.report)?;
     pages::write_index(store.root())?;
     Ok(StoredRun { dir, outcome })
+}
+
+/// Names `path` in a store error.
+fn at(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> StoreRunError + '_ {
+    move |cause| StoreRunError::Io {
+        path: path.to_path_buf(),
+        cause,
+    }
 }
 
 /// Runs `spec` again without storing anything and returns its history.jsonl bytes.

@@ -28,6 +28,12 @@ use crate::seams::{DiskFaults, LocalSpawner, SimDisk, SimNetwork};
 use crate::simlog::DriverClock;
 use crate::spec::{derive_seed, TestSpec};
 
+/// Room in each simulated socket and listener backlog for `concurrency` clients: the
+/// default 64 up to 16 clients (so their runs replay as before), four per client above.
+fn tcp_capacity(concurrency: usize) -> usize {
+    (4 * concurrency).max(64)
+}
+
 /// Port every simulated broker listens on.
 const BROKER_PORT: u16 = 7000;
 /// Where each simulated broker keeps its data.
@@ -68,7 +74,15 @@ pub enum HarnessError {
     HistoryWrite(std::io::Error),
     /// The recorded history breaks the op model: a harness bug.
     #[error("recorded history is malformed (harness bug): {0}")]
-    HistoryShape(#[from] checker::HistoryError),
+    HistoryShape(checker::HistoryError),
+}
+
+// By hand, not `#[from]`: the message shows the cause, which as a `source` too would print
+// twice in an error chain.
+impl From<checker::HistoryError> for HarnessError {
+    fn from(e: checker::HistoryError) -> Self {
+        HarnessError::HistoryShape(e)
+    }
 }
 
 /// Whether the cluster came back after healing.
@@ -167,6 +181,19 @@ pub struct Progress {
 /// How often progress is reported, in simulated time.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
+/// Everything [`run_observed`] refuses before it starts: the workload for this mode, the
+/// parameters, the schedule file. Called before a run directory is made, so that a
+/// refused test leaves nothing behind.
+pub fn preflight(spec: &TestSpec, registration: &Registration) -> Result<(), HarnessError> {
+    spec.build_workload_of(registration).map_err(HarnessError::Spec)?;
+    spec.validate_without_workload().map_err(HarnessError::Spec)?;
+    if let Some(path) = &spec.schedule {
+        let nodes: Vec<String> = (1..=spec.nodes).map(|i| format!("n{i}")).collect();
+        Schedule::load(path, &nodes).map_err(|e| HarnessError::Spec(e.to_string()))?;
+    }
+    Ok(())
+}
+
 /// [`run_with`], calling `progress` as the run goes. The callback sees the driver loop,
 /// outside the simulated hosts: it cannot change the run.
 pub fn run_observed(
@@ -200,6 +227,9 @@ pub fn run_observed(
         .min_message_latency(Duration::from_millis(spec.latency.min_ms))
         .max_message_latency(Duration::from_millis(spec.latency.max_ms))
         .rng_seed(spec.seed)
+        // turmoil panics when more connections wait on a listener than a socket holds
+        // (64 by default); every client may reconnect to a node at once after a fault.
+        .tcp_capacity(tcp_capacity(spec.concurrency))
         .build();
 
     let network = SimNetwork::default();

@@ -26,12 +26,12 @@ pub enum ShrinkError {
     #[error("replaying the run does not fail ({0}); nothing to shrink")]
     NotFailing(String),
     /// The shrunk schedule could not be written.
-    #[error("writing {path}: {source}")]
+    #[error("writing {}: {cause}", path.display())]
     Write {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (shown in the message, so not a `source`: it would print twice).
+        cause: std::io::Error,
     },
 }
 
@@ -268,9 +268,9 @@ pub fn shrink(dir: &Path, progress: &dyn Fn(&str)) -> Result<Shrunk, ShrinkError
     }
     let _ = std::fs::remove_file(&trials.scratch);
     let schedule_file = dir.join("shrunk-schedule.json");
-    small.save(&schedule_file).map_err(|source| ShrinkError::Write {
+    small.save(&schedule_file).map_err(|cause| ShrinkError::Write {
         path: schedule_file.clone(),
-        source,
+        cause,
     })?;
     let final_spec = TestSpec {
         schedule: Some(schedule_file.clone()),
@@ -290,9 +290,9 @@ pub fn shrink(dir: &Path, progress: &dyn Fn(&str)) -> Result<Shrunk, ShrinkError
     };
     let summary_path = dir.join("shrunk.json");
     let text = serde_json::to_string_pretty(&shrunk).expect("serialises") + "\n";
-    std::fs::write(&summary_path, text).map_err(|source| ShrinkError::Write {
+    std::fs::write(&summary_path, text).map_err(|cause| ShrinkError::Write {
         path: summary_path,
-        source,
+        cause,
     })?;
     Ok(shrunk)
 }

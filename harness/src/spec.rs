@@ -332,7 +332,10 @@ impl TestSpec {
     /// Refuses parameters that cannot make a meaningful run, whatever the workload.
     pub fn validate_without_workload(&self) -> Result<(), String> {
         const TIME_LIMIT_S_MAX: u64 = 24 * 3600;
-        const CONCURRENCY_MAX: usize = 1000;
+        // turmoil links every pair of hosts and visits every link for every host on every
+        // tick, so a run's cost grows with the cube of its clients: 90 take 100 times as
+        // long as 5. Above 100 a run takes minutes of wall time per simulated minute.
+        const CONCURRENCY_MAX: usize = 100;
         const NODES_MAX: usize = 9;
         const LATENCY_MS_MAX: u64 = 10_000;
         if self.nodes == 0 || self.nodes > NODES_MAX {
@@ -367,6 +370,14 @@ impl TestSpec {
                 self.nodes
             ));
         }
+        // Above rf no ISR can ever be large enough: every acks=all send would be refused,
+        // and a run that acknowledges nothing has nothing to lose.
+        if self.mode == Mode::Kafka && (self.kafka.min_isr == 0 || self.kafka.min_isr > self.kafka.rf) {
+            return Err(format!(
+                "--min-isr must be 1..={} (--rf): an ISR never holds more replicas than rf",
+                self.kafka.rf
+            ));
+        }
         if let Some(kind) = self.nemesis.0.iter().find(|k| k.needs_peers()) {
             if self.nodes < 2 {
                 return Err(format!(
@@ -385,7 +396,9 @@ impl TestSpec {
             return Err(format!("--time-limit must be 1..={TIME_LIMIT_S_MAX} seconds"));
         }
         if self.concurrency == 0 || self.concurrency > CONCURRENCY_MAX {
-            return Err(format!("--concurrency must be 1..={CONCURRENCY_MAX}"));
+            return Err(format!(
+                "--concurrency must be 1..={CONCURRENCY_MAX} (each client is a simulated host, and the simulation's cost grows with the cube of its hosts)"
+            ));
         }
         if !(self.rate.is_finite() && self.rate > 0.0 && self.rate <= 100_000.0) {
             return Err("--rate must be a number of operations per second in (0, 100000]".into());

@@ -340,6 +340,90 @@ fn bad_schedules_and_latencies_are_usage_errors() {
     );
     let out = run_test(store.path(), &["--target", "king"]);
     assert!(text(&out.stderr).contains("leader"), "{}", text(&out.stderr));
+    // A schedule that cannot be read is refused before a run directory is made: the
+    // store holds only the bad schedule file written above.
+    let missing = store.path().join("missing.json");
+    let out = run_test(store.path(), &["--schedule", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out.stderr).contains("cannot read"), "{}", text(&out.stderr));
+    let entries: Vec<_> = std::fs::read_dir(store.path()).unwrap().collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+}
+
+#[test]
+fn impossible_settings_are_refused_up_front_and_errors_name_their_path_once() {
+    let out = tumult(&["test", "--mode", "kafka", "--min-isr", "4"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("--min-isr must be 1..=3"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = tumult(&["test", "--concurrency", "101"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out.stderr).contains("1..=100"), "{}", text(&out.stderr));
+    let out = tumult(&["test", "--store", "/proc/forbidden"]);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("/proc/forbidden/single-queue-kill"), "{stderr}");
+    assert_eq!(stderr.matches("os error").count(), 1, "{stderr}");
+    let out = tumult(&["check", "/nonexistent/history.jsonl"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        stderr.matches("/nonexistent/history.jsonl").count(),
+        1,
+        "{stderr}"
+    );
+    // The program's own description, not the crate's.
+    let out = tumult(&["-h"]);
+    assert!(
+        text(&out.stdout).starts_with("Jepsen-style"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn many_clients_run_without_overflowing_the_simulated_listener() {
+    // 70 clients connect at once, more than turmoil's default backlog of 64.
+    let store = tempfile::tempdir().unwrap();
+    let out = run_test(
+        store.path(),
+        &["--concurrency", "70", "--time-limit", "1", "--seed", "1"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn an_empty_history_is_unknown_and_a_history_of_another_workload_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let out = tumult(&["check", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("the history is empty"),
+        "{}",
+        text(&out.stdout)
+    );
+    let queue = dir.path().join("queue.jsonl");
+    std::fs::write(
+        &queue,
+        concat!(
+            r#"{"index":0,"time":0,"type":"invoke","process":0,"f":"enqueue","value":1}"#,
+            "\n",
+            r#"{"index":1,"time":5,"type":"ok","process":0,"f":"enqueue","value":1}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let out = tumult(&["check", queue.to_str().unwrap(), "--workload", "log"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("--workload queue"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

@@ -30,7 +30,7 @@ const EXIT_ERROR: u8 = 3;
 /// Exit codes: 0 valid, 1 invalid (anomaly found), 2 unknown, 3 harness or usage error,
 /// 4 liveness failure (the cluster never recovered after healing).
 #[derive(Debug, Parser)]
-#[command(name = "tumult", version, about, long_about)]
+#[command(name = "tumult", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -226,8 +226,9 @@ fn parse_count(text: &str) -> Result<u64, String> {
 #[derive(Debug, clap::Args)]
 struct TestArgs {
     /// Broker design under test: single (one node), classic (each queue on one home node,
-    /// the others proxy), mirrored (a leader and mirrors per queue), or quorum (a Raft group
-    /// per queue).
+    /// the others proxy), mirrored (a leader and mirrors per queue), quorum (a Raft group
+    /// per queue), or kafka (a partitioned, replicated log: leader, followers, ISR, high
+    /// watermark; runs the log workload).
     #[arg(long, default_value = "single")]
     mode: Mode,
     /// Broker nodes in the cluster (default: 1 for single, 3 for replicated modes).
@@ -267,7 +268,9 @@ struct TestArgs {
     #[arg(long = "time-limit", default_value_t = 30, value_name = "SECONDS")]
     time_limit_s: u64,
     /// Client processes running at once; each has one request in flight at a time (Jepsen's
-    /// model: a process is a single thread of operations).
+    /// model: a process is a single thread of operations). At most 100: each client is a
+    /// simulated host, and the simulated network's cost per tick grows with the cube of its
+    /// hosts (5 clients run 30 s in 0.4 s of wall time, 90 in 46 s).
     #[arg(long, default_value_t = 5)]
     concurrency: usize,
     /// Target operations per simulated second over all processes.
@@ -1007,8 +1010,13 @@ fn check(args: CheckArgs) -> anyhow::Result<u8> {
     };
     let started = harness::bench::wall_now();
     let allow: Vec<&str> = args.allow.iter().map(String::as_str).collect();
-    let checker::Checked { report, ops } = checker::check_file(&path, args.format, args.workload, &allow)
-        .with_context(|| format!("{}", path.display()))?;
+    let checker::Checked { report, ops } =
+        match checker::check_file(&path, args.format, args.workload, &allow) {
+            Ok(checked) => checked,
+            // That message names the file already.
+            Err(e @ checker::CheckFileError::Open { .. }) => return Err(e.into()),
+            Err(e) => return Err(anyhow::Error::new(e).context(path.display().to_string())),
+        };
     let checked = started.elapsed();
     if args.json {
         say!("{}", serde_json::to_string_pretty(&report)?);

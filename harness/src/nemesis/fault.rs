@@ -144,12 +144,12 @@ pub struct Schedule {
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Read {
         /// The file.
         path: String,
-        /// Why.
-        source: std::io::Error,
+        /// Why (shown in the message, so not a `source`: it would print twice).
+        cause: std::io::Error,
     },
     /// The file is not a schedule.
     #[error("{path} is not a tumult schedule: {message}")]
@@ -165,9 +165,9 @@ impl Schedule {
     /// Reads and checks a schedule file against the cluster's host names.
     pub fn load(path: &Path, hosts: &[String]) -> Result<Self, ScheduleError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ScheduleError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ScheduleError::Read {
             path: shown.clone(),
-            source,
+            cause,
         })?;
         let malformed = |message: String| ScheduleError::Malformed {
             path: shown.clone(),

@@ -21,7 +21,7 @@ pub use index::{html as index_html, runs, write_index, RunEntry};
 pub enum PageError {
     /// A file could not be written or read.
     #[error("{0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// A plot could not be drawn.
     #[error("drawing {file}: {message}")]
     Plot {
@@ -30,6 +30,14 @@ pub enum PageError {
         /// What went wrong.
         message: String,
     },
+}
+
+// By hand, not `#[from]`: the message is the cause's, which as a `source` too would print
+// twice in an error chain.
+impl From<std::io::Error> for PageError {
+    fn from(e: std::io::Error) -> Self {
+        PageError::Io(e)
+    }
 }
 
 /// One client operation, from invocation to completion.
