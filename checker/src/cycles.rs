@@ -163,18 +163,27 @@ fn realtime_events(model: &LogModel, by_invoke: &[usize]) -> Vec<(bool, u32)> {
         let next_invoke = inv.peek().map(|i| model.ops[**i].invoke);
         let next_done = done.peek().map(|i| model.ops[*i].complete);
         match (next_invoke, next_done) {
-            (Some(a), Some(b)) if a < b => events.push((true, *inv.next().expect("peeked") as u32)),
+            (Some(a), Some(b)) if a < b => invoked(&mut events, *inv.next().expect("peeked"), model),
             (_, Some(_)) => {
                 let i = done.next().expect("peeked");
                 if model.ops[i].kind == OpType::Ok {
                     events.push((false, i as u32));
                 }
             }
-            (Some(_), None) => events.push((true, *inv.next().expect("peeked") as u32)),
+            (Some(_), None) => invoked(&mut events, *inv.next().expect("peeked"), model),
             (None, None) => break,
         }
     }
     events
+}
+
+/// Notes op `i`'s invocation, unless the op is a lone completion (its own partner): when
+/// it was invoked is unknown, so nothing is known to precede it (and dating it at its
+/// completion would make it follow itself).
+fn invoked(events: &mut Vec<(bool, u32)>, i: usize, model: &LogModel) {
+    if model.ops[i].invoke != model.ops[i].complete {
+        events.push((true, i as u32));
+    }
 }
 
 /// Realtime order through barrier nodes: a chain of nodes after the operations, each

@@ -8,6 +8,8 @@
 //! `:x` or `2` becomes the JSON key `"x"` or `"2"`, exactly as the JSONL form spells them.
 //! Nothing here panics on malformed input: every error names its line.
 
+use std::collections::BTreeSet;
+
 use serde_json::{Map, Number, Value};
 use smallvec::SmallVec;
 
@@ -27,7 +29,7 @@ pub fn read_ops(text: &str, first_position: u64) -> Result<(Vec<Op>, Vec<usize>)
     let mut ops = Vec::new();
     let mut lines = Vec::new();
     loop {
-        reader.skip_space()?;
+        reader.skip_space(0)?;
         if reader.at >= reader.bytes.len() {
             break;
         }
@@ -126,8 +128,9 @@ impl Reader<'_> {
         Some(c)
     }
 
-    /// Skips whitespace, commas and comments (`#_` discards are handled by `form`).
-    fn skip_space(&mut self) -> Result<(), HistoryError> {
+    /// Skips whitespace, commas, comments and `#_` discards with the form each discards
+    /// (so a discard before a closing bracket leaves nothing behind, as in Clojure).
+    fn skip_space(&mut self, depth: usize) -> Result<(), HistoryError> {
         while let Some(c) = self.peek() {
             match c {
                 b' ' | b'\t' | b'\r' | b'\n' | b',' => {
@@ -138,17 +141,46 @@ impl Reader<'_> {
                         self.bump();
                     }
                 }
+                b'#' if self.bytes.get(self.at + 1) == Some(&b'_') => {
+                    self.at += 2;
+                    if matches!(self.peek_past_space(), None | Some(b']' | b')' | b'}')) {
+                        return self.fail("a '#_' discard with no form to discard");
+                    }
+                    self.form(depth + 1)?;
+                }
                 _ => break,
             }
         }
         Ok(())
     }
 
+    /// The next byte after plain whitespace and commas, without consuming anything.
+    fn peek_past_space(&self) -> Option<u8> {
+        self.bytes[self.at..]
+            .iter()
+            .copied()
+            .find(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n' | b','))
+    }
+
+    /// A form and what tells it apart from others as a map key or set element: a keyword
+    /// and a string of the same name are different keys.
+    fn keyed_form(&mut self, depth: usize) -> Result<(Value, String), HistoryError> {
+        self.skip_space(depth)?;
+        let keyword = self.peek() == Some(b':');
+        let value = self.form(depth)?;
+        // Written as EDN would write it, for messages: `:type`, `"type"`, `1`.
+        let identity = match &value {
+            Value::String(name) if keyword => format!(":{name}"),
+            other => other.to_string(),
+        };
+        Ok((value, identity))
+    }
+
     fn form(&mut self, depth: usize) -> Result<Value, HistoryError> {
         if depth > DEPTH_MAX {
             return self.fail(format!("nested deeper than {DEPTH_MAX}"));
         }
-        self.skip_space()?;
+        self.skip_space(depth)?;
         let Some(c) = self.peek() else {
             return self.fail("unexpected end of input");
         };
@@ -165,8 +197,9 @@ impl Reader<'_> {
                 Ok(Value::Array(self.sequence(close, depth, opened)?))
             }
             b'"' => {
+                let opened = self.line;
                 self.bump();
-                self.string().map(Value::String)
+                self.string(opened).map(Value::String)
             }
             b':' => {
                 self.bump();
@@ -201,11 +234,6 @@ impl Reader<'_> {
                         self.bump();
                         Ok(Value::Array(self.sequence(b'}', depth, opened)?))
                     }
-                    Some(b'_') => {
-                        self.bump();
-                        self.form(depth + 1)?;
-                        self.form(depth)
-                    }
                     Some(c) if c.is_ascii_alphabetic() => {
                         // A tagged literal such as #jepsen.history.Op{...} or #inst "...":
                         // the tag says how Clojure would build it; the form is the data.
@@ -228,15 +256,26 @@ impl Reader<'_> {
         })
     }
 
+    /// The items of a vector, list or (closing with '}') set; a set refuses an element it
+    /// already holds, as Clojure's reader does.
     fn sequence(&mut self, close: u8, depth: usize, opened: usize) -> Result<Vec<Value>, HistoryError> {
         let mut items = Vec::new();
+        let mut set_elements = BTreeSet::new();
         loop {
-            self.skip_space()?;
+            self.skip_space(depth + 1)?;
             match self.peek() {
                 None => return self.unclosed(&format!("collection: expected '{}'", close as char), opened),
                 Some(c) if c == close => {
                     self.bump();
                     return Ok(items);
+                }
+                Some(_) if close == b'}' => {
+                    let (item, identity) = self.keyed_form(depth + 1)?;
+                    if set_elements.contains(&identity) {
+                        return self.fail(format!("duplicate set element {identity}"));
+                    }
+                    set_elements.insert(identity);
+                    items.push(item);
                 }
                 Some(_) => items.push(self.form(depth + 1)?),
             }
@@ -245,8 +284,9 @@ impl Reader<'_> {
 
     fn map(&mut self, depth: usize, opened: usize) -> Result<Value, HistoryError> {
         let mut map = Map::new();
+        let mut keys = BTreeSet::new();
         loop {
-            self.skip_space()?;
+            self.skip_space(depth + 1)?;
             match self.peek() {
                 None => return self.unclosed("map", opened),
                 Some(b'}') => {
@@ -254,12 +294,19 @@ impl Reader<'_> {
                     return Ok(Value::Object(map));
                 }
                 Some(_) => {
-                    let key = match self.form(depth + 1)? {
+                    let (key, identity) = self.keyed_form(depth + 1)?;
+                    // Clojure's reader refuses a map that names a key twice: which value
+                    // was meant cannot be known.
+                    if keys.contains(&identity) {
+                        return self.fail(format!("duplicate map key {identity}"));
+                    }
+                    keys.insert(identity);
+                    let key = match key {
                         Value::String(s) => s,
                         Value::Null => "nil".to_string(),
                         other => other.to_string(),
                     };
-                    self.skip_space()?;
+                    self.skip_space(depth + 1)?;
                     if self.peek() == Some(b'}') {
                         return self.fail(format!("map key {key} has no value"));
                     }
@@ -270,11 +317,17 @@ impl Reader<'_> {
         }
     }
 
-    fn string(&mut self) -> Result<String, HistoryError> {
+    /// A string whose opening quote was on line `opened`: an unterminated one is reported
+    /// there, not at the end of the input.
+    fn string(&mut self, opened: usize) -> Result<String, HistoryError> {
+        let unterminated = || HistoryError {
+            line: opened,
+            message: "unterminated string (the input ends before its closing quote)".into(),
+        };
         let mut out = Vec::new();
         loop {
             match self.bump() {
-                None => return self.fail("unterminated string"),
+                None => return Err(unterminated()),
                 Some(b'"') => break,
                 Some(b'\\') => match self.bump() {
                     Some(b'n') => out.push(b'\n'),
@@ -294,7 +347,7 @@ impl Reader<'_> {
                         }
                     }
                     Some(other) => return self.fail(format!("bad escape \\{} in string", other as char)),
-                    None => return self.fail("unterminated string"),
+                    None => return Err(unterminated()),
                 },
                 Some(c) => out.push(c),
             }
@@ -571,11 +624,29 @@ mod tests {
             ("{:index 0 :type :what :process 0 :f :x}", 1, "unknown :type what"),
             ("]", 1, "unexpected ']'"),
             ("{:a}", 1, "has no value"),
+            // A string left open on line 2 is reported there, not where the input ends.
+            (
+                "{:index 0 :type :ok :process 0 :f :x}\n{:index 1 :type :ok :process 0 :f :x :value \"open}\n{:index 2}\n{:index 3}\n",
+                2,
+                "unterminated string",
+            ),
+            ("{:index 0 :type :ok :type :invoke :process 0 :f :x}", 1, "duplicate map key :type"),
+            ("{:index 0 :type :ok :process 0 :f :x :value #{1 2 1}}", 1, "duplicate set element 1"),
+            ("{:index 0 :type :ok :process 0 :f :x :value [#_]}", 1, "no form to discard"),
         ] {
             let err = read_ops(text, 0).unwrap_err();
             assert_eq!(err.line, line, "{text}: {err}");
             assert!(err.message.contains(says), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn discards_vanish_even_before_a_closing_bracket_and_keywords_differ_from_strings() {
+        let text = "{:index 0 :type :ok :process 0 :f :x :value [1 #_ 2 #_ #_ 3 4] #_ :dropped}\n\
+                    {:index 1 :type :ok :process 0 :f :x :value {:a 1 \"b\" 2 :b 3} #_{:c 4}}";
+        let (ops, _) = read_ops(text, 0).unwrap();
+        assert_eq!(ops[0].value, serde_json::json!([1]));
+        assert_eq!(ops[1].value["a"], serde_json::json!(1));
     }
 
     #[test]

@@ -249,19 +249,13 @@ fn fits(
     })
 }
 
-/// Says why a history with no client operation has nothing to judge, in place of the
-/// analysis' own reason.
-fn nothing_to_judge(report: &mut Report, ops: u64) {
-    let why = if ops == 0 {
-        "the history is empty: nothing to judge".to_string()
+/// Why a history without `what` has nothing to judge; `ops` counts its operations (the
+/// nemesis' too, or only the clients': either is zero for an empty history).
+pub(crate) fn nothing_to_judge(ops: usize, what: &str) -> String {
+    if ops == 0 {
+        "the history holds no client operation (it is empty, or all the nemesis'): nothing to judge".into()
     } else {
-        format!("the history's {ops} operations are all the nemesis': no client operation to judge")
-    };
-    for analysis in report.analyses.values_mut() {
-        match analysis {
-            Analysis::TotalQueue(r) => r.unknown_because = Some(why.clone()),
-            Analysis::Log(r) => r.unknown_because = Some(why.clone()),
-        }
+        format!("the history holds no {what}: nothing to judge")
     }
 }
 
@@ -300,11 +294,10 @@ pub fn check_file(
             streamed.has_log_ops,
         )?;
         let ops = history.ops().len() as u64;
-        let mut report = check(&history, Workload::Queue);
-        if streamed.client_ops == 0 {
-            nothing_to_judge(&mut report, ops);
-        }
-        Ok(Checked { report, ops })
+        Ok(Checked {
+            report: check(&history, Workload::Queue),
+            ops,
+        })
     };
     if workload == Some(Workload::Queue) {
         return queue();
@@ -326,12 +319,8 @@ pub fn check_file(
         streamed.has_queue_ops,
         streamed.has_log_ops,
     )?;
-    let mut report = log_report(&model, allow);
-    if streamed.client_ops == 0 {
-        nothing_to_judge(&mut report, streamed.ops);
-    }
     Ok(Checked {
-        report,
+        report: log_report(&model, allow),
         ops: streamed.ops,
     })
 }

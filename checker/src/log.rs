@@ -225,7 +225,7 @@ pub(crate) fn model_analysis(model: &LogModel, allowed: &[&str]) -> LogReport {
     if report.valid == Validity::True {
         if model.ops.iter().all(|op| op.sends.is_empty() && op.reads.1 == 0) {
             report.valid = Validity::Unknown;
-            report.unknown_because = Some("the history holds no send and no read: nothing to judge".into());
+            report.unknown_because = Some(crate::nothing_to_judge(model.ops.len(), "send and no read"));
         } else if let Some(why) = &report.cycle_search_bounded {
             report.valid = Validity::Unknown;
             report.unknown_because = Some(why.clone());

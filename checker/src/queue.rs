@@ -248,8 +248,12 @@ pub fn total_queue(history: &History) -> TotalQueueReport {
     let (valid, unknown_because) = if !unexpected.is_empty() {
         (Validity::False, None)
     } else if tally.attempted.is_empty() && tally.dequeued.is_empty() {
-        let why = "the history holds no enqueue and no dequeue: nothing to judge";
-        (Validity::Unknown, Some(why.to_string()))
+        let clients = history
+            .ops()
+            .iter()
+            .filter(|op| matches!(op.process, crate::Process::Client(_)));
+        let why = crate::nothing_to_judge(clients.count(), "enqueue and no dequeue");
+        (Validity::Unknown, Some(why))
     } else if lost.is_empty() {
         (Validity::True, None)
     } else if tally.drained {

@@ -402,7 +402,7 @@ fn an_empty_history_is_unknown_and_a_history_of_another_workload_is_refused() {
     let out = tumult(&["check", empty.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).contains("the history is empty"),
+        text(&out.stdout).contains("no client operation"),
         "{}",
         text(&out.stdout)
     );
