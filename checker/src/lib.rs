@@ -19,6 +19,7 @@
 
 mod cycles;
 mod edn;
+mod edn_write;
 mod graph;
 mod history;
 mod jsonl;
@@ -33,6 +34,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use edn_write::{jsonl_to_edn, EdnWriteError};
 pub use history::{Format, History, HistoryError, Op, OpType, Process};
 pub use log::{log_analysis, log_analysis_allowing, Key, LogReport, Seen, LOG_ALLOWED, LOG_ANOMALIES};
 pub use order::{Anomalies, Cases, Unseen};

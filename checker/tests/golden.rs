@@ -264,3 +264,29 @@ fn transcribed_jepsen_tests_agree_with_jepsen_or_say_why_not() {
     assert!(cases_seen >= 40, "only {cases_seen} transcribed Jepsen cases");
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
+
+#[test]
+fn every_jsonl_case_written_as_edn_checks_to_the_same_report() {
+    let mut written = 0;
+    for (name, path, expected) in cases() {
+        if path.extension().and_then(|e| e.to_str()) != Some("jsonl") {
+            continue;
+        }
+        let workload: Workload = expected["workload"].as_str().unwrap().parse().unwrap();
+        let allow = allowed(&expected);
+        let mut edn = Vec::new();
+        let file = std::io::BufReader::new(std::fs::File::open(&path).unwrap());
+        checker::jsonl_to_edn(file, &mut edn).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let from_edn = History::read(edn.as_slice(), Format::Edn)
+            .map(|h| checker::check_allowing(&h, workload, &allow))
+            .unwrap_or_else(|e| panic!("{name}: {e}\n{}", String::from_utf8_lossy(&edn)));
+        let from_jsonl = check(&path, workload, &allow);
+        assert_eq!(
+            serde_json::to_value(&from_edn).unwrap(),
+            serde_json::to_value(&from_jsonl).unwrap(),
+            "{name}"
+        );
+        written += 1;
+    }
+    assert!(written >= 20, "{written}");
+}

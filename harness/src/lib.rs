@@ -94,8 +94,9 @@ impl From<pages::PageError> for StoreRunError {
     }
 }
 
-/// Runs `spec` and stores params.json, history.jsonl (written as the run goes),
-/// harness.log, results.json and schedule.json in a new run directory; points `latest` at it.
+/// Runs `spec` and stores params.json, history.jsonl (written as the run goes) and its
+/// twin history.edn, harness.log, results.json and schedule.json in a new run directory;
+/// points `latest` at it.
 pub fn run_and_store(spec: &TestSpec, store: &Store) -> Result<StoredRun, StoreRunError> {
     let registration = spec
         .registration()
@@ -134,6 +135,11 @@ pub fn run_and_store_observed(
     let outcome = tracing::subscriber::with_default(subscriber, || {
         run_observed(spec, registration, Box::new(history), &clock, progress)
     });
+    // Jepsen's form of the same history, for elle-cli and Jepsen's own tools; written
+    // for a failed run too, since what it recorded may be the evidence.
+    let jsonl = dir.join("history.jsonl");
+    let edn = dir.join("history.edn");
+    write_edn(&jsonl, &edn)?;
     store
         .point_latest(&dir)
         .map_err(at(&store.root().join("latest")))?;
@@ -172,6 +178,20 @@ pub fn run_and_store_observed(
     pages::write_run_pages(&dir, &outcome.history, &outcome.schedule, &outcome.report)?;
     pages::write_index(store.root())?;
     Ok(StoredRun { dir, outcome })
+}
+
+/// Writes the JSONL history at `jsonl` as Jepsen's EDN at `edn`.
+fn write_edn(jsonl: &std::path::Path, edn: &std::path::Path) -> Result<(), StoreRunError> {
+    let reader = std::io::BufReader::new(std::fs::File::open(jsonl).map_err(at(jsonl))?);
+    let writer = std::io::BufWriter::new(std::fs::File::create(edn).map_err(at(edn))?);
+    checker::jsonl_to_edn(reader, writer).map_err(|e| match e {
+        checker::EdnWriteError::Io(cause) => StoreRunError::Io {
+            path: edn.to_path_buf(),
+            cause,
+        },
+        // The recorder wrote every line: a malformed one is a harness bug, as in the check.
+        checker::EdnWriteError::History(e) => StoreRunError::Spec(HarnessError::HistoryShape(e)),
+    })
 }
 
 /// Names `path` in a store error.

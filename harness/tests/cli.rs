@@ -67,6 +67,20 @@ fn without_fsync_the_run_and_the_recheck_both_report_loss_with_exit_1() {
         .trim()
         .to_string();
     assert_eq!(run_counts, check_counts);
+    // The run's Jepsen-form twin reads back to the same counts.
+    let edn = latest.join("history.edn");
+    let check = tumult(&["check", edn.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check.stderr));
+    assert!(
+        text(&check.stdout).contains(&check_counts),
+        "{}",
+        text(&check.stdout)
+    );
+    let first = std::fs::read_to_string(&edn).unwrap();
+    assert!(
+        first.starts_with("{:index 0, :time 0, :type :invoke"),
+        "{first:.200}"
+    );
 }
 
 #[test]
@@ -589,4 +603,35 @@ fn allow_judges_a_jepsen_history_as_jepsen_does_with_ww_deps_and_refuses_unknown
         "{}",
         text(&bad.stderr)
     );
+}
+
+#[test]
+fn the_readme_examples_that_catch_a_bug_do_catch_it() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let section = readme
+        .split("To watch the harness catch a real bug")
+        .nth(1)
+        .and_then(|rest| rest.split("```sh").nth(1))
+        .and_then(|block| block.split("```").next())
+        .expect("the README's bug-catching example block");
+    let store = tempfile::tempdir().unwrap();
+    let mut runs = 0;
+    for line in section.lines() {
+        let Some(args) = line.trim().strip_prefix("cargo run --bin tumult -- test ") else {
+            continue;
+        };
+        let args: Vec<&str> = args.split('#').next().unwrap().split_whitespace().collect();
+        let out = run_test(store.path(), &args);
+        assert_eq!(out.status.code(), Some(1), "{line}: {}", text(&out.stdout));
+        let stdout = text(&out.stdout);
+        let lost: u64 = stdout
+            .split("lost ")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        assert!(lost > 0, "{line}: {stdout}");
+        runs += 1;
+    }
+    assert_eq!(runs, 2, "{section}");
 }
