@@ -138,6 +138,36 @@ impl Report {
         }
     }
 
+    /// What the analyses found that breaks a promise, by name with its count, in a fixed
+    /// order: the counted failures (lost, ...) first, then the named anomalies that are not
+    /// allowed. Empty for a clean history; for index rows and summaries.
+    pub fn findings(&self) -> Vec<(String, u64)> {
+        let mut found = Vec::new();
+        let mut count = |name: &str, n: usize| {
+            if n > 0 {
+                found.push((name.to_string(), n as u64));
+            }
+        };
+        if let Some(q) = self.total_queue() {
+            count("lost", q.lost_count);
+            count("unexpected", q.unexpected_count);
+            count("duplicated", q.duplicated_count);
+        }
+        if let Some(log) = self.log() {
+            count("lost", log.lost_count);
+            count("dirty-reads", log.dirty_read_count);
+            count("inconsistent-offsets", log.inconsistent_offset_count);
+            count("duplicates", log.duplicate_count);
+            count("unexpected", log.unexpected_count);
+            for (name, cases) in &log.anomalies {
+                if !cases.allowed {
+                    count(name, cases.count);
+                }
+            }
+        }
+        found
+    }
+
     /// The total-queue analysis, if it ran.
     pub fn total_queue(&self) -> Option<&TotalQueueReport> {
         self.analyses.values().find_map(|a| match a {

@@ -159,6 +159,8 @@ pub fn run_and_store_observed(
         "op-count": outcome.history.ops().len(),
         "simulated-seconds": outcome.simulated.as_secs_f64(),
         "seed": spec.seed,
+        "settings": spec.settings(),
+        "findings": outcome.report.findings(),
         "replay": spec.replay_command(),
         "checker": outcome.report,
     });

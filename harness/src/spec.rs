@@ -467,6 +467,38 @@ impl TestSpec {
 
     /// The exact command that replays this run.
     pub fn replay_command(&self) -> String {
+        format!("tumult test {}", self.args().join(" "))
+    }
+
+    /// The settings in which this run differs from `tumult test`'s defaults for its mode,
+    /// workload and nemesis (which its test name already says), as `NAME=VALUE`: what
+    /// tells apart two runs of the same test, e.g. `acks=1` and `acks=all`. The seed is
+    /// left out.
+    pub fn settings(&self) -> Vec<String> {
+        let mut base = TestSpec::new(self.seed);
+        base.mode = self.mode;
+        base.nodes = if self.mode.is_clustered() { 3 } else { 1 };
+        base.workload = self.workload.clone();
+        base.nemesis = self.nemesis.clone();
+        if self.mode == Mode::Kafka {
+            base.kafka.rf = self.nodes.min(3);
+        }
+        let base = base.args();
+        self.args()
+            .into_iter()
+            .filter(|arg| !base.contains(arg))
+            .map(|arg| {
+                let arg = arg.trim_start_matches('-');
+                match arg.split_once(' ') {
+                    Some((name, value)) => format!("{name}={value}"),
+                    None => arg.to_string(),
+                }
+            })
+            .collect()
+    }
+
+    /// The flags of [`Self::replay_command`], each `--name value` or `--name`.
+    fn args(&self) -> Vec<String> {
         let mut args = vec![
             format!("--mode {}", self.mode),
             format!("--nodes {}", self.nodes),
@@ -525,7 +557,7 @@ impl TestSpec {
         if let Some(schedule) = &self.schedule {
             args.push(format!("--schedule {}", schedule.display()));
         }
-        format!("tumult test {}", args.join(" "))
+        args
     }
 }
 

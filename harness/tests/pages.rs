@@ -121,6 +121,7 @@ fn a_runs_pages_are_well_formed_and_show_its_ops_and_faults() {
         "rate.svg",
         "unseen.svg",
         "history.jsonl",
+        "history.edn",
         "results.json",
     ] {
         assert!(
@@ -135,4 +136,41 @@ fn a_runs_pages_are_well_formed_and_show_its_ops_and_faults() {
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.dir.join("results.json")).unwrap()).unwrap();
     assert_eq!(results["version"], harness::RESULTS_VERSION);
+}
+
+#[test]
+fn the_index_tells_runs_of_one_test_apart_by_their_settings_and_findings() {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::new(root.path());
+    let safe = TestSpec::new(3);
+    let unsafe_ = TestSpec {
+        fsync: broker::FsyncPolicy::Never,
+        ..TestSpec::new(3)
+    };
+    assert_eq!(safe.test_name(), unsafe_.test_name());
+    let lost = run_and_store(&unsafe_, &store).unwrap();
+    let lost_count = lost.outcome.report.total_queue().unwrap().lost_count;
+    assert!(lost_count > 0);
+    run_and_store(&safe, &store).unwrap();
+    let text = std::fs::read_to_string(root.path().join("index.html")).unwrap();
+    let doc = parse(&text);
+    let rows: Vec<(String, String)> = doc
+        .descendants()
+        .filter(|n| has_class(n, "run"))
+        .map(|row| {
+            let cell = |class: &str| {
+                row.descendants()
+                    .find(|n| has_class(n, class))
+                    .map(|n| n.text().unwrap_or("").to_string())
+                    .unwrap_or_default()
+            };
+            (cell("settings"), cell("found"))
+        })
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows.contains(&("fsync=never".to_string(), format!("lost {lost_count}"))),
+        "{rows:?}"
+    );
+    assert!(rows.contains(&(String::new(), String::new())), "{rows:?}");
 }

@@ -14,8 +14,11 @@ const RUN_FILES: &[&str] = &[
     "unseen.svg",
     "results.json",
     "history.jsonl",
+    "history.edn",
     "params.json",
     "schedule.json",
+    "shrunk-schedule.json",
+    "shrunk.json",
     "cycles.txt",
     "harness.log",
 ];
@@ -33,6 +36,10 @@ pub struct RunEntry {
     pub verdict: String,
     /// Operations in the history, when known.
     pub ops: Option<u64>,
+    /// The settings that differ from the test's defaults (`acks=1`, ...).
+    pub settings: Vec<String>,
+    /// What the checker found, by name with its count (`lost 56`), or the run's error.
+    pub found: Vec<String>,
     /// The files present, in [`RUN_FILES`] order.
     pub files: Vec<&'static str>,
 }
@@ -84,12 +91,32 @@ fn entry(test: &str, dir: PathBuf) -> RunEntry {
         run,
         verdict,
         ops: results.as_ref().and_then(|r| r["op-count"].as_u64()),
+        settings: results
+            .as_ref()
+            .and_then(|r| r["settings"].as_array())
+            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .unwrap_or_default(),
+        found: results.as_ref().map_or_else(Vec::new, found),
         files: RUN_FILES
             .iter()
             .copied()
             .filter(|f| dir.join(f).is_file())
             .collect(),
     }
+}
+
+/// A stored run's findings as `name count`, or its error.
+fn found(results: &serde_json::Value) -> Vec<String> {
+    if let Some(error) = results["error"].as_str() {
+        return vec![error.to_string()];
+    }
+    let Some(findings) = results["findings"].as_array() else {
+        return Vec::new();
+    };
+    findings
+        .iter()
+        .filter_map(|pair| Some(format!("{} {}", pair[0].as_str()?, pair[1].as_u64()?)))
+        .collect()
 }
 
 const STYLE: &str = "table { border-collapse: collapse; }
@@ -105,7 +132,9 @@ pub fn html(root: &Path) -> std::io::Result<String> {
     let entries = runs(root)?;
     let mut out = String::from("<h1>tumult results</h1>\n");
     let _ = writeln!(out, "<p>{} runs, newest first.</p>", entries.len());
-    out.push_str("<table>\n<tr><th>run</th><th>test</th><th>valid</th><th>ops</th><th>files</th></tr>\n");
+    out.push_str(
+        "<table>\n<tr><th>run</th><th>test</th><th>settings</th><th>valid</th><th>found</th><th>ops</th><th>files</th></tr>\n",
+    );
     for e in &entries {
         let files: String = e
             .files
@@ -114,10 +143,12 @@ pub fn html(root: &Path) -> std::io::Result<String> {
             .collect();
         let _ = writeln!(
             out,
-            r#"<tr class="run"><td><a href="{path}/">{run}</a></td><td>{test}</td><td class="v-{verdict}">{verdict}</td><td>{ops}</td><td class="files">{files}</td></tr>"#,
+            r#"<tr class="run"><td><a href="{path}/">{run}</a></td><td>{test}</td><td class="settings">{settings}</td><td class="v-{verdict}">{verdict}</td><td class="found">{found}</td><td>{ops}</td><td class="files">{files}</td></tr>"#,
             path = escape(&e.path),
             run = escape(&e.run),
             test = escape(&e.test),
+            settings = escape(&e.settings.join(" ")),
+            found = escape(&e.found.join(", ")),
             verdict = escape(&e.verdict),
             ops = e.ops.map_or(String::new(), |n| n.to_string()),
         );
