@@ -67,6 +67,14 @@ fn without_fsync_the_run_and_the_recheck_both_report_loss_with_exit_1() {
         .trim()
         .to_string();
     assert_eq!(run_counts, check_counts);
+    // Both name a few of the lost values, not only their count.
+    for out in [&stdout, &text(&check.stdout)] {
+        let exemplars = out
+            .lines()
+            .find(|l| l.trim_start().starts_with("lost ("))
+            .unwrap_or("");
+        assert!(exemplars.contains("more") || exemplars.contains(", "), "{out}");
+    }
     // The run's Jepsen-form twin reads back to the same counts.
     let edn = latest.join("history.edn");
     let check = tumult(&["check", edn.to_str().unwrap()]);

@@ -486,6 +486,9 @@ fn run_one(spec: TestSpec, args: &TestArgs) -> anyhow::Result<u8> {
     for (name, analysis) in &outcome.report.analyses {
         say!("  {name}: {}", analysis.summary());
     }
+    for line in harness::exemplars::exemplar_lines(&outcome.report) {
+        say!("{line}");
+    }
     match &outcome.liveness.detail {
         None => say!("  liveness: the cluster recovered and the final reads completed"),
         Some(detail) => say!("  liveness: FAILED: {detail}"),
@@ -1026,7 +1029,9 @@ fn check(args: CheckArgs) -> anyhow::Result<u8> {
         for (name, analysis) in &report.analyses {
             say!("  {name}: {}", analysis.summary());
         }
-        print_explanations(&report);
+        for line in harness::exemplars::exemplar_lines(&report) {
+            say!("{line}");
+        }
     }
     if args.stats {
         let peak = harness::bench_check::peak_rss_bytes();
@@ -1126,19 +1131,6 @@ fn bench_check(args: BenchCheckArgs) -> anyhow::Result<u8> {
 }
 
 /// The first explanation of each cycle anomaly the workload does not allow.
-fn print_explanations(report: &checker::Report) {
-    let Some(log) = report.log() else { return };
-    for (name, cases) in log.anomalies.iter().filter(|(_, c)| !c.allowed && c.count > 0) {
-        let Some(text) = cases.witnesses.first().and_then(|w| w["explanation"].as_str()) else {
-            continue;
-        };
-        say!("\n{name} ({} found; the first):", cases.count);
-        for line in text.lines() {
-            say!("  {line}");
-        }
-    }
-}
-
 /// How the user invoked us, so the printed replay command runs as typed.
 fn program_name() -> String {
     std::env::args().next().unwrap_or_else(|| "tumult".into())
