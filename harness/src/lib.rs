@@ -178,7 +178,13 @@ pub fn run_and_store_observed(
         let path = dir.join("cycles.txt");
         std::fs::write(&path, cycles).map_err(at(&path))?;
     }
-    pages::write_run_pages(&dir, &outcome.history, &outcome.schedule, &outcome.report)?;
+    pages::write_run_pages(
+        &dir,
+        &outcome.history,
+        &outcome.schedule,
+        &outcome.report,
+        Some(spec.concurrency as u64),
+    )?;
     pages::write_index(store.root())?;
     Ok(StoredRun { dir, outcome })
 }

@@ -57,6 +57,34 @@ fn a_runs_pages_are_well_formed_and_show_its_ops_and_faults() {
             .any(|n| n.attribute("title").unwrap_or("").contains(&shown)),
         "no bar shows {shown}"
     );
+    // One lane per thread, however many processes replaced retired ones.
+    let lanes: Vec<&str> = doc
+        .descendants()
+        .filter(|n| has_class(n, "lane"))
+        .filter_map(|n| n.text())
+        .collect();
+    assert_eq!(lanes.len(), spec.concurrency, "{lanes:?}");
+    assert!(lanes.iter().all(|l| l.starts_with("thread ")), "{lanes:?}");
+    let processes: std::collections::BTreeSet<u64> = history
+        .iter()
+        .filter_map(|op| match op.process {
+            checker::Process::Client(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        processes.len() > spec.concurrency,
+        "a run with retired processes: {processes:?}"
+    );
+    // The zoom: "fit" checked, and each bar placed by the zoom's length of a second.
+    let fit = doc
+        .descendants()
+        .find(|n| n.attribute("id") == Some("z-fit"))
+        .unwrap();
+    assert_eq!(fit.attribute("checked"), Some("checked"));
+    assert!(ops
+        .iter()
+        .all(|n| n.attribute("style").unwrap_or("").contains("var(--s)")));
     let bands: Vec<&str> = doc
         .descendants()
         .filter(|n| has_class(n, "fault"))

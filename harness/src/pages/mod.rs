@@ -135,15 +135,17 @@ impl RunView {
 }
 
 /// Writes timeline.html, latency.svg, rate.svg and (for a log history) unseen.svg into
-/// the run directory `dir`.
+/// the run directory `dir`. `threads`, the run's concurrency, groups the timeline's lanes
+/// by thread (process modulo threads) as Jepsen's do; `None` gives each process a lane.
 pub fn write_run_pages(
     dir: &Path,
     history: &History,
     schedule: &Schedule,
     report: &Report,
+    threads: Option<u64>,
 ) -> Result<(), PageError> {
     let view = RunView::new(history, schedule);
-    std::fs::write(dir.join("timeline.html"), timeline::html(&view, report))?;
+    std::fs::write(dir.join("timeline.html"), timeline::html(&view, report, threads))?;
     std::fs::write(dir.join("latency.svg"), plots::latency(&view)?)?;
     std::fs::write(dir.join("rate.svg"), plots::rate(&view)?)?;
     if let Some(log) = report.log() {

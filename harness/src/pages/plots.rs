@@ -85,7 +85,8 @@ where
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(64)
-            .build_cartesian_2d(0f64..view.end_s, y)
+            // A little room past the end, so the last points are not cut at the edge.
+            .build_cartesian_2d(0f64..view.end_s * 1.02 + 0.2, y)
             .map_err(failed(file))?;
         chart
             .configure_mesh()
@@ -105,14 +106,21 @@ where
                 .map_err(failed(file))?
                 .label("faults")
                 .legend(|(x, y)| Rectangle::new([(x - 6, y - 5), (x + 6, y + 5)], FAULT.mix(0.4).filled()));
-            // Each band names its fault at the top.
+            // Each band names its fault at the top, on the first of a few rows where the
+            // name does not run into the one before; when every row is taken, the band
+            // stays unnamed rather than printing over another name.
+            let plotted = chart.plotting_area().dim_in_pixel().0.max(1) as f64;
+            let s_per_px = (view.end_s * 1.02 + 0.2) / plotted;
+            let rows = label_rows(view, s_per_px);
+            let row_height = (high - low) / 28.0;
             chart
-                .draw_series(view.faults.iter().map(|f| {
-                    Text::new(
+                .draw_series(view.faults.iter().zip(rows).filter_map(|(f, row)| {
+                    let y = high - row? as f64 * row_height;
+                    Some(Text::new(
                         f.kind.clone(),
-                        (f.start_s, high),
+                        (f.start_s, y),
                         ("sans-serif", 12).into_font().color(&BLACK.mix(0.6)),
-                    )
+                    ))
                 }))
                 .map_err(failed(file))?;
         }
@@ -129,6 +137,23 @@ where
     Ok(svg)
 }
 
+/// Rows of fault labels before a band goes unnamed.
+const LABEL_ROWS: usize = 3;
+
+/// For each fault, the row its name is drawn on (`None`: no room), given how many
+/// seconds one pixel spans. A name of n characters takes about 7n pixels at 12 px.
+fn label_rows(view: &RunView, s_per_px: f64) -> Vec<Option<usize>> {
+    let mut free_from = [f64::MIN; LABEL_ROWS];
+    view.faults
+        .iter()
+        .map(|f| {
+            let row = free_from.iter().position(|free| f.start_s >= *free)?;
+            free_from[row] = f.start_s + (f.kind.len() as f64 * 7.0 + 6.0) * s_per_px;
+            Some(row)
+        })
+        .collect()
+}
+
 /// latency.svg: every completed operation's latency against its invocation time, log
 /// scale, coloured by outcome and shaped by kind.
 pub(crate) fn latency(view: &RunView) -> Result<String, PageError> {
@@ -138,12 +163,14 @@ pub(crate) fn latency(view: &RunView) -> Result<String, PageError> {
         .iter()
         .filter_map(|s| s.latency_ms())
         .fold(1.0f64, f64::max);
+    // A log scale has no zero: latencies under `low` (a connection lost in the tick it
+    // was used) are drawn at `low`, a little above the axis so they stay visible.
     let low = 0.1f64;
     plot(
         FILE,
-        "Latency of every operation",
+        "Latency of every operation (under 0.1 ms drawn at 0.1)",
         "latency (ms)",
-        (low..highest * 2.0).log_scale(),
+        (low / 2.0..highest * 2.0).log_scale(),
         view,
         |chart| {
             for (shape, kind) in kinds(view).iter().enumerate() {
@@ -212,20 +239,25 @@ pub(crate) fn rate(view: &RunView) -> Result<String, PageError> {
         view,
         |chart| {
             for (label, kind_index, outcome_index, points) in series {
-                // Hue by kind; ok lines are solid and thick, fail and info thin.
-                let c = Palette99::pick(kind_index).to_rgba();
-                let style = match outcome_index {
-                    0 => c.stroke_width(2),
-                    _ => c.mix(0.6).stroke_width(1),
-                };
-                let dot = color(OUTCOMES[outcome_index]);
+                // Colour says the outcome, as everywhere on these pages (green ok, red
+                // fail, orange info); the marker's shape says the kind.
+                let c = color(OUTCOMES[outcome_index]).to_rgba();
+                let style = c.stroke_width(2);
                 chart
                     .draw_series(LineSeries::new(points.clone(), style))
                     .map_err(failed(FILE))?
                     .label(label)
-                    .legend(move |(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], style));
+                    .legend(move |(x, y)| {
+                        EmptyElement::at((x, y))
+                            + PathElement::new(vec![(-8, 0), (8, 0)], style)
+                            + marker(kind_index, (0, 0), c)
+                    });
                 chart
-                    .draw_series(points.into_iter().map(|p| Circle::new(p, 2, dot.filled())))
+                    .draw_series(
+                        points
+                            .into_iter()
+                            .map(|p| EmptyElement::at(p) + marker(kind_index, (0, 0), c)),
+                    )
                     .map_err(failed(FILE))?;
             }
             Ok(())
@@ -267,4 +299,33 @@ pub(crate) fn unseen(view: &RunView, unseen: &Unseen) -> Result<String, PageErro
             Ok(())
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pages::Window;
+
+    fn view(starts: &[f64]) -> RunView {
+        RunView {
+            spans: Vec::new(),
+            faults: starts
+                .iter()
+                .map(|s| Window {
+                    start_s: *s,
+                    end_s: s + 0.5,
+                    kind: "partition".into(),
+                    detail: String::new(),
+                })
+                .collect(),
+            end_s: 100.0,
+        }
+    }
+
+    #[test]
+    fn fault_names_that_would_overprint_go_to_another_row_or_unnamed() {
+        // "partition" takes about 69 px; at 0.1 s per px, 6.9 s.
+        let rows = label_rows(&view(&[0.0, 1.0, 2.0, 3.0, 8.0, 30.0]), 0.1);
+        assert_eq!(rows, vec![Some(0), Some(1), Some(2), None, Some(0), Some(0)]);
+    }
 }

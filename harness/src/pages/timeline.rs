@@ -1,6 +1,8 @@
-//! timeline.html: one lane per process, each operation a bar from invocation to completion
-//! coloured by outcome, faults as shaded bands; hovering a bar shows the operation. Plain
-//! HTML and CSS, well-formed as XML, with no script.
+//! timeline.html: one lane per thread (as Jepsen draws it: a thread is a client slot, and
+//! the processes that replace a retired one run in its lane), each operation a bar from
+//! invocation to completion coloured by outcome, faults as shaded bands; hovering a bar
+//! shows the operation. Zoom by radio buttons, "fit" (the whole run in the window) by
+//! default. Plain HTML and CSS, well-formed as XML, with no script.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -9,8 +11,8 @@ use checker::Report;
 
 use super::{escape, html_page, outcome_name, RunView};
 
-/// Pixels per simulated second.
-const PX_PER_S: f64 = 80.0;
+/// The zoom levels offered besides "fit", in pixels per simulated second.
+const ZOOMS_PX_PER_S: [u32; 4] = [10, 40, 160, 640];
 /// Height of one lane.
 const LANE_PX: f64 = 18.0;
 /// Left margin for the lane labels.
@@ -28,39 +30,77 @@ fn value_text(value: &serde_json::Value) -> String {
     format!("{}... ({} bytes)", &text[..cut], text.len())
 }
 
-pub(crate) fn html(view: &RunView, report: &Report) -> String {
-    let processes: Vec<u64> = {
-        let mut p: Vec<u64> = view.spans.iter().map(|s| s.process).collect();
-        p.sort_unstable();
-        p.dedup();
-        p
+/// Seconds between time ticks: a round step giving about twenty ticks over the run.
+fn tick_every(end_s: f64) -> f64 {
+    const STEPS: [f64; 12] = [
+        0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+    ];
+    STEPS
+        .into_iter()
+        .find(|step| end_s / step <= 20.0)
+        .unwrap_or(3600.0)
+}
+
+/// A CSS length `seconds` into the plot at the current zoom (`--s`: one second's length).
+fn at(seconds: f64) -> String {
+    format!("calc({LABEL_PX:.0}px + var(--s) * {seconds:.4})")
+}
+
+/// A CSS length of `seconds` at the current zoom.
+fn span_of(seconds: f64) -> String {
+    format!("calc(var(--s) * {seconds:.4})")
+}
+
+/// `threads`: the run's client slots, when known; otherwise each process has a lane.
+pub(crate) fn html(view: &RunView, report: &Report, threads: Option<u64>) -> String {
+    let lane_of = |process: u64| threads.filter(|t| *t > 0).map_or(process, |t| process % t);
+    let lanes: Vec<u64> = {
+        let mut l: Vec<u64> = view.spans.iter().map(|s| lane_of(s.process)).collect();
+        l.sort_unstable();
+        l.dedup();
+        l
     };
-    let lane: BTreeMap<u64, usize> = processes.iter().enumerate().map(|(i, p)| (*p, i)).collect();
-    let width = LABEL_PX + view.end_s * PX_PER_S + 40.0;
-    let height = (processes.len() as f64 + 1.0) * LANE_PX + 30.0;
+    let lane: BTreeMap<u64, usize> = lanes.iter().enumerate().map(|(i, l)| (*l, i)).collect();
+    let mut processes_of: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for span in &view.spans {
+        let list = processes_of.entry(lane_of(span.process)).or_default();
+        if !list.contains(&span.process) {
+            list.push(span.process);
+        }
+    }
+    let height = (lanes.len() as f64 + 1.0) * LANE_PX + 30.0;
     let verdict = format!("{:?}", report.valid).to_lowercase();
+    let zooms: String = ZOOMS_PX_PER_S
+        .iter()
+        .map(|px| format!("#z-{px}:checked ~ .plot {{ --s: {px}px; }}\n"))
+        .collect();
     let style = format!(
         r#".legend span {{ display: inline-block; padding: 2px 8px; margin-right: 6px; border-radius: 3px; }}
-.plot {{ position: relative; width: {width:.0}px; height: {height:.0}px; border-top: 1px solid #ccc; }}
-.op {{ position: absolute; height: {bar:.0}px; min-width: 2px; border-radius: 2px; opacity: 0.85; }}
+.zoom-label {{ margin: 0 10px 0 2px; font-size: 13px; }}
+.plot {{ --s: 40px; position: relative; width: calc({label:.0}px + var(--s) * {end:.4} + 40px); height: {height:.0}px; border-top: 1px solid #ccc; margin-top: 8px; }}
+#z-fit:checked ~ .plot {{ --s: calc((100vw - {fit_margin:.0}px) / {end:.4}); }}
+{zooms}.op {{ position: absolute; height: {bar:.0}px; min-width: 2px; border-radius: 2px; opacity: 0.85; }}
 .op:hover {{ opacity: 1; outline: 2px solid #000; z-index: 2; }}
 .ok {{ background: #2e9d4f; }}
 .fail {{ background: #d6332f; }}
 .info {{ background: #f09a1a; }}
-.fault {{ position: absolute; top: 0; bottom: 0; background: rgba(144,144,144,0.22); border-left: 1px dashed #777; }}
+.fault {{ position: absolute; top: 0; bottom: 0; min-width: 2px; background: rgba(144,144,144,0.22); border-left: 1px dashed #777; }}
 .fault span {{ font-size: 11px; color: #444; padding-left: 2px; }}
-.lane {{ position: absolute; left: 0; width: {label:.0}px; font-size: 12px; color: #333; }}
+.lane {{ position: absolute; left: 0; width: {label:.0}px; font-size: 12px; color: #333; white-space: nowrap; overflow: hidden; }}
 .tick {{ position: absolute; top: 0; bottom: 0; border-left: 1px solid #eee; font-size: 10px; color: #999; }}
 .verdict-true {{ color: #2e9d4f; }} .verdict-false {{ color: #d6332f; }} .verdict-unknown {{ color: #f09a1a; }}
 "#,
         bar = LANE_PX - 4.0,
         label = LABEL_PX,
+        end = view.end_s,
+        // The labels, the right margin and the page's own margins.
+        fit_margin = LABEL_PX + 40.0 + 40.0,
     );
     let mut out = String::new();
     let _ = write!(
         out,
         r#"<h1>Timeline <span class="verdict-{verdict}">(valid: {verdict})</span></h1>
-<p class="legend"><span class="ok">ok</span><span class="fail">fail</span><span class="info">info</span><span style="background: rgba(144,144,144,0.35)">fault</span> Hover an operation for its values; {ops} operations, {faults} faults, {end:.1} simulated seconds.</p>
+<p class="legend"><span class="ok">ok</span><span class="fail">fail</span><span class="info">info</span><span style="background: rgba(144,144,144,0.35)">fault</span> Lanes are threads (hover one for its processes); hover an operation for its values; {ops} operations, {faults} faults, {end:.1} simulated seconds.</p>
 "#,
         ops = view.spans.len(),
         faults = view.faults.len(),
@@ -72,46 +112,66 @@ pub(crate) fn html(view: &RunView, report: &Report) -> String {
             "<p>Only the first {SPANS_MAX} operations are drawn; history.jsonl holds them all.</p>"
         );
     }
-    let _ = writeln!(out, r#"<div class="plot">"#);
-    let x = |s: f64| LABEL_PX + s * PX_PER_S;
-    let every = if view.end_s > 600.0 {
-        60
-    } else if view.end_s > 120.0 {
-        10
-    } else {
-        1
-    };
-    let mut second = 0;
-    while (second as f64) <= view.end_s {
+    // Radio buttons zoom through CSS alone; they must come before the plot, as its
+    // siblings, for the `:checked ~ .plot` rules to reach it.
+    out.push_str("zoom:\n");
+    let _ = writeln!(
+        out,
+        r#"<input type="radio" name="zoom" id="z-fit" checked="checked"/><label class="zoom-label" for="z-fit">fit</label>"#
+    );
+    for px in ZOOMS_PX_PER_S {
         let _ = writeln!(
             out,
-            r#"<div class="tick" style="left:{:.1}px">{second}s</div>"#,
-            x(second as f64)
+            r#"<input type="radio" name="zoom" id="z-{px}"/><label class="zoom-label" for="z-{px}">{px} px/s</label>"#
         );
-        second += every;
+    }
+    let _ = writeln!(out, r#"<div class="plot">"#);
+    let every = tick_every(view.end_s);
+    let mut tick = 0.0;
+    while tick <= view.end_s {
+        let _ = writeln!(
+            out,
+            r#"<div class="tick" style="left:{}">{tick}s</div>"#,
+            at(tick)
+        );
+        tick += every;
     }
     for fault in &view.faults {
         let _ = writeln!(
             out,
-            r#"<div class="fault" data-kind="{kind}" style="left:{left:.1}px;width:{w:.1}px" title="{title}"><span>{kind}</span></div>"#,
+            r#"<div class="fault" data-kind="{kind}" style="left:{left};width:{w}" title="{title}"><span>{kind}</span></div>"#,
             kind = escape(&fault.kind),
-            left = x(fault.start_s),
-            w = ((fault.end_s - fault.start_s) * PX_PER_S).max(2.0),
+            left = at(fault.start_s),
+            w = span_of(fault.end_s - fault.start_s),
             title = escape(&format!(
                 "{} from {:.3} s to {:.3} s: {}",
                 fault.kind, fault.start_s, fault.end_s, fault.detail
             )),
         );
     }
-    for (i, p) in processes.iter().enumerate() {
+    for (i, l) in lanes.iter().enumerate() {
         let top = 20.0 + i as f64 * LANE_PX;
+        let (name, title) = match threads {
+            Some(_) => {
+                let list: Vec<String> = processes_of
+                    .get(l)
+                    .map(|p| p.iter().map(u64::to_string).collect())
+                    .unwrap_or_default();
+                (
+                    format!("thread {l}"),
+                    format!("thread {l}: processes {}", list.join(", ")),
+                )
+            }
+            None => (format!("process {l}"), format!("process {l}")),
+        };
         let _ = writeln!(
             out,
-            r#"<div class="lane" style="top:{top:.0}px">process {p}</div>"#
+            r#"<div class="lane" style="top:{top:.0}px" title="{title}">{name}</div>"#,
+            title = escape(&title),
         );
     }
     for span in view.spans.iter().take(SPANS_MAX) {
-        let top = 20.0 + lane[&span.process] as f64 * LANE_PX + 2.0;
+        let top = 20.0 + lane[&lane_of(span.process)] as f64 * LANE_PX + 2.0;
         let end = span.completed_s.unwrap_or(view.end_s);
         let outcome = outcome_name(span.outcome);
         let mut title = format!(
@@ -133,10 +193,10 @@ pub(crate) fn html(view: &RunView, report: &Report) -> String {
         }
         let _ = writeln!(
             out,
-            r#"<div class="op {outcome}" data-f="{f}" style="left:{left:.1}px;top:{top:.0}px;width:{w:.1}px" title="{title}"></div>"#,
+            r#"<div class="op {outcome}" data-f="{f}" style="left:{left};top:{top:.0}px;width:{w}" title="{title}"></div>"#,
             f = escape(&span.f),
-            left = x(span.invoked_s),
-            w = ((end - span.invoked_s) * PX_PER_S).max(2.0),
+            left = at(span.invoked_s),
+            w = span_of(end - span.invoked_s),
             title = escape(&title),
         );
     }
