@@ -15,6 +15,7 @@ pub mod matrix;
 mod nemesis;
 pub mod pages;
 mod probe;
+pub mod real;
 mod recorder;
 mod run;
 mod seams;

@@ -69,6 +69,13 @@ enum Command {
     /// partition+kill, 60 simulated s) against bare turmoil carrying the same traffic;
     /// `tumult bench check` measures `tumult check` on large history files instead.
     Bench(BenchArgs),
+    /// Check what real runs (real processes in network namespaces) need on this machine,
+    /// and print how to install what is missing; exit 3 when something is.
+    Doctor,
+    /// Remove what runs on real processes left behind when killed with -9: their network
+    /// namespaces (and the node processes in them) and bridges, only those named like
+    /// tumult's (tm, six hex digits, then br, v<N> or -n<N>).
+    Clean,
 }
 
 #[derive(Debug, clap::Args)]
@@ -369,6 +376,8 @@ fn main() -> ExitCode {
         Command::Sweep(args) => sweep(*args),
         Command::Merge(args) => merge(args),
         Command::Serve(args) => serve(args),
+        Command::Doctor => doctor(),
+        Command::Clean => clean(),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -1131,6 +1140,45 @@ fn bench_check(args: BenchCheckArgs) -> anyhow::Result<u8> {
 }
 
 /// The first explanation of each cycle anomaly the workload does not allow.
+fn doctor() -> anyhow::Result<u8> {
+    let checks = harness::real::doctor();
+    let mut missing = 0;
+    for check in &checks {
+        let mark = if check.ok { "ok     " } else { "MISSING" };
+        say!("{mark} {}", check.what);
+        if !check.ok {
+            say!("        {}", check.fix);
+            // Latency is optional: real runs refuse only the faults that need it.
+            if !check.what.contains("optional") {
+                missing += 1;
+            }
+        }
+    }
+    let packages: Vec<&str> = checks
+        .iter()
+        .filter(|c| !c.ok)
+        .filter_map(|c| c.fix.strip_prefix("apt-get install -y "))
+        .collect();
+    if !packages.is_empty() {
+        say!(
+            "\ninstall what is missing: apt-get update && apt-get install -y {}",
+            packages.join(" ")
+        );
+    }
+    Ok(if missing == 0 { 0 } else { EXIT_ERROR })
+}
+
+fn clean() -> anyhow::Result<u8> {
+    let done = harness::real::net::clean().context("removing what real runs left")?;
+    for action in &done {
+        say!("{action}");
+    }
+    if done.is_empty() {
+        say!("nothing of tumult's to remove");
+    }
+    Ok(0)
+}
+
 /// How the user invoked us, so the printed replay command runs as typed.
 fn program_name() -> String {
     std::env::args().next().unwrap_or_else(|| "tumult".into())

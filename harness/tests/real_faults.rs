@@ -1,0 +1,264 @@
+//! Faults on real processes: each kind observed in its effect on a real `tumult-broker`
+//! in a network namespace of the test's own.
+//!
+//! These need root, iproute2, iptables and the `tumult-broker` binary (built by `cargo test
+//! --workspace`). Where any is missing they say so and pass, so that `cargo test` works on
+//! a machine with only the Rust toolchain; with `TUMULT_REAL_TESTS=require` (as `.ci/run`
+//! sets) a missing prerequisite fails them instead.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use broker::{Client, TokioNetwork};
+use harness::real::net::{leftovers, RunNet};
+use harness::real::node::{NodeCommand, NodeProcess};
+
+const TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Whether the prerequisites are here; panics if they are not and the run requires them.
+fn ready() -> bool {
+    let missing: Vec<String> = harness::real::doctor()
+        .into_iter()
+        .filter(|c| !c.ok && !c.what.contains("optional"))
+        .map(|c| format!("{} ({})", c.what, c.fix))
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var("TUMULT_REAL_TESTS").as_deref() == Ok("require") {
+        panic!("real tests required, but missing: {}", missing.join("; "));
+    }
+    eprintln!("SKIPPED: real-process test; missing: {}", missing.join("; "));
+    false
+}
+
+/// A run tag unique to this test process and call.
+fn tag() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{:06x}", (std::process::id() * 16 + n) & 0xff_ffff)
+}
+
+/// A one-node network with a broker in it, fsync on every write.
+fn broker(dir: &Path) -> (RunNet, NodeProcess, String) {
+    let net = RunNet::create(&tag(), 1).expect("network");
+    let addr = format!("{}:7000", net.address(1));
+    let node = NodeProcess::start(NodeCommand {
+        namespace: net.namespace(1),
+        program: harness::real::broker_binary().expect("tumult-broker"),
+        args: vec![
+            "--listen".into(),
+            addr.clone(),
+            "--data-dir".into(),
+            dir.join("data").display().to_string(),
+            "--fsync".into(),
+            "always".into(),
+        ],
+        log: dir.join("n1.log"),
+    })
+    .expect("node starts");
+    (net, node, addr)
+}
+
+/// Connects and publishes `body` to queue `q`, or says why it could not.
+async fn publish(addr: &str, body: &str) -> Result<u64, String> {
+    let mut client = Client::connect(&TokioNetwork, addr, TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    client
+        .publish("q", body.as_bytes().to_vec())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Connects and gets one message from queue `q`.
+async fn get(addr: &str) -> Result<Option<String>, String> {
+    let mut client = Client::connect(&TokioNetwork, addr, TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let delivery = client.get("q").await.map_err(|e| e.to_string())?;
+    Ok(delivery.map(|d| String::from_utf8_lossy(&d.body).into_owned()))
+}
+
+/// Retries `publish` until the broker answers (it is starting), for at most five seconds.
+async fn publish_when_up(addr: &str, body: &str) {
+    for _ in 0..50 {
+        if publish(addr, body).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the broker at {addr} never answered");
+}
+
+#[tokio::test]
+async fn a_partition_stops_traffic_across_it_and_healing_restores_it() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (net, _node, addr) = broker(dir.path());
+    publish_when_up(&addr, "before").await;
+    // Both ways between the clients and the node.
+    net.cut(0, 1).unwrap();
+    net.cut(1, 0).unwrap();
+    let cut = publish(&addr, "during").await;
+    assert!(cut.is_err(), "a publish crossed the partition: {cut:?}");
+    net.heal().unwrap();
+    assert!(publish(&addr, "after").await.is_ok());
+}
+
+#[tokio::test]
+async fn a_killed_node_refuses_connections_and_restarts_with_its_fsynced_data() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_net, mut node, addr) = broker(dir.path());
+    publish_when_up(&addr, "kept").await;
+    let pid = node.pid().unwrap();
+    node.kill().unwrap();
+    assert!(!node.running());
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "the process outlived SIGKILL"
+    );
+    assert!(get(&addr).await.is_err());
+    node.restart().unwrap();
+    let mut got = Err(String::new());
+    for _ in 0..50 {
+        got = get(&addr).await;
+        if got.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(got, Ok(Some("kept".to_string())));
+}
+
+#[tokio::test]
+async fn a_paused_node_answers_nothing_and_resumes_with_its_state() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_net, mut node, addr) = broker(dir.path());
+    publish_when_up(&addr, "held").await;
+    node.pause().unwrap();
+    // The stop is delivered asynchronously: wait for the kernel to show it.
+    let stat = format!("/proc/{}/stat", node.pid().unwrap());
+    let mut state = String::new();
+    for _ in 0..100 {
+        state = std::fs::read_to_string(&stat).unwrap();
+        if state.contains(") T ") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(state.contains(") T "), "not stopped: {state}");
+    assert!(get(&addr).await.is_err(), "a paused node answered");
+    node.resume().unwrap();
+    assert_eq!(get(&addr).await, Ok(Some("held".to_string())));
+}
+
+#[test]
+fn a_dropped_run_leaves_no_namespace_link_or_process() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tag = {
+        let (net, node, _) = broker(dir.path());
+        let pid = node.pid().unwrap();
+        let tag = net.bridge();
+        drop(node);
+        assert!(!Path::new(&format!("/proc/{pid}")).exists());
+        tag
+    };
+    let left = leftovers().unwrap();
+    let prefix = tag.trim_end_matches("br");
+    assert!(
+        !left
+            .namespaces
+            .iter()
+            .chain(&left.links)
+            .any(|n| n.starts_with(prefix)),
+        "{left:?}"
+    );
+}
+
+#[test]
+fn clean_removes_what_a_dead_run_left_and_spares_a_live_one() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let live = RunNet::create(&tag(), 1).unwrap();
+    // A run killed with -9: its network and node outlive it, and its owner is dead.
+    let (dead, node, _) = broker(dir.path());
+    let pid = node.pid().unwrap();
+    let dead_tag = dead
+        .bridge()
+        .trim_start_matches("tm")
+        .trim_end_matches("br")
+        .to_string();
+    std::mem::forget(node);
+    std::mem::forget(dead);
+    // A pid that has exited: this test's own child, reaped.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = child.id();
+    child.wait().unwrap();
+    std::fs::write(
+        format!("{}/{dead_tag}", harness::real::net::OWNERS_DIR),
+        dead_pid.to_string(),
+    )
+    .unwrap();
+    let done = harness::real::net::clean().unwrap();
+    assert!(
+        done.iter().any(|d| d.contains(&format!("killed process {pid}"))),
+        "{done:?}"
+    );
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists() || {
+            // Killed but not yet reaped by us (its parent): a zombie holds no namespace.
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            stat.contains(") Z ")
+        }
+    );
+    let left = leftovers().unwrap();
+    assert!(!left.namespaces.iter().any(|n| n.contains(&dead_tag)), "{left:?}");
+    // The live run's namespace is untouched.
+    let namespaces = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&namespaces.stdout).contains(&live.namespace(1)));
+}
+
+#[test]
+fn a_node_that_ignores_sigterm_is_killed_within_the_bound() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let net = RunNet::create(&tag(), 1).unwrap();
+    let mut node = NodeProcess::start(NodeCommand {
+        namespace: net.namespace(1),
+        program: "/bin/sh".into(),
+        args: vec!["-c".into(), "trap '' TERM; while :; do sleep 1; done".into()],
+        log: dir.path().join("stubborn.log"),
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = node.pid().unwrap();
+    node.stop(Duration::from_millis(500)).unwrap();
+    assert!(!node.running());
+    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "the stubborn node survived");
+    // Nothing is left running in the namespace: the group went with it.
+    let pids = std::process::Command::new("ip")
+        .args(["netns", "pids", &net.namespace(1)])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&pids.stdout).trim(), "");
+}
