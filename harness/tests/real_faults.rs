@@ -254,7 +254,10 @@ fn a_node_that_ignores_sigterm_is_killed_within_the_bound() {
     let pid = node.pid().unwrap();
     node.stop(Duration::from_millis(500)).unwrap();
     assert!(!node.running());
-    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "the stubborn node survived");
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "the stubborn node survived"
+    );
     // Nothing is left running in the namespace: the group went with it.
     let pids = std::process::Command::new("ip")
         .args(["netns", "pids", &net.namespace(1)])

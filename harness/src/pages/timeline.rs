@@ -17,6 +17,10 @@ const ZOOMS_PX_PER_S: [u32; 4] = [10, 40, 160, 640];
 const LANE_PX: f64 = 18.0;
 /// Left margin for the lane labels.
 const LABEL_PX: f64 = 90.0;
+/// Where the first lane starts, below the fault names.
+const LANES_TOP: f64 = 20.0 + 12.0 * FAULT_LABEL_ROWS as f64;
+/// Rows of fault names over the lanes (faults in force at once each need one).
+const FAULT_LABEL_ROWS: usize = 3;
 /// Most operations drawn: beyond this a page becomes too heavy for a browser.
 const SPANS_MAX: usize = 20_000;
 
@@ -68,7 +72,7 @@ pub(crate) fn html(view: &RunView, report: &Report, threads: Option<u64>) -> Str
             list.push(span.process);
         }
     }
-    let height = (lanes.len() as f64 + 1.0) * LANE_PX + 30.0;
+    let height = (lanes.len() as f64 + 1.0) * LANE_PX + 10.0 + LANES_TOP;
     let verdict = format!("{:?}", report.valid).to_lowercase();
     let zooms: String = ZOOMS_PX_PER_S
         .iter()
@@ -84,8 +88,8 @@ pub(crate) fn html(view: &RunView, report: &Report, threads: Option<u64>) -> Str
 .ok {{ background: #2e9d4f; }}
 .fail {{ background: #d6332f; }}
 .info {{ background: #f09a1a; }}
-.fault {{ position: absolute; top: 0; bottom: 0; min-width: 2px; background: rgba(144,144,144,0.22); border-left: 1px dashed #777; }}
-.fault span {{ font-size: 11px; color: #444; padding-left: 2px; }}
+.fault {{ position: absolute; top: 0; bottom: 0; min-width: 2px; overflow: hidden; background: rgba(144,144,144,0.22); border-left: 1px dashed #777; }}
+.fault span {{ font-size: 11px; color: #444; padding-left: 2px; white-space: nowrap; }}
 .lane {{ position: absolute; left: 0; width: {label:.0}px; font-size: 12px; color: #333; white-space: nowrap; overflow: hidden; }}
 .tick {{ position: absolute; top: 0; bottom: 0; border-left: 1px solid #eee; font-size: 10px; color: #999; }}
 .verdict-true {{ color: #2e9d4f; }} .verdict-false {{ color: #d6332f; }} .verdict-unknown {{ color: #f09a1a; }}
@@ -136,10 +140,27 @@ pub(crate) fn html(view: &RunView, report: &Report, threads: Option<u64>) -> Str
         );
         tick += every;
     }
+    // Faults in force at once get label rows of their own; a name is clipped to its band,
+    // so names never print over each other. Past the last row a band goes unnamed (its
+    // title still names it).
+    let mut row_free_from = [f64::MIN; FAULT_LABEL_ROWS];
     for fault in &view.faults {
+        let row = row_free_from.iter().position(|free| fault.start_s >= *free);
+        let label = match row {
+            Some(row) => {
+                row_free_from[row] = fault.end_s;
+                format!(
+                    r#"<span style="position:absolute;top:{}px">{}</span>"#,
+                    // Below the time ticks' labels.
+                    (row + 1) * 12,
+                    escape(&fault.kind)
+                )
+            }
+            None => String::new(),
+        };
         let _ = writeln!(
             out,
-            r#"<div class="fault" data-kind="{kind}" style="left:{left};width:{w}" title="{title}"><span>{kind}</span></div>"#,
+            r#"<div class="fault" data-kind="{kind}" style="left:{left};width:{w}" title="{title}">{label}</div>"#,
             kind = escape(&fault.kind),
             left = at(fault.start_s),
             w = span_of(fault.end_s - fault.start_s),
@@ -150,7 +171,7 @@ pub(crate) fn html(view: &RunView, report: &Report, threads: Option<u64>) -> Str
         );
     }
     for (i, l) in lanes.iter().enumerate() {
-        let top = 20.0 + i as f64 * LANE_PX;
+        let top = LANES_TOP + i as f64 * LANE_PX;
         let (name, title) = match threads {
             Some(_) => {
                 let list: Vec<String> = processes_of
@@ -171,7 +192,7 @@ pub(crate) fn html(view: &RunView, report: &Report, threads: Option<u64>) -> Str
         );
     }
     for span in view.spans.iter().take(SPANS_MAX) {
-        let top = 20.0 + lane[&lane_of(span.process)] as f64 * LANE_PX + 2.0;
+        let top = LANES_TOP + lane[&lane_of(span.process)] as f64 * LANE_PX + 2.0;
         let end = span.completed_s.unwrap_or(view.end_s);
         let outcome = outcome_name(span.outcome);
         let mut title = format!(
