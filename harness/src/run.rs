@@ -21,7 +21,7 @@ use serde_json::Value;
 use tracing::Instrument;
 use workloads::{Generator, Registration, Target, WorkloadClient};
 
-use crate::nemesis::{LeaderView, Nemesis, Schedule};
+use crate::nemesis::{LeaderView, Nemesis, Schedule, SimFaults};
 use crate::probe;
 use crate::recorder::Recorder;
 use crate::seams::{DiskFaults, LocalSpawner, SimDisk, SimNetwork};
@@ -291,11 +291,10 @@ pub fn run_observed(
         sim.client(format!("c{worker}"), ctx.run().instrument(span));
     }
 
+    let mut sim_faults = SimFaults::new(spec, &nodes, &clients, disks);
     let mut nemesis = Nemesis::new(
         spec,
         nodes,
-        &clients,
-        disks,
         leaders,
         schedule,
         derive_seed(spec.seed, STREAM_NEMESIS),
@@ -334,15 +333,15 @@ pub fn run_observed(
             });
         }
         if now < time_limit {
-            nemesis.step(&mut sim, now, &mut recorder.borrow_mut());
+            nemesis.step(&mut sim_faults.on(&mut sim), now, &mut recorder.borrow_mut());
         } else if !phases.healed.get() {
             tracing::info!("phase: heal");
-            nemesis.heal(&mut sim, now, &mut recorder.borrow_mut());
+            nemesis.heal(&mut sim_faults.on(&mut sim), now, &mut recorder.borrow_mut());
             phases.healed.set(true);
             phases.healed_at.set(Some(now));
             tracing::info!("phase: recover");
         } else {
-            nemesis.supervise(&mut sim, now);
+            nemesis.supervise(&mut sim_faults.on(&mut sim), now);
         }
         if now >= deadline {
             break;

@@ -84,6 +84,87 @@ struct HostState {
     stopped_at: Option<Duration>,
 }
 
+/// How a runtime makes the faults the nemesis decides on: the simulation through turmoil,
+/// the real runtime through signals and iptables. Nodes are named as in the schedule.
+pub trait Actuator {
+    /// Stops `node` at once, as a power cut or SIGKILL would; it stays down.
+    fn crash(&mut self, node: &str);
+    /// Starts `node` again if it is down, or restarts it if it runs.
+    fn bounce(&mut self, node: &str);
+    /// Whether `node`'s process runs.
+    fn is_running(&mut self, node: &str) -> bool;
+    /// Arms `damage` on the disk of node number `node` (from 0), or disarms all of it.
+    fn damage(&mut self, node: usize, damage: Option<Damage>);
+    /// Brings the network in line with `active`, every fault now in force (partitions,
+    /// pauses and degraded links together: they compose).
+    fn links(&mut self, active: &[&Fault]);
+}
+
+/// What the simulation's actuator keeps between steps: the links as last applied and the
+/// brokers' disk-fault handles.
+pub struct SimFaults {
+    network: net::Network,
+    disks: Vec<DiskFaults>,
+}
+
+impl SimFaults {
+    /// The links among `nodes` and between them and `clients`, healthy links drawing
+    /// their latency from `spec`, and the nodes' `disks`.
+    pub fn new(spec: &TestSpec, nodes: &[String], clients: &[String], disks: Vec<DiskFaults>) -> Self {
+        let latency = (
+            Duration::from_millis(spec.latency.min_ms),
+            Duration::from_millis(spec.latency.max_ms),
+        );
+        Self {
+            network: net::Network::new(nodes, clients, latency),
+            disks,
+        }
+    }
+
+    /// The actuator for one step of `sim`.
+    pub fn on<'a, 'b>(&'a mut self, sim: &'a mut turmoil::Sim<'b>) -> SimActuator<'a, 'b> {
+        SimActuator { sim, faults: self }
+    }
+}
+
+/// The simulation's actuator: turmoil crashes, bounces and link states; disk faults through
+/// the simulated disks' handles.
+pub struct SimActuator<'a, 'b> {
+    sim: &'a mut turmoil::Sim<'b>,
+    faults: &'a mut SimFaults,
+}
+
+impl Actuator for SimActuator<'_, '_> {
+    fn crash(&mut self, node: &str) {
+        self.sim.crash(node);
+    }
+
+    fn bounce(&mut self, node: &str) {
+        self.sim.bounce(node);
+    }
+
+    fn is_running(&mut self, node: &str) -> bool {
+        self.sim.is_host_running(node)
+    }
+
+    fn damage(&mut self, node: usize, damage: Option<Damage>) {
+        self.faults.disks[node].update(|d| match damage {
+            Some(Damage::Torn) => d.torn_next_append = true,
+            Some(Damage::Eio { probability }) => d.eio = Some(probability),
+            Some(Damage::Corrupt) => d.corrupt_next_read = true,
+            None => {
+                d.torn_next_append = false;
+                d.eio = None;
+                d.corrupt_next_read = false;
+            }
+        });
+    }
+
+    fn links(&mut self, active: &[&Fault]) {
+        self.faults.network.apply(self.sim, active.iter().copied());
+    }
+}
+
 /// The fault-injecting process of a run.
 pub struct Nemesis {
     rng: ChaCha8Rng,
@@ -91,21 +172,17 @@ pub struct Nemesis {
     target: FaultTarget,
     nodes: Vec<String>,
     hosts: Vec<HostState>,
-    disks: Vec<DiskFaults>,
     leaders: LeaderView,
-    network: net::Network,
     active: Vec<Active>,
     happened: Vec<ScheduledFault>,
 }
 
 impl Nemesis {
-    /// A nemesis for `spec`, acting on the broker hosts `nodes` (whose disks are `disks`)
-    /// and on their links with `clients`; it draws faults from `seed`, or plays `schedule`.
+    /// A nemesis for `spec`, acting on the broker nodes `nodes` through an [`Actuator`]
+    /// given at each step; it draws faults from `seed`, or plays `schedule`.
     pub fn new(
         spec: &TestSpec,
         nodes: Vec<String>,
-        clients: &[String],
-        disks: Vec<DiskFaults>,
         leaders: LeaderView,
         schedule: Option<Schedule>,
         seed: u64,
@@ -134,18 +211,12 @@ impl Nemesis {
                 Source::Drawn { lanes, interval_s }
             }
         };
-        let latency = (
-            Duration::from_millis(spec.latency.min_ms),
-            Duration::from_millis(spec.latency.max_ms),
-        );
         Self {
             rng,
             source,
             target: spec.target,
             hosts: nodes.iter().map(|_| HostState::default()).collect(),
-            network: net::Network::new(&nodes, clients, latency),
             nodes,
-            disks,
             leaders,
             active: Vec::new(),
             happened: Vec::new(),
@@ -161,19 +232,19 @@ impl Nemesis {
     }
 
     /// Called after every simulation step of the fault phase.
-    pub fn step(&mut self, sim: &mut turmoil::Sim<'_>, now: Duration, recorder: &mut Recorder) {
+    pub fn step(&mut self, act: &mut dyn Actuator, now: Duration, recorder: &mut Recorder) {
         let now_ms = now.as_millis() as u64;
         let mut changed = false;
         // End what is due, oldest first.
         while let Some(i) = self.active.iter().position(|a| a.scheduled.end_ms <= now_ms) {
             let ended = self.active.remove(i);
-            self.end(sim, &ended.scheduled.fault, now, recorder);
+            self.end(act, &ended.scheduled.fault, now, recorder);
             self.free_lane(ended.lane, now);
             changed = true;
         }
         // Start what is due.
         for (lane, scheduled) in self.due(now) {
-            self.start(sim, &scheduled.fault, now, recorder);
+            self.start(act, &scheduled.fault, now, recorder);
             self.happened.push(scheduled.clone());
             if scheduled.end_ms > scheduled.start_ms {
                 self.active.push(Active { lane, scheduled });
@@ -183,10 +254,10 @@ impl Nemesis {
             changed = true;
         }
         if changed {
-            self.network
-                .apply(sim, self.active.iter().map(|a| &a.scheduled.fault));
+            let active: Vec<&Fault> = self.active.iter().map(|a| &a.scheduled.fault).collect();
+            act.links(&active);
         }
-        self.supervise(sim, now);
+        self.supervise(act, now);
     }
 
     /// A drawn lane's fault is over: its next one comes after a fresh gap.
@@ -199,15 +270,15 @@ impl Nemesis {
 
     /// Ends every fault: restarts every host that is down, repairs every link, ends pauses
     /// and disk damage. Later calls to [`Nemesis::supervise`] keep hosts up.
-    pub fn heal(&mut self, sim: &mut turmoil::Sim<'_>, now: Duration, recorder: &mut Recorder) {
+    pub fn heal(&mut self, act: &mut dyn Actuator, now: Duration, recorder: &mut Recorder) {
         for ended in std::mem::take(&mut self.active) {
-            self.end(sim, &ended.scheduled.fault, now, recorder);
+            self.end(act, &ended.scheduled.fault, now, recorder);
         }
-        self.network.apply(sim, std::iter::empty());
+        act.links(&[]);
         for (i, node) in self.nodes.iter().enumerate() {
-            if !sim.is_host_running(node.as_str()) {
-                sim.crash(node.as_str());
-                sim.bounce(node.as_str());
+            if !act.is_running(node) {
+                act.crash(node);
+                act.bounce(node);
                 self.hosts[i].stopped_at = None;
                 tracing::info!(node, "nemesis: restarted a stopped broker while healing");
             }
@@ -218,15 +289,15 @@ impl Nemesis {
     /// Restarts brokers that stopped of their own accord (a storage failure, a failed
     /// recovery) after [`RESTART_DELAY`], as a service manager would. A stopped process
     /// leaves no page cache behind it that fsync did not make durable: it is crashed first.
-    pub fn supervise(&mut self, sim: &mut turmoil::Sim<'_>, now: Duration) {
+    pub fn supervise(&mut self, act: &mut dyn Actuator, now: Duration) {
         for (i, node) in self.nodes.iter().enumerate() {
             let host = &mut self.hosts[i];
-            if host.kills > 0 || sim.is_host_running(node.as_str()) {
+            if host.kills > 0 || act.is_running(node) {
                 continue;
             }
             match host.stopped_at {
                 None => {
-                    sim.crash(node.as_str());
+                    act.crash(node);
                     host.stopped_at = Some(now);
                     tracing::warn!(
                         node,
@@ -234,7 +305,7 @@ impl Nemesis {
                     );
                 }
                 Some(at) if now >= at + RESTART_DELAY => {
-                    sim.bounce(node.as_str());
+                    act.bounce(node);
                     host.stopped_at = None;
                     tracing::info!(node, "nemesis: restarted a broker that had stopped");
                 }
@@ -402,37 +473,30 @@ impl Nemesis {
         Fault::Partition { shape, cuts }
     }
 
-    fn start(&mut self, sim: &mut turmoil::Sim<'_>, fault: &Fault, now: Duration, recorder: &mut Recorder) {
+    fn start(&mut self, act: &mut dyn Actuator, fault: &Fault, now: Duration, recorder: &mut Recorder) {
         match fault {
             Fault::Kill { nodes } => {
                 for node in nodes {
                     let i = self.index(node);
                     self.hosts[i].kills += 1;
                     self.hosts[i].stopped_at = None;
-                    sim.crash(node.as_str());
+                    act.crash(node);
                 }
             }
             Fault::Restart { nodes } => {
                 for node in nodes {
                     let i = self.index(node);
-                    if self.hosts[i].kills == 0 && sim.is_host_running(node.as_str()) {
-                        sim.bounce(node.as_str());
+                    if self.hosts[i].kills == 0 && act.is_running(node) {
+                        act.bounce(node);
                     }
                 }
             }
             Fault::Disk { node, damage } => {
                 let i = self.index(node);
-                self.disks[i].update(|d| match damage {
-                    Damage::Torn => d.torn_next_append = true,
-                    Damage::Eio { probability } => d.eio = Some(*probability),
-                    Damage::Corrupt => d.corrupt_next_read = true,
-                });
+                act.damage(i, Some(*damage));
                 // Corruption at rest shows when the data is read back: at recovery.
-                if *damage == Damage::Corrupt
-                    && self.hosts[i].kills == 0
-                    && sim.is_host_running(node.as_str())
-                {
-                    sim.bounce(node.as_str());
+                if *damage == Damage::Corrupt && self.hosts[i].kills == 0 && act.is_running(node) {
+                    act.bounce(node);
                 }
             }
             Fault::Pause { .. } | Fault::Partition { .. } | Fault::Packet { .. } => {}
@@ -442,24 +506,20 @@ impl Nemesis {
         tracing::info!(fault = %serde_json::to_string(fault).unwrap_or_default(), "nemesis: {name}");
     }
 
-    fn end(&mut self, sim: &mut turmoil::Sim<'_>, fault: &Fault, now: Duration, recorder: &mut Recorder) {
+    fn end(&mut self, act: &mut dyn Actuator, fault: &Fault, now: Duration, recorder: &mut Recorder) {
         match fault {
             Fault::Kill { nodes } => {
                 for node in nodes {
                     let i = self.index(node);
                     self.hosts[i].kills -= 1;
                     if self.hosts[i].kills == 0 {
-                        sim.bounce(node.as_str());
+                        act.bounce(node);
                     }
                 }
             }
             Fault::Disk { node, .. } => {
                 let i = self.index(node);
-                self.disks[i].update(|d| {
-                    d.torn_next_append = false;
-                    d.eio = None;
-                    d.corrupt_next_read = false;
-                });
+                act.damage(i, None);
             }
             Fault::Restart { .. } | Fault::Pause { .. } | Fault::Partition { .. } | Fault::Packet { .. } => {}
         }

@@ -117,12 +117,13 @@ fn chatter(faults: Vec<ScheduledFault>, run_ms: u64) -> Seen {
     let disks = nodes.iter().map(|_| DiskFaults::new(1)).collect();
     let mut spec = TestSpec::new(1);
     spec.latency = crate::spec::LatencyRange { min_ms: 1, max_ms: 1 };
-    let mut nemesis = Nemesis::new(&spec, nodes, &[], disks, Rc::default(), Some(schedule), 1);
+    let mut faults = SimFaults::new(&spec, &nodes, &[], disks);
+    let mut nemesis = Nemesis::new(&spec, nodes, Rc::default(), Some(schedule), 1);
     let mut recorder = Recorder::new(Box::new(std::io::sink()));
     while sim.elapsed() < Duration::from_millis(run_ms) {
         sim.step().expect("the chatter hosts never fail");
         let now = sim.elapsed();
-        nemesis.step(&mut sim, now, &mut recorder);
+        nemesis.step(&mut faults.on(&mut sim), now, &mut recorder);
     }
     drop(sim);
     let ops = recorder.finish().expect("a sink never fails");
