@@ -39,7 +39,7 @@ pub use nemesis::{Damage, Fault, Schedule, ScheduleError, ScheduledFault, Shape,
 pub use run::{run, run_observed, run_with, HarnessError, Liveness, Progress, RunOutcome};
 pub use seams::{DiskFaultState, DiskFaults, LocalSpawner, SimDisk, SimNetwork};
 pub use simlog::{DriverClock, SimTime};
-pub use spec::{derive_seed, FaultKind, FaultSet, FaultTarget, LatencyRange, TestSpec};
+pub use spec::{derive_seed, FaultKind, FaultSet, FaultTarget, LatencyRange, Runtime, TestSpec};
 pub use store::{utc_stamp, Store};
 
 /// The worked example of docs/workloads.md, compiled and run as a documentation test so
@@ -134,8 +134,9 @@ pub fn run_and_store_observed(
         .with_ansi(false)
         .with_writer(Mutex::new(log))
         .finish();
-    let outcome = tracing::subscriber::with_default(subscriber, || {
-        run_observed(spec, registration, Box::new(history), &clock, progress)
+    let outcome = tracing::subscriber::with_default(subscriber, || match spec.runtime {
+        Runtime::Sim => run_observed(spec, registration, Box::new(history), &clock, progress),
+        Runtime::Real => run::run_real(spec, registration, &dir, Box::new(history), progress),
     });
     // Jepsen's form of the same history, for elle-cli and Jepsen's own tools; written
     // for a failed run too, since what it recorded may be the evidence.

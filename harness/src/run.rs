@@ -8,6 +8,7 @@
 //! budget); check.
 
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -20,6 +21,10 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 use tracing::Instrument;
 use workloads::{Generator, Registration, Target, WorkloadClient};
+
+mod real;
+
+pub use real::run_real;
 
 use crate::nemesis::{LeaderView, Nemesis, Schedule, SimFaults};
 use crate::probe;
@@ -269,6 +274,7 @@ pub fn run_observed(
             names: names.clone(),
             leaders: Rc::clone(&leaders),
             phases: Rc::clone(&phases),
+            host_names: BTreeMap::new(),
         };
         sim.client(PROBE_HOST, probe.run());
         clients.push(PROBE_HOST.to_string());
@@ -286,6 +292,7 @@ pub fn run_observed(
             stagger: Rc::clone(&stagger),
             recorder: Rc::clone(&recorder),
             phases: Rc::clone(&phases),
+            clock: Clock::Sim,
         };
         let span = tracing::info_span!("process", worker);
         sim.client(format!("c{worker}"), ctx.run().instrument(span));
@@ -349,6 +356,46 @@ pub fn run_observed(
     }
     let simulated = sim.elapsed();
     drop(sim);
+    conclude(Concluded {
+        recorder,
+        workload: workload.as_ref(),
+        finished,
+        phases: &phases,
+        names: &names,
+        spec,
+        schedule: nemesis.schedule(),
+        simulated,
+        messages: network.writes(),
+    })
+}
+
+/// What a run hands over when its clients are done.
+struct Concluded<'a> {
+    recorder: Shared<Recorder>,
+    workload: &'a dyn workloads::Workload,
+    /// Whether every client finished (the final reads included) before the deadline.
+    finished: bool,
+    phases: &'a Phases,
+    names: &'a [String],
+    spec: &'a TestSpec,
+    schedule: Schedule,
+    simulated: Duration,
+    messages: u64,
+}
+
+/// The history, liveness and verdict of a run whose clients are done.
+fn conclude(run: Concluded<'_>) -> Result<RunOutcome, HarnessError> {
+    let Concluded {
+        recorder,
+        workload,
+        finished,
+        phases,
+        names,
+        spec,
+        schedule,
+        simulated,
+        messages,
+    } = run;
     let recorder = Rc::try_unwrap(recorder)
         .ok()
         .expect("every process has finished with the recorder")
@@ -374,8 +421,8 @@ pub fn run_observed(
         report,
         liveness,
         simulated,
-        schedule: nemesis.schedule(),
-        messages: network.writes(),
+        schedule,
+        messages,
     })
 }
 
@@ -473,10 +520,24 @@ struct Worker {
     stagger: Shared<ChaCha8Rng>,
     recorder: Shared<Recorder>,
     phases: Rc<Phases>,
+    clock: Clock,
 }
 
-fn now() -> Duration {
-    turmoil::sim_elapsed().unwrap_or_default()
+/// Where a run's times come from: the simulation's clock, or the wall clock since a real
+/// run started.
+#[derive(Debug, Clone, Copy)]
+enum Clock {
+    Sim,
+    Wall(std::time::Instant),
+}
+
+impl Clock {
+    fn now(self) -> Duration {
+        match self {
+            Clock::Sim => turmoil::sim_elapsed().unwrap_or_default(),
+            Clock::Wall(started) => started.elapsed(),
+        }
+    }
 }
 
 impl Worker {
@@ -487,7 +548,7 @@ impl Worker {
         // drawn uniformly from [0, 2*mean) as Jepsen's stagger does.
         let mean_pause_s = self.spec.concurrency as f64 / self.spec.rate;
         let ops_limit = self.spec.ops_limit.unwrap_or(u64::MAX);
-        while now() < time_limit && self.phases.ops_started.get() < ops_limit {
+        while self.clock.now() < time_limit && self.phases.ops_started.get() < ops_limit {
             self.phases.ops_started.set(self.phases.ops_started.get() + 1);
             let op = self.generator.borrow_mut().next_op();
             self.record(OpType::Invoke, process, op.f, op.value.clone(), None);
@@ -515,7 +576,7 @@ impl Worker {
         while !self.phases.healed.get() || self.phases.workers_running.get() > 0 {
             tokio::time::sleep(POLL).await;
         }
-        let healed_at = now();
+        let healed_at = self.clock.now();
         let budget = Duration::from_secs(self.spec.recovery_s);
         self.await_recovery(healed_at + budget).await;
         let idle_timeout = Duration::from_millis(Limits::default().idle_timeout_ms);
@@ -533,8 +594,8 @@ impl Worker {
     /// Waits until every node answers and they agree on who leads each queue or partition,
     /// or until `deadline`.
     async fn await_recovery(&self, deadline: Duration) {
-        let started = now();
-        while now() < deadline {
+        let started = self.clock.now();
+        while self.clock.now() < deadline {
             let answers = probe::ask_all(
                 self.target.network.as_ref(),
                 &self.target.nodes,
@@ -543,7 +604,7 @@ impl Worker {
             )
             .await;
             if probe::agreed(&answers) {
-                let after = now().saturating_sub(started);
+                let after = self.clock.now().saturating_sub(started);
                 self.phases.recovered_after.set(Some(after));
                 tracing::info!(after_s = after.as_secs_f64(), "phase: recovered; final reads");
                 return;
@@ -556,7 +617,7 @@ impl Worker {
     fn record(&self, kind: OpType, process: u64, f: &str, value: Value, error: Option<String>) {
         self.recorder
             .borrow_mut()
-            .record(now(), kind, Process::Client(process), f, value, error);
+            .record(self.clock.now(), kind, Process::Client(process), f, value, error);
     }
 }
 
@@ -567,6 +628,9 @@ struct Probe {
     names: Vec<String>,
     leaders: LeaderView,
     phases: Rc<Phases>,
+    /// Node names by the host part of their address, where they differ (a real run's
+    /// nodes answer with their IP addresses; the nemesis names them `n1`, ...).
+    host_names: BTreeMap<String, String>,
 }
 
 impl Probe {
@@ -581,7 +645,13 @@ impl Probe {
             .await;
             let view = probe::consensus(&answers);
             if !view.is_empty() {
-                *self.leaders.borrow_mut() = view.into_iter().collect();
+                *self.leaders.borrow_mut() = view
+                    .into_iter()
+                    .map(|(name, host)| {
+                        let node = self.host_names.get(&host).cloned().unwrap_or(host);
+                        (name, node)
+                    })
+                    .collect();
             }
             tokio::time::sleep(PROBE_EVERY).await;
         }

@@ -81,6 +81,19 @@ impl FaultKind {
     pub fn needs_peers(self) -> bool {
         matches!(self, FaultKind::Partition)
     }
+
+    /// Why the real runtime cannot make this fault yet, if it cannot.
+    pub fn real_refusal(self) -> Option<&'static str> {
+        match self {
+            FaultKind::Kill | FaultKind::Restart | FaultKind::Pause | FaultKind::Partition => None,
+            FaultKind::Packet => Some(
+                "packet faults need link latency, which needs tc netem, and this kernel has no sch_netem (see tumult doctor)",
+            ),
+            FaultKind::Disk | FaultKind::Corrupt => Some(
+                "disk faults of real processes (corrupting or truncating a stopped node's files) are not built yet",
+            ),
+        }
+    }
 }
 
 /// Which nodes a fault takes down together.
@@ -292,6 +305,30 @@ pub struct TestSpec {
     pub ops_limit: Option<u64>,
     /// Play this fault schedule instead of drawing faults from the seed.
     pub schedule: Option<std::path::PathBuf>,
+    /// Where the nodes live: simulated (the default) or real processes.
+    #[serde(default)]
+    pub runtime: Runtime,
+}
+
+/// Where a run's nodes live and how its faults are made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Runtime {
+    /// turmoil's simulation: deterministic, replayable byte for byte.
+    #[default]
+    Sim,
+    /// Real `tumult-broker` processes, one per network namespace; faults by signals and
+    /// iptables; wall-clock times.
+    Real,
+}
+
+impl std::fmt::Display for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Runtime::Sim => "sim",
+            Runtime::Real => "real",
+        })
+    }
 }
 
 impl TestSpec {
@@ -320,6 +357,7 @@ impl TestSpec {
             latency: LatencyRange::default(),
             ops_limit: None,
             schedule: None,
+            runtime: Runtime::Sim,
         }
     }
 
@@ -377,6 +415,14 @@ impl TestSpec {
                 "--min-isr must be 1..={} (--rf): an ISR never holds more replicas than rf",
                 self.kafka.rf
             ));
+        }
+        if self.runtime == Runtime::Real {
+            if let Some((kind, why)) = self.nemesis.0.iter().find_map(|k| Some((k, k.real_refusal()?))) {
+                return Err(format!(
+                    "--runtime real cannot make the {} fault: {why}",
+                    kind.as_str()
+                ));
+            }
         }
         if let Some(kind) = self.nemesis.0.iter().find(|k| k.needs_peers()) {
             if self.nodes < 2 {
@@ -497,6 +543,30 @@ impl TestSpec {
             .collect()
     }
 
+    /// The knobs a `tumult-broker` node takes from this spec, as its arguments: fsync,
+    /// durability and the mode's own settings, spelt as `tumult test` spells them.
+    pub fn broker_knob_args(&self) -> Vec<String> {
+        const BROKER_KNOBS: [&str; 12] = [
+            "--fsync",
+            "--durable",
+            "--mirrors",
+            "--sync-mode",
+            "--promote-unsynced",
+            "--partition-handling",
+            "--partitions",
+            "--rf",
+            "--min-isr",
+            "--unclean-election",
+            "--truncate-to",
+            "--read-uncommitted",
+        ];
+        self.args()
+            .iter()
+            .filter(|arg| BROKER_KNOBS.contains(&arg.split(' ').next().unwrap_or("")))
+            .flat_map(|arg| arg.split(' ').map(str::to_string).collect::<Vec<_>>())
+            .collect()
+    }
+
     /// The flags of [`Self::replay_command`], each `--name value` or `--name`.
     fn args(&self) -> Vec<String> {
         let mut args = vec![
@@ -557,6 +627,9 @@ impl TestSpec {
         if let Some(schedule) = &self.schedule {
             args.push(format!("--schedule {}", schedule.display()));
         }
+        if self.runtime != Runtime::Sim {
+            args.push(format!("--runtime {}", self.runtime));
+        }
         args
     }
 }
@@ -579,6 +652,7 @@ impl TestSpec {
             // model (each keeps one durable copy per leader, as RabbitMQ and Kafka do); a
             // sweep of the safe defaults must not count it against them.
             .filter(|k| *k != FaultKind::Corrupt)
+            .filter(|k| self.runtime == Runtime::Sim || k.real_refusal().is_none())
             .collect();
         let mut kinds: Vec<FaultKind> = usable.iter().copied().filter(|_| rng.random_bool(0.5)).collect();
         if kinds.is_empty() {

@@ -232,6 +232,11 @@ fn parse_count(text: &str) -> Result<u64, String> {
 
 #[derive(Debug, clap::Args)]
 struct TestArgs {
+    /// Where the nodes live: sim (turmoil's deterministic simulation, the default) or real
+    /// (tumult-broker processes, one per network namespace on a bridge of the run's own,
+    /// faults by signals and iptables; needs root, see tumult doctor).
+    #[arg(long, default_value = "sim")]
+    runtime: harness::Runtime,
     /// Broker design under test: single (one node), classic (each queue on one home node,
     /// the others proxy), mirrored (a leader and mirrors per queue), quorum (a Raft group
     /// per queue), or kafka (a partitioned, replicated log: leader, followers, ISR, high
@@ -427,6 +432,7 @@ fn spec_of(args: &TestArgs, seed: Option<u64>) -> anyhow::Result<TestSpec> {
         latency: args.latency,
         ops_limit: args.ops_limit,
         schedule: args.schedule.clone(),
+        runtime: args.runtime,
     };
     let spec = if args.swarm { spec.swarm() } else { spec };
     spec.validate().map_err(anyhow::Error::msg)?;
@@ -502,12 +508,20 @@ fn run_one(spec: TestSpec, args: &TestArgs) -> anyhow::Result<u8> {
         None => say!("  liveness: the cluster recovered and the final reads completed"),
         Some(detail) => say!("  liveness: FAILED: {detail}"),
     }
-    say!(
-        "  {} ops over {:.1} simulated s in {:.1} wall s",
-        outcome.history.ops().len(),
-        outcome.simulated.as_secs_f64(),
-        wall.elapsed().as_secs_f64()
-    );
+    match spec.runtime {
+        harness::Runtime::Sim => say!(
+            "  {} ops over {:.1} simulated s in {:.1} wall s",
+            outcome.history.ops().len(),
+            outcome.simulated.as_secs_f64(),
+            wall.elapsed().as_secs_f64()
+        ),
+        harness::Runtime::Real => say!(
+            "  {} ops over {:.1} s on real processes ({:.1} wall s with setup; node logs in nodes/)",
+            outcome.history.ops().len(),
+            outcome.simulated.as_secs_f64(),
+            wall.elapsed().as_secs_f64()
+        ),
+    }
     say!("  results: {}", stored.dir.display());
     say!("  faults:  {}", stored.dir.join("schedule.json").display());
     say!(

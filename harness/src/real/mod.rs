@@ -4,6 +4,7 @@
 //! Everything is named with tumult's prefix and removed on drop; `tumult clean` removes
 //! what a run killed with -9 left; `tumult doctor` says what is missing.
 
+pub mod actuator;
 pub mod net;
 pub mod node;
 

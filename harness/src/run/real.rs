@@ -1,0 +1,311 @@
+//! The run loop on real processes: the same workers, nemesis and phases as the simulation,
+//! on a tokio runtime of this thread, against `tumult-broker` nodes in network namespaces
+//! of the run's own. Times are wall-clock since the run started. The nodes and the network
+//! are removed on every way out: the drops of [`NodeProcess`] and [`RunNet`] run on success,
+//! error and panic alike, and SIGINT or SIGTERM end the run through the same path.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use broker::TokioNetwork;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tracing::Instrument;
+use workloads::{Generator, Registration, Target};
+
+use super::{
+    conclude, Clock, Concluded, HarnessError, Phases, Probe, Progress, RunOutcome, Shared, Worker,
+    BROKER_PORT, PROBE_EVERY, PROGRESS_EVERY, STREAM_BROKER, STREAM_GENERATOR, STREAM_NEMESIS,
+    STREAM_STAGGER,
+};
+use crate::nemesis::{LeaderView, Nemesis, Schedule};
+use crate::probe;
+use crate::real::actuator::{RealActuator, STOP_BOUND};
+use crate::real::net::RunNet;
+use crate::real::node::{NodeCommand, NodeProcess};
+use crate::recorder::Recorder;
+use crate::spec::{derive_seed, TestSpec};
+
+/// How long a fresh cluster has to answer and agree on its leaders before the run starts.
+const FORM_BUDGET: Duration = Duration::from_secs(30);
+/// How often the nemesis looks at its schedule.
+const NEMESIS_EVERY: Duration = Duration::from_millis(10);
+
+/// Why a real run stopped early.
+fn setup(message: impl std::fmt::Display) -> HarnessError {
+    HarnessError::Spec(message.to_string())
+}
+
+/// A tag for this run's names: six hex digits from the process and the moment.
+fn run_tag() -> String {
+    #[allow(clippy::disallowed_methods)] // names the run's namespaces; never reaches a simulation
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    format!(
+        "{:06x}",
+        derive_seed(nanos, u64::from(std::process::id())) & 0xff_ffff
+    )
+}
+
+/// Runs `spec` on real processes, keeping the nodes' data and logs under `dir/nodes/`.
+pub fn run_real(
+    spec: &TestSpec,
+    registration: &Registration,
+    dir: &Path,
+    history_out: Box<dyn Write>,
+    progress: &dyn Fn(Progress),
+) -> Result<RunOutcome, HarnessError> {
+    let mut spec = spec.clone();
+    spec.workload = registration.name.to_string();
+    let spec = &spec;
+    let workload = spec.build_workload_of(registration).map_err(HarnessError::Spec)?;
+    spec.validate_without_workload().map_err(HarnessError::Spec)?;
+    let missing: Vec<String> = crate::real::doctor()
+        .into_iter()
+        .filter(|c| !c.ok && !c.what.contains("optional"))
+        .map(|c| format!("{} ({})", c.what, c.fix))
+        .collect();
+    if !missing.is_empty() {
+        return Err(setup(format!(
+            "--runtime real needs: {} (tumult doctor says more)",
+            missing.join("; ")
+        )));
+    }
+    let program = crate::real::broker_binary().ok_or_else(|| setup("tumult-broker is not beside tumult"))?;
+    let names: Vec<String> = (1..=spec.nodes).map(|i| format!("n{i}")).collect();
+    let schedule = match &spec.schedule {
+        Some(path) => Some(Schedule::load(path, &names).map_err(|e| setup(e.to_string()))?),
+        None => None,
+    };
+
+    let net = RunNet::create(&run_tag(), spec.nodes).map_err(setup)?;
+    let addrs: Vec<String> = (1..=spec.nodes)
+        .map(|i| format!("{}:{BROKER_PORT}", net.address(i)))
+        .collect();
+    let nodes_dir = dir.join("nodes");
+    std::fs::create_dir_all(&nodes_dir)
+        .map_err(|e| setup(format!("cannot create {}: {e}", nodes_dir.display())))?;
+    let mut nodes = Vec::with_capacity(spec.nodes);
+    for i in 1..=spec.nodes {
+        let peers: Vec<String> = (1..=spec.nodes)
+            .filter(|p| *p != i)
+            .map(|p| format!("{p}={}", addrs[p - 1]))
+            .collect();
+        let mut args = vec![
+            "--listen".to_string(),
+            addrs[i - 1].clone(),
+            "--data-dir".into(),
+            nodes_dir.join(format!("n{i}")).display().to_string(),
+            "--mode".into(),
+            spec.mode.to_string(),
+            "--id".into(),
+            i.to_string(),
+            "--peers".into(),
+            peers.join(","),
+            "--seed".into(),
+            derive_seed(spec.seed, STREAM_BROKER + i as u64).to_string(),
+        ];
+        args.extend(spec.broker_knob_args());
+        let command = NodeCommand {
+            namespace: net.namespace(i),
+            program: program.clone(),
+            args,
+            log: nodes_dir.join(format!("n{i}.log")),
+        };
+        nodes.push(NodeProcess::start(command).map_err(setup)?);
+    }
+    // (Drops stop the nodes, then remove the network, on every way out from here.)
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| setup(format!("cannot start the client runtime: {e}")))?;
+    let local = tokio::task::LocalSet::new();
+    let outcome = local.block_on(&runtime, async {
+        tokio::select! {
+            outcome = drive(spec, workload, &mut nodes, &net, &addrs, schedule, history_out, progress) => outcome,
+            signal = interrupted() => Err(HarnessError::Simulation {
+                at: Duration::ZERO,
+                message: format!("interrupted by {signal}; the nodes and the network were removed"),
+            }),
+        }
+    });
+    for node in &mut nodes {
+        let _ = node.stop(STOP_BOUND);
+    }
+    drop(nodes);
+    drop(net);
+    outcome
+}
+
+/// Resolves when the process is asked to stop (SIGINT or SIGTERM), naming the signal.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}
+
+/// The phases on a formed cluster: workers and nemesis until the time limit, heal,
+/// recovery and final reads, then the check.
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    spec: &TestSpec,
+    workload: Box<dyn workloads::Workload>,
+    nodes: &mut [NodeProcess],
+    net: &RunNet,
+    addrs: &[String],
+    schedule: Option<Schedule>,
+    history_out: Box<dyn Write>,
+    progress: &dyn Fn(Progress),
+) -> Result<RunOutcome, HarnessError> {
+    let target = Target {
+        network: Arc::new(TokioNetwork),
+        nodes: addrs.to_vec(),
+        request_timeout: Duration::from_millis(spec.request_timeout_ms),
+    };
+    let names = workload.names();
+    // The cluster forms before the clock starts: a real node needs a moment to boot.
+    let mut formed = false;
+    for _ in 0..(FORM_BUDGET.as_millis() / PROBE_EVERY.as_millis()) {
+        let answers = probe::ask_all(&TokioNetwork, addrs, &names, target.request_timeout).await;
+        if probe::agreed(&answers) {
+            formed = true;
+            break;
+        }
+        tokio::time::sleep(PROBE_EVERY).await;
+    }
+    if !formed {
+        return Err(setup(format!(
+            "the cluster did not form within {} s: its nodes never all answered and agreed on who leads {} (see nodes/*.log)",
+            FORM_BUDGET.as_secs(),
+            names.join(", ")
+        )));
+    }
+    #[allow(clippy::disallowed_methods)] // a real run's clock is the wall clock
+    let clock = Clock::Wall(std::time::Instant::now());
+    let recorder: Shared<Recorder> = Rc::new(RefCell::new(Recorder::new(history_out)));
+    let phases = Rc::new(Phases::default());
+    let generator: Shared<Box<dyn Generator>> = Rc::new(RefCell::new(
+        workload.generator(derive_seed(spec.seed, STREAM_GENERATOR)),
+    ));
+    let stagger = Rc::new(RefCell::new(ChaCha8Rng::seed_from_u64(derive_seed(
+        spec.seed,
+        STREAM_STAGGER,
+    ))));
+    let leaders: LeaderView = Rc::default();
+    let host_names: BTreeMap<String, String> = (1..=spec.nodes)
+        .map(|i| (net.address(i).to_string(), format!("n{i}")))
+        .collect();
+    if spec.target == crate::FaultTarget::Leader {
+        let probe = Probe {
+            target: target.clone(),
+            names: names.clone(),
+            leaders: Rc::clone(&leaders),
+            phases: Rc::clone(&phases),
+            host_names,
+        };
+        tokio::task::spawn_local(probe.run());
+    }
+    phases.workers_running.set(spec.concurrency);
+    let mut workers = Vec::with_capacity(spec.concurrency);
+    for worker in 0..spec.concurrency {
+        let ctx = Worker {
+            id: worker,
+            spec: spec.clone(),
+            client: workload.client(target.clone(), worker),
+            final_read: workload.final_read(),
+            names: names.clone(),
+            target: target.clone(),
+            generator: Rc::clone(&generator),
+            stagger: Rc::clone(&stagger),
+            recorder: Rc::clone(&recorder),
+            phases: Rc::clone(&phases),
+            clock,
+        };
+        let span = tracing::info_span!("process", worker);
+        workers.push(tokio::task::spawn_local(ctx.run().instrument(span)));
+    }
+    let node_names: Vec<String> = (1..=spec.nodes).map(|i| format!("n{i}")).collect();
+    let mut nemesis = Nemesis::new(
+        spec,
+        node_names,
+        leaders,
+        schedule,
+        derive_seed(spec.seed, STREAM_NEMESIS),
+    );
+    let time_limit = Duration::from_secs(spec.time_limit_s);
+    let deadline = time_limit + Duration::from_secs(12 * spec.recovery_s) + Duration::from_secs(20);
+    tracing::info!(seed = spec.seed, "phase: faults");
+    let mut next_progress = Duration::ZERO;
+    let finished = loop {
+        if workers.iter().all(|w| w.is_finished()) {
+            break true;
+        }
+        let now = clock.now();
+        if now >= deadline {
+            break false;
+        }
+        if now >= next_progress {
+            next_progress = now + PROGRESS_EVERY;
+            progress(Progress {
+                simulated: now,
+                time_limit,
+                ops: phases.ops_started.get(),
+                healed: phases.healed.get(),
+            });
+        }
+        let mut act = RealActuator {
+            nodes: &mut *nodes,
+            net,
+        };
+        if now < time_limit {
+            nemesis.step(&mut act, now, &mut recorder.borrow_mut());
+        } else if !phases.healed.get() {
+            tracing::info!("phase: heal");
+            nemesis.heal(&mut act, now, &mut recorder.borrow_mut());
+            phases.healed.set(true);
+            phases.healed_at.set(Some(now));
+            tracing::info!("phase: recover");
+        } else {
+            nemesis.supervise(&mut act, now);
+        }
+        tokio::time::sleep(NEMESIS_EVERY).await;
+    };
+    for worker in workers {
+        worker.abort();
+    }
+    // Aborted tasks drop their clones of the recorder when the runtime next runs them.
+    for _ in 0..1000 {
+        if Rc::strong_count(&recorder) == 1 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    if Rc::strong_count(&recorder) > 1 {
+        return Err(setup("a client task did not stop; the history cannot be closed"));
+    }
+    let elapsed = clock.now();
+    conclude(Concluded {
+        recorder,
+        workload: workload.as_ref(),
+        finished,
+        phases: &phases,
+        names: &names,
+        spec,
+        schedule: nemesis.schedule(),
+        simulated: elapsed,
+        messages: 0,
+    })
+}
