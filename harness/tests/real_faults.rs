@@ -6,6 +6,9 @@
 //! a machine with only the Rust toolchain; with `TUMULT_REAL_TESTS=require` (as `.ci/run`
 //! sets) a missing prerequisite fails them instead.
 
+#[path = "common/real.rs"]
+mod real;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -14,24 +17,9 @@ use broker::{Client, TokioNetwork};
 use harness::real::net::{leftovers, RunNet};
 use harness::real::node::{NodeCommand, NodeProcess};
 
-const TIMEOUT: Duration = Duration::from_millis(500);
+use real::ready;
 
-/// Whether the prerequisites are here; panics if they are not and the run requires them.
-fn ready() -> bool {
-    let missing: Vec<String> = harness::real::doctor()
-        .into_iter()
-        .filter(|c| !c.ok && !c.what.contains("optional"))
-        .map(|c| format!("{} ({})", c.what, c.fix))
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("TUMULT_REAL_TESTS").as_deref() == Ok("require") {
-        panic!("real tests required, but missing: {}", missing.join("; "));
-    }
-    eprintln!("SKIPPED: real-process test; missing: {}", missing.join("; "));
-    false
-}
+const TIMEOUT: Duration = Duration::from_millis(500);
 
 /// A run tag unique to this test process and call.
 fn tag() -> String {
