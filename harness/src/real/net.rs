@@ -76,12 +76,19 @@ impl RunNet {
                 "run tag '{tag}' is not six lowercase hex digits"
             )));
         }
+        // Runs side by side (a sweep's jobs) must not pick the same free subnet: the choice
+        // and the bridge's address are made under a lock.
+        std::fs::create_dir_all(OWNERS_DIR)
+            .map_err(|e| RealError::Setup(format!("cannot create {OWNERS_DIR}: {e}")))?;
+        let lock_path = std::path::Path::new(OWNERS_DIR).join(".lock");
+        let lock = std::fs::File::create(&lock_path)
+            .and_then(|f| f.lock().map(|()| f))
+            .map_err(|e| RealError::Setup(format!("cannot lock {}: {e}", lock_path.display())))?;
         let used = sh("ip", &["-4", "-o", "addr", "show"])?;
         let subnet = (1..=250u8)
             .find(|n| !used.contains(&format!("10.{SUBNET_OCTET}.{n}.")))
             .ok_or_else(|| RealError::Setup(format!("every subnet of 10.{SUBNET_OCTET}.0.0/16 is in use")))?;
-        std::fs::create_dir_all(OWNERS_DIR)
-            .and_then(|()| std::fs::write(owner_file(tag), std::process::id().to_string()))
+        std::fs::write(owner_file(tag), std::process::id().to_string())
             .map_err(|e| RealError::Setup(format!("cannot note the run's owner in {OWNERS_DIR}: {e}")))?;
         // Whatever fails half-way, what was made is removed by the drop.
         let mut net = Self {
@@ -95,6 +102,7 @@ impl RunNet {
         sh("ip", &["link", "add", &bridge, "type", "bridge"])?;
         sh("ip", &["addr", "add", &gateway, "dev", &bridge])?;
         sh("ip", &["link", "set", &bridge, "up"])?;
+        drop(lock);
         for node in 1..=nodes {
             net.add_node(node)?;
         }
