@@ -81,9 +81,11 @@ impl RunNet {
         std::fs::create_dir_all(OWNERS_DIR)
             .map_err(|e| RealError::Setup(format!("cannot create {OWNERS_DIR}: {e}")))?;
         let lock_path = std::path::Path::new(OWNERS_DIR).join(".lock");
-        let lock = std::fs::File::create(&lock_path)
-            .and_then(|f| f.lock().map(|()| f))
-            .map_err(|e| RealError::Setup(format!("cannot lock {}: {e}", lock_path.display())))?;
+        let cannot =
+            |e: &dyn std::fmt::Display| RealError::Setup(format!("cannot lock {}: {e}", lock_path.display()));
+        let file = std::fs::File::create(&lock_path).map_err(|e| cannot(&e))?;
+        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| cannot(&e))?;
         let used = sh("ip", &["-4", "-o", "addr", "show"])?;
         let subnet = (1..=250u8)
             .find(|n| !used.contains(&format!("10.{SUBNET_OCTET}.{n}.")))
