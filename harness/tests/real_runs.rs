@@ -62,8 +62,12 @@ fn a_short_real_run_stores_what_a_simulated_one_does_and_checks_back() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // Safe defaults on a real cluster: valid (0); never a harness error.
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    // A verdict, whatever it is: valid (0) or invalid (1), never a harness error or a
+    // cluster that did not come back. (Whether the broker keeps its promises on real
+    // processes is what such runs are for, not what this test asserts: it asserts the
+    // runtime.)
+    let code = out.status.code();
+    assert!(matches!(code, Some(0 | 1)), "{stdout}\n{stderr}");
     let run = store.path().join("latest");
     for file in [
         "params.json",
@@ -82,13 +86,14 @@ fn a_short_real_run_stores_what_a_simulated_one_does_and_checks_back() {
     }
     let schedule = std::fs::read_to_string(run.join("schedule.json")).unwrap();
     assert!(schedule.contains("\"kind\""), "no fault happened: {schedule}");
+    // The stored history checks back to the run's own verdict.
     let check = Command::new(env!("CARGO_BIN_EXE_tumult"))
         .args(["check", run.to_str().unwrap()])
         .output()
         .unwrap();
     assert_eq!(
         check.status.code(),
-        Some(0),
+        code,
         "{}",
         String::from_utf8_lossy(&check.stdout)
     );
