@@ -208,6 +208,11 @@ pub fn run_observed(
     clock: &DriverClock,
     progress: &dyn Fn(Progress),
 ) -> Result<RunOutcome, HarnessError> {
+    if spec.runtime != crate::Runtime::Sim {
+        return Err(HarnessError::Spec(
+            "this runs the simulation; a run on real processes goes through run_and_store".into(),
+        ));
+    }
     let mut spec = spec.clone();
     spec.workload = registration.name.to_string();
     let spec = &spec;

@@ -45,6 +45,12 @@ pub fn parallel<T: Sync, R: Send>(
 /// Runs `spec` without storing anything (the history goes nowhere): for sweeps, which
 /// store only the runs that fail, by running their seed again.
 pub fn run_quietly(spec: &TestSpec) -> Result<RunOutcome, HarnessError> {
+    // A real run needs a run directory for its nodes: it is stored, never run quietly.
+    if spec.runtime == crate::Runtime::Real {
+        return Err(HarnessError::Spec(
+            "a run on real processes is always stored (run_and_store), never run quietly".into(),
+        ));
+    }
     run(spec, Box::new(std::io::sink()), &DriverClock::default())
 }
 

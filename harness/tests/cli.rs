@@ -396,6 +396,25 @@ fn impossible_settings_are_refused_up_front_and_errors_name_their_path_once() {
         1,
         "{stderr}"
     );
+    // What real runs cannot do is refused before anything starts, with the reason.
+    let out = tumult(&[
+        "test",
+        "--runtime",
+        "real",
+        "--mode",
+        "quorum",
+        "--nemesis",
+        "packet",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out.stderr).contains("tc netem"), "{}", text(&out.stderr));
+    let out = tumult(&["test", "--runtime", "real", "--check-determinism"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("never happens the same way twice"),
+        "{}",
+        text(&out.stderr)
+    );
     // The program's own description, not the crate's.
     let out = tumult(&["-h"]);
     assert!(

@@ -394,6 +394,9 @@ fn main() -> ExitCode {
 }
 
 fn test(args: TestArgs) -> anyhow::Result<u8> {
+    if args.check_determinism && args.runtime == harness::Runtime::Real {
+        anyhow::bail!("--check-determinism applies to the simulation: a run on real processes never happens the same way twice");
+    }
     let spec = spec_of(&args, None)?;
     run_one(spec, &args)
 }
@@ -793,18 +796,32 @@ fn sweep(args: SweepArgs) -> anyhow::Result<u8> {
         args.jobs.unwrap_or_else(cores),
         |spec| {
             let watch = Stopwatch::start();
-            let (exit_code, summary) = match run_quietly(spec) {
-                Ok(outcome) => (outcome.exit_code(), anomaly_line(&outcome)),
-                Err(e) => (3, format!("harness error: {e}")),
+            let (exit_code, summary, dir) = if spec.runtime == harness::Runtime::Real {
+                // A real run never happens the same way twice: each is stored as it runs
+                // (its node data and logs need a run directory anyway).
+                match harness::run_and_store(spec, &store) {
+                    Ok(stored) => (
+                        stored.outcome.exit_code(),
+                        anomaly_line(&stored.outcome),
+                        Some(stored.dir.display().to_string()),
+                    ),
+                    Err(e) => (3, format!("harness error: {e}"), None),
+                }
+            } else {
+                let (exit_code, summary) = match run_quietly(spec) {
+                    Ok(outcome) => (outcome.exit_code(), anomaly_line(&outcome)),
+                    Err(e) => (3, format!("harness error: {e}")),
+                };
+                // Store only what failed: the same seed replays to the same history.
+                let dir = (exit_code != 0)
+                    .then(|| {
+                        harness::run_and_store(spec, &store)
+                            .ok()
+                            .map(|s| s.dir.display().to_string())
+                    })
+                    .flatten();
+                (exit_code, summary, dir)
             };
-            // Store only what failed: the same seed replays to the same history.
-            let dir = (exit_code != 0)
-                .then(|| {
-                    harness::run_and_store(spec, &store)
-                        .ok()
-                        .map(|s| s.dir.display().to_string())
-                })
-                .flatten();
             SeedResult {
                 seed: spec.seed,
                 test: spec.test_name(),
