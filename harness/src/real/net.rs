@@ -113,7 +113,7 @@ impl RunNet {
 
     fn add_node(&mut self, node: usize) -> Result<(), RealError> {
         let ns = self.namespace(node);
-        let veth = format!("{PREFIX}{}v{node}", self.tag);
+        let veth = self.veth(node);
         let address = format!("{}/24", self.address(node));
         let gateway = self.gateway().to_string();
         sh("ip", &["netns", "add", &ns])?;
@@ -129,6 +129,11 @@ impl RunNet {
         sh("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
         sh("ip", &["-n", &ns, "route", "add", "default", "via", &gateway])?;
         Ok(())
+    }
+
+    /// The root namespace's end of node `node`'s veth pair.
+    fn veth(&self, node: usize) -> String {
+        format!("{PREFIX}{}v{node}", self.tag)
     }
 
     /// The bridge's name.
@@ -218,12 +223,14 @@ impl RunNet {
         self.live = false;
         let mut first_error = None;
         for node in 1..=self.nodes {
+            // The pair first, from our side: left to the namespace's deletion, the kernel
+            // removes it a moment later, and a listing just after would still show it.
+            let _ = sh("ip", &["link", "del", &self.veth(node)]);
             let ns = self.namespace(node);
             if let Err(e) = sh("ip", &["netns", "del", &ns]) {
                 first_error.get_or_insert(e);
             }
         }
-        // Deleting a namespace deletes its end of each veth pair, and so the pair.
         if let Err(e) = sh("ip", &["link", "del", &self.bridge()]) {
             first_error.get_or_insert(e);
         }
