@@ -136,7 +136,7 @@ pub fn run_and_store_observed(
         .finish();
     let outcome = tracing::subscriber::with_default(subscriber, || match spec.runtime {
         Runtime::Sim => run_observed(spec, registration, Box::new(history), &clock, progress),
-        Runtime::Real => run::run_real(spec, registration, &dir, Box::new(history), progress),
+        Runtime::Real => run::run_real(spec, registration, &dir, Box::new(history), &clock, progress),
     });
     // Jepsen's form of the same history, for elle-cli and Jepsen's own tools; written
     // for a failed run too, since what it recorded may be the evidence.

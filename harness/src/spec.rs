@@ -85,12 +85,14 @@ impl FaultKind {
     /// Why the real runtime cannot make this fault yet, if it cannot.
     pub fn real_refusal(self) -> Option<&'static str> {
         match self {
-            FaultKind::Kill | FaultKind::Restart | FaultKind::Pause | FaultKind::Partition => None,
+            FaultKind::Kill | FaultKind::Restart | FaultKind::Pause | FaultKind::Partition | FaultKind::Corrupt => {
+                None
+            }
             FaultKind::Packet => Some(
                 "packet faults need link latency, which needs tc netem, and this kernel has no sch_netem (see tumult doctor)",
             ),
-            FaultKind::Disk | FaultKind::Corrupt => Some(
-                "disk faults of real processes (corrupting or truncating a stopped node's files) are not built yet",
+            FaultKind::Disk => Some(
+                "torn writes and I/O errors need a filesystem that injects them, which real runs do not have yet",
             ),
         }
     }

@@ -285,3 +285,38 @@ fn runs_made_at_the_same_moment_get_different_subnets() {
     gateways.dedup();
     assert_eq!(gateways.len(), nets.len(), "{gateways:?}");
 }
+
+#[tokio::test]
+async fn a_byte_flipped_in_a_stopped_nodes_file_is_caught_by_its_checksums() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_net, mut node, addr) = broker(dir.path());
+    publish_when_up(&addr, "first").await;
+    for body in ["second", "third", "fourth"] {
+        publish(&addr, body).await.unwrap();
+    }
+    node.kill().unwrap();
+    let (file, at) = harness::real::actuator::corrupt_largest_file(&dir.path().join("data"))
+        .unwrap()
+        .expect("a data file to corrupt");
+    assert!(at > 0, "{}", file.display());
+    node.restart().unwrap();
+    // The broker's recovery reports the damaged tail it cut off.
+    let log = dir.path().join("n1.log");
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.matches("recovered").count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The last recovery line is the second boot's.
+    let damage = text.rsplit_once("damage=").map_or("", |(_, d)| d);
+    assert!(
+        damage.starts_with("Some("),
+        "recovery did not see the damage:\n{text}"
+    );
+}

@@ -1,8 +1,10 @@
 //! The nemesis's faults on real processes: kill by SIGKILL, restart by SIGTERM and a fresh
 //! start, pause by SIGSTOP to the node's group, partitions and loss by iptables rules in the
-//! nodes' namespaces. Disk damage is refused before a real run starts
-//! ([`crate::FaultKind::real_refusal`]), so it never reaches here.
+//! nodes' namespaces, corruption by flipping a byte of a stopped node's largest data file
+//! (as Jepsen does to NATS). Torn writes and I/O errors are refused before a real run
+//! starts ([`crate::FaultKind::real_refusal`]), so they never reach here.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::net::RunNet;
@@ -18,6 +20,37 @@ pub struct RealActuator<'a> {
     pub nodes: &'a mut [NodeProcess],
     /// Their network.
     pub net: &'a RunNet,
+    /// Each node's data directory, `n1` first.
+    pub data_dirs: &'a [PathBuf],
+}
+
+/// Flips every bit of the byte in the middle of the largest file under `dir`; returns the
+/// file and the offset, or `None` when there is no non-empty file to damage.
+pub fn corrupt_largest_file(dir: &Path) -> std::io::Result<Option<(PathBuf, u64)>> {
+    let mut largest: Option<(u64, PathBuf)> = None;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.is_dir() {
+                pending.push(entry.path());
+            } else if meta.len() > largest.as_ref().map_or(0, |(len, _)| *len) {
+                largest = Some((meta.len(), entry.path()));
+            }
+        }
+    }
+    let Some((len, file)) = largest else {
+        return Ok(None);
+    };
+    let at = len / 2;
+    let mut bytes = std::fs::read(&file)?;
+    bytes[at as usize] ^= 0xff;
+    std::fs::write(&file, bytes)?;
+    Ok(Some((file, at)))
 }
 
 impl RealActuator<'_> {
@@ -58,11 +91,30 @@ impl Actuator for RealActuator<'_> {
     }
 
     fn damage(&mut self, node: usize, damage: Option<crate::nemesis::Damage>) {
-        if damage.is_some() {
-            tracing::error!(
-                node,
-                "real nemesis: disk damage reached a real run; it is refused up front"
-            );
+        match damage {
+            None => {}
+            Some(crate::nemesis::Damage::Corrupt) => {
+                // Files are damaged at rest: the node is stopped first, and stays down
+                // until the nemesis's supervision restarts it, as a service manager would;
+                // its recovery then meets the damage.
+                if let Err(e) = self.nodes[node].kill() {
+                    tracing::error!(node, %e, "real nemesis: kill before corrupting failed");
+                }
+                match corrupt_largest_file(&self.data_dirs[node]) {
+                    Ok(Some((file, at))) => {
+                        tracing::info!(file = %file.display(), at, "real nemesis: flipped a byte");
+                    }
+                    Ok(None) => tracing::info!(node, "real nemesis: no data file to corrupt yet"),
+                    Err(e) => tracing::error!(node, %e, "real nemesis: corrupting failed"),
+                }
+            }
+            Some(other) => {
+                tracing::error!(
+                    node,
+                    ?other,
+                    "real nemesis: this disk damage is refused up front for real runs"
+                );
+            }
         }
     }
 

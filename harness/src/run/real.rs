@@ -29,6 +29,7 @@ use crate::real::actuator::{RealActuator, STOP_BOUND};
 use crate::real::net::RunNet;
 use crate::real::node::{NodeCommand, NodeProcess};
 use crate::recorder::Recorder;
+use crate::simlog::DriverClock;
 use crate::spec::{derive_seed, TestSpec};
 
 /// How long a fresh cluster has to answer and agree on its leaders before the run starts.
@@ -54,12 +55,14 @@ fn run_tag() -> String {
     )
 }
 
-/// Runs `spec` on real processes, keeping the nodes' data and logs under `dir/nodes/`.
+/// Runs `spec` on real processes, keeping the nodes' data and logs under `dir/nodes/`;
+/// `log_clock` carries the run's time to harness.log's lines.
 pub fn run_real(
     spec: &TestSpec,
     registration: &Registration,
     dir: &Path,
     history_out: Box<dyn Write>,
+    log_clock: &DriverClock,
     progress: &dyn Fn(Progress),
 ) -> Result<RunOutcome, HarnessError> {
     let mut spec = spec.clone();
@@ -129,7 +132,7 @@ pub fn run_real(
     let local = tokio::task::LocalSet::new();
     let outcome = local.block_on(&runtime, async {
         tokio::select! {
-            outcome = drive(spec, workload, &mut nodes, &net, &addrs, schedule, history_out, progress) => outcome,
+            outcome = drive(spec, workload, &mut nodes, &net, &addrs, &nodes_dir, schedule, history_out, log_clock, progress) => outcome,
             signal = interrupted() => Err(HarnessError::Simulation {
                 at: Duration::ZERO,
                 message: format!("interrupted by {signal}; the nodes and the network were removed"),
@@ -166,8 +169,10 @@ async fn drive(
     nodes: &mut [NodeProcess],
     net: &RunNet,
     addrs: &[String],
+    nodes_dir: &Path,
     schedule: Option<Schedule>,
     history_out: Box<dyn Write>,
+    log_clock: &DriverClock,
     progress: &dyn Fn(Progress),
 ) -> Result<RunOutcome, HarnessError> {
     let target = Target {
@@ -238,6 +243,9 @@ async fn drive(
         workers.push(tokio::task::spawn_local(ctx.run().instrument(span)));
     }
     let node_names: Vec<String> = (1..=spec.nodes).map(|i| format!("n{i}")).collect();
+    let data_dirs: Vec<std::path::PathBuf> = (1..=spec.nodes)
+        .map(|i| nodes_dir.join(format!("n{i}")))
+        .collect();
     let mut nemesis = Nemesis::new(
         spec,
         node_names,
@@ -254,6 +262,8 @@ async fn drive(
             break true;
         }
         let now = clock.now();
+        // harness.log stamps its lines with the run's time, wall-clock here.
+        log_clock.set(now);
         if now >= deadline {
             break false;
         }
@@ -269,6 +279,7 @@ async fn drive(
         let mut act = RealActuator {
             nodes: &mut *nodes,
             net,
+            data_dirs: &data_dirs,
         };
         if now < time_limit {
             nemesis.step(&mut act, now, &mut recorder.borrow_mut());
