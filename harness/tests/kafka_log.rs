@@ -30,7 +30,7 @@ fn log(run: &StoredRun) -> &checker::LogReport {
 
 #[test]
 fn safe_defaults_lose_nothing_and_read_nothing_dirty_on_20_seeds() {
-    for seed in 1..=20 {
+    common::each_seed(1..=20, |seed| {
         let run = run(&spec(seed, "kill,partition"));
         assert_eq!(
             run.outcome.report.valid,
@@ -43,7 +43,7 @@ fn safe_defaults_lose_nothing_and_read_nothing_dirty_on_20_seeds() {
             log(&run).acknowledged_count > 100,
             "seed {seed}: the cluster barely served"
         );
-    }
+    });
 }
 
 #[test]

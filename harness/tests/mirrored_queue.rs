@@ -38,9 +38,9 @@ fn assert_valid(spec: &TestSpec) {
 
 #[test]
 fn safe_defaults_lose_nothing_under_kills_and_partitions_on_20_seeds() {
-    for seed in 1..=20 {
+    common::each_seed(1..=20, |seed| {
         assert_valid(&spec(seed, "kill,partition", MirrorSettings::default()));
-    }
+    });
 }
 
 #[test]

@@ -28,7 +28,7 @@ fn lost(run: &StoredRun) -> usize {
 
 #[test]
 fn kills_and_partitions_of_a_minority_lose_nothing_on_20_seeds() {
-    for seed in 1..=20 {
+    common::each_seed(1..=20, |seed| {
         let run = run(seed, "kill,partition", FaultTarget::One, FsyncPolicy::Always);
         assert_eq!(
             run.outcome.report.valid,
@@ -45,7 +45,7 @@ fn kills_and_partitions_of_a_minority_lose_nothing_on_20_seeds() {
                 .any(|op| op.process == checker::Process::nemesis()),
             "seed {seed}: no fault injected"
         );
-    }
+    });
 }
 
 #[test]

@@ -27,55 +27,70 @@ fn recheck(run: &StoredRun) -> checker::Report {
 fn with_fsync_always_kills_lose_nothing_on_seeds_1_to_20() {
     let store = tempfile::tempdir().unwrap();
     let store = Store::new(store.path());
-    for seed in 1..=20 {
-        let run = run_seed(&store, seed, FsyncPolicy::Always);
-        let kills = run
-            .outcome
-            .history
-            .ops()
-            .iter()
-            .filter(|op| op.f == "kill")
-            .count();
-        assert!(kills >= 1, "seed {seed}: the nemesis never killed the broker");
-        assert_eq!(
-            run.outcome.report.valid,
-            Validity::True,
-            "seed {seed}: {:?}",
-            run.outcome.report
-        );
-        assert!(
-            run.outcome.liveness.recovered,
-            "seed {seed}: {:?}",
-            run.outcome.liveness
-        );
-        assert_eq!(run.outcome.exit_code(), 0);
-        // The stored history, checked again from disk, says the same.
-        let again = serde_json::to_value(recheck(&run)).unwrap();
-        assert_eq!(
-            again,
-            serde_json::to_value(&run.outcome.report).unwrap(),
-            "seed {seed}"
-        );
-    }
+    // Two seeds at a time: each is a whole simulation of its own.
+    let seeds: Vec<u64> = (1..=20).collect();
+    harness::suite::parallel(
+        &seeds,
+        2,
+        |&seed| {
+            let run = run_seed(&store, seed, FsyncPolicy::Always);
+            let kills = run
+                .outcome
+                .history
+                .ops()
+                .iter()
+                .filter(|op| op.f == "kill")
+                .count();
+            assert!(kills >= 1, "seed {seed}: the nemesis never killed the broker");
+            assert_eq!(
+                run.outcome.report.valid,
+                Validity::True,
+                "seed {seed}: {:?}",
+                run.outcome.report
+            );
+            assert!(
+                run.outcome.liveness.recovered,
+                "seed {seed}: {:?}",
+                run.outcome.liveness
+            );
+            assert_eq!(run.outcome.exit_code(), 0);
+            // The stored history, checked again from disk, says the same.
+            let again = serde_json::to_value(recheck(&run)).unwrap();
+            assert_eq!(
+                again,
+                serde_json::to_value(&run.outcome.report).unwrap(),
+                "seed {seed}"
+            );
+        },
+        |_| {},
+    );
 }
 
 #[test]
 fn with_fsync_never_kills_lose_acknowledged_messages_on_most_seeds() {
     let store = tempfile::tempdir().unwrap();
     let store = Store::new(store.path());
-    let mut caught = 0;
-    for seed in 1..=20 {
-        let run = run_seed(&store, seed, FsyncPolicy::Never);
-        if run.outcome.report.valid == Validity::False {
+    let seeds: Vec<u64> = (1..=20).collect();
+    let caught: usize = harness::suite::parallel(
+        &seeds,
+        2,
+        |&seed| {
+            let run = run_seed(&store, seed, FsyncPolicy::Never);
+            assert_eq!(recheck(&run).valid, run.outcome.report.valid, "seed {seed}");
+            if run.outcome.report.valid != Validity::False {
+                return 0;
+            }
             assert!(
                 lost_count(&run) > 0,
                 "seed {seed}: invalid, but not for lost messages"
             );
             assert_eq!(run.outcome.exit_code(), 1);
-            caught += 1;
-        }
-        assert_eq!(recheck(&run).valid, run.outcome.report.valid, "seed {seed}");
-    }
+            1
+        },
+        |_| {},
+    )
+    .into_iter()
+    .sum();
     assert!(
         caught >= 15,
         "only {caught} of 20 seeds lost messages without fsync"

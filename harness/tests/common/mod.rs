@@ -51,3 +51,11 @@ fn windows_served_in(history: &[Op], min_s: f64, failover_s: f64) -> (usize, usi
         .count();
     (long.len(), served)
 }
+
+/// Runs `check` (a whole simulation and its assertions) for every seed in `seeds`, two at
+/// a time: a test of 20 seeds would otherwise hold one core while the other idles at the
+/// end of its binary. A failing seed's panic fails the test.
+pub fn each_seed(seeds: std::ops::RangeInclusive<u64>, check: impl Fn(u64) + Sync) {
+    let seeds: Vec<u64> = seeds.collect();
+    harness::suite::parallel(&seeds, 2, |seed| check(*seed), |_| {});
+}
