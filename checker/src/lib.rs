@@ -138,9 +138,11 @@ impl Report {
         }
     }
 
-    /// What the analyses found that breaks a promise, by name with its count, in a fixed
-    /// order: the counted failures (lost, ...) first, then the named anomalies that are not
-    /// allowed. Empty for a clean history; for index rows and summaries.
+    /// What the analyses found, by name with its count, in a fixed order: the counted
+    /// failures (lost, ...) first, then the named anomalies that are not allowed. A queue's
+    /// duplicates are listed although at-least-once delivery allows them (they do not make
+    /// the history invalid): a reader of an index row wants to see them. For index rows and
+    /// summaries.
     pub fn findings(&self) -> Vec<(String, u64)> {
         let mut found = Vec::new();
         let mut count = |name: &str, n: usize| {
