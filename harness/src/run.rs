@@ -263,42 +263,23 @@ pub fn run_observed(
         nodes: nodes.iter().map(|n| format!("{n}:{BROKER_PORT}")).collect(),
         request_timeout: Duration::from_millis(spec.request_timeout_ms),
     };
-    let generator: Shared<Box<dyn Generator>> = Rc::new(RefCell::new(
-        workload.generator(derive_seed(spec.seed, STREAM_GENERATOR)),
-    ));
-    let stagger = Rc::new(RefCell::new(ChaCha8Rng::seed_from_u64(derive_seed(
-        spec.seed,
-        STREAM_STAGGER,
-    ))));
     let names = workload.names();
-    let leaders: LeaderView = Rc::default();
+    let crew = Crew::new(
+        spec,
+        workload.as_ref(),
+        &target,
+        &recorder,
+        &phases,
+        Clock::Sim,
+        BTreeMap::new(),
+    );
+    let leaders = Rc::clone(&crew.leaders);
     let mut clients: Vec<String> = (0..spec.concurrency).map(|w| format!("c{w}")).collect();
-    if spec.target == crate::FaultTarget::Leader {
-        let probe = Probe {
-            target: target.clone(),
-            names: names.clone(),
-            leaders: Rc::clone(&leaders),
-            phases: Rc::clone(&phases),
-            host_names: BTreeMap::new(),
-        };
+    if let Some(probe) = crew.probe {
         sim.client(PROBE_HOST, probe.run());
         clients.push(PROBE_HOST.to_string());
     }
-    phases.workers_running.set(spec.concurrency);
-    for worker in 0..spec.concurrency {
-        let ctx = Worker {
-            id: worker,
-            spec: spec.clone(),
-            client: workload.client(target.clone(), worker),
-            final_read: workload.final_read(),
-            names: names.clone(),
-            target: target.clone(),
-            generator: Rc::clone(&generator),
-            stagger: Rc::clone(&stagger),
-            recorder: Rc::clone(&recorder),
-            phases: Rc::clone(&phases),
-            clock: Clock::Sim,
-        };
+    for (worker, ctx) in crew.workers.into_iter().enumerate() {
         let span = tracing::info_span!("process", worker);
         sim.client(format!("c{worker}"), ctx.run().instrument(span));
     }
@@ -344,17 +325,14 @@ pub fn run_observed(
                 healed: phases.healed.get(),
             });
         }
-        if now < time_limit {
-            nemesis.step(&mut sim_faults.on(&mut sim), now, &mut recorder.borrow_mut());
-        } else if !phases.healed.get() {
-            tracing::info!("phase: heal");
-            nemesis.heal(&mut sim_faults.on(&mut sim), now, &mut recorder.borrow_mut());
-            phases.healed.set(true);
-            phases.healed_at.set(Some(now));
-            tracing::info!("phase: recover");
-        } else {
-            nemesis.supervise(&mut sim_faults.on(&mut sim), now);
-        }
+        nemesis_phase(
+            &mut nemesis,
+            &mut sim_faults.on(&mut sim),
+            now,
+            time_limit,
+            &phases,
+            &recorder,
+        );
         if now >= deadline {
             break;
         }
@@ -372,6 +350,90 @@ pub fn run_observed(
         simulated,
         messages: network.writes(),
     })
+}
+
+/// A run's client side, in either runtime: one worker per thread of work sharing the
+/// generator, stagger and recorder, and (for the `leader` target) the probe that keeps
+/// the nemesis's view of who leads what fresh.
+struct Crew {
+    probe: Option<Probe>,
+    workers: Vec<Worker>,
+    leaders: LeaderView,
+}
+
+impl Crew {
+    /// `host_names` maps the host part of a node's address to its name (`n1`, ...) where
+    /// the two differ.
+    fn new(
+        spec: &TestSpec,
+        workload: &dyn workloads::Workload,
+        target: &Target,
+        recorder: &Shared<Recorder>,
+        phases: &Rc<Phases>,
+        clock: Clock,
+        host_names: BTreeMap<String, String>,
+    ) -> Self {
+        let generator: Shared<Box<dyn Generator>> = Rc::new(RefCell::new(
+            workload.generator(derive_seed(spec.seed, STREAM_GENERATOR)),
+        ));
+        let stagger = Rc::new(RefCell::new(ChaCha8Rng::seed_from_u64(derive_seed(
+            spec.seed,
+            STREAM_STAGGER,
+        ))));
+        let names = workload.names();
+        let leaders: LeaderView = Rc::default();
+        let probe = (spec.target == crate::FaultTarget::Leader).then(|| Probe {
+            target: target.clone(),
+            names: names.clone(),
+            leaders: Rc::clone(&leaders),
+            phases: Rc::clone(phases),
+            host_names,
+        });
+        phases.workers_running.set(spec.concurrency);
+        let workers = (0..spec.concurrency)
+            .map(|worker| Worker {
+                id: worker,
+                spec: spec.clone(),
+                client: workload.client(target.clone(), worker),
+                final_read: workload.final_read(),
+                names: names.clone(),
+                target: target.clone(),
+                generator: Rc::clone(&generator),
+                stagger: Rc::clone(&stagger),
+                recorder: Rc::clone(recorder),
+                phases: Rc::clone(phases),
+                clock,
+            })
+            .collect();
+        Self {
+            probe,
+            workers,
+            leaders,
+        }
+    }
+}
+
+/// The nemesis's part of one step of the driver loop, in either runtime: faults until the
+/// time limit, then healing once, then keeping nodes up.
+fn nemesis_phase(
+    nemesis: &mut Nemesis,
+    act: &mut dyn crate::nemesis::Actuator,
+    now: Duration,
+    time_limit: Duration,
+    phases: &Phases,
+    recorder: &Shared<Recorder>,
+) {
+    if now < time_limit {
+        nemesis.step(act, now, &mut recorder.borrow_mut());
+    } else if !phases.healed.get() {
+        tracing::info!("phase: heal");
+        nemesis.heal(act, now, &mut recorder.borrow_mut());
+        phases.healed.set(true);
+        phases.healed_at.set(Some(now));
+        tracing::info!("phase: recover");
+    } else {
+        nemesis.supervise(act, now);
+    }
 }
 
 /// What a run hands over when its clients are done.

@@ -426,11 +426,12 @@ fn impossible_settings_are_refused_up_front_and_errors_name_their_path_once() {
 
 #[test]
 fn many_clients_run_without_overflowing_the_simulated_listener() {
-    // 70 clients connect at once, more than turmoil's default backlog of 64.
+    // With turmoil's default backlog of 64 this run panics ("server socket buffer full"):
+    // 70 clients happen not to, 90 do (checked by building with the default).
     let store = tempfile::tempdir().unwrap();
     let out = run_test(
         store.path(),
-        &["--concurrency", "70", "--time-limit", "1", "--seed", "1"],
+        &["--concurrency", "90", "--time-limit", "1", "--seed", "1"],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }

@@ -28,7 +28,7 @@ fn namespaces_of(pid: u32) -> Vec<String> {
         .collect()
 }
 
-/// A real quorum run under every fault kind real runs make, `seconds` of faults long.
+/// A real quorum run under kill, partition and pause, `seconds` of faults long.
 fn short(seconds: &str) -> Vec<&str> {
     vec![
         "test",

@@ -35,6 +35,8 @@ pub struct Check {
     pub ok: bool,
     /// How to get it when it is not.
     pub fix: String,
+    /// Whether real runs go without it (refusing only the faults that need it).
+    pub optional: bool,
 }
 
 /// Finds `program` on the PATH (and in the sbin directories, which a user's PATH may lack).
@@ -56,30 +58,50 @@ pub fn broker_binary() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Every prerequisite of real runs on this machine.
-pub fn doctor() -> Vec<Check> {
-    let root = nix::unistd::geteuid().is_root();
+/// What every real run needs: root, iproute2, iptables and `tumult-broker`. Cheap: no
+/// namespace is made to find out (see [`doctor`] for the optional checks that make one).
+pub fn required() -> Vec<Check> {
     let mut checks = vec![Check {
         what: "root (network namespaces, iptables and signals to node processes need it)".into(),
-        ok: root,
+        ok: nix::unistd::geteuid().is_root(),
         fix: "run as root (sudo)".into(),
+        optional: false,
     }];
     for (program, package) in [("ip", "iproute2"), ("iptables", "iptables")] {
         checks.push(Check {
             what: format!("{program} ({package})"),
             ok: find_program(program).is_some(),
             fix: format!("apt-get install -y {package}"),
+            optional: false,
         });
     }
     checks.push(Check {
         what: "tumult-broker beside tumult".into(),
         ok: broker_binary().is_some(),
         fix: "cargo build --release --bin tumult-broker (it lands beside tumult in target/release/)".into(),
+        optional: false,
     });
+    checks
+}
+
+/// The required checks that fail, each as `what (fix)`; empty when real runs can go.
+pub fn missing() -> Vec<String> {
+    required()
+        .into_iter()
+        .filter(|c| !c.ok)
+        .map(|c| format!("{} ({})", c.what, c.fix))
+        .collect()
+}
+
+/// Every prerequisite of real runs on this machine, the optional ones too.
+pub fn doctor() -> Vec<Check> {
+    let mut checks = required();
+    let root = checks[0].ok;
     checks.push(Check {
         what: "tc netem (latency faults; optional)".into(),
         ok: root && netem_works(),
         fix: "this kernel cannot add a netem qdisc (no sch_netem, and no loadable modules): real runs refuse latency faults; loss works through iptables".into(),
+        optional: true,
     });
     checks
 }

@@ -13,17 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use broker::TokioNetwork;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use tracing::Instrument;
-use workloads::{Generator, Registration, Target};
+use workloads::{Registration, Target};
 
 use super::{
-    conclude, Clock, Concluded, HarnessError, Phases, Probe, Progress, RunOutcome, Shared, Worker,
-    BROKER_PORT, PROBE_EVERY, PROGRESS_EVERY, STREAM_BROKER, STREAM_GENERATOR, STREAM_NEMESIS,
-    STREAM_STAGGER,
+    conclude, nemesis_phase, Clock, Concluded, Crew, HarnessError, Phases, Progress, RunOutcome, Shared,
+    BROKER_PORT, PROBE_EVERY, PROGRESS_EVERY, STREAM_BROKER, STREAM_NEMESIS,
 };
-use crate::nemesis::{LeaderView, Nemesis, Schedule};
+use crate::nemesis::{Nemesis, Schedule};
 use crate::probe;
 use crate::real::actuator::{RealActuator, STOP_BOUND};
 use crate::real::net::RunNet;
@@ -70,11 +67,7 @@ pub fn run_real(
     let spec = &spec;
     let workload = spec.build_workload_of(registration).map_err(HarnessError::Spec)?;
     spec.validate_without_workload().map_err(HarnessError::Spec)?;
-    let missing: Vec<String> = crate::real::doctor()
-        .into_iter()
-        .filter(|c| !c.ok && !c.what.contains("optional"))
-        .map(|c| format!("{} ({})", c.what, c.fix))
-        .collect();
+    let missing = crate::real::missing();
     if !missing.is_empty() {
         return Err(setup(format!(
             "--runtime real needs: {} (tumult doctor says more)",
@@ -202,46 +195,31 @@ async fn drive(
     let clock = Clock::Wall(std::time::Instant::now());
     let recorder: Shared<Recorder> = Rc::new(RefCell::new(Recorder::new(history_out)));
     let phases = Rc::new(Phases::default());
-    let generator: Shared<Box<dyn Generator>> = Rc::new(RefCell::new(
-        workload.generator(derive_seed(spec.seed, STREAM_GENERATOR)),
-    ));
-    let stagger = Rc::new(RefCell::new(ChaCha8Rng::seed_from_u64(derive_seed(
-        spec.seed,
-        STREAM_STAGGER,
-    ))));
-    let leaders: LeaderView = Rc::default();
     let host_names: BTreeMap<String, String> = (1..=spec.nodes)
         .map(|i| (net.address(i).to_string(), format!("n{i}")))
         .collect();
-    if spec.target == crate::FaultTarget::Leader {
-        let probe = Probe {
-            target: target.clone(),
-            names: names.clone(),
-            leaders: Rc::clone(&leaders),
-            phases: Rc::clone(&phases),
-            host_names,
-        };
+    let crew = Crew::new(
+        spec,
+        workload.as_ref(),
+        &target,
+        &recorder,
+        &phases,
+        clock,
+        host_names,
+    );
+    let leaders = Rc::clone(&crew.leaders);
+    if let Some(probe) = crew.probe {
         tokio::task::spawn_local(probe.run());
     }
-    phases.workers_running.set(spec.concurrency);
-    let mut workers = Vec::with_capacity(spec.concurrency);
-    for worker in 0..spec.concurrency {
-        let ctx = Worker {
-            id: worker,
-            spec: spec.clone(),
-            client: workload.client(target.clone(), worker),
-            final_read: workload.final_read(),
-            names: names.clone(),
-            target: target.clone(),
-            generator: Rc::clone(&generator),
-            stagger: Rc::clone(&stagger),
-            recorder: Rc::clone(&recorder),
-            phases: Rc::clone(&phases),
-            clock,
-        };
-        let span = tracing::info_span!("process", worker);
-        workers.push(tokio::task::spawn_local(ctx.run().instrument(span)));
-    }
+    let workers: Vec<_> = crew
+        .workers
+        .into_iter()
+        .enumerate()
+        .map(|(worker, ctx)| {
+            let span = tracing::info_span!("process", worker);
+            tokio::task::spawn_local(ctx.run().instrument(span))
+        })
+        .collect();
     let node_names: Vec<String> = (1..=spec.nodes).map(|i| format!("n{i}")).collect();
     let data_dirs: Vec<std::path::PathBuf> = (1..=spec.nodes)
         .map(|i| nodes_dir.join(format!("n{i}")))
@@ -281,17 +259,7 @@ async fn drive(
             net,
             data_dirs: &data_dirs,
         };
-        if now < time_limit {
-            nemesis.step(&mut act, now, &mut recorder.borrow_mut());
-        } else if !phases.healed.get() {
-            tracing::info!("phase: heal");
-            nemesis.heal(&mut act, now, &mut recorder.borrow_mut());
-            phases.healed.set(true);
-            phases.healed_at.set(Some(now));
-            tracing::info!("phase: recover");
-        } else {
-            nemesis.supervise(&mut act, now);
-        }
+        nemesis_phase(&mut nemesis, &mut act, now, time_limit, &phases, &recorder);
         tokio::time::sleep(NEMESIS_EVERY).await;
     };
     for worker in workers {

@@ -5,11 +5,7 @@
 
 /// Whether the prerequisites are here; panics if they are not and the run requires them.
 pub fn ready() -> bool {
-    let missing: Vec<String> = harness::real::doctor()
-        .into_iter()
-        .filter(|c| !c.ok && !c.what.contains("optional"))
-        .map(|c| format!("{} ({})", c.what, c.fix))
-        .collect();
+    let missing = harness::real::missing();
     if missing.is_empty() {
         return true;
     }
