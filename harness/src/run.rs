@@ -194,7 +194,22 @@ pub fn preflight(spec: &TestSpec, registration: &Registration) -> Result<(), Har
     spec.validate_without_workload().map_err(HarnessError::Spec)?;
     if let Some(path) = &spec.schedule {
         let nodes: Vec<String> = (1..=spec.nodes).map(|i| format!("n{i}")).collect();
-        Schedule::load(path, &nodes).map_err(|e| HarnessError::Spec(e.to_string()))?;
+        let schedule = Schedule::load(path, &nodes).map_err(|e| HarnessError::Spec(e.to_string()))?;
+        if let Some(why) = schedule
+            .real_refusal()
+            .filter(|_| spec.runtime == crate::Runtime::Real)
+        {
+            return Err(HarnessError::Spec(format!("{}: {why}", path.display())));
+        }
+    }
+    if spec.runtime == crate::Runtime::Real {
+        let missing = crate::real::missing();
+        if !missing.is_empty() {
+            return Err(HarnessError::Spec(format!(
+                "--runtime real needs: {} (tumult doctor says more)",
+                missing.join("; ")
+            )));
+        }
     }
     Ok(())
 }

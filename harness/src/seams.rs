@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use crate::nemesis::truncated_len;
 use broker::{AppendFile, BoxFuture, BoxStream, Disk, Listener, Network, Spawner};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -110,6 +111,8 @@ pub struct DiskFaultState {
     pub eio: Option<f64>,
     /// Flip one byte of the next non-empty file read.
     pub corrupt_next_read: bool,
+    /// Cut the next non-empty file read to this share of its length, on the disk itself.
+    pub truncate_next_read: Option<f64>,
     rng: ChaCha8Rng,
 }
 
@@ -124,6 +127,7 @@ impl DiskFaults {
             torn_next_append: false,
             eio: None,
             corrupt_next_read: false,
+            truncate_next_read: None,
             rng: ChaCha8Rng::seed_from_u64(seed),
         })))
     }
@@ -216,6 +220,15 @@ impl Disk for SimDisk {
             let bit = state.rng.random_range(0..8);
             bytes[at] ^= 1 << bit;
             tracing::warn!(path = %path.display(), offset = at, bit, "disk fault: corrupted a byte read back");
+        }
+        if let Some(keep) = state.truncate_next_read.filter(|_| !bytes.is_empty()) {
+            state.truncate_next_read = None;
+            let len = truncated_len(bytes.len() as u64, keep);
+            // The file itself loses its tail, as it would on a real disk: a later restart
+            // reads the same short file.
+            simfs::OpenOptions::new().write(true).open(path)?.set_len(len)?;
+            tracing::warn!(path = %path.display(), from = bytes.len(), to = len, "disk fault: truncated a file read back");
+            bytes.truncate(len as usize);
         }
         Ok(Some(bytes))
     }

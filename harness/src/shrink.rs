@@ -2,6 +2,11 @@
 //! seed with subsets of its fault schedule (delta debugging, Zeller's ddmin), then a shorter
 //! run and fewer clients, keeping each cut only if the run still shows the same anomaly,
 //! and writes the result as a schedule that `tumult test --schedule` replays.
+//!
+//! A run on real processes is shrunk on real processes: each trial is a stored run under
+//! `shrink-trials/` in the run's directory. A real run never replays exactly, so a cut is
+//! kept when its one trial fails: the shrunk schedule failed at least once, which is
+//! evidence, not a guarantee that it fails every time.
 
 use std::path::{Path, PathBuf};
 
@@ -109,35 +114,81 @@ pub struct Shrunk {
     pub replay: String,
 }
 
+/// Replays `spec`: in the simulation without storing anything, or, for a run on real
+/// processes, as a stored run under `dir/shrink-trials` (a real run needs a directory for
+/// its nodes, and what a trial did is evidence: real runs do not replay exactly).
+fn replay(spec: &TestSpec, dir: &Path) -> Result<RunOutcome, String> {
+    match spec.runtime {
+        crate::Runtime::Sim => run_quietly(spec).map_err(|e| e.to_string()),
+        crate::Runtime::Real => crate::run_and_store(spec, &crate::Store::new(dir.join("shrink-trials")))
+            .map(|stored| stored.outcome)
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// One replay to try: a run's parameters and the schedule it replays.
+type Candidate = (TestSpec, Schedule);
+
 struct Trials<'a> {
     spec: TestSpec,
     anomaly: String,
-    scratch: PathBuf,
+    /// The run's directory: each concurrent trial writes its schedule to a scratch file there.
+    dir: PathBuf,
+    jobs: usize,
     count: usize,
-    progress: &'a dyn Fn(&str),
+    progress: &'a (dyn Fn(&str) + Sync),
 }
 
 impl Trials<'_> {
-    /// Does `spec` with `schedule` still show the anomaly?
-    fn fails(&mut self, spec: &TestSpec, schedule: &Schedule) -> bool {
-        self.count += 1;
-        if schedule.save(&self.scratch).is_err() {
-            return false;
+    fn scratch(&self, slot: usize) -> PathBuf {
+        self.dir.join(format!(".shrink-trial-{slot}.json"))
+    }
+
+    /// Does each candidate still show the anomaly? Runs them `jobs` at a time.
+    fn fail(&mut self, candidates: &[Candidate]) -> Vec<bool> {
+        let first = self.count + 1;
+        self.count += candidates.len();
+        let slots: Vec<usize> = (0..candidates.len()).collect();
+        crate::suite::parallel(
+            &slots,
+            self.jobs,
+            |&slot| {
+                let (spec, schedule) = &candidates[slot];
+                let scratch = self.scratch(slot);
+                if schedule.save(&scratch).is_err() {
+                    return false;
+                }
+                let spec = TestSpec {
+                    schedule: Some(scratch),
+                    ..spec.clone()
+                };
+                let kept = replay(&spec, &self.dir).is_ok_and(|o| anomalies(&o).contains(&self.anomaly));
+                (self.progress)(&format!(
+                    "trial {}: {} faults, {} s, {} clients: {}",
+                    first + slot,
+                    schedule.faults.len(),
+                    spec.time_limit_s,
+                    spec.concurrency,
+                    if kept { "still fails" } else { "passes" }
+                ));
+                kept
+            },
+            |_| {},
+        )
+    }
+
+    /// The first of `candidates`, in order, that still fails: the answer trying them one
+    /// by one would give, found `jobs` at a time (a batch may try a few more than needed).
+    fn first_failing(&mut self, candidates: &[Candidate]) -> Option<usize> {
+        let mut start = 0;
+        while start < candidates.len() {
+            let end = (start + self.jobs.max(1)).min(candidates.len());
+            if let Some(i) = self.fail(&candidates[start..end]).iter().position(|kept| *kept) {
+                return Some(start + i);
+            }
+            start = end;
         }
-        let spec = TestSpec {
-            schedule: Some(self.scratch.clone()),
-            ..spec.clone()
-        };
-        let kept = run_quietly(&spec).is_ok_and(|o| anomalies(&o).contains(&self.anomaly));
-        (self.progress)(&format!(
-            "trial {}: {} faults, {} s, {} clients: {}",
-            self.count,
-            schedule.faults.len(),
-            spec.time_limit_s,
-            spec.concurrency,
-            if kept { "still fails" } else { "passes" }
-        ));
-        kept
+        None
     }
 
     /// ddmin: the smallest subset of the faults (1-minimal) that still fails.
@@ -149,48 +200,53 @@ impl Trials<'_> {
             ..schedule.clone()
         };
         // Nothing at all may still fail (a bug without faults): try that first.
-        if !faults.is_empty() && self.fails(&spec, &with(&[])) {
+        if !faults.is_empty() && self.first_failing(&[(spec.clone(), with(&[]))]).is_some() {
             return with(&[]);
         }
         let mut n = 2usize;
         while faults.len() >= 2 {
             let chunk = faults.len().div_ceil(n);
             let chunks: Vec<Vec<crate::ScheduledFault>> = faults.chunks(chunk).map(<[_]>::to_vec).collect();
-            let mut reduced = false;
+            // Each chunk, then (with more than two chunks) its complement, in the order
+            // ddmin tries them; the first that still fails is kept.
+            let mut tries: Vec<(bool, Vec<crate::ScheduledFault>)> = Vec::new();
             for (i, part) in chunks.iter().enumerate() {
-                if self.fails(&spec, &with(part)) {
-                    faults = part.clone();
-                    n = 2;
-                    reduced = true;
-                    break;
-                }
-                let complement: Vec<_> = chunks
-                    .iter()
-                    .enumerate()
-                    .filter(|(j, _)| *j != i)
-                    .flat_map(|(_, c)| c.iter().cloned())
-                    .collect();
-                if chunks.len() > 2 && self.fails(&spec, &with(&complement)) {
-                    faults = complement;
-                    n = (n - 1).max(2);
-                    reduced = true;
-                    break;
+                tries.push((false, part.clone()));
+                if chunks.len() > 2 {
+                    let complement: Vec<_> = chunks
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, _)| *j != i)
+                        .flat_map(|(_, c)| c.iter().cloned())
+                        .collect();
+                    tries.push((true, complement));
                 }
             }
-            if !reduced {
-                if n >= faults.len() {
-                    break;
+            let candidates: Vec<Candidate> = tries.iter().map(|(_, f)| (spec.clone(), with(f))).collect();
+            match self.first_failing(&candidates) {
+                Some(k) => {
+                    let (complement, kept) = tries.swap_remove(k);
+                    faults = kept;
+                    n = if complement { (n - 1).max(2) } else { 2 };
                 }
-                n = (n * 2).min(faults.len());
+                None => {
+                    if n >= faults.len() {
+                        break;
+                    }
+                    n = (n * 2).min(faults.len());
+                }
             }
         }
         with(&faults)
     }
 }
 
-/// Shrinks the failing run stored in `dir`, reporting each trial to `progress`, and writes
-/// `shrunk-schedule.json` (and `shrunk.json`, what was cut) beside it.
-pub fn shrink(dir: &Path, progress: &dyn Fn(&str)) -> Result<Shrunk, ShrinkError> {
+/// Shrinks the failing run stored in `dir`, replaying `jobs` trials at a time and reporting
+/// each to `progress`, and writes `shrunk-schedule.json` (and `shrunk.json`, what was cut)
+/// beside it. The result does not depend on `jobs`: trials run in batches, and of each
+/// batch the first that still fails, in the order one-at-a-time shrinking would try them,
+/// is kept.
+pub fn shrink(dir: &Path, jobs: usize, progress: &(dyn Fn(&str) + Sync)) -> Result<Shrunk, ShrinkError> {
     let read = |name: &str| {
         let path = dir.join(name);
         std::fs::read_to_string(&path).map_err(|e| ShrinkError::Read {
@@ -214,7 +270,7 @@ pub fn shrink(dir: &Path, progress: &dyn Fn(&str)) -> Result<Shrunk, ShrinkError
         schedule: Some(schedule_path.clone()),
         ..spec.clone()
     };
-    let outcome = run_quietly(&replayed).map_err(|e| ShrinkError::NotFailing(e.to_string()))?;
+    let outcome = replay(&replayed, dir).map_err(ShrinkError::NotFailing)?;
     let found = anomalies(&outcome);
     let Some(anomaly) = target(&found) else {
         return Err(ShrinkError::NotFailing("valid".into()));
@@ -227,7 +283,8 @@ pub fn shrink(dir: &Path, progress: &dyn Fn(&str)) -> Result<Shrunk, ShrinkError
     let mut trials = Trials {
         spec: spec.clone(),
         anomaly: anomaly.clone(),
-        scratch: dir.join(".shrink-trial.json"),
+        dir: dir.to_path_buf(),
+        jobs: jobs.max(1),
         count: 0,
         progress,
     };
@@ -240,33 +297,45 @@ pub fn shrink(dir: &Path, progress: &dyn Fn(&str)) -> Result<Shrunk, ShrinkError
         .max()
         .unwrap_or(0)
         .div_ceil(1000);
-    let mut best = spec.clone();
-    for extra in [1, 3, 6, 10] {
-        let time_limit_s = (last_end_s + extra).max(1);
-        if time_limit_s >= best.time_limit_s {
-            break;
+    let shorter: Vec<Candidate> = [1, 3, 6, 10]
+        .into_iter()
+        .map(|extra| (last_end_s + extra).max(1))
+        .take_while(|time_limit_s| *time_limit_s < spec.time_limit_s)
+        .map(|time_limit_s| {
+            let shorter = TestSpec {
+                time_limit_s,
+                ..spec.clone()
+            };
+            (shorter, small.clone())
+        })
+        .collect();
+    let mut best = match trials.first_failing(&shorter) {
+        Some(i) => shorter[i].0.clone(),
+        None => spec.clone(),
+    };
+    // Fewer clients, halving while it still fails; `jobs` halvings are tried at once and
+    // the run of them that still fails, from the first, is kept.
+    'halving: while best.concurrency > 1 {
+        let mut fewer = Vec::new();
+        let mut concurrency = best.concurrency;
+        while concurrency > 1 && fewer.len() < trials.jobs {
+            concurrency /= 2;
+            let spec = TestSpec {
+                concurrency,
+                ..best.clone()
+            };
+            fewer.push((spec, small.clone()));
         }
-        let shorter = TestSpec {
-            time_limit_s,
-            ..best.clone()
-        };
-        if trials.fails(&shorter, &small) {
-            best = shorter;
-            break;
+        for (kept, (spec, _)) in trials.fail(&fewer).into_iter().zip(&fewer) {
+            if !kept {
+                break 'halving;
+            }
+            best = spec.clone();
         }
     }
-    // Fewer clients, halving while it still fails.
-    while best.concurrency > 1 {
-        let fewer = TestSpec {
-            concurrency: best.concurrency / 2,
-            ..best.clone()
-        };
-        if !trials.fails(&fewer, &small) {
-            break;
-        }
-        best = fewer;
+    for slot in 0..trials.jobs {
+        let _ = std::fs::remove_file(trials.scratch(slot));
     }
-    let _ = std::fs::remove_file(&trials.scratch);
     let schedule_file = dir.join("shrunk-schedule.json");
     small.save(&schedule_file).map_err(|cause| ShrinkError::Write {
         path: schedule_file.clone(),

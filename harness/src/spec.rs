@@ -29,6 +29,8 @@ pub enum FaultKind {
     Disk,
     /// Silent corruption: a byte of a broker's files flipped when it reads them back.
     Corrupt,
+    /// A broker's file cut short at rest: acknowledged, fsynced bytes gone.
+    Truncate,
 }
 
 impl FaultKind {
@@ -62,6 +64,10 @@ impl FaultKind {
             FaultKind::Corrupt,
             "restart one target broker with one byte of what it reads back flipped (not drawn by --swarm)",
         ),
+        (
+            FaultKind::Truncate,
+            "restart one target broker with the first file it reads back cut short, fsynced bytes lost (not drawn by --swarm)",
+        ),
     ];
 
     /// The name used on command lines.
@@ -74,6 +80,7 @@ impl FaultKind {
             FaultKind::Packet => "packet",
             FaultKind::Disk => "disk",
             FaultKind::Corrupt => "corrupt",
+            FaultKind::Truncate => "truncate",
         }
     }
 
@@ -85,12 +92,14 @@ impl FaultKind {
     /// Why the real runtime cannot make this fault yet, if it cannot.
     pub fn real_refusal(self) -> Option<&'static str> {
         match self {
-            FaultKind::Kill | FaultKind::Restart | FaultKind::Pause | FaultKind::Partition | FaultKind::Corrupt => {
-                None
-            }
-            FaultKind::Packet => Some(
-                "packet faults need link latency, which needs tc netem, and this kernel has no sch_netem (see tumult doctor)",
-            ),
+            FaultKind::Kill
+            | FaultKind::Restart
+            | FaultKind::Pause
+            | FaultKind::Partition
+            | FaultKind::Corrupt
+            | FaultKind::Truncate
+            // Loss alone: latency needs tc netem, which this kernel lacks (tumult doctor).
+            | FaultKind::Packet => None,
             FaultKind::Disk => Some(
                 "torn writes and I/O errors need a filesystem that injects them, which real runs do not have yet",
             ),
@@ -650,10 +659,10 @@ impl TestSpec {
             .iter()
             .map(|(k, _)| *k)
             .filter(|k| self.nodes >= 2 || !k.needs_peers())
-            // Silent corruption of acknowledged, fsynced data is outside every mode's fault
-            // model (each keeps one durable copy per leader, as RabbitMQ and Kafka do); a
-            // sweep of the safe defaults must not count it against them.
-            .filter(|k| *k != FaultKind::Corrupt)
+            // Silent corruption or loss of acknowledged, fsynced data is outside every
+            // mode's fault model (each keeps one durable copy per leader, as RabbitMQ and
+            // Kafka do); a sweep of the safe defaults must not count it against them.
+            .filter(|k| !matches!(k, FaultKind::Corrupt | FaultKind::Truncate))
             .filter(|k| self.runtime == Runtime::Sim || k.real_refusal().is_none())
             .collect();
         let mut kinds: Vec<FaultKind> = usable.iter().copied().filter(|_| rng.random_bool(0.5)).collect();

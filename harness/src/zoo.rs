@@ -11,7 +11,7 @@ use broker::{FsyncPolicy, Mode};
 use serde::Serialize;
 
 use crate::suite::{anomaly_line, run_quietly, Stopwatch};
-use crate::{FaultKind, FaultSet, FaultTarget, RunOutcome, TestSpec};
+use crate::{run_and_store, FaultKind, FaultSet, FaultTarget, RunOutcome, Runtime, Store, TestSpec};
 
 /// What a recipe must produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -74,6 +74,46 @@ impl Recipe {
     /// The same test with the knob off.
     pub fn safe_spec(&self, seed: u64) -> TestSpec {
         (self.base)(seed)
+    }
+
+    /// Whether the recipe's loss can happen on real processes. A real kill (SIGKILL) keeps
+    /// the page cache, so a recipe that loses only what was never fsynced (fsync off or on
+    /// an interval, truncation to the high watermark after a power loss) cannot be caught
+    /// there, and would only be reported as a miss.
+    pub fn runs_real(&self) -> bool {
+        let spec = self.unsafe_spec(1);
+        spec.fsync == FsyncPolicy::Always && spec.kafka.truncate_to != TruncateTo::HighWatermark
+    }
+}
+
+/// Where a hunt's runs happen.
+#[derive(Debug, Clone, Copy)]
+pub enum Runner<'a> {
+    /// In the simulation, storing nothing (a seed replays to the same run).
+    Sim,
+    /// On real processes, each run stored in this store as it runs (it never happens the
+    /// same way twice).
+    Real(&'a Store),
+}
+
+impl Runner<'_> {
+    fn spec(&self, spec: TestSpec) -> TestSpec {
+        match self {
+            Runner::Sim => spec,
+            Runner::Real(_) => TestSpec {
+                runtime: Runtime::Real,
+                ..spec
+            },
+        }
+    }
+
+    fn run(&self, spec: &TestSpec) -> Result<RunOutcome, String> {
+        match self {
+            Runner::Sim => run_quietly(spec).map_err(|e| e.to_string()),
+            Runner::Real(store) => run_and_store(spec, store)
+                .map(|stored| stored.outcome)
+                .map_err(|e| e.to_string()),
+        }
     }
 }
 
@@ -306,8 +346,13 @@ impl Caught {
 }
 
 /// Runs `recipe` seed after seed until its anomaly shows or a bound is hit, then its safe
-/// counterpart on the first seeds.
+/// counterpart on the first seeds, in the simulation.
 pub fn hunt(recipe: &Recipe, bounds: Bounds) -> Caught {
+    hunt_on(recipe, bounds, Runner::Sim)
+}
+
+/// [`hunt`], with the runs made by `runner`.
+pub fn hunt_on(recipe: &Recipe, bounds: Bounds, runner: Runner) -> Caught {
     let mut caught = Caught {
         recipe: recipe.name.into(),
         knob: recipe.knob.into(),
@@ -322,10 +367,10 @@ pub fn hunt(recipe: &Recipe, bounds: Bounds) -> Caught {
     };
     let watch = Stopwatch::start();
     for seed in 1..=bounds.seeds {
-        let spec = recipe.unsafe_spec(seed);
+        let spec = runner.spec(recipe.unsafe_spec(seed));
         caught.seeds_tried = seed;
         caught.replay = spec.replay_command();
-        match run_quietly(&spec) {
+        match runner.run(&spec) {
             Ok(outcome) => {
                 caught.summary = anomaly_line(&outcome);
                 let count = recipe.expect.count(&outcome);
@@ -343,7 +388,7 @@ pub fn hunt(recipe: &Recipe, bounds: Bounds) -> Caught {
     }
     caught.wall_s = watch.elapsed().as_secs_f64();
     for seed in 1..=bounds.safe_seeds {
-        let (valid, summary) = match run_quietly(&recipe.safe_spec(seed)) {
+        let (valid, summary) = match runner.run(&runner.spec(recipe.safe_spec(seed))) {
             Ok(outcome) => (outcome.exit_code() == 0, anomaly_line(&outcome)),
             Err(e) => (false, format!("harness error: {e}")),
         };

@@ -98,6 +98,15 @@ struct ZooArgs {
     /// Also write the table as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Where the runs happen: sim (the default) or real (tumult-broker processes in network
+    /// namespaces; needs root, see tumult doctor). Real runs take the recipes a real kill can
+    /// catch (it keeps the page cache, so the fsync and power-loss recipes are left out),
+    /// last about a minute each (raise --wall), and are all stored in --store.
+    #[arg(long, default_value = "sim")]
+    runtime: harness::Runtime,
+    /// Results store for real runs.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    store: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -155,6 +164,11 @@ struct MatrixArgs {
 struct ShrinkArgs {
     /// A failing run's directory (results/latest, say).
     dir: PathBuf,
+    /// Replays run at once (default: the machine's cores). The shrunk result is the same
+    /// for any value: of each batch the first replay that still fails, in the order one at
+    /// a time would try them, is kept.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
+    jobs: Option<u64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -261,7 +275,8 @@ struct TestArgs {
     /// (hold all their messages 1-5 s), partition (halves, isolate the target, majorities
     /// ring, bridge or one-way, 2-8 s), packet (20-300 ms latency and up to 5% loss on their
     /// links, 2-8 s), disk (a torn write, or EIO for 1-4 s), corrupt (restart with a byte
-    /// flipped in what is read back). Every fault is recorded in the history.
+    /// flipped in what is read back), truncate (restart with the first file read back cut
+    /// short, fsynced bytes lost). Every fault is recorded in the history.
     #[arg(long, default_value = "kill")]
     nemesis: FaultSet,
     /// Which brokers a fault strikes: one, minority, majority (a correlated failure such as
@@ -467,8 +482,13 @@ fn run_one(spec: TestSpec, args: &TestArgs) -> anyhow::Result<u8> {
         say!("  queues are NOT durable");
     }
     say!(
-        "  {} simulated s of faults, {} processes at {} ops/s, request timeout {} ms, recovery budget {} s",
+        "  {} {}s of faults, {} processes at {} ops/s, request timeout {} ms, recovery budget {} s",
         spec.time_limit_s,
+        if spec.runtime == harness::Runtime::Sim {
+            "simulated "
+        } else {
+            ""
+        },
         spec.concurrency,
         spec.rate,
         spec.request_timeout_ms,
@@ -651,7 +671,8 @@ fn matrix(args: MatrixArgs) -> anyhow::Result<u8> {
 
 fn shrink(args: ShrinkArgs) -> anyhow::Result<u8> {
     say!("tumult shrink: {}", args.dir.display());
-    let shrunk = harness::shrink::shrink(&args.dir, &|line| say!("  {line}"))?;
+    let jobs = args.jobs.map_or_else(cores, |j| j as usize);
+    let shrunk = harness::shrink::shrink(&args.dir, jobs, &|line| say!("  {line}"))?;
     say!();
     say!(
         "SHRUNK: still {} with {} of {} faults, {} of {} simulated s, {} of {} clients ({} replays)",
@@ -674,14 +695,30 @@ fn shrink(args: ShrinkArgs) -> anyhow::Result<u8> {
 }
 
 fn zoo(args: ZooArgs) -> anyhow::Result<u8> {
-    use harness::zoo::{hunt, recipes, Bounds};
+    use harness::zoo::{hunt_on, recipes, Bounds, Runner};
+    let real = args.runtime == harness::Runtime::Real;
     let recipes: Vec<_> = recipes()
         .into_iter()
         .filter(|r| args.only.as_ref().is_none_or(|o| r.name.contains(o.as_str())))
+        .filter(|r| !real || r.runs_real())
         .collect();
     if recipes.is_empty() {
-        anyhow::bail!("no recipe matches --only");
+        anyhow::bail!(
+            "no recipe matches --only{}",
+            if real { " and runs on real processes" } else { "" }
+        );
     }
+    if real {
+        let missing = harness::real::missing();
+        if !missing.is_empty() {
+            anyhow::bail!(
+                "--runtime real needs: {} (tumult doctor says more)",
+                missing.join("; ")
+            );
+        }
+    }
+    let store = Store::new(&args.store);
+    let runner = if real { Runner::Real(&store) } else { Runner::Sim };
     let bounds = Bounds {
         seeds: args.seeds,
         wall: std::time::Duration::from_secs(args.wall_s),
@@ -698,7 +735,7 @@ fn zoo(args: ZooArgs) -> anyhow::Result<u8> {
     let results = harness::suite::parallel(
         &recipes,
         args.jobs.unwrap_or_else(cores),
-        |r| hunt(r, bounds),
+        |r| hunt_on(r, bounds, runner),
         |c| {
             bar.inc(1);
             bar.set_message(c.recipe.clone());

@@ -41,6 +41,25 @@ pub enum Damage {
     /// The node restarts and one byte of the first file it reads back comes back flipped:
     /// silent corruption, which only checksums reveal.
     Corrupt,
+    /// The node restarts and the first file it reads back has lost its tail: only this
+    /// fraction of it is left (as Jepsen cut NATS's block files). Unlike a torn write, the
+    /// bytes lost may have been fsynced and acknowledged.
+    Truncate {
+        /// The share of the file kept, in `0..1`.
+        keep: f64,
+    },
+}
+
+/// The length a file of `len` bytes is cut to when `keep` of it is kept: always shorter.
+pub fn truncated_len(len: u64, keep: f64) -> u64 {
+    ((len as f64 * keep).floor() as u64).min(len.saturating_sub(1))
+}
+
+impl Damage {
+    /// Damage done to files at rest: the node is restarted to read them back.
+    pub fn at_rest(self) -> bool {
+        matches!(self, Damage::Corrupt | Damage::Truncate { .. })
+    }
 }
 
 /// One fault, with its targets resolved to host names.
@@ -211,6 +230,12 @@ impl Schedule {
                 } if bad_chance(*probability) => {
                     return Err(format!("fault {i}: probability must be within 0..=1"))
                 }
+                Fault::Disk {
+                    damage: Damage::Truncate { keep },
+                    ..
+                } if !(0.0..1.0).contains(keep) => {
+                    return Err(format!("fault {i}: keep must be within 0..1"))
+                }
                 _ => {}
             }
         }
@@ -218,6 +243,24 @@ impl Schedule {
             return Err("faults must be listed in order of start".into());
         }
         Ok(())
+    }
+
+    /// The first fault of the schedule that real processes cannot be given here, and why:
+    /// torn writes and EIO need a filesystem that injects them, latency needs tc netem.
+    pub fn real_refusal(&self) -> Option<String> {
+        self.faults.iter().enumerate().find_map(|(i, f)| {
+            let why = match &f.fault {
+                Fault::Packet { latency_ms, .. } if *latency_ms > 0 => {
+                    "link latency needs tc netem, which this kernel lacks (tumult doctor); real packet faults are loss alone, latency_ms 0"
+                }
+                Fault::Disk {
+                    damage: Damage::Torn | Damage::Eio { .. },
+                    ..
+                } => "torn writes and I/O errors need a filesystem that injects them, which real runs do not have yet",
+                _ => return None,
+            };
+            Some(format!("fault {i}: {why}"))
+        })
     }
 
     /// Writes the schedule as pretty JSON.

@@ -21,7 +21,9 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-pub use fault::{Damage, Fault, Schedule, ScheduleError, ScheduledFault, Shape, SCHEDULE_VERSION};
+pub use fault::{
+    truncated_len, Damage, Fault, Schedule, ScheduleError, ScheduledFault, Shape, SCHEDULE_VERSION,
+};
 
 use crate::recorder::Recorder;
 use crate::seams::DiskFaults;
@@ -152,10 +154,12 @@ impl Actuator for SimActuator<'_, '_> {
             Some(Damage::Torn) => d.torn_next_append = true,
             Some(Damage::Eio { probability }) => d.eio = Some(probability),
             Some(Damage::Corrupt) => d.corrupt_next_read = true,
+            Some(Damage::Truncate { keep }) => d.truncate_next_read = Some(keep),
             None => {
                 d.torn_next_append = false;
                 d.eio = None;
                 d.corrupt_next_read = false;
+                d.truncate_next_read = None;
             }
         });
     }
@@ -175,6 +179,9 @@ pub struct Nemesis {
     leaders: LeaderView,
     active: Vec<Active>,
     happened: Vec<ScheduledFault>,
+    /// Whether links can be slowed: real runs on a kernel without netem make packet faults
+    /// of loss alone, and record them so.
+    latency: bool,
 }
 
 impl Nemesis {
@@ -220,6 +227,7 @@ impl Nemesis {
             leaders,
             active: Vec::new(),
             happened: Vec::new(),
+            latency: spec.runtime == crate::Runtime::Sim,
         }
     }
 
@@ -362,9 +370,11 @@ impl Nemesis {
                 (fault, self.length(LINK_FAULT_S))
             }
             FaultKind::Packet => {
+                // Drawn either way, so that the rest of a seed's faults do not depend on it.
+                let latency_ms = self.rng.random_range(PACKET_LATENCY_MS);
                 let fault = Fault::Packet {
                     nodes: targets,
-                    latency_ms: self.rng.random_range(PACKET_LATENCY_MS),
+                    latency_ms: if self.latency { latency_ms } else { 0 },
                     loss: (self.rng.random_range(PACKET_LOSS) * 1000.0).round() / 1000.0,
                 };
                 (fault, self.length(LINK_FAULT_S))
@@ -384,6 +394,15 @@ impl Nemesis {
                 let fault = Fault::Disk {
                     node,
                     damage: Damage::Corrupt,
+                };
+                (fault, CORRUPT_WINDOW)
+            }
+            FaultKind::Truncate => {
+                let node = targets[0].clone();
+                let keep = (self.rng.random_range(0.0..1.0f64) * 1000.0).floor() / 1000.0;
+                let fault = Fault::Disk {
+                    node,
+                    damage: Damage::Truncate { keep },
                 };
                 (fault, CORRUPT_WINDOW)
             }
@@ -495,7 +514,7 @@ impl Nemesis {
                 let i = self.index(node);
                 act.damage(i, Some(*damage));
                 // Corruption at rest shows when the data is read back: at recovery.
-                if *damage == Damage::Corrupt && self.hosts[i].kills == 0 && act.is_running(node) {
+                if damage.at_rest() && self.hosts[i].kills == 0 && act.is_running(node) {
                     act.bounce(node);
                 }
             }

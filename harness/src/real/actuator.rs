@@ -1,7 +1,7 @@
 //! The nemesis's faults on real processes: kill by SIGKILL, restart by SIGTERM and a fresh
 //! start, pause by SIGSTOP to the node's group, partitions and loss by iptables rules in the
-//! nodes' namespaces, corruption by flipping a byte of a stopped node's largest data file
-//! (as Jepsen does to NATS). Torn writes and I/O errors are refused before a real run
+//! nodes' namespaces, corruption and truncation of a stopped node's largest data file (a
+//! byte flipped, or its tail cut, as Jepsen does to NATS). Torn writes and I/O errors are refused before a real run
 //! starts ([`crate::FaultKind::real_refusal`]), so they never reach here.
 
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::net::RunNet;
 use super::node::NodeProcess;
-use crate::nemesis::{Actuator, Fault};
+use crate::nemesis::{Actuator, Damage, Fault};
 
 /// How long a node has to exit on SIGTERM before it is killed.
 pub const STOP_BOUND: Duration = Duration::from_secs(5);
@@ -24,9 +24,8 @@ pub struct RealActuator<'a> {
     pub data_dirs: &'a [PathBuf],
 }
 
-/// Flips every bit of the byte in the middle of the largest file under `dir`; returns the
-/// file and the offset, or `None` when there is no non-empty file to damage.
-pub fn corrupt_largest_file(dir: &Path) -> std::io::Result<Option<(PathBuf, u64)>> {
+/// The largest file under `dir` and its length, if there is a non-empty one.
+fn largest_file(dir: &Path) -> std::io::Result<Option<(u64, PathBuf)>> {
     let mut largest: Option<(u64, PathBuf)> = None;
     let mut pending = vec![dir.to_path_buf()];
     while let Some(dir) = pending.pop() {
@@ -43,7 +42,13 @@ pub fn corrupt_largest_file(dir: &Path) -> std::io::Result<Option<(PathBuf, u64)
             }
         }
     }
-    let Some((len, file)) = largest else {
+    Ok(largest)
+}
+
+/// Flips every bit of the byte in the middle of the largest file under `dir`; returns the
+/// file and the offset, or `None` when there is no non-empty file to damage.
+pub fn corrupt_largest_file(dir: &Path) -> std::io::Result<Option<(PathBuf, u64)>> {
+    let Some((len, file)) = largest_file(dir)? else {
         return Ok(None);
     };
     let at = len / 2;
@@ -51,6 +56,17 @@ pub fn corrupt_largest_file(dir: &Path) -> std::io::Result<Option<(PathBuf, u64)
     bytes[at as usize] ^= 0xff;
     std::fs::write(&file, bytes)?;
     Ok(Some((file, at)))
+}
+
+/// Cuts the largest file under `dir` to `keep` of its length; returns the file and its
+/// lengths before and after, or `None` when there is no non-empty file to cut.
+pub fn truncate_largest_file(dir: &Path, keep: f64) -> std::io::Result<Option<(PathBuf, u64, u64)>> {
+    let Some((len, file)) = largest_file(dir)? else {
+        return Ok(None);
+    };
+    let to = crate::nemesis::truncated_len(len, keep);
+    std::fs::OpenOptions::new().write(true).open(&file)?.set_len(to)?;
+    Ok(Some((file, len, to)))
 }
 
 impl RealActuator<'_> {
@@ -93,19 +109,28 @@ impl Actuator for RealActuator<'_> {
     fn damage(&mut self, node: usize, damage: Option<crate::nemesis::Damage>) {
         match damage {
             None => {}
-            Some(crate::nemesis::Damage::Corrupt) => {
+            Some(damage @ (Damage::Corrupt | Damage::Truncate { .. })) => {
                 // Files are damaged at rest: the node is stopped first, and stays down
                 // until the nemesis's supervision restarts it, as a service manager would;
                 // its recovery then meets the damage.
                 if let Err(e) = self.nodes[node].kill() {
-                    tracing::error!(node, %e, "real nemesis: kill before corrupting failed");
+                    tracing::error!(node, %e, "real nemesis: kill before damaging its files failed");
                 }
-                match corrupt_largest_file(&self.data_dirs[node]) {
-                    Ok(Some((file, at))) => {
-                        tracing::info!(file = %file.display(), at, "real nemesis: flipped a byte");
-                    }
-                    Ok(None) => tracing::info!(node, "real nemesis: no data file to corrupt yet"),
-                    Err(e) => tracing::error!(node, %e, "real nemesis: corrupting failed"),
+                let dir = &self.data_dirs[node];
+                let done = match damage {
+                    Damage::Truncate { keep } => truncate_largest_file(dir, keep).map(|cut| {
+                        cut.map(|(file, from, to)| {
+                            format!("cut {} from {from} to {to} bytes", file.display())
+                        })
+                    }),
+                    _ => corrupt_largest_file(dir).map(|flip| {
+                        flip.map(|(file, at)| format!("flipped byte {at} of {}", file.display()))
+                    }),
+                };
+                match done {
+                    Ok(Some(what)) => tracing::info!(node, "real nemesis: {what}"),
+                    Ok(None) => tracing::info!(node, "real nemesis: no data file to damage yet"),
+                    Err(e) => tracing::error!(node, %e, "real nemesis: damaging a file failed"),
                 }
             }
             Some(other) => {

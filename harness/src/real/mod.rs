@@ -100,7 +100,7 @@ pub fn doctor() -> Vec<Check> {
     checks.push(Check {
         what: "tc netem (latency faults; optional)".into(),
         ok: root && netem_works(),
-        fix: "this kernel cannot add a netem qdisc (no sch_netem, and no loadable modules): real runs refuse latency faults; loss works through iptables".into(),
+        fix: "this kernel cannot add a netem qdisc (no sch_netem, and no loadable modules): real packet faults are loss alone (by iptables), recorded with latency_ms 0".into(),
         optional: true,
     });
     checks

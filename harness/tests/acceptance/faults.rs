@@ -97,6 +97,45 @@ fn disk_damage_is_caught_by_checksums_or_stops_the_node() {
 }
 
 #[test]
+fn a_file_cut_short_loses_a_single_nodes_messages_and_a_quorum_keeps_them() {
+    let store = tempfile::tempdir().unwrap();
+    let cut = |node: &str| Schedule {
+        version: SCHEDULE_VERSION,
+        faults: vec![disk(12_000, 12_500, node, Damage::Truncate { keep: 0.3 })],
+    };
+    let play = |spec: TestSpec, schedule: Schedule, name: &str| {
+        let path = store.path().join(name);
+        schedule.save(&path).unwrap();
+        let spec = TestSpec {
+            schedule: Some(path),
+            ..spec
+        };
+        run_and_store(&spec, &Store::new(store.path().join("results"))).unwrap()
+    };
+    // One node, one copy: what the cut took was confirmed and fsynced, and is lost.
+    let single = play(TestSpec::new(1), cut("n1"), "single.json");
+    let log = std::fs::read_to_string(single.dir.join("harness.log")).unwrap();
+    let n1 = log_lines(&log, "n1", 12.0);
+    assert!(n1.iter().any(|l| l.contains("truncated a file")), "{n1:#?}");
+    let lost = single.outcome.report.total_queue().unwrap().lost_count;
+    assert!(
+        lost > 0,
+        "a single node's file lost its tail, yet nothing was lost"
+    );
+    // Three Raft replicas: the cut node's log is short, the majority still has every entry.
+    let quorum = play(quorum(1), cut("n2"), "quorum.json");
+    let log = std::fs::read_to_string(quorum.dir.join("harness.log")).unwrap();
+    let n2 = log_lines(&log, "n2", 12.0);
+    assert!(n2.iter().any(|l| l.contains("truncated a file")), "{n2:#?}");
+    assert_eq!(
+        quorum.outcome.report.valid,
+        checker::Validity::True,
+        "{:?}",
+        quorum.outcome.report
+    );
+}
+
+#[test]
 fn a_recorded_schedule_replays_the_run_byte_for_byte() {
     let store = tempfile::tempdir().unwrap();
     let spec = TestSpec {

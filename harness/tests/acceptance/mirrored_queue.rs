@@ -2,10 +2,10 @@
 //! under kills and partitions; `ignore` partition handling and promoting unsynchronised
 //! mirrors both lose acknowledged messages, as they do in RabbitMQ.
 
+use crate::common;
 use broker::mirrored::{MirrorSettings, PartitionHandling};
 use broker::Mode;
 use checker::Validity;
-mod common;
 
 use harness::{run_and_store, FaultSet, Store, StoredRun, TestSpec};
 
@@ -36,25 +36,22 @@ fn assert_valid(spec: &TestSpec) {
     assert!(run.outcome.liveness.recovered, "seed {}", spec.seed);
 }
 
+/// The safe defaults under kills and partitions on 20 seeds: nothing lost, and the queue
+/// keeps serving through every long fault window (the same runs answer both questions).
+/// Two of these seeds are regressions. 7: 300 ms into a partition the leader's liveness
+/// view still counted the mirrors that had just failed to confirm, so it dropped them and
+/// confirmed alone. 20: the first leadership of a queue was never persisted, so the
+/// restarted home node led epoch 1 again at once and confirmed messages it discarded on
+/// hearing epoch 2.
 #[test]
-fn safe_defaults_lose_nothing_under_kills_and_partitions_on_20_seeds() {
-    common::each_seed(1..=20, |seed| {
-        assert_valid(&spec(seed, "kill,partition", MirrorSettings::default()));
+fn safe_defaults_lose_nothing_and_keep_serving_under_kills_and_partitions_on_20_seeds() {
+    let histories = common::each_seed(1..=20, |seed| {
+        let run = run(&spec(seed, "kill,partition", MirrorSettings::default()));
+        common::assert_valid_and_recovered(seed, &run.outcome);
+        run.outcome.history
     });
-}
-
-#[test]
-fn regression_an_isolated_leader_must_not_drop_its_mirrors_and_confirm_alone() {
-    // Postmortem: 300 ms into a partition the leader's liveness view still counted the
-    // mirrors that had just failed to confirm, so it dropped them and confirmed alone.
-    assert_valid(&spec(7, "kill,partition", MirrorSettings::default()));
-}
-
-#[test]
-fn regression_a_restarted_home_node_must_not_lead_before_its_grace_period() {
-    // Postmortem: the first leadership of a queue was never persisted, so the restarted home
-    // node led epoch 1 again at once and confirmed messages it discarded on hearing epoch 2.
-    assert_valid(&spec(20, "kill,partition", MirrorSettings::default()));
+    // Leave time for failure detection (600 ms), promotion and a client timeout (1 s).
+    common::assert_every_window_served(histories, 3.0, 2.0, 10);
 }
 
 #[test]
@@ -80,10 +77,8 @@ fn promoting_an_unsynchronised_mirror_loses_messages_and_the_safe_setting_does_n
         time_limit_s: 60,
         ..spec(seed, "kill", settings)
     };
-    let caught = (1..=5)
-        .filter(|seed| run(&dense(*seed, promote)).outcome.report.valid == Validity::False)
-        .count();
-    assert!(caught >= 1, "promote-unsynced lost nothing on seeds 1..=5");
+    let caught = (1..=5).find(|seed| run(&dense(*seed, promote)).outcome.report.valid == Validity::False);
+    assert!(caught.is_some(), "promote-unsynced lost nothing on seeds 1..=5");
     for seed in 1..=5 {
         assert_valid(&dense(seed, MirrorSettings::default()));
     }
@@ -98,32 +93,17 @@ fn regression_a_mirror_resuming_from_a_pause_must_not_promote_a_stale_copy() {
     assert_valid(&spec(87, "kill,partition", MirrorSettings::default()));
 }
 
-/// (windows checked, windows served) over seeds 1..=8 with kills and partitions.
-fn availability(settings: MirrorSettings) -> (usize, usize) {
-    let histories = (1..=8).map(|seed| run(&spec(seed, "kill,partition", settings)).outcome.history);
-    // Leave time for failure detection (600 ms), promotion and a client timeout (1 s).
-    common::windows_served(histories, 3.0, 2.0)
-}
-
 #[test]
-fn the_cluster_keeps_serving_while_a_minority_is_down() {
+fn the_cluster_keeps_serving_while_a_minority_is_down_with_automatic_sync() {
     let automatic = MirrorSettings {
         sync: broker::mirrored::SyncMode::Automatic,
         ..MirrorSettings::default()
     };
-    let (checked, served) = availability(automatic);
-    assert!(checked >= 5, "only {checked} long fault windows");
-    assert_eq!(
-        served, checked,
-        "with synchronised mirrors every failover must keep the queue serving"
-    );
-    let (checked, served) = availability(MirrorSettings::default());
-    assert_eq!(
-        served, checked,
-        "manual sync (the default): some failover left the queue unavailable"
-    );
+    let histories = common::each_seed(1..=8, |seed| {
+        run(&spec(seed, "kill,partition", automatic)).outcome.history
+    });
+    common::assert_every_window_served(histories, 3.0, 2.0, 5);
 }
-
 #[test]
 fn regression_swarm_and_one_way_seeds_that_lost_confirmed_messages() {
     // Postmortems (each fixed in broker/src/mirrored, where the comment names the seed):

@@ -404,10 +404,10 @@ fn impossible_settings_are_refused_up_front_and_errors_name_their_path_once() {
         "--mode",
         "quorum",
         "--nemesis",
-        "packet",
+        "disk",
     ]);
     assert_eq!(out.status.code(), Some(3));
-    assert!(text(&out.stderr).contains("tc netem"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("torn writes"), "{}", text(&out.stderr));
     let out = tumult(&["test", "--runtime", "real", "--check-determinism"]);
     assert_eq!(out.status.code(), Some(3));
     assert!(

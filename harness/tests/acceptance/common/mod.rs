@@ -34,6 +34,33 @@ pub fn windows_served(
     })
 }
 
+/// Asserts that over `histories` there were at least `at_least` fault windows `min_s` long
+/// and that each saw a write acknowledged after `failover_s` into it.
+pub fn assert_every_window_served(
+    histories: impl IntoIterator<Item = checker::History>,
+    min_s: f64,
+    failover_s: f64,
+    at_least: usize,
+) {
+    let (checked, served) = windows_served(histories, min_s, failover_s);
+    assert!(checked >= at_least, "only {checked} long fault windows");
+    assert_eq!(
+        served, checked,
+        "some fault windows saw no write acknowledged {failover_s} s after they began"
+    );
+}
+
+/// Asserts that a safe run was valid and its cluster recovered.
+pub fn assert_valid_and_recovered(seed: u64, outcome: &harness::RunOutcome) {
+    assert_eq!(
+        outcome.report.valid,
+        checker::Validity::True,
+        "seed {seed}: {:?}",
+        outcome.report
+    );
+    assert!(outcome.liveness.recovered, "seed {seed}");
+}
+
 fn windows_served_in(history: &[Op], min_s: f64, failover_s: f64) -> (usize, usize) {
     let (min, failover) = ((min_s * 1e9) as u64, (failover_s * 1e9) as u64);
     let long: Vec<(u64, u64)> = fault_windows(history)
@@ -53,9 +80,10 @@ fn windows_served_in(history: &[Op], min_s: f64, failover_s: f64) -> (usize, usi
 }
 
 /// Runs `check` (a whole simulation and its assertions) for every seed in `seeds`, two at
-/// a time: a test of 20 seeds would otherwise hold one core while the other idles at the
-/// end of its binary. A failing seed's panic fails the test.
-pub fn each_seed(seeds: std::ops::RangeInclusive<u64>, check: impl Fn(u64) + Sync) {
+/// a time, and returns what each returned, in seed order: a test of 20 seeds would
+/// otherwise hold one core while the other idles at the end of its binary. A failing
+/// seed's panic fails the test.
+pub fn each_seed<R: Send>(seeds: std::ops::RangeInclusive<u64>, check: impl Fn(u64) -> R + Sync) -> Vec<R> {
     let seeds: Vec<u64> = seeds.collect();
-    harness::suite::parallel(&seeds, 2, |seed| check(*seed), |_| {});
+    harness::suite::parallel(&seeds, 2, |seed| check(*seed), |_| {})
 }

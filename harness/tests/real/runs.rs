@@ -1,17 +1,14 @@
 //! `tumult test --runtime real` as a user runs it: a short run on a real cluster stores what
 //! a simulated run stores and leaves nothing behind, even when interrupted half-way.
 //!
-//! Like `real_faults.rs`, these need root, iproute2, iptables and `tumult-broker`; they say
+//! Like `faults.rs`, these need root, iproute2, iptables and `tumult-broker`; they say
 //! SKIPPED where one is missing, unless `TUMULT_REAL_TESTS=require` (as in `.ci/run`).
-
-#[path = "common/real.rs"]
-mod real;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use real::ready;
+use crate::gate::ready;
 
 /// The namespaces on this machine named like tumult's whose owner is `pid`.
 fn namespaces_of(pid: u32) -> Vec<String> {

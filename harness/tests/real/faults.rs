@@ -6,9 +6,6 @@
 //! a machine with only the Rust toolchain; with `TUMULT_REAL_TESTS=require` (as `.ci/run`
 //! sets) a missing prerequisite fails them instead.
 
-#[path = "common/real.rs"]
-mod real;
-
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -17,7 +14,7 @@ use broker::{Client, TokioNetwork};
 use harness::real::net::{leftovers, RunNet};
 use harness::real::node::{NodeCommand, NodeProcess};
 
-use real::ready;
+use crate::gate::ready;
 
 const TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -287,6 +284,24 @@ fn runs_made_at_the_same_moment_get_different_subnets() {
 }
 
 #[tokio::test]
+async fn packet_loss_drops_the_share_it_is_given_and_healing_restores_it() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (net, _node, addr) = broker(dir.path());
+    publish_when_up(&addr, "before").await;
+    // A share of 1 drops every packet into the node: nothing gets through.
+    net.lose(1, 1.0).unwrap();
+    let lossy = publish(&addr, "during").await;
+    assert!(lossy.is_err(), "a publish got through total loss: {lossy:?}");
+    net.heal().unwrap();
+    // A share of 0 drops nothing: the rule is there and harmless.
+    net.lose(1, 0.0).unwrap();
+    assert!(publish(&addr, "after").await.is_ok());
+}
+
+#[tokio::test]
 async fn a_byte_flipped_in_a_stopped_nodes_file_is_caught_by_its_checksums() {
     if !ready() {
         return;
@@ -304,19 +319,78 @@ async fn a_byte_flipped_in_a_stopped_nodes_file_is_caught_by_its_checksums() {
     assert!(at > 0, "{}", file.display());
     node.restart().unwrap();
     // The broker's recovery reports the damaged tail it cut off.
-    let log = dir.path().join("n1.log");
-    let mut text = String::new();
+    let text = recovery_lines(&dir.path().join("n1.log"), 2).await;
+    // The last recovery line is the second boot's.
+    let damage = text
+        .last()
+        .and_then(|l| l.split_once("damage="))
+        .map_or("", |(_, d)| d);
+    assert!(
+        damage.starts_with("Some("),
+        "recovery did not see the damage:\n{text:#?}"
+    );
+}
+
+/// The node's first `boots` recovery lines, waiting up to 5 s for them.
+async fn recovery_lines(log: &Path, boots: usize) -> Vec<String> {
+    let mut lines = Vec::new();
     for _ in 0..50 {
-        text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.matches("recovered").count() >= 2 {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        lines = text
+            .lines()
+            .filter(|l| l.contains(" recovered"))
+            .map(str::to_string)
+            .collect();
+        if lines.len() >= boots {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // The last recovery line is the second boot's.
-    let damage = text.rsplit_once("damage=").map_or("", |(_, d)| d);
     assert!(
-        damage.starts_with("Some("),
-        "recovery did not see the damage:\n{text}"
+        lines.len() >= boots,
+        "{} recoveries in {}",
+        lines.len(),
+        log.display()
+    );
+    lines
+}
+
+/// The `records=N` of a recovery line.
+fn records(line: &str) -> usize {
+    line.split_once("records=")
+        .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no record count in {line}"))
+}
+
+#[tokio::test]
+async fn a_file_cut_short_in_a_stopped_node_loses_what_it_held() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_net, mut node, addr) = broker(dir.path());
+    publish_when_up(&addr, "first").await;
+    for body in ["second", "third", "fourth", "fifth", "sixth"] {
+        publish(&addr, body).await.unwrap();
+    }
+    let log = dir.path().join("n1.log");
+    // A clean restart first: how many records the intact files hold.
+    node.kill().unwrap();
+    node.restart().unwrap();
+    let intact = records(&recovery_lines(&log, 2).await[1]);
+    assert!(intact >= 6, "{intact} records after six confirmed publishes");
+    node.kill().unwrap();
+    let (file, from, to) = harness::real::actuator::truncate_largest_file(&dir.path().join("data"), 0.5)
+        .unwrap()
+        .expect("a data file to cut");
+    assert!(to < from, "{}: {from} -> {to}", file.display());
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), to);
+    node.restart().unwrap();
+    // Fsynced, confirmed records are gone: only a replica elsewhere could bring them back.
+    let cut = records(&recovery_lines(&log, 3).await[2]);
+    assert!(
+        cut < intact,
+        "{cut} records recovered from the cut file, {intact} before"
     );
 }

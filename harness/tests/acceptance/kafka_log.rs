@@ -2,7 +2,7 @@
 //! acknowledged record and show consumers only committed data; acks=1, reading past the
 //! high watermark and pre-0.11 truncation to the high watermark are each caught.
 
-mod common;
+use crate::common;
 
 use broker::kafka::{Acks, KafkaSettings, TruncateTo};
 use broker::Mode;
@@ -28,34 +28,21 @@ fn log(run: &StoredRun) -> &checker::LogReport {
     run.outcome.report.log().expect("a log run")
 }
 
+/// The safe defaults on 20 seeds: nothing lost, nothing dirty, and a cluster that keeps
+/// serving through every long fault window (the same runs answer both questions).
 #[test]
-fn safe_defaults_lose_nothing_and_read_nothing_dirty_on_20_seeds() {
-    common::each_seed(1..=20, |seed| {
+fn safe_defaults_lose_nothing_read_nothing_dirty_and_keep_serving_on_20_seeds() {
+    let histories = common::each_seed(1..=20, |seed| {
         let run = run(&spec(seed, "kill,partition"));
-        assert_eq!(
-            run.outcome.report.valid,
-            Validity::True,
-            "seed {seed}: {:?}",
-            run.outcome.report
-        );
-        assert!(run.outcome.liveness.recovered, "seed {seed}");
+        common::assert_valid_and_recovered(seed, &run.outcome);
         assert!(
             log(&run).acknowledged_count > 100,
             "seed {seed}: the cluster barely served"
         );
+        run.outcome.history
     });
-}
-
-#[test]
-fn the_cluster_keeps_serving_while_a_minority_is_down() {
-    let histories = (1..=8).map(|seed| run(&spec(seed, "kill,partition")).outcome.history);
     // Fencing takes 1 s, then a client timeout (1 s) before the new leader is found.
-    let (checked, served) = common::windows_served(histories, 3.5, 2.5);
-    assert!(checked >= 5, "only {checked} long fault windows");
-    assert_eq!(
-        served, checked,
-        "some fault windows saw no acknowledged send after failover"
-    );
+    common::assert_every_window_served(histories, 3.5, 2.5, 10);
 }
 
 #[test]
@@ -70,6 +57,8 @@ fn acks_1_loses_acknowledged_records() {
             });
             log(&run).lost_count > 0
         })
+        // Two catches prove the point; the remaining seeds would only cost time.
+        .take(2)
         .count();
     assert!(caught >= 2, "acks=1 lost records on only {caught} of 8 seeds");
 }
@@ -89,6 +78,7 @@ fn reading_past_the_high_watermark_is_a_dirty_read() {
             });
             log(&run).dirty_read_count > 0
         })
+        .take(2)
         .count();
     assert!(
         caught >= 2,
@@ -151,10 +141,8 @@ fn unclean_election_loses_records_when_a_kill_strikes_during_a_partition() {
         },
         ..spec(seed, "kill,partition")
     };
-    let caught = (1..=8)
-        .filter(|seed| log(&run(&base(*seed, true))).lost_count > 0)
-        .count();
-    assert!(caught >= 1, "unclean election lost nothing on seeds 1..=8");
+    let caught = (1..=8).find(|seed| log(&run(&base(*seed, true))).lost_count > 0);
+    assert!(caught.is_some(), "unclean election lost nothing on seeds 1..=8");
     for seed in [3, 4, 7] {
         let safe = run(&base(seed, false));
         assert_eq!(

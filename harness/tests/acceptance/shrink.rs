@@ -16,7 +16,7 @@ fn a_zoo_failure_shrinks_to_a_few_faults_that_replay_to_the_same_anomaly() {
     let before = stored.outcome.schedule.faults.len();
     assert!(before >= 5, "a schedule worth shrinking: {before} faults");
 
-    let shrunk = shrink(&stored.dir, &|_| {}).unwrap();
+    let shrunk = shrink(&stored.dir, 2, &|_| {}).unwrap();
     assert_eq!(shrunk.anomaly, "lost");
     assert_eq!(shrunk.faults_before, before);
     assert!(
