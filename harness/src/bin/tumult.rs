@@ -498,6 +498,10 @@ fn run_one(spec: TestSpec, args: &TestArgs) -> anyhow::Result<u8> {
     let wall = std::time::Instant::now();
     let registration = spec.registration().map_err(anyhow::Error::msg)?;
     let bar = progress_bar(spec.time_limit_s);
+    let seconds = match spec.runtime {
+        harness::Runtime::Sim => "simulated s",
+        harness::Runtime::Real => "s",
+    };
     let update = |p: harness::Progress| {
         bar.set_position(p.simulated.as_millis().min(p.time_limit.as_millis()) as u64);
         let phase = if p.healed {
@@ -506,7 +510,7 @@ fn run_one(spec: TestSpec, args: &TestArgs) -> anyhow::Result<u8> {
             "faults"
         };
         bar.set_message(format!(
-            "{:.1} simulated s, {} ops, {phase}",
+            "{:.1} {seconds}, {} ops, {phase}",
             p.simulated.as_secs_f64(),
             p.ops
         ));
@@ -675,7 +679,7 @@ fn shrink(args: ShrinkArgs) -> anyhow::Result<u8> {
     let shrunk = harness::shrink::shrink(&args.dir, jobs, &|line| say!("  {line}"))?;
     say!();
     say!(
-        "SHRUNK: still {} with {} of {} faults, {} of {} simulated s, {} of {} clients ({} replays)",
+        "SHRUNK: still {} with {} of {} faults, {} of {} s of workload, {} of {} clients ({} replays)",
         shrunk.anomaly,
         shrunk.faults_after,
         shrunk.faults_before,
