@@ -24,6 +24,9 @@ pub enum RealError {
     /// Something the run needs could not be made.
     #[error("{0}")]
     Setup(String),
+    /// Another run (live, or killed and not yet cleaned) owns this tag's names.
+    #[error("run tag {0} is in use")]
+    TagInUse(String),
 }
 
 /// One prerequisite of real runs and whether this machine has it.

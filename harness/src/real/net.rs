@@ -86,6 +86,11 @@ impl RunNet {
         let file = std::fs::File::create(&lock_path).map_err(|e| cannot(&e))?;
         let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
             .map_err(|(_, e)| cannot(&e))?;
+        // Two runs that drew the same tag would share, and then remove, each other's bridge
+        // and namespaces: a tag is taken only if no owner file names it.
+        if owner_file(tag).exists() {
+            return Err(RealError::TagInUse(tag.to_string()));
+        }
         let used = sh("ip", &["-4", "-o", "addr", "show"])?;
         let subnet = (1..=250u8)
             .find(|n| !used.contains(&format!("10.{SUBNET_OCTET}.{n}.")))

@@ -25,6 +25,7 @@ use crate::probe;
 use crate::real::actuator::{RealActuator, STOP_BOUND};
 use crate::real::net::RunNet;
 use crate::real::node::{NodeCommand, NodeProcess};
+use crate::real::RealError;
 use crate::recorder::Recorder;
 use crate::simlog::DriverClock;
 use crate::spec::{derive_seed, TestSpec};
@@ -41,15 +42,32 @@ fn setup(message: impl std::fmt::Display) -> HarnessError {
 
 /// A tag for this run's names: six hex digits from the process and the moment.
 fn run_tag() -> String {
+    // Runs side by side in one process (a sweep's jobs) may read the same clock tick: a
+    // counter tells them apart, the pid tells processes apart.
+    static DRAWN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let drawn = DRAWN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     #[allow(clippy::disallowed_methods)] // names the run's namespaces; never reaches a simulation
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
-    format!(
-        "{:06x}",
-        derive_seed(nanos, u64::from(std::process::id())) & 0xff_ffff
-    )
+    let process = u64::from(std::process::id()) << 32 | (drawn & 0xffff_ffff);
+    format!("{:06x}", derive_seed(nanos, process) & 0xff_ffff)
+}
+
+/// The run's network under a tag of its own: a tag another run holds is drawn again.
+fn create_net(nodes: usize) -> Result<RunNet, RealError> {
+    let mut last = None;
+    for _ in 0..8 {
+        match RunNet::create(&run_tag(), nodes) {
+            Err(RealError::TagInUse(tag)) => last = Some(tag),
+            other => return other,
+        }
+    }
+    Err(RealError::Setup(format!(
+        "eight run tags in a row were in use (the last {}); tumult clean removes what dead runs left",
+        last.unwrap_or_default()
+    )))
 }
 
 /// Runs `spec` on real processes, keeping the nodes' data and logs under `dir/nodes/`;
@@ -81,7 +99,7 @@ pub fn run_real(
         None => None,
     };
 
-    let net = RunNet::create(&run_tag(), spec.nodes).map_err(setup)?;
+    let net = create_net(spec.nodes).map_err(setup)?;
     let addrs: Vec<String> = (1..=spec.nodes)
         .map(|i| format!("{}:{BROKER_PORT}", net.address(i)))
         .collect();

@@ -263,6 +263,31 @@ fn a_node_that_ignores_sigterm_is_killed_within_the_bound() {
 }
 
 #[test]
+fn a_tag_in_use_is_refused_and_the_network_that_holds_it_left_alone() {
+    if !ready() {
+        return;
+    }
+    // Two runs of one sweep once drew the same tag; the second found the first's bridge,
+    // failed, and its cleanup removed the first's namespaces.
+    let t = tag();
+    let first = RunNet::create(&t, 1).unwrap();
+    let second = RunNet::create(&t, 1);
+    assert!(
+        matches!(second, Err(harness::real::RealError::TagInUse(_))),
+        "{:?}",
+        second.err()
+    );
+    let listed = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains(&first.namespace(1)),
+        "the first run's namespace went with the refused one"
+    );
+}
+
+#[test]
 fn runs_made_at_the_same_moment_get_different_subnets() {
     if !ready() {
         return;
