@@ -203,13 +203,7 @@ pub fn preflight(spec: &TestSpec, registration: &Registration) -> Result<(), Har
         }
     }
     if spec.runtime == crate::Runtime::Real {
-        let missing = crate::real::missing();
-        if !missing.is_empty() {
-            return Err(HarnessError::Spec(format!(
-                "--runtime real needs: {} (tumult doctor says more)",
-                missing.join("; ")
-            )));
-        }
+        crate::real::require().map_err(HarnessError::Spec)?;
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::nemesis::Schedule;
-use crate::suite::run_quietly;
+use crate::suite::run_anywhere;
 use crate::{RunOutcome, TestSpec};
 
 /// Why a run cannot be shrunk.
@@ -114,16 +114,9 @@ pub struct Shrunk {
     pub replay: String,
 }
 
-/// Replays `spec`: in the simulation without storing anything, or, for a run on real
-/// processes, as a stored run under `dir/shrink-trials` (a real run needs a directory for
-/// its nodes, and what a trial did is evidence: real runs do not replay exactly).
+/// Replays `spec`; a trial of a real run is stored under `dir/shrink-trials`.
 fn replay(spec: &TestSpec, dir: &Path) -> Result<RunOutcome, String> {
-    match spec.runtime {
-        crate::Runtime::Sim => run_quietly(spec).map_err(|e| e.to_string()),
-        crate::Runtime::Real => crate::run_and_store(spec, &crate::Store::new(dir.join("shrink-trials")))
-            .map(|stored| stored.outcome)
-            .map_err(|e| e.to_string()),
-    }
+    run_anywhere(spec, &crate::Store::new(dir.join("shrink-trials")))
 }
 
 /// One replay to try: a run's parameters and the schedule it replays.
@@ -182,7 +175,7 @@ impl Trials<'_> {
     fn first_failing(&mut self, candidates: &[Candidate]) -> Option<usize> {
         let mut start = 0;
         while start < candidates.len() {
-            let end = (start + self.jobs.max(1)).min(candidates.len());
+            let end = (start + self.jobs).min(candidates.len());
             if let Some(i) = self.fail(&candidates[start..end]).iter().position(|kept| *kept) {
                 return Some(start + i);
             }

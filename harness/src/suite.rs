@@ -54,6 +54,18 @@ pub fn run_quietly(spec: &TestSpec) -> Result<RunOutcome, HarnessError> {
     run(spec, Box::new(std::io::sink()), &DriverClock::default())
 }
 
+/// Runs `spec` where it says: in the simulation without storing anything (the seed
+/// replays to the same run), or on real processes stored in `store` (a real run needs a
+/// directory for its nodes, and never happens the same way twice).
+pub fn run_anywhere(spec: &TestSpec, store: &crate::Store) -> Result<RunOutcome, String> {
+    match spec.runtime {
+        crate::Runtime::Sim => run_quietly(spec).map_err(|e| e.to_string()),
+        crate::Runtime::Real => crate::run_and_store(spec, store)
+            .map(|stored| stored.outcome)
+            .map_err(|e| e.to_string()),
+    }
+}
+
 /// One seed's result in a sweep.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -10,8 +10,8 @@ use broker::mirrored::PartitionHandling;
 use broker::{FsyncPolicy, Mode};
 use serde::Serialize;
 
-use crate::suite::{anomaly_line, run_quietly, Stopwatch};
-use crate::{run_and_store, FaultKind, FaultSet, FaultTarget, RunOutcome, Runtime, Store, TestSpec};
+use crate::suite::{anomaly_line, run_anywhere, Stopwatch};
+use crate::{FaultKind, FaultSet, FaultTarget, RunOutcome, Runtime, Store, TestSpec};
 
 /// What a recipe must produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -83,37 +83,6 @@ impl Recipe {
     pub fn runs_real(&self) -> bool {
         let spec = self.unsafe_spec(1);
         spec.fsync == FsyncPolicy::Always && spec.kafka.truncate_to != TruncateTo::HighWatermark
-    }
-}
-
-/// Where a hunt's runs happen.
-#[derive(Debug, Clone, Copy)]
-pub enum Runner<'a> {
-    /// In the simulation, storing nothing (a seed replays to the same run).
-    Sim,
-    /// On real processes, each run stored in this store as it runs (it never happens the
-    /// same way twice).
-    Real(&'a Store),
-}
-
-impl Runner<'_> {
-    fn spec(&self, spec: TestSpec) -> TestSpec {
-        match self {
-            Runner::Sim => spec,
-            Runner::Real(_) => TestSpec {
-                runtime: Runtime::Real,
-                ..spec
-            },
-        }
-    }
-
-    fn run(&self, spec: &TestSpec) -> Result<RunOutcome, String> {
-        match self {
-            Runner::Sim => run_quietly(spec).map_err(|e| e.to_string()),
-            Runner::Real(store) => run_and_store(spec, store)
-                .map(|stored| stored.outcome)
-                .map_err(|e| e.to_string()),
-        }
     }
 }
 
@@ -348,11 +317,13 @@ impl Caught {
 /// Runs `recipe` seed after seed until its anomaly shows or a bound is hit, then its safe
 /// counterpart on the first seeds, in the simulation.
 pub fn hunt(recipe: &Recipe, bounds: Bounds) -> Caught {
-    hunt_on(recipe, bounds, Runner::Sim)
+    // A simulated hunt stores nothing: the store is never written.
+    hunt_on(recipe, bounds, Runtime::Sim, &Store::new("results"))
 }
 
-/// [`hunt`], with the runs made by `runner`.
-pub fn hunt_on(recipe: &Recipe, bounds: Bounds, runner: Runner) -> Caught {
+/// [`hunt`] in `runtime`; real runs are all stored in `store`.
+pub fn hunt_on(recipe: &Recipe, bounds: Bounds, runtime: Runtime, store: &Store) -> Caught {
+    let on = |spec: TestSpec| TestSpec { runtime, ..spec };
     let mut caught = Caught {
         recipe: recipe.name.into(),
         knob: recipe.knob.into(),
@@ -367,10 +338,10 @@ pub fn hunt_on(recipe: &Recipe, bounds: Bounds, runner: Runner) -> Caught {
     };
     let watch = Stopwatch::start();
     for seed in 1..=bounds.seeds {
-        let spec = runner.spec(recipe.unsafe_spec(seed));
+        let spec = on(recipe.unsafe_spec(seed));
         caught.seeds_tried = seed;
         caught.replay = spec.replay_command();
-        match runner.run(&spec) {
+        match run_anywhere(&spec, store) {
             Ok(outcome) => {
                 caught.summary = anomaly_line(&outcome);
                 let count = recipe.expect.count(&outcome);
@@ -388,7 +359,7 @@ pub fn hunt_on(recipe: &Recipe, bounds: Bounds, runner: Runner) -> Caught {
     }
     caught.wall_s = watch.elapsed().as_secs_f64();
     for seed in 1..=bounds.safe_seeds {
-        let (valid, summary) = match runner.run(&runner.spec(recipe.safe_spec(seed))) {
+        let (valid, summary) = match run_anywhere(&on(recipe.safe_spec(seed)), store) {
             Ok(outcome) => (outcome.exit_code() == 0, anomaly_line(&outcome)),
             Err(e) => (false, format!("harness error: {e}")),
         };

@@ -481,14 +481,13 @@ fn run_one(spec: TestSpec, args: &TestArgs) -> anyhow::Result<u8> {
     if !spec.durable {
         say!("  queues are NOT durable");
     }
+    let seconds = match spec.runtime {
+        harness::Runtime::Sim => "simulated s",
+        harness::Runtime::Real => "s",
+    };
     say!(
-        "  {} {}s of faults, {} processes at {} ops/s, request timeout {} ms, recovery budget {} s",
+        "  {} {seconds} of faults, {} processes at {} ops/s, request timeout {} ms, recovery budget {} s",
         spec.time_limit_s,
-        if spec.runtime == harness::Runtime::Sim {
-            "simulated "
-        } else {
-            ""
-        },
         spec.concurrency,
         spec.rate,
         spec.request_timeout_ms,
@@ -498,10 +497,6 @@ fn run_one(spec: TestSpec, args: &TestArgs) -> anyhow::Result<u8> {
     let wall = std::time::Instant::now();
     let registration = spec.registration().map_err(anyhow::Error::msg)?;
     let bar = progress_bar(spec.time_limit_s);
-    let seconds = match spec.runtime {
-        harness::Runtime::Sim => "simulated s",
-        harness::Runtime::Real => "s",
-    };
     let update = |p: harness::Progress| {
         bar.set_position(p.simulated.as_millis().min(p.time_limit.as_millis()) as u64);
         let phase = if p.healed {
@@ -699,7 +694,7 @@ fn shrink(args: ShrinkArgs) -> anyhow::Result<u8> {
 }
 
 fn zoo(args: ZooArgs) -> anyhow::Result<u8> {
-    use harness::zoo::{hunt_on, recipes, Bounds, Runner};
+    use harness::zoo::{hunt_on, recipes, Bounds};
     let real = args.runtime == harness::Runtime::Real;
     let recipes: Vec<_> = recipes()
         .into_iter()
@@ -712,17 +707,11 @@ fn zoo(args: ZooArgs) -> anyhow::Result<u8> {
             if real { " and runs on real processes" } else { "" }
         );
     }
+    // Once up front, rather than as an error from every recipe's first run.
     if real {
-        let missing = harness::real::missing();
-        if !missing.is_empty() {
-            anyhow::bail!(
-                "--runtime real needs: {} (tumult doctor says more)",
-                missing.join("; ")
-            );
-        }
+        harness::real::require().map_err(anyhow::Error::msg)?;
     }
     let store = Store::new(&args.store);
-    let runner = if real { Runner::Real(&store) } else { Runner::Sim };
     let bounds = Bounds {
         seeds: args.seeds,
         wall: std::time::Duration::from_secs(args.wall_s),
@@ -739,7 +728,7 @@ fn zoo(args: ZooArgs) -> anyhow::Result<u8> {
     let results = harness::suite::parallel(
         &recipes,
         args.jobs.unwrap_or_else(cores),
-        |r| hunt_on(r, bounds, runner),
+        |r| hunt_on(r, bounds, args.runtime, &store),
         |c| {
             bar.inc(1);
             bar.set_message(c.recipe.clone());

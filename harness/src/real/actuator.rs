@@ -1,8 +1,9 @@
 //! The nemesis's faults on real processes: kill by SIGKILL, restart by SIGTERM and a fresh
 //! start, pause by SIGSTOP to the node's group, partitions and loss by iptables rules in the
 //! nodes' namespaces, corruption and truncation of a stopped node's largest data file (a
-//! byte flipped, or its tail cut, as Jepsen does to NATS). Torn writes and I/O errors are refused before a real run
-//! starts ([`crate::FaultKind::real_refusal`]), so they never reach here.
+//! byte flipped, or its tail cut, as Jepsen does to NATS). Torn writes and I/O errors are
+//! refused before a real run starts ([`crate::FaultKind::real_refusal`] and
+//! [`crate::Schedule::real_refusal`]), so they never reach here.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -96,6 +96,18 @@ pub fn missing() -> Vec<String> {
         .collect()
 }
 
+/// `Err` naming what real runs lack here, for refusing one before it starts.
+pub fn require() -> Result<(), String> {
+    let missing = missing();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "--runtime real needs: {} (tumult doctor says more)",
+        missing.join("; ")
+    ))
+}
+
 /// Every prerequisite of real runs on this machine, the optional ones too.
 pub fn doctor() -> Vec<Check> {
     let mut checks = required();

@@ -85,13 +85,7 @@ pub fn run_real(
     let spec = &spec;
     let workload = spec.build_workload_of(registration).map_err(HarnessError::Spec)?;
     spec.validate_without_workload().map_err(HarnessError::Spec)?;
-    let missing = crate::real::missing();
-    if !missing.is_empty() {
-        return Err(setup(format!(
-            "--runtime real needs: {} (tumult doctor says more)",
-            missing.join("; ")
-        )));
-    }
+    // The prerequisites were checked by `preflight`, before the run directory was made.
     let program = crate::real::broker_binary().ok_or_else(|| setup("tumult-broker is not beside tumult"))?;
     let names: Vec<String> = (1..=spec.nodes).map(|i| format!("n{i}")).collect();
     let schedule = match &spec.schedule {
