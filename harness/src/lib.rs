@@ -26,6 +26,7 @@ mod spec;
 mod store;
 pub mod suite;
 pub mod synth;
+pub mod systems;
 pub mod zoo;
 
 use std::io::LineWriter;
@@ -36,7 +37,7 @@ use serde_json::json;
 use workloads::Registration;
 
 pub use nemesis::{Damage, Fault, Schedule, ScheduleError, ScheduledFault, Shape, SCHEDULE_VERSION};
-pub use run::{run, run_observed, run_with, HarnessError, Liveness, Progress, RunOutcome};
+pub use run::{run, run_observed, run_on, run_with, HarnessError, Liveness, Progress, RunOutcome};
 pub use seams::{DiskFaultState, DiskFaults, LocalSpawner, SimDisk, SimNetwork};
 pub use simlog::{DriverClock, SimTime};
 pub use spec::{derive_seed, FaultKind, FaultSet, FaultTarget, LatencyRange, Runtime, TestSpec};

@@ -1,42 +1,8 @@
-//! Asking the cluster who leads what: for the `leader` fault target, and to tell when the
-//! cluster has recovered after healing.
+//! Reading the nodes' answers to "who leads what" (each system asks in its own way,
+//! [`crate::systems::System::leaders`]): for the `leader` fault target, and to tell when
+//! the cluster has formed, or recovered after healing.
 
-use std::time::Duration;
-
-use broker::{Client, Network};
-
-/// One node's answer: each name with the host that node believes leads it.
-pub type Answer = Vec<(String, Option<String>)>;
-
-/// Asks every node in `addrs` who leads each of `names`; `None` for a node that did not
-/// answer within `timeout`.
-pub async fn ask_all(
-    network: &dyn Network,
-    addrs: &[String],
-    names: &[String],
-    timeout: Duration,
-) -> Vec<Option<Answer>> {
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let mut answers = Vec::with_capacity(addrs.len());
-    for addr in addrs {
-        let answer = match Client::connect(network, addr, timeout).await {
-            Ok(mut client) => client.metadata(addr, &names).await.ok(),
-            Err(_) => None,
-        };
-        answers.push(answer.map(|table| {
-            table
-                .into_iter()
-                .map(|(name, leader)| (name, leader.map(|a| host_of(&a))))
-                .collect()
-        }));
-    }
-    answers
-}
-
-/// The host part of `host:port`.
-fn host_of(addr: &str) -> String {
-    addr.rsplit_once(':').map_or(addr, |(host, _)| host).to_string()
-}
+pub use crate::systems::Answer;
 
 /// Each name's leader as most answering nodes report it (ties to the first reported).
 pub fn consensus(answers: &[Option<Answer>]) -> Vec<(String, String)> {
@@ -111,6 +77,5 @@ mod tests {
                 ("1".to_string(), "n2".to_string())
             ]
         );
-        assert_eq!(host_of("n2:7000"), "n2");
     }
 }

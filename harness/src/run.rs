@@ -14,13 +14,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use broker::{Broker, BrokerConfig, Limits, Seams, SeededEntropy};
+use broker::{Limits, Seams, SeededEntropy};
 use checker::{History, Op, OpType, Process, Report};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 use tracing::Instrument;
-use workloads::{Generator, Registration, Target, WorkloadClient};
+use workloads::{Generator, Registration, WorkloadClient};
 
 mod real;
 
@@ -32,6 +32,7 @@ use crate::recorder::Recorder;
 use crate::seams::{DiskFaults, LocalSpawner, SimDisk, SimNetwork};
 use crate::simlog::DriverClock;
 use crate::spec::{derive_seed, TestSpec};
+use crate::systems::{NodeLayout, Reach, System};
 
 /// Room in each simulated socket and listener backlog for `concurrency` clients: the
 /// default 64 up to 16 clients (so their runs replay as before), four per client above.
@@ -39,9 +40,7 @@ fn tcp_capacity(concurrency: usize) -> usize {
     (4 * concurrency).max(64)
 }
 
-/// Port every simulated broker listens on.
-const BROKER_PORT: u16 = 7000;
-/// Where each simulated broker keeps its data.
+/// Where each simulated node keeps its data.
 const DATA_DIR: &str = "/data";
 /// Simulated time between checks of a waiting process.
 const POLL: Duration = Duration::from_millis(10);
@@ -192,6 +191,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 pub fn preflight(spec: &TestSpec, registration: &Registration) -> Result<(), HarnessError> {
     spec.build_workload_of(registration).map_err(HarnessError::Spec)?;
     spec.validate_without_workload().map_err(HarnessError::Spec)?;
+    let system = spec.system_for(registration).map_err(HarnessError::Spec)?;
     if let Some(path) = &spec.schedule {
         let nodes: Vec<String> = (1..=spec.nodes).map(|i| format!("n{i}")).collect();
         let schedule = Schedule::load(path, &nodes).map_err(|e| HarnessError::Spec(e.to_string()))?;
@@ -203,7 +203,7 @@ pub fn preflight(spec: &TestSpec, registration: &Registration) -> Result<(), Har
         }
     }
     if spec.runtime == crate::Runtime::Real {
-        crate::real::require().map_err(HarnessError::Spec)?;
+        crate::real::require(system.as_ref()).map_err(HarnessError::Spec)?;
     }
     Ok(())
 }
@@ -217,6 +217,20 @@ pub fn run_observed(
     clock: &DriverClock,
     progress: &dyn Fn(Progress),
 ) -> Result<RunOutcome, HarnessError> {
+    let system = spec.system_for(registration).map_err(HarnessError::Spec)?;
+    run_on(spec, system, registration, history_out, clock, progress)
+}
+
+/// [`run_observed`] against `system`, which need not be in this build's registry (a
+/// system of a user's own, or one wrapped to plant a fault in its clients).
+pub fn run_on(
+    spec: &TestSpec,
+    system: Rc<dyn System>,
+    registration: &Registration,
+    history_out: Box<dyn Write>,
+    clock: &DriverClock,
+    progress: &dyn Fn(Progress),
+) -> Result<RunOutcome, HarnessError> {
     if spec.runtime != crate::Runtime::Sim {
         return Err(HarnessError::Spec(
             "this runs the simulation; a run on real processes goes through run_and_store".into(),
@@ -224,9 +238,13 @@ pub fn run_observed(
     }
     let mut spec = spec.clone();
     spec.workload = registration.name.to_string();
+    spec.system = system.name().to_string();
     let spec = &spec;
     let workload = spec.build_workload_of(registration).map_err(HarnessError::Spec)?;
     spec.validate_without_workload().map_err(HarnessError::Spec)?;
+    if let Some(why) = crate::systems::refusal(system.as_ref(), spec, registration.family) {
+        return Err(HarnessError::Spec(why));
+    }
     let nodes: Vec<String> = (1..=spec.nodes).map(|i| format!("n{i}")).collect();
     let schedule = match &spec.schedule {
         Some(path) => Some(Schedule::load(path, &nodes).map_err(|e| HarnessError::Spec(e.to_string()))?),
@@ -252,36 +270,36 @@ pub fn run_observed(
         .build();
 
     let network = SimNetwork::default();
+    let addrs: Vec<String> = nodes.iter().map(|n| format!("{n}:{}", system.port())).collect();
     let mut disks = Vec::new();
     for i in 0..nodes.len() {
-        let seed = derive_seed(spec.seed, STREAM_BROKER + i as u64);
+        let layout = NodeLayout {
+            id: i + 1,
+            listen: format!("0.0.0.0:{}", system.port()),
+            addrs: addrs.clone(),
+            data_dir: DATA_DIR.into(),
+            seed: derive_seed(spec.seed, STREAM_BROKER + i as u64),
+        };
         let faults = DiskFaults::new(derive_seed(derive_seed(spec.seed, STREAM_DISK), i as u64));
-        add_broker(
-            &mut sim,
-            spec,
-            i as u64 + 1,
-            &nodes,
-            seed,
-            faults.clone(),
-            &network,
-        );
+        add_node(&mut sim, spec, &system, layout, faults.clone(), &network);
         disks.push(faults);
     }
-    let target = Target {
+    let reach = Reach {
         network: Arc::new(network.clone()),
-        nodes: nodes.iter().map(|n| format!("{n}:{BROKER_PORT}")).collect(),
+        nodes: addrs,
         request_timeout: Duration::from_millis(spec.request_timeout_ms),
     };
     let names = workload.names();
     let crew = Crew::new(
         spec,
         workload.as_ref(),
-        &target,
+        &system,
+        &reach,
         &recorder,
         &phases,
         Clock::Sim,
         BTreeMap::new(),
-    );
+    )?;
     let leaders = Rc::clone(&crew.leaders);
     let mut clients: Vec<String> = (0..spec.concurrency).map(|w| format!("c{w}")).collect();
     if let Some(probe) = crew.probe {
@@ -373,15 +391,17 @@ struct Crew {
 impl Crew {
     /// `host_names` maps the host part of a node's address to its name (`n1`, ...) where
     /// the two differ.
+    #[allow(clippy::too_many_arguments)]
     fn new(
         spec: &TestSpec,
         workload: &dyn workloads::Workload,
-        target: &Target,
+        system: &Rc<dyn System>,
+        reach: &Reach,
         recorder: &Shared<Recorder>,
         phases: &Rc<Phases>,
         clock: Clock,
         host_names: BTreeMap<String, String>,
-    ) -> Self {
+    ) -> Result<Self, HarnessError> {
         let generator: Shared<Box<dyn Generator>> = Rc::new(RefCell::new(
             workload.generator(derive_seed(spec.seed, STREAM_GENERATOR)),
         ));
@@ -392,33 +412,44 @@ impl Crew {
         let names = workload.names();
         let leaders: LeaderView = Rc::default();
         let probe = (spec.target == crate::FaultTarget::Leader).then(|| Probe {
-            target: target.clone(),
+            system: Rc::clone(system),
+            reach: reach.clone(),
             names: names.clone(),
             leaders: Rc::clone(&leaders),
             phases: Rc::clone(phases),
             host_names,
         });
         phases.workers_running.set(spec.concurrency);
-        let workers = (0..spec.concurrency)
-            .map(|worker| Worker {
+        let clients = system.clients(reach);
+        let mut workers = Vec::with_capacity(spec.concurrency);
+        for worker in 0..spec.concurrency {
+            let client = workload.client(clients.as_ref(), worker).ok_or_else(|| {
+                HarnessError::Spec(format!(
+                    "system {} has no client for workload {}",
+                    system.name(),
+                    spec.workload
+                ))
+            })?;
+            workers.push(Worker {
                 id: worker,
                 spec: spec.clone(),
-                client: workload.client(target.clone(), worker),
+                client,
                 final_read: workload.final_read(),
                 names: names.clone(),
-                target: target.clone(),
+                system: Rc::clone(system),
+                reach: reach.clone(),
                 generator: Rc::clone(&generator),
                 stagger: Rc::clone(&stagger),
                 recorder: Rc::clone(recorder),
                 phases: Rc::clone(phases),
                 clock,
-            })
-            .collect();
-        Self {
+            });
+        }
+        Ok(Self {
             probe,
             workers,
             leaders,
-        }
+        })
     }
 }
 
@@ -502,56 +533,37 @@ fn conclude(run: Concluded<'_>) -> Result<RunOutcome, HarnessError> {
     })
 }
 
-fn add_broker(
+/// Places node `node` in the simulation as a host that boots `system`'s node afresh on
+/// every start, on the simulated network and disk.
+fn add_node(
     sim: &mut turmoil::Sim<'_>,
     spec: &TestSpec,
-    id: u64,
-    nodes: &[String],
-    seed: u64,
+    system: &Rc<dyn System>,
+    node: NodeLayout,
     disk_faults: DiskFaults,
     network: &SimNetwork,
 ) {
     let network = network.clone();
-    let node = &nodes[id as usize - 1];
-    let peers = (1..=nodes.len() as u64)
-        .filter(|peer| *peer != id)
-        .map(|peer| (peer, format!("{}:{BROKER_PORT}", nodes[peer as usize - 1])))
-        .collect();
-    let config = BrokerConfig {
-        mode: spec.mode,
-        id,
-        peers,
-        tick_ms: 10,
-        kafka: spec.kafka,
-        listen: format!("0.0.0.0:{BROKER_PORT}"),
-        data_dir: DATA_DIR.into(),
-        fsync: spec.fsync,
-        durable: spec.durable,
-        mirrored: spec.mirrored,
-        limits: Limits::default(),
-    };
+    let name = format!("n{}", node.id);
+    let spec = spec.clone();
+    let system = Rc::clone(system);
     let boots = Cell::new(0u64);
-    sim.host(node.as_str(), move || {
-        let config = config.clone();
+    sim.host(name.as_str(), move || {
         // Each boot draws a fresh but reproducible random stream.
         let boot = boots.get();
         boots.set(boot + 1);
-        let entropy = SeededEntropy::new(derive_seed(seed, boot));
-        let disk = SimDisk::new(disk_faults.clone());
-        let network = network.clone();
+        let seams = Seams {
+            network: Arc::new(network.clone()),
+            disk: Arc::new(SimDisk::new(disk_faults.clone())),
+            spawner: Arc::new(LocalSpawner),
+            entropy: Box::new(SeededEntropy::new(derive_seed(node.seed, boot))),
+        };
+        let task = system.in_process(&spec, &node, seams);
         async move {
-            let seams = Seams {
-                network: Arc::new(network.clone()),
-                disk: Arc::new(disk),
-                spawner: Arc::new(LocalSpawner),
-                entropy: Box::new(entropy),
-            };
-            let broker = Broker::new(config, seams);
-            // A broker that stops (its storage failed, or recovery could not read it) is a
-            // process that exited: the nemesis restarts it, as a service manager would.
-            // Returning the error would end the whole simulation instead.
-            if let Err(err) = broker.serve().await {
-                tracing::error!(%err, "broker stopped");
+            // A node that stops is a process that exited: the nemesis restarts it, as a
+            // service manager would. Returning an error would end the whole simulation.
+            if let Some(task) = task {
+                task.await;
             }
             Ok(())
         }
@@ -590,8 +602,9 @@ struct Worker {
     final_read: workloads::Invocation,
     /// The queues or partitions the workload uses, to ask the cluster who leads them.
     names: Vec<String>,
-    /// The cluster, for asking it who leads what.
-    target: Target,
+    /// The system and where its cluster is, for asking who leads what.
+    system: Rc<dyn System>,
+    reach: Reach,
     generator: Shared<Box<dyn Generator>>,
     stagger: Shared<ChaCha8Rng>,
     recorder: Shared<Recorder>,
@@ -672,13 +685,7 @@ impl Worker {
     async fn await_recovery(&self, deadline: Duration) {
         let started = self.clock.now();
         while self.clock.now() < deadline {
-            let answers = probe::ask_all(
-                self.target.network.as_ref(),
-                &self.target.nodes,
-                &self.names,
-                Duration::from_millis(self.spec.request_timeout_ms),
-            )
-            .await;
+            let answers = self.system.leaders(&self.reach, &self.names).await;
             if probe::agreed(&answers) {
                 let after = self.clock.now().saturating_sub(started);
                 self.phases.recovered_after.set(Some(after));
@@ -700,7 +707,8 @@ impl Worker {
 /// Keeps the nemesis's view of who leads what fresh, for the `leader` target, until the
 /// fault phase ends.
 struct Probe {
-    target: Target,
+    system: Rc<dyn System>,
+    reach: Reach,
     names: Vec<String>,
     leaders: LeaderView,
     phases: Rc<Phases>,
@@ -712,13 +720,7 @@ struct Probe {
 impl Probe {
     async fn run(self) -> turmoil::Result {
         while !self.phases.healed.get() {
-            let answers = probe::ask_all(
-                self.target.network.as_ref(),
-                &self.target.nodes,
-                &self.names,
-                self.target.request_timeout,
-            )
-            .await;
+            let answers = self.system.leaders(&self.reach, &self.names).await;
             let view = probe::consensus(&answers);
             if !view.is_empty() {
                 *self.leaders.borrow_mut() = view

@@ -269,6 +269,9 @@ impl FromStr for LatencyRange {
 /// Every parameter of one run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TestSpec {
+    /// The broker product under test, by its registered name (`tumult list`).
+    #[serde(default = "default_system")]
+    pub system: String,
     /// Broker design under test.
     pub mode: Mode,
     /// Broker nodes in the cluster.
@@ -321,6 +324,10 @@ pub struct TestSpec {
     pub runtime: Runtime,
 }
 
+fn default_system() -> String {
+    crate::systems::DEFAULT.to_string()
+}
+
 /// Where a run's nodes live and how its faults are made.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -346,6 +353,7 @@ impl TestSpec {
     /// The defaults of `tumult test`, with the given seed.
     pub fn new(seed: u64) -> Self {
         Self {
+            system: default_system(),
             mode: Mode::Single,
             nodes: 1,
             workload: "queue".into(),
@@ -374,7 +382,9 @@ impl TestSpec {
 
     /// Refuses parameters that cannot make a meaningful run.
     pub fn validate(&self) -> Result<(), String> {
-        self.build_workload()?;
+        let registration = self.registration()?;
+        self.build_workload_of(&registration)?;
+        self.system_for(&registration)?;
         self.validate_without_workload()
     }
 
@@ -512,6 +522,19 @@ impl TestSpec {
             .map_err(|e| e.to_string())
     }
 
+    /// The system this spec names, refusing one that cannot serve `registration`'s
+    /// workload in this mode and runtime.
+    pub fn system_for(
+        &self,
+        registration: &Registration,
+    ) -> Result<std::rc::Rc<dyn crate::systems::System>, String> {
+        let system = crate::systems::find(&self.system)?;
+        match crate::systems::refusal(system.as_ref(), self, registration.family) {
+            Some(why) => Err(why),
+            None => Ok(system),
+        }
+    }
+
     /// The name runs of this shape are stored under: `<mode>-<workload>-<nemesis>`.
     pub fn test_name(&self) -> String {
         format!(
@@ -580,7 +603,12 @@ impl TestSpec {
 
     /// The flags of [`Self::replay_command`], each `--name value` or `--name`.
     fn args(&self) -> Vec<String> {
-        let mut args = vec![
+        let mut args = Vec::new();
+        // The default system is left out, so that replay commands read as they always did.
+        if self.system != crate::systems::DEFAULT {
+            args.push(format!("--system {}", self.system));
+        }
+        args.extend([
             format!("--mode {}", self.mode),
             format!("--nodes {}", self.nodes),
             format!("--workload {}", self.workload),
@@ -591,7 +619,7 @@ impl TestSpec {
             format!("--concurrency {}", self.concurrency),
             format!("--rate {}", self.rate),
             format!("--fsync {}", self.fsync),
-        ];
+        ]);
         for (name, value) in &self.knobs {
             args.push(format!("--knob {name}={value}"));
         }

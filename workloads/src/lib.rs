@@ -4,19 +4,20 @@
 //! A workload never decides an outcome it cannot know: an operation whose reply was lost
 //! completes as `info`, never `fail`.
 
+mod api;
 mod knobs;
 mod log;
 mod queue;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use broker::kafka::Acks;
-use broker::{Mode, Network};
+use broker::Mode;
 use checker::OpType;
 
+pub use api::{ApiError, ApiFuture, Clients, Delivery, Family, LogApi, QueueApi, Records};
 pub use knobs::{Knob, KnobError, Knobs};
 pub use log::{Consume, LogClient, LogGenerator, LogWorkload};
 pub use queue::{QueueClient, QueueGenerator, QueueWorkload};
@@ -33,9 +34,10 @@ pub trait Workload {
     fn names(&self) -> Vec<String>;
     /// The run's generator of operations, fixed by `seed`.
     fn generator(&self, seed: u64) -> Box<dyn Generator>;
-    /// A client for one process (thread of work). `process` spreads first connections
-    /// over the nodes.
-    fn client(&self, target: Target, process: usize) -> Box<dyn WorkloadClient>;
+    /// A client for one process (thread of work), through the system's API for this
+    /// workload's family; `None` when the system does not serve that family. `process`
+    /// spreads first connections over the nodes.
+    fn client(&self, clients: &dyn Clients, process: usize) -> Option<Box<dyn WorkloadClient>>;
     /// The final read's invocation (a drain, a read of every key from the start). One
     /// process performs it after healing, with [`WorkloadClient::final_read`].
     fn final_read(&self) -> Invocation;
@@ -95,6 +97,8 @@ pub struct Registration {
     pub name: &'static str,
     /// One line on what it does.
     pub about: &'static str,
+    /// The API it drives: a system must serve this family to run it.
+    pub family: Family,
     /// The broker modes it can drive.
     pub modes: &'static [Mode],
     /// Its knobs, set with `--knob NAME=VALUE`.
@@ -168,25 +172,5 @@ impl Completion {
             value,
             error: Some(error),
         }
-    }
-}
-
-/// Where and how clients reach the system under test.
-#[derive(Clone)]
-pub struct Target {
-    /// The network seam (real or simulated).
-    pub network: Arc<dyn Network>,
-    /// Broker addresses, `host:port`.
-    pub nodes: Vec<String>,
-    /// Deadline for each request.
-    pub request_timeout: Duration,
-}
-
-impl std::fmt::Debug for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Target")
-            .field("nodes", &self.nodes)
-            .field("request_timeout", &self.request_timeout)
-            .finish()
     }
 }

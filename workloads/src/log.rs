@@ -7,35 +7,30 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use broker::kafka::{Acks, KafkaRequest, KafkaResponse};
-use broker::{Client, ClientError, ErrorCode, Mode};
+use broker::kafka::Acks;
+use broker::Mode;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Map, Value};
 
 use crate::{
-    Checks, Completion, Generator, Invocation, Knob, KnobError, Knobs, OpFuture, Registration, Setup, Target,
-    Workload, WorkloadClient,
+    Checks, Clients, Completion, Family, Generator, Invocation, Knob, KnobError, Knobs, LogApi, OpFuture,
+    Records, Registration, Setup, Workload, WorkloadClient,
 };
 
 /// Wait between retries of the final read.
 const FINAL_RETRY: Duration = Duration::from_millis(200);
-/// How long an address that refused or timed out a connection is passed over, as a Kafka
-/// client backs off a broker it cannot reach instead of paying a connect timeout per request.
-const UNREACHABLE_FOR: Duration = Duration::from_millis(2_000);
 /// Records per request of the final read.
 const FINAL_POLL_MAX: u32 = 500;
 /// The consumer group every process commits its positions for.
 const GROUP: &str = "tumult";
-/// Where requests for the controller (offset commits and fetches) are routed, apart from
-/// any partition's leader.
-const CONTROLLER: u32 = u32::MAX;
 
 /// How the harness finds this workload.
 pub(crate) const REGISTRATION: Registration = Registration {
     name: "log",
     about: "unique integers sent to keys in batches, consumed with assign or subscribe and offset commits, then every key read from 0",
+    family: Family::Log,
     modes: &[Mode::Kafka],
     knobs: &[
         Knob {
@@ -156,19 +151,15 @@ impl LogWorkload {
         }
     }
 
-    /// A client for one process.
-    pub fn log_client(&self, target: Target, node: usize) -> LogClient {
+    /// A client for one process, through `api`.
+    pub fn log_client(&self, api: Box<dyn LogApi>) -> LogClient {
         LogClient {
-            target,
-            node,
+            api,
             acks: self.acks,
             poll_max: self.poll_max,
             assigned: (0..self.keys.max(1)).collect(),
             keys: self.keys.max(1),
-            leaders: BTreeMap::new(),
-            connection: None,
             positions: BTreeMap::new(),
-            unreachable: BTreeMap::new(),
         }
     }
 }
@@ -182,8 +173,8 @@ impl Workload for LogWorkload {
         Box::new(self.log_generator(seed))
     }
 
-    fn client(&self, target: Target, process: usize) -> Box<dyn WorkloadClient> {
-        Box::new(self.log_client(target, process))
+    fn client(&self, clients: &dyn Clients, process: usize) -> Option<Box<dyn WorkloadClient>> {
+        Some(Box::new(self.log_client(clients.log(process)?)))
     }
 
     fn final_read(&self) -> Invocation {
@@ -264,85 +255,31 @@ impl Generator for LogGenerator {
     }
 }
 
-/// One process's producer and consumer.
-#[derive(Debug)]
+/// One process's producer and consumer, through the system's [`LogApi`].
 pub struct LogClient {
-    target: Target,
-    node: usize,
+    api: Box<dyn LogApi>,
     acks: Acks,
     poll_max: u32,
     /// The keys this consumer reads.
     assigned: Vec<u32>,
     keys: u32,
-    /// Where each key's leader is believed to be.
-    leaders: BTreeMap<u32, String>,
-    connection: Option<(String, Client)>,
     /// The next offset this consumer reads, per key.
     positions: BTreeMap<u32, u64>,
-    /// Addresses that could not be reached, until when they are passed over.
-    unreachable: BTreeMap<String, tokio::time::Instant>,
+}
+
+impl std::fmt::Debug for LogClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogClient")
+            .field("assigned", &self.assigned)
+            .field("positions", &self.positions)
+            .finish()
+    }
 }
 
 impl LogClient {
     /// Drops the connection (a retired process's thread starts afresh).
     pub fn reset(&mut self) {
-        self.connection = None;
-    }
-
-    fn addr_for(&self, key: u32) -> String {
-        let now = tokio::time::Instant::now();
-        let reachable = |addr: &String| self.unreachable.get(addr).is_none_or(|until| *until <= now);
-        if let Some(leader) = self.leaders.get(&key).filter(|a| reachable(a)) {
-            return leader.clone();
-        }
-        let nodes = &self.target.nodes;
-        (0..nodes.len())
-            .map(|i| &nodes[(self.node + key as usize + i) % nodes.len()])
-            .find(|a| reachable(a))
-            .unwrap_or(&nodes[(self.node + key as usize) % nodes.len()])
-            .clone()
-    }
-
-    async fn call(&mut self, key: u32, request: KafkaRequest) -> Result<KafkaResponse, ClientError> {
-        let addr = self.addr_for(key);
-        if self
-            .connection
-            .as_ref()
-            .is_none_or(|(a, c)| *a != addr || c.is_broken())
-        {
-            match Client::connect(self.target.network.as_ref(), &addr, self.target.request_timeout).await {
-                Ok(client) => self.connection = Some((addr, client)),
-                Err(err) => {
-                    self.unreachable
-                        .insert(addr, tokio::time::Instant::now() + UNREACHABLE_FOR);
-                    self.redirect(key, &err);
-                    return Err(err);
-                }
-            }
-        }
-        let (_, client) = self.connection.as_mut().expect("connected above");
-        let result = client.kafka(request).await;
-        if let Err(err) = &result {
-            self.redirect(key, err);
-        }
-        result
-    }
-
-    /// Follows a not-leader hint, or moves on to the next node for this key.
-    fn redirect(&mut self, key: u32, err: &ClientError) {
-        self.connection = None;
-        match err.leader_hint() {
-            Some(hint) => {
-                self.leaders.insert(key, hint.to_string());
-            }
-            None => {
-                let refused = matches!(err, ClientError::Broker { code, .. } if matches!(code, ErrorCode::NotLeader | ErrorCode::Unavailable));
-                if refused || !err.is_definite() || matches!(err, ClientError::Connect { .. }) {
-                    self.leaders.remove(&key);
-                    self.node += 1;
-                }
-            }
-        }
+        self.api.reset();
     }
 
     /// Performs a `send`, `poll`, `assign`, `subscribe` or `commit` invocation.
@@ -373,24 +310,18 @@ impl LogClient {
                 return Completion::error(i == 0, value.clone(), "malformed send".into());
             };
             let key = key as u32;
-            let request = KafkaRequest::Produce {
-                partition: key,
-                value: v.to_string().into_bytes(),
-                acks: self.acks,
-            };
-            let error = match self.call(key, request).await {
-                Ok(KafkaResponse::Produced { offset }) => {
+            let err = match self.api.send(key, v.to_string().into_bytes(), self.acks).await {
+                Ok(offset) => {
                     done.push(json!(["send", key, [offset, v]]));
                     continue;
                 }
-                Ok(other) => (false, format!("unexpected reply {other:?}")),
-                Err(err) => (err.is_definite(), err.to_string()),
+                Err(err) => err,
             };
             // What was acknowledged keeps its offset; the rest keep their invocations.
             let mut partial = done;
             partial.extend(sends[i..].iter().cloned());
-            let definite = error.0 && i == 0;
-            return Completion::error(definite, Value::Array(partial), error.1);
+            let definite = err.is_definite() && i == 0;
+            return Completion::error(definite, Value::Array(partial), err.to_string());
         }
         Completion::ok(Value::Array(done))
     }
@@ -400,8 +331,8 @@ impl LogClient {
         let mut last_error = None;
         for key in self.assigned.clone() {
             let offset = self.positions.get(&key).copied().unwrap_or(0);
-            match self.call(key, poll_request(key, offset, self.poll_max)).await {
-                Ok(KafkaResponse::Records { records, .. }) => {
+            match self.api.poll(key, offset, self.poll_max).await {
+                Ok(Records { records, .. }) => {
                     if let Some((last, _)) = records.last() {
                         self.positions.insert(key, last + 1);
                     }
@@ -410,7 +341,6 @@ impl LogClient {
                         Value::Array(records.iter().map(record_json).collect()),
                     );
                 }
-                Ok(other) => last_error = Some(format!("unexpected reply {other:?}")),
                 Err(err) => last_error = Some(err.to_string()),
             }
         }
@@ -423,7 +353,7 @@ impl LogClient {
 
     /// Takes the keys of an `assign` or `subscribe`, resuming each from the group's
     /// committed position (or the start), as a Kafka consumer does after a rebalance.
-    /// Only local state changes, so it cannot fail halfway: a position the controller
+    /// Only local state changes, so it cannot fail halfway: a position the system
     /// cannot tell is read from the start.
     async fn reassign(&mut self, value: &Value) -> Completion {
         let Some(keys) = value
@@ -441,11 +371,7 @@ impl LogClient {
         self.positions.clear();
         let mut resumed = Map::new();
         for key in &keys {
-            let request = KafkaRequest::FetchOffset {
-                group: GROUP.into(),
-                partition: *key,
-            };
-            if let Ok(KafkaResponse::Offset { offset: Some(offset) }) = self.call(CONTROLLER, request).await {
+            if let Ok(Some(offset)) = self.api.committed(GROUP, *key).await {
                 self.positions.insert(*key, offset);
                 resumed.insert(key.to_string(), json!(offset));
             }
@@ -460,34 +386,18 @@ impl LogClient {
         let mut committed = Map::new();
         let positions: Vec<(u32, u64)> = self.positions.iter().map(|(k, o)| (*k, *o)).collect();
         for (key, offset) in positions {
-            let request = KafkaRequest::CommitOffset {
-                group: GROUP.into(),
-                partition: key,
-                offset,
-            };
-            match self.call(CONTROLLER, request).await {
-                Ok(KafkaResponse::OffsetCommitted) => {
-                    committed.insert(key.to_string(), json!(offset));
-                }
-                Ok(other) => {
-                    return Completion::error(
-                        false,
-                        Value::Object(committed),
-                        format!("unexpected reply {other:?}"),
-                    )
-                }
-                Err(err) => {
-                    let definite = err.is_definite() && committed.is_empty();
-                    return Completion::error(definite, Value::Object(committed), err.to_string());
-                }
+            if let Err(err) = self.api.commit(GROUP, key, offset).await {
+                let definite = err.is_definite() && committed.is_empty();
+                return Completion::error(definite, Value::Object(committed), err.to_string());
             }
+            committed.insert(key.to_string(), json!(offset));
         }
         Completion::ok(Value::Object(committed))
     }
 
-    /// Reads every key from offset 0 up to the high watermark, retrying through errors
-    /// until `budget` runs out. `ok` when every key was read to its end, else `info` with
-    /// what was read.
+    /// Reads every key from offset 0 up to its end, retrying through errors until
+    /// `budget` runs out. `ok` when every key was read to its end, else `info` with what
+    /// was read.
     pub async fn final_read(&mut self, budget: Duration) -> Completion {
         let deadline = tokio::time::Instant::now() + budget;
         let mut all = Map::new();
@@ -501,9 +411,9 @@ impl LogClient {
                     let why = format!("final read did not finish: {last_error}");
                     return Completion::error(false, json!([["poll", Value::Object(all)]]), why);
                 }
-                match self.call(key, poll_request(key, offset, FINAL_POLL_MAX)).await {
-                    Ok(KafkaResponse::Records { records: batch, hw }) => {
-                        if batch.is_empty() && offset >= hw {
+                match self.api.poll(key, offset, FINAL_POLL_MAX).await {
+                    Ok(Records { records: batch, end }) => {
+                        if batch.is_empty() && offset >= end {
                             break;
                         }
                         if let Some((last, _)) = batch.last() {
@@ -511,7 +421,6 @@ impl LogClient {
                         }
                         records.extend(batch.iter().map(record_json));
                     }
-                    Ok(other) => last_error = format!("unexpected reply {other:?}"),
                     Err(err) => {
                         last_error = err.to_string();
                         tokio::time::sleep(FINAL_RETRY).await;
@@ -535,16 +444,6 @@ impl WorkloadClient for LogClient {
 
     fn reset(&mut self) {
         LogClient::reset(self);
-    }
-}
-
-/// A consumer poll of `key` from `offset`, not waiting (the workload polls on its own clock).
-fn poll_request(key: u32, offset: u64, max: u32) -> KafkaRequest {
-    KafkaRequest::Poll {
-        partition: key,
-        offset,
-        max,
-        wait_ms: 0,
     }
 }
 

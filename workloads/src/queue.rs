@@ -5,20 +5,21 @@
 
 use std::time::Duration;
 
-use broker::{Client, ClientError, ErrorCode, Mode};
+use broker::Mode;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
 use crate::{
-    Checks, Completion, Generator, Invocation, Knob, KnobError, Knobs, OpFuture, Registration, Setup, Target,
-    Workload, WorkloadClient,
+    ApiError, Checks, Clients, Completion, Family, Generator, Invocation, Knob, KnobError, Knobs, OpFuture,
+    QueueApi, Registration, Setup, Workload, WorkloadClient,
 };
 
 /// How the harness finds this workload.
 pub(crate) const REGISTRATION: Registration = Registration {
     name: "queue",
     about: "unique integers published with confirms, taken with get+ack (some handed back with nack+requeue), then drained",
+    family: Family::Queue,
     modes: &[Mode::Single, Mode::Classic, Mode::Mirrored, Mode::Quorum],
     knobs: &[
         Knob {
@@ -85,14 +86,11 @@ impl QueueWorkload {
         }
     }
 
-    /// A client for one process.
-    pub fn queue_client(&self, target: Target, node: usize) -> QueueClient {
+    /// A client for one process, through `api`.
+    pub fn queue_client(&self, api: Box<dyn QueueApi>) -> QueueClient {
         QueueClient {
-            target,
-            node,
-            leader: None,
+            api,
             queue: self.queue.clone(),
-            connection: None,
         }
     }
 }
@@ -106,8 +104,8 @@ impl Workload for QueueWorkload {
         Box::new(self.queue_generator(seed))
     }
 
-    fn client(&self, target: Target, process: usize) -> Box<dyn WorkloadClient> {
-        Box::new(self.queue_client(target, process))
+    fn client(&self, clients: &dyn Clients, process: usize) -> Option<Box<dyn WorkloadClient>> {
+        Some(Box::new(self.queue_client(clients.queue(process)?)))
     }
 
     fn final_read(&self) -> Invocation {
@@ -158,16 +156,16 @@ impl Generator for QueueGenerator {
     }
 }
 
-/// One process's connection to the broker.
-#[derive(Debug)]
+/// One process's client of the queue, through the system's [`QueueApi`].
 pub struct QueueClient {
-    target: Target,
-    /// Index of the node to try next when no leader is known.
-    node: usize,
-    /// Where the last not-leader refusal said the leader is.
-    leader: Option<String>,
+    api: Box<dyn QueueApi>,
     queue: String,
-    connection: Option<Client>,
+}
+
+impl std::fmt::Debug for QueueClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueClient").field("queue", &self.queue).finish()
+    }
 }
 
 /// How long the drain waits before retrying after an error.
@@ -176,47 +174,7 @@ const DRAIN_RETRY: Duration = Duration::from_millis(200);
 impl QueueClient {
     /// Drops the connection, so the next operation starts a fresh one (as a new process).
     pub fn reset(&mut self) {
-        self.connection = None;
-    }
-
-    async fn connected(&mut self) -> Result<&mut Client, ClientError> {
-        if self.connection.as_ref().is_some_and(Client::is_broken) {
-            self.connection = None;
-        }
-        if self.connection.is_none() {
-            let addr = match &self.leader {
-                Some(leader) => leader.clone(),
-                None => self.target.nodes[self.node % self.target.nodes.len()].clone(),
-            };
-            let client =
-                Client::connect(self.target.network.as_ref(), &addr, self.target.request_timeout).await?;
-            self.connection = Some(client);
-        }
-        Ok(self.connection.as_mut().expect("just connected"))
-    }
-
-    /// Follows the cluster after an error: to the named leader, or on to the next node
-    /// when this one refused, could not be reached, or went silent.
-    fn redirect(&mut self, err: &ClientError) {
-        if let Some(hint) = err.leader_hint() {
-            self.leader = Some(hint.to_string());
-            self.connection = None;
-            return;
-        }
-        let move_on = match err {
-            ClientError::Broker { code, .. } => matches!(code, ErrorCode::NotLeader | ErrorCode::Unavailable),
-            _ => true,
-        };
-        if move_on {
-            self.leader = None;
-            self.node += 1;
-            self.connection = None;
-        }
-    }
-
-    fn failed(&mut self, err: ClientError, value: Value) -> Completion {
-        self.redirect(&err);
-        Completion::error(err.is_definite(), value, err.to_string())
+        self.api.reset();
     }
 
     /// Performs an `enqueue`, `dequeue` or `requeue` invocation.
@@ -234,15 +192,10 @@ impl QueueClient {
     }
 
     async fn enqueue(&mut self, value: &Value) -> Completion {
-        let queue = self.queue.clone();
         let body = value.to_string().into_bytes();
-        let outcome = match self.connected().await {
-            Ok(client) => client.publish(&queue, body).await,
-            Err(err) => Err(err),
-        };
-        match outcome {
-            Ok(_seq) => Completion::ok(value.clone()),
-            Err(err) => self.failed(err, value.clone()),
+        match self.api.publish(&self.queue, body).await {
+            Ok(()) => Completion::ok(value.clone()),
+            Err(err) => failed(err, value.clone()),
         }
     }
 
@@ -250,12 +203,7 @@ impl QueueClient {
     /// requeue (a consumer that cannot process it now: the message stays in the queue, so
     /// the analysis does not count it as taken; the history records the value seen).
     async fn take(&mut self, requeue: bool) -> Completion {
-        let queue = self.queue.clone();
-        let client = match self.connected().await {
-            Ok(client) => client,
-            Err(err) => return self.failed(err, Value::Null),
-        };
-        match client.get(&queue).await {
+        match self.api.get(&self.queue).await {
             Ok(None) => Completion::ok(Value::Null),
             Ok(Some(delivery)) => {
                 // The consumer holds the message now, so the op happened whatever becomes
@@ -263,16 +211,15 @@ impl QueueClient {
                 // and a lost nack changes nothing, since the broker requeues whatever a
                 // closed connection held unacknowledged.
                 let settled = match requeue {
-                    false => client.ack(&queue, delivery.tag).await,
-                    true => client.nack(&queue, delivery.tag).await,
+                    false => self.api.ack(&self.queue, delivery.tag).await,
+                    true => self.api.nack(&self.queue, delivery.tag).await,
                 };
                 if let Err(err) = settled {
                     tracing::debug!(%err, requeue, "settling a delivery failed; it will be redelivered");
-                    self.redirect(&err);
                 }
                 Completion::ok(decode(&delivery.body))
             }
-            Err(err) => self.failed(err, Value::Null),
+            Err(err) => failed(err, Value::Null),
         }
     }
 
@@ -286,7 +233,6 @@ impl QueueClient {
         let started = tokio::time::Instant::now();
         let cap = started + budget * 10;
         let mut deadline = started + budget;
-        let queue = self.queue.clone();
         let mut values = Vec::new();
         let mut last_error = String::from("no attempt");
         loop {
@@ -299,26 +245,28 @@ impl QueueClient {
                 let message = format!("drain did not finish: nothing received for {budget:?}: {last_error}");
                 return Completion::error(false, Value::Array(values), message);
             }
-            let step = match self.connected().await {
-                Ok(client) => match client.get(&queue).await {
-                    Ok(Some(delivery)) => {
-                        values.push(decode(&delivery.body));
-                        deadline = tokio::time::Instant::now() + budget;
-                        client.ack(&queue, delivery.tag).await.map(|()| true)
-                    }
-                    Ok(None) => return Completion::ok(Value::Array(values)),
-                    Err(err) => Err(err),
-                },
+            let step = match self.api.get(&self.queue).await {
+                Ok(Some(delivery)) => {
+                    values.push(decode(&delivery.body));
+                    deadline = tokio::time::Instant::now() + budget;
+                    self.api.ack(&self.queue, delivery.tag).await
+                }
+                Ok(None) => return Completion::ok(Value::Array(values)),
                 Err(err) => Err(err),
             };
             if let Err(err) = step {
                 last_error = err.to_string();
-                self.redirect(&err);
-                self.connection = None;
+                self.api.reset();
                 tokio::time::sleep(DRAIN_RETRY).await;
             }
         }
     }
+}
+
+/// The completion of an op whose call failed: `fail` only when it certainly did not
+/// take effect.
+fn failed(err: ApiError, value: Value) -> Completion {
+    Completion::error(err.is_definite(), value, err.to_string())
 }
 
 impl WorkloadClient for QueueClient {

@@ -62,7 +62,7 @@ enum Command {
     /// Serve the results store on 127.0.0.1 for browsing: the index of every run (made
     /// afresh on each visit), each run's directory and every file in it.
     Serve(ServeArgs),
-    /// List the workloads (with their knobs), broker modes, faults and fault targets,
+    /// List the workloads (with their knobs), systems, broker modes, faults and fault targets,
     /// one line each.
     List,
     /// Measure simulation speed: the standard run (5 nodes, kafka mode, log workload,
@@ -257,6 +257,10 @@ struct TestArgs {
     /// watermark; runs the log workload).
     #[arg(long, default_value = "single")]
     mode: Mode,
+    /// The broker product under test, by name (see tumult list): tumult-broker, tumult's
+    /// own reference broker, in every mode, simulated or for real.
+    #[arg(long, value_name = "NAME", default_value = harness::systems::DEFAULT)]
+    system: String,
     /// Broker nodes in the cluster (default: 1 for single, 3 for replicated modes).
     #[arg(long)]
     nodes: Option<usize>,
@@ -421,6 +425,7 @@ fn test(args: TestArgs) -> anyhow::Result<u8> {
 fn spec_of(args: &TestArgs, seed: Option<u64>) -> anyhow::Result<TestSpec> {
     let nodes = args.nodes.unwrap_or(if args.mode.is_clustered() { 3 } else { 1 });
     let spec = TestSpec {
+        system: args.system.clone(),
         mode: args.mode,
         nodes,
         workload: args
@@ -709,7 +714,7 @@ fn zoo(args: ZooArgs) -> anyhow::Result<u8> {
     }
     // Once up front, rather than as an error from every recipe's first run.
     if real {
-        harness::real::require().map_err(anyhow::Error::msg)?;
+        harness::real::require(&harness::systems::TumultBroker).map_err(anyhow::Error::msg)?;
     }
     let store = Store::new(&args.store);
     let bounds = Bounds {
@@ -965,6 +970,19 @@ fn list() -> anyhow::Result<u8> {
         for knob in registration.knobs {
             say!("    {:<16} {} (default {})", knob.name, knob.help, knob.default);
         }
+    }
+    say!("systems (--system NAME):");
+    for system in harness::systems::registry() {
+        let modes: Vec<String> = system.modes().iter().map(|m| m.to_string()).collect();
+        let families: Vec<String> = system.families().iter().map(|f| f.to_string()).collect();
+        let runtimes = if system.simulated() { "sim, real" } else { "real" };
+        say!(
+            "  {:<14} {} [modes: {}; workloads: {}; runtimes: {runtimes}]",
+            system.name(),
+            system.about(),
+            modes.join(", "),
+            families.join(", ")
+        );
     }
     say!("modes (--mode):");
     for (mode, about) in Mode::ALL {

@@ -5,12 +5,13 @@
 //! refused before a real run starts ([`crate::FaultKind::real_refusal`] and
 //! [`crate::Schedule::real_refusal`]), so they never reach here.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::net::RunNet;
 use super::node::NodeProcess;
 use crate::nemesis::{Actuator, Damage, Fault};
+use crate::systems::System;
 
 /// How long a node has to exit on SIGTERM before it is killed.
 pub const STOP_BOUND: Duration = Duration::from_secs(5);
@@ -23,33 +24,32 @@ pub struct RealActuator<'a> {
     pub net: &'a RunNet,
     /// Each node's data directory, `n1` first.
     pub data_dirs: &'a [PathBuf],
+    /// The product the nodes run, which says which of their files hold data.
+    pub system: &'a dyn System,
 }
 
-/// The largest file under `dir` and its length, if there is a non-empty one.
-fn largest_file(dir: &Path) -> std::io::Result<Option<(u64, PathBuf)>> {
+/// The largest non-empty file of `files` and its length.
+fn largest_file(files: &[PathBuf]) -> std::io::Result<Option<(u64, PathBuf)>> {
     let mut largest: Option<(u64, PathBuf)> = None;
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
+    for file in files {
+        let len = match std::fs::metadata(file) {
+            Ok(meta) => meta.len(),
+            // A file the node removed since it was listed is not there to damage.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
         };
-        for entry in entries {
-            let entry = entry?;
-            let meta = entry.metadata()?;
-            if meta.is_dir() {
-                pending.push(entry.path());
-            } else if meta.len() > largest.as_ref().map_or(0, |(len, _)| *len) {
-                largest = Some((meta.len(), entry.path()));
-            }
+        if len > largest.as_ref().map_or(0, |(l, _)| *l) {
+            largest = Some((len, file.clone()));
         }
     }
     Ok(largest)
 }
 
-/// Flips every bit of the byte in the middle of the largest file under `dir`; returns the
-/// file and the offset, or `None` when there is no non-empty file to damage.
-pub fn corrupt_largest_file(dir: &Path) -> std::io::Result<Option<(PathBuf, u64)>> {
-    let Some((len, file)) = largest_file(dir)? else {
+/// Flips every bit of the byte in the middle of the largest of `files` (a node's data
+/// files, as its system lists them); returns the file and the offset, or `None` when
+/// there is no non-empty file to damage.
+pub fn corrupt_largest_file(files: &[PathBuf]) -> std::io::Result<Option<(PathBuf, u64)>> {
+    let Some((len, file)) = largest_file(files)? else {
         return Ok(None);
     };
     let at = len / 2;
@@ -59,10 +59,10 @@ pub fn corrupt_largest_file(dir: &Path) -> std::io::Result<Option<(PathBuf, u64)
     Ok(Some((file, at)))
 }
 
-/// Cuts the largest file under `dir` to `keep` of its length; returns the file and its
-/// lengths before and after, or `None` when there is no non-empty file to cut.
-pub fn truncate_largest_file(dir: &Path, keep: f64) -> std::io::Result<Option<(PathBuf, u64, u64)>> {
-    let Some((len, file)) = largest_file(dir)? else {
+/// Cuts the largest of `files` to `keep` of its length; returns the file and its lengths
+/// before and after, or `None` when there is no non-empty file to cut.
+pub fn truncate_largest_file(files: &[PathBuf], keep: f64) -> std::io::Result<Option<(PathBuf, u64, u64)>> {
+    let Some((len, file)) = largest_file(files)? else {
         return Ok(None);
     };
     let to = crate::nemesis::truncated_len(len, keep);
@@ -117,14 +117,20 @@ impl Actuator for RealActuator<'_> {
                 if let Err(e) = self.nodes[node].kill() {
                     tracing::error!(node, %e, "real nemesis: kill before damaging its files failed");
                 }
-                let dir = &self.data_dirs[node];
+                let files = match self.system.data_files(&self.data_dirs[node]) {
+                    Ok(files) => files,
+                    Err(e) => {
+                        tracing::error!(node, %e, "real nemesis: cannot list the node's data files");
+                        return;
+                    }
+                };
                 let done = match damage {
-                    Damage::Truncate { keep } => truncate_largest_file(dir, keep).map(|cut| {
+                    Damage::Truncate { keep } => truncate_largest_file(&files, keep).map(|cut| {
                         cut.map(|(file, from, to)| {
                             format!("cut {} from {from} to {to} bytes", file.display())
                         })
                     }),
-                    _ => corrupt_largest_file(dir).map(|flip| {
+                    _ => corrupt_largest_file(&files).map(|flip| {
                         flip.map(|(file, at)| format!("flipped byte {at} of {}", file.display()))
                     }),
                 };

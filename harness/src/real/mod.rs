@@ -10,6 +10,8 @@ pub mod node;
 
 use std::path::PathBuf;
 
+use crate::systems::System;
+
 /// Why the real runtime cannot do something.
 #[derive(Debug, thiserror::Error)]
 pub enum RealError {
@@ -61,7 +63,7 @@ pub fn broker_binary() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// What every real run needs: root, iproute2, iptables and `tumult-broker`. Cheap: no
+/// What every real run needs whatever the system: root, iproute2 and iptables. Cheap: no
 /// namespace is made to find out (see [`doctor`] for the optional checks that make one).
 pub fn required() -> Vec<Check> {
     let mut checks = vec![Check {
@@ -78,27 +80,28 @@ pub fn required() -> Vec<Check> {
             optional: false,
         });
     }
-    checks.push(Check {
-        what: "tumult-broker beside tumult".into(),
-        ok: broker_binary().is_some(),
-        fix: "cargo build --release --bin tumult-broker (it lands beside tumult in target/release/)".into(),
-        optional: false,
-    });
     checks
 }
 
-/// The required checks that fail, each as `what (fix)`; empty when real runs can go.
-pub fn missing() -> Vec<String> {
+/// What real runs of `system` need that this machine lacks, each as `what (fix)`; empty
+/// when they can go.
+pub fn missing_for(system: &dyn System) -> Vec<String> {
     required()
         .into_iter()
-        .filter(|c| !c.ok)
+        .chain(system.prerequisites())
+        .filter(|c| !c.ok && !c.optional)
         .map(|c| format!("{} ({})", c.what, c.fix))
         .collect()
 }
 
-/// `Err` naming what real runs lack here, for refusing one before it starts.
-pub fn require() -> Result<(), String> {
-    let missing = missing();
+/// [`missing_for`] tumult's own broker, the system of the real tests and the zoo.
+pub fn missing() -> Vec<String> {
+    missing_for(&crate::systems::TumultBroker)
+}
+
+/// `Err` naming what real runs of `system` lack here, for refusing one before it starts.
+pub fn require(system: &dyn System) -> Result<(), String> {
+    let missing = missing_for(system);
     if missing.is_empty() {
         return Ok(());
     }
@@ -108,10 +111,17 @@ pub fn require() -> Result<(), String> {
     ))
 }
 
-/// Every prerequisite of real runs on this machine, the optional ones too.
+/// Every prerequisite of real runs on this machine: the machine's, each system's
+/// (named), and the optional ones.
 pub fn doctor() -> Vec<Check> {
     let mut checks = required();
     let root = checks[0].ok;
+    for system in crate::systems::registry() {
+        checks.extend(system.prerequisites().into_iter().map(|c| Check {
+            what: format!("{} (system {})", c.what, system.name()),
+            ..c
+        }));
+    }
     checks.push(Check {
         what: "tc netem (latency faults; optional)".into(),
         ok: root && netem_works(),

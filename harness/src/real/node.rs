@@ -21,6 +21,8 @@ pub struct NodeCommand {
     pub program: PathBuf,
     /// Its arguments.
     pub args: Vec<String>,
+    /// Variables added to its environment.
+    pub env: Vec<(String, String)>,
     /// Where its standard output and error go (appended).
     pub log: PathBuf,
 }
@@ -57,6 +59,7 @@ impl NodeProcess {
             .args(["netns", "exec", &self.command.namespace])
             .arg(&self.command.program)
             .args(&self.command.args)
+            .envs(self.command.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)

@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use broker::TokioNetwork;
 use tracing::Instrument;
-use workloads::{Registration, Target};
+use workloads::Registration;
 
 use super::{
     conclude, nemesis_phase, Clock, Concluded, Crew, HarnessError, Phases, Progress, RunOutcome, Shared,
-    BROKER_PORT, PROBE_EVERY, PROGRESS_EVERY, STREAM_BROKER, STREAM_NEMESIS,
+    PROBE_EVERY, PROGRESS_EVERY, STREAM_BROKER, STREAM_NEMESIS,
 };
 use crate::nemesis::{Nemesis, Schedule};
 use crate::probe;
@@ -29,6 +29,7 @@ use crate::real::RealError;
 use crate::recorder::Recorder;
 use crate::simlog::DriverClock;
 use crate::spec::{derive_seed, TestSpec};
+use crate::systems::{NodeLayout, Reach, System};
 
 /// How long a fresh cluster has to answer and agree on its leaders before the run starts.
 const FORM_BUDGET: Duration = Duration::from_secs(30);
@@ -86,7 +87,7 @@ pub fn run_real(
     let workload = spec.build_workload_of(registration).map_err(HarnessError::Spec)?;
     spec.validate_without_workload().map_err(HarnessError::Spec)?;
     // The prerequisites were checked by `preflight`, before the run directory was made.
-    let program = crate::real::broker_binary().ok_or_else(|| setup("tumult-broker is not beside tumult"))?;
+    let system = spec.system_for(registration).map_err(HarnessError::Spec)?;
     let names: Vec<String> = (1..=spec.nodes).map(|i| format!("n{i}")).collect();
     let schedule = match &spec.schedule {
         Some(path) => Some(Schedule::load(path, &names).map_err(|e| setup(e.to_string()))?),
@@ -95,36 +96,26 @@ pub fn run_real(
 
     let net = create_net(spec.nodes).map_err(setup)?;
     let addrs: Vec<String> = (1..=spec.nodes)
-        .map(|i| format!("{}:{BROKER_PORT}", net.address(i)))
+        .map(|i| format!("{}:{}", net.address(i), system.port()))
         .collect();
     let nodes_dir = dir.join("nodes");
-    std::fs::create_dir_all(&nodes_dir)
-        .map_err(|e| setup(format!("cannot create {}: {e}", nodes_dir.display())))?;
     let mut nodes = Vec::with_capacity(spec.nodes);
     for i in 1..=spec.nodes {
-        let peers: Vec<String> = (1..=spec.nodes)
-            .filter(|p| *p != i)
-            .map(|p| format!("{p}={}", addrs[p - 1]))
-            .collect();
-        let mut args = vec![
-            "--listen".to_string(),
-            addrs[i - 1].clone(),
-            "--data-dir".into(),
-            nodes_dir.join(format!("n{i}")).display().to_string(),
-            "--mode".into(),
-            spec.mode.to_string(),
-            "--id".into(),
-            i.to_string(),
-            "--peers".into(),
-            peers.join(","),
-            "--seed".into(),
-            derive_seed(spec.seed, STREAM_BROKER + i as u64).to_string(),
-        ];
-        args.extend(spec.broker_knob_args());
+        let layout = NodeLayout {
+            id: i,
+            listen: addrs[i - 1].clone(),
+            addrs: addrs.clone(),
+            data_dir: nodes_dir.join(format!("n{i}")),
+            seed: derive_seed(spec.seed, STREAM_BROKER + i as u64),
+        };
+        std::fs::create_dir_all(&layout.data_dir)
+            .map_err(|e| setup(format!("cannot create {}: {e}", layout.data_dir.display())))?;
+        let launch = system.launch(spec, &layout).map_err(setup)?;
         let command = NodeCommand {
             namespace: net.namespace(i),
-            program: program.clone(),
-            args,
+            program: launch.program,
+            args: launch.args,
+            env: launch.env,
             log: nodes_dir.join(format!("n{i}.log")),
         };
         nodes.push(NodeProcess::start(command).map_err(setup)?);
@@ -137,7 +128,7 @@ pub fn run_real(
     let local = tokio::task::LocalSet::new();
     let outcome = local.block_on(&runtime, async {
         tokio::select! {
-            outcome = drive(spec, workload, &mut nodes, &net, &addrs, &nodes_dir, schedule, history_out, log_clock, progress) => outcome,
+            outcome = drive(spec, system, workload, &mut nodes, &net, &addrs, &nodes_dir, schedule, history_out, log_clock, progress) => outcome,
             signal = interrupted() => Err(HarnessError::Simulation {
                 at: Duration::ZERO,
                 message: format!("interrupted by {signal}; the nodes and the network were removed"),
@@ -170,6 +161,7 @@ async fn interrupted() -> &'static str {
 #[allow(clippy::too_many_arguments)]
 async fn drive(
     spec: &TestSpec,
+    system: std::rc::Rc<dyn System>,
     workload: Box<dyn workloads::Workload>,
     nodes: &mut [NodeProcess],
     net: &RunNet,
@@ -180,17 +172,20 @@ async fn drive(
     log_clock: &DriverClock,
     progress: &dyn Fn(Progress),
 ) -> Result<RunOutcome, HarnessError> {
-    let target = Target {
+    let reach = Reach {
         network: Arc::new(TokioNetwork),
         nodes: addrs.to_vec(),
         request_timeout: Duration::from_millis(spec.request_timeout_ms),
     };
     let names = workload.names();
     // The cluster forms before the clock starts: a real node needs a moment to boot.
+    system
+        .form(&reach, &names)
+        .await
+        .map_err(|e| setup(format!("the cluster did not form: {e} (see nodes/*.log)")))?;
     let mut formed = false;
     for _ in 0..(FORM_BUDGET.as_millis() / PROBE_EVERY.as_millis()) {
-        let answers = probe::ask_all(&TokioNetwork, addrs, &names, target.request_timeout).await;
-        if probe::agreed(&answers) {
+        if probe::agreed(&system.leaders(&reach, &names).await) {
             formed = true;
             break;
         }
@@ -213,12 +208,13 @@ async fn drive(
     let crew = Crew::new(
         spec,
         workload.as_ref(),
-        &target,
+        &system,
+        &reach,
         &recorder,
         &phases,
         clock,
         host_names,
-    );
+    )?;
     let leaders = Rc::clone(&crew.leaders);
     if let Some(probe) = crew.probe {
         tokio::task::spawn_local(probe.run());
@@ -270,6 +266,7 @@ async fn drive(
             nodes: &mut *nodes,
             net,
             data_dirs: &data_dirs,
+            system: system.as_ref(),
         };
         nemesis_phase(&mut nemesis, &mut act, now, time_limit, &phases, &recorder);
         tokio::time::sleep(NEMESIS_EVERY).await;

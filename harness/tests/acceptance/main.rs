@@ -17,4 +17,5 @@ mod pages;
 mod quorum_queue;
 mod shrink;
 mod single_queue;
+mod systems;
 mod zoo;

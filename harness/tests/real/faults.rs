@@ -13,6 +13,7 @@ use std::time::Duration;
 use broker::{Client, TokioNetwork};
 use harness::real::net::{leftovers, RunNet};
 use harness::real::node::{NodeCommand, NodeProcess};
+use harness::systems::{System, TumultBroker};
 
 use crate::gate::ready;
 
@@ -30,6 +31,7 @@ fn broker(dir: &Path) -> (RunNet, NodeProcess, String) {
     let net = RunNet::create(&tag(), 1).expect("network");
     let addr = format!("{}:7000", net.address(1));
     let node = NodeProcess::start(NodeCommand {
+        env: Vec::new(),
         namespace: net.namespace(1),
         program: harness::real::broker_binary().expect("tumult-broker"),
         args: vec![
@@ -240,6 +242,7 @@ fn a_node_that_ignores_sigterm_is_killed_within_the_bound() {
     let dir = tempfile::tempdir().unwrap();
     let net = RunNet::create(&tag(), 1).unwrap();
     let mut node = NodeProcess::start(NodeCommand {
+        env: Vec::new(),
         namespace: net.namespace(1),
         program: "/bin/sh".into(),
         args: vec!["-c".into(), "trap '' TERM; while :; do sleep 1; done".into()],
@@ -338,7 +341,7 @@ async fn a_byte_flipped_in_a_stopped_nodes_file_is_caught_by_its_checksums() {
         publish(&addr, body).await.unwrap();
     }
     node.kill().unwrap();
-    let (file, at) = harness::real::actuator::corrupt_largest_file(&dir.path().join("data"))
+    let (file, at) = harness::real::actuator::corrupt_largest_file(&data_files(dir.path()))
         .unwrap()
         .expect("a data file to corrupt");
     assert!(at > 0, "{}", file.display());
@@ -406,7 +409,7 @@ async fn a_file_cut_short_in_a_stopped_node_loses_what_it_held() {
     let intact = records(&recovery_lines(&log, 2).await[1]);
     assert!(intact >= 6, "{intact} records after six confirmed publishes");
     node.kill().unwrap();
-    let (file, from, to) = harness::real::actuator::truncate_largest_file(&dir.path().join("data"), 0.5)
+    let (file, from, to) = harness::real::actuator::truncate_largest_file(&data_files(dir.path()), 0.5)
         .unwrap()
         .expect("a data file to cut");
     assert!(to < from, "{}: {from} -> {to}", file.display());
@@ -418,4 +421,11 @@ async fn a_file_cut_short_in_a_stopped_node_loses_what_it_held() {
         cut < intact,
         "{cut} records recovered from the cut file, {intact} before"
     );
+}
+
+/// The files tumult-broker's system says hold the data of the node under `dir`.
+fn data_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let files = TumultBroker.data_files(&dir.join("data")).unwrap();
+    assert!(!files.is_empty(), "the node wrote no data files");
+    files
 }

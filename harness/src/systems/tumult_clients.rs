@@ -1,0 +1,316 @@
+//! tumult-broker's clients for each workload family: its own wire protocol, following
+//! not-leader hints and moving on from nodes that refuse or cannot be reached.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use broker::kafka::{Acks, KafkaRequest, KafkaResponse};
+use broker::{Client, ClientError, ErrorCode, Network};
+use workloads::{ApiError, ApiFuture, Clients, Delivery, LogApi, QueueApi, Records};
+
+/// How long an address that refused or timed out a connection is passed over, as a Kafka
+/// client backs off a broker it cannot reach instead of paying a connect timeout per request.
+const UNREACHABLE_FOR: Duration = Duration::from_millis(2_000);
+/// Where requests for the controller (offset commits and fetches) are routed, apart from
+/// any partition's leader.
+const CONTROLLER: u32 = u32::MAX;
+
+/// Where and how clients reach a cluster: its network, its nodes' addresses, and the
+/// deadline of every request.
+#[derive(Clone)]
+pub struct Reach {
+    /// The network seam (real or simulated).
+    pub network: Arc<dyn Network>,
+    /// Node addresses, `host:port`.
+    pub nodes: Vec<String>,
+    /// Deadline for each request.
+    pub request_timeout: Duration,
+}
+
+impl std::fmt::Debug for Reach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reach")
+            .field("nodes", &self.nodes)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
+}
+
+/// A broker error as the workloads see it: definite when the request certainly did not
+/// take effect; the message as the broker's client words it.
+fn api_error(err: &ClientError) -> ApiError {
+    match err.is_definite() {
+        true => ApiError::Definite(err.to_string()),
+        false => ApiError::Indefinite(err.to_string()),
+    }
+}
+
+fn unexpected<T: std::fmt::Debug>(reply: T) -> ApiError {
+    ApiError::Indefinite(format!("unexpected reply {reply:?}"))
+}
+
+/// tumult-broker's clients, one per process and family.
+#[derive(Debug, Clone)]
+pub struct TumultClients {
+    /// The cluster.
+    pub reach: Reach,
+}
+
+impl Clients for TumultClients {
+    fn queue(&self, process: usize) -> Option<Box<dyn QueueApi>> {
+        Some(Box::new(TumultQueue {
+            reach: self.reach.clone(),
+            node: process,
+            leader: None,
+            connection: None,
+        }))
+    }
+
+    fn log(&self, process: usize) -> Option<Box<dyn LogApi>> {
+        Some(Box::new(TumultLog {
+            reach: self.reach.clone(),
+            node: process,
+            leaders: BTreeMap::new(),
+            connection: None,
+            unreachable: BTreeMap::new(),
+        }))
+    }
+}
+
+/// One process's queue connection: to the leader it was last pointed at, else to the
+/// next node in turn.
+struct TumultQueue {
+    reach: Reach,
+    /// Index of the node to try next when no leader is known.
+    node: usize,
+    /// Where the last not-leader refusal said the leader is.
+    leader: Option<String>,
+    connection: Option<Client>,
+}
+
+impl TumultQueue {
+    async fn connected(&mut self) -> Result<&mut Client, ClientError> {
+        if self.connection.as_ref().is_some_and(Client::is_broken) {
+            self.connection = None;
+        }
+        if self.connection.is_none() {
+            let addr = match &self.leader {
+                Some(leader) => leader.clone(),
+                None => self.reach.nodes[self.node % self.reach.nodes.len()].clone(),
+            };
+            let client =
+                Client::connect(self.reach.network.as_ref(), &addr, self.reach.request_timeout).await?;
+            self.connection = Some(client);
+        }
+        Ok(self.connection.as_mut().expect("just connected"))
+    }
+
+    /// Follows the cluster after an error: to the named leader, or on to the next node
+    /// when this one refused, could not be reached, or went silent.
+    fn redirect(&mut self, err: &ClientError) -> ApiError {
+        if let Some(hint) = err.leader_hint() {
+            self.leader = Some(hint.to_string());
+            self.connection = None;
+            return api_error(err);
+        }
+        let move_on = match err {
+            ClientError::Broker { code, .. } => matches!(code, ErrorCode::NotLeader | ErrorCode::Unavailable),
+            _ => true,
+        };
+        if move_on {
+            self.leader = None;
+            self.node += 1;
+            self.connection = None;
+        }
+        api_error(err)
+    }
+
+    /// Settles a delivery on the connection that took it (a delivery's tag means nothing
+    /// on another connection).
+    async fn settle(&mut self, queue: &str, tag: u64, requeue: bool) -> Result<(), ApiError> {
+        let Some(client) = self.connection.as_mut() else {
+            return Err(ApiError::Indefinite(
+                "the connection that took the delivery is gone".into(),
+            ));
+        };
+        let settled = match requeue {
+            false => client.ack(queue, tag).await,
+            true => client.nack(queue, tag).await,
+        };
+        settled.map_err(|err| self.redirect(&err))
+    }
+}
+
+impl QueueApi for TumultQueue {
+    fn publish<'a>(&'a mut self, queue: &'a str, body: Vec<u8>) -> ApiFuture<'a, ()> {
+        Box::pin(async move {
+            let outcome = match self.connected().await {
+                Ok(client) => client.publish(queue, body).await.map(|_seq| ()),
+                Err(err) => Err(err),
+            };
+            outcome.map_err(|err| self.redirect(&err))
+        })
+    }
+
+    fn get<'a>(&'a mut self, queue: &'a str) -> ApiFuture<'a, Option<Delivery>> {
+        Box::pin(async move {
+            let outcome = match self.connected().await {
+                Ok(client) => client.get(queue).await,
+                Err(err) => Err(err),
+            };
+            match outcome {
+                Ok(delivery) => Ok(delivery.map(|d| Delivery {
+                    tag: d.tag,
+                    body: d.body,
+                })),
+                Err(err) => Err(self.redirect(&err)),
+            }
+        })
+    }
+
+    fn ack<'a>(&'a mut self, queue: &'a str, tag: u64) -> ApiFuture<'a, ()> {
+        Box::pin(self.settle(queue, tag, false))
+    }
+
+    fn nack<'a>(&'a mut self, queue: &'a str, tag: u64) -> ApiFuture<'a, ()> {
+        Box::pin(self.settle(queue, tag, true))
+    }
+
+    fn reset(&mut self) {
+        self.connection = None;
+    }
+}
+
+/// One process's log connection: one at a time, to the leader of the key at hand (or
+/// the controller, for a group's offsets).
+struct TumultLog {
+    reach: Reach,
+    node: usize,
+    /// Where each key's leader is believed to be.
+    leaders: BTreeMap<u32, String>,
+    connection: Option<(String, Client)>,
+    /// Addresses that could not be reached, until when they are passed over.
+    unreachable: BTreeMap<String, tokio::time::Instant>,
+}
+
+impl TumultLog {
+    fn addr_for(&self, key: u32) -> String {
+        let now = tokio::time::Instant::now();
+        let reachable = |addr: &String| self.unreachable.get(addr).is_none_or(|until| *until <= now);
+        if let Some(leader) = self.leaders.get(&key).filter(|a| reachable(a)) {
+            return leader.clone();
+        }
+        let nodes = &self.reach.nodes;
+        (0..nodes.len())
+            .map(|i| &nodes[(self.node + key as usize + i) % nodes.len()])
+            .find(|a| reachable(a))
+            .unwrap_or(&nodes[(self.node + key as usize) % nodes.len()])
+            .clone()
+    }
+
+    async fn call(&mut self, key: u32, request: KafkaRequest) -> Result<KafkaResponse, ApiError> {
+        let addr = self.addr_for(key);
+        if self
+            .connection
+            .as_ref()
+            .is_none_or(|(a, c)| *a != addr || c.is_broken())
+        {
+            match Client::connect(self.reach.network.as_ref(), &addr, self.reach.request_timeout).await {
+                Ok(client) => self.connection = Some((addr, client)),
+                Err(err) => {
+                    self.unreachable
+                        .insert(addr, tokio::time::Instant::now() + UNREACHABLE_FOR);
+                    self.redirect(key, &err);
+                    return Err(api_error(&err));
+                }
+            }
+        }
+        let (_, client) = self.connection.as_mut().expect("connected above");
+        let result = client.kafka(request).await;
+        result.map_err(|err| {
+            self.redirect(key, &err);
+            api_error(&err)
+        })
+    }
+
+    /// Follows a not-leader hint, or moves on to the next node for this key.
+    fn redirect(&mut self, key: u32, err: &ClientError) {
+        self.connection = None;
+        match err.leader_hint() {
+            Some(hint) => {
+                self.leaders.insert(key, hint.to_string());
+            }
+            None => {
+                let refused = matches!(err, ClientError::Broker { code, .. } if matches!(code, ErrorCode::NotLeader | ErrorCode::Unavailable));
+                if refused || !err.is_definite() || matches!(err, ClientError::Connect { .. }) {
+                    self.leaders.remove(&key);
+                    self.node += 1;
+                }
+            }
+        }
+    }
+}
+
+impl LogApi for TumultLog {
+    fn send<'a>(&'a mut self, key: u32, value: Vec<u8>, acks: Acks) -> ApiFuture<'a, u64> {
+        Box::pin(async move {
+            let request = KafkaRequest::Produce {
+                partition: key,
+                value,
+                acks,
+            };
+            match self.call(key, request).await? {
+                KafkaResponse::Produced { offset } => Ok(offset),
+                other => Err(unexpected(other)),
+            }
+        })
+    }
+
+    fn poll<'a>(&'a mut self, key: u32, offset: u64, max: u32) -> ApiFuture<'a, Records> {
+        Box::pin(async move {
+            // Not waiting: the workload polls on its own clock.
+            let request = KafkaRequest::Poll {
+                partition: key,
+                offset,
+                max,
+                wait_ms: 0,
+            };
+            match self.call(key, request).await? {
+                KafkaResponse::Records { records, hw } => Ok(Records { records, end: hw }),
+                other => Err(unexpected(other)),
+            }
+        })
+    }
+
+    fn committed<'a>(&'a mut self, group: &'a str, key: u32) -> ApiFuture<'a, Option<u64>> {
+        Box::pin(async move {
+            let request = KafkaRequest::FetchOffset {
+                group: group.into(),
+                partition: key,
+            };
+            match self.call(CONTROLLER, request).await? {
+                KafkaResponse::Offset { offset } => Ok(offset),
+                other => Err(unexpected(other)),
+            }
+        })
+    }
+
+    fn commit<'a>(&'a mut self, group: &'a str, key: u32, offset: u64) -> ApiFuture<'a, ()> {
+        Box::pin(async move {
+            let request = KafkaRequest::CommitOffset {
+                group: group.into(),
+                partition: key,
+                offset,
+            };
+            match self.call(CONTROLLER, request).await? {
+                KafkaResponse::OffsetCommitted => Ok(()),
+                other => Err(unexpected(other)),
+            }
+        })
+    }
+
+    fn reset(&mut self) {
+        self.connection = None;
+    }
+}
