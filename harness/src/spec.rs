@@ -415,10 +415,28 @@ impl TestSpec {
                 self.mode
             ));
         }
-        if self.mode != Mode::Kafka && (self.kafka != KafkaSettings::default() || self.acks != Acks::All) {
+        // A log in quorum mode (Raft-replicated streams) has partitions and replicas too,
+        // and nothing else of kafka's.
+        let log_quorum = self.mode == Mode::Quorum && self.workload == "log";
+        let kafka_only = if log_quorum {
+            KafkaSettings {
+                partitions: KafkaSettings::default().partitions,
+                rf: KafkaSettings::default().rf,
+                ..self.kafka
+            }
+        } else {
+            self.kafka
+        };
+        if self.mode != Mode::Kafka && (kafka_only != KafkaSettings::default() || self.acks != Acks::All) {
             return Err(format!(
-                "--acks, --partitions, --rf, --min-isr, --unclean-election, --truncate-to and --read-uncommitted apply to mode kafka, not {}",
+                "--acks, --partitions, --rf, --min-isr, --unclean-election, --truncate-to and --read-uncommitted apply to mode kafka (--partitions and --rf also to the log workload in mode quorum), not {}",
                 self.mode
+            ));
+        }
+        if log_quorum && (self.kafka.rf == 0 || self.kafka.rf > self.nodes || self.kafka.partitions == 0) {
+            return Err(format!(
+                "--rf must be 1..={} (the nodes) and --partitions at least 1",
+                self.nodes
             ));
         }
         if self.mode == Mode::Kafka
@@ -640,6 +658,10 @@ impl TestSpec {
                 if self.mirrored.promote_unsynced {
                     args.push("--promote-unsynced".into());
                 }
+            }
+            Mode::Quorum if self.workload == "log" => {
+                args.push(format!("--partitions {}", self.kafka.partitions));
+                args.push(format!("--rf {}", self.kafka.rf));
             }
             Mode::Kafka => {
                 args.push(format!("--acks {}", self.acks));

@@ -31,7 +31,8 @@ pub(crate) const REGISTRATION: Registration = Registration {
     name: "log",
     about: "unique integers sent to keys in batches, consumed with assign or subscribe and offset commits, then every key read from 0",
     family: Family::Log,
-    modes: &[Mode::Kafka],
+    // Quorum: a log of Raft-replicated streams, as systems that have one serve it.
+    modes: &[Mode::Kafka, Mode::Quorum],
     knobs: &[
         Knob {
             name: "keys",

@@ -258,7 +258,8 @@ struct TestArgs {
     #[arg(long, default_value = "single")]
     mode: Mode,
     /// The broker product under test, by name (see tumult list): tumult-broker, tumult's
-    /// own reference broker, in every mode, simulated or for real.
+    /// own reference broker, in every mode, simulated or for real; nats, NATS JetStream
+    /// from Debian's nats-server (--mode quorum, the log workload, --runtime real).
     #[arg(long, value_name = "NAME", default_value = harness::systems::DEFAULT)]
     system: String,
     /// Broker nodes in the cluster (default: 1 for single, 3 for replicated modes).
@@ -420,6 +421,15 @@ fn test(args: TestArgs) -> anyhow::Result<u8> {
     run_one(spec, &args)
 }
 
+/// The workload a run gets when none is named: queue where the system serves queues in
+/// this mode, else log.
+fn default_workload(system: &str, mode: Mode) -> String {
+    let serves_queues = harness::systems::find(system)
+        .map(|s| s.serves(workloads::Family::Queue, mode))
+        .unwrap_or(mode != Mode::Kafka);
+    if serves_queues { "queue" } else { "log" }.to_string()
+}
+
 /// The spec `tumult test` runs for these flags (swarm profile drawn, validated), with the
 /// seed given or, failing that, the flags' seed or one drawn from the clock.
 fn spec_of(args: &TestArgs, seed: Option<u64>) -> anyhow::Result<TestSpec> {
@@ -431,7 +441,7 @@ fn spec_of(args: &TestArgs, seed: Option<u64>) -> anyhow::Result<TestSpec> {
         workload: args
             .workload
             .clone()
-            .unwrap_or_else(|| if args.mode == Mode::Kafka { "log" } else { "queue" }.to_string()),
+            .unwrap_or_else(|| default_workload(&args.system, args.mode)),
         knobs: args.knob.iter().cloned().collect(),
         nemesis: args.nemesis.clone(),
         target: args.target,

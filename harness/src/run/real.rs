@@ -180,7 +180,7 @@ async fn drive(
     let names = workload.names();
     // The cluster forms before the clock starts: a real node needs a moment to boot.
     system
-        .form(&reach, &names)
+        .form(spec, &reach, &names)
         .await
         .map_err(|e| setup(format!("the cluster did not form: {e} (see nodes/*.log)")))?;
     let mut formed = false;

@@ -9,6 +9,7 @@
 //! this trait. Workloads talk to a system only through its clients. Adding a system is
 //! writing its module and a line in [`registry`].
 
+mod nats;
 mod tumult;
 mod tumult_clients;
 
@@ -23,6 +24,7 @@ use workloads::{Clients, Family};
 use crate::real::Check;
 use crate::spec::TestSpec;
 
+pub use nats::Nats;
 pub use tumult::TumultBroker;
 pub use tumult_clients::{Reach, TumultClients};
 
@@ -74,6 +76,15 @@ pub trait System {
     fn port(&self) -> u16;
     /// What a machine needs to run its nodes for real (binaries, packages).
     fn prerequisites(&self) -> Vec<Check>;
+    /// Whether it serves workloads of `family` when set up as `mode` (by default: every
+    /// family it has a client for, in every mode it has).
+    fn serves(&self, family: Family, mode: Mode) -> bool {
+        self.families().contains(&family) && self.modes().contains(&mode)
+    }
+    /// Why it cannot run `spec` (a knob it has no equivalent for), if it cannot.
+    fn spec_refusal(&self, _spec: &TestSpec) -> Option<String> {
+        None
+    }
     /// Whether its nodes can run in the simulation ([`Self::in_process`] gives them).
     fn simulated(&self) -> bool {
         false
@@ -92,7 +103,12 @@ pub trait System {
     fn launch(&self, spec: &TestSpec, node: &NodeLayout) -> Result<Launch, String>;
     /// Makes the started nodes one cluster, once all of them run (joins, policies,
     /// streams). A product whose nodes find each other from their arguments does nothing.
-    fn form<'a>(&'a self, _reach: &'a Reach, _names: &'a [String]) -> LocalFuture<'a, Result<(), String>> {
+    fn form<'a>(
+        &'a self,
+        _spec: &'a TestSpec,
+        _reach: &'a Reach,
+        _names: &'a [String],
+    ) -> LocalFuture<'a, Result<(), String>> {
         Box::pin(async { Ok(()) })
     }
     /// Asks every node who leads each of `names`: one answer per node, `n1` first, `None`
@@ -130,7 +146,7 @@ pub fn every_file(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Every system this build has.
 pub fn registry() -> Vec<Rc<dyn System>> {
-    vec![Rc::new(TumultBroker)]
+    vec![Rc::new(TumultBroker), Rc::new(Nats)]
 }
 
 /// The system tumult runs when none is named.
@@ -164,6 +180,23 @@ pub fn refusal(system: &dyn System, spec: &TestSpec, family: Family) -> Option<S
             modes.join(", "),
             spec.mode
         ));
+    }
+    if !system.serves(family, spec.mode) {
+        let modes: Vec<String> = Mode::ALL
+            .iter()
+            .map(|(m, _)| *m)
+            .filter(|m| system.serves(family, *m))
+            .map(|m| m.to_string())
+            .collect();
+        return Some(format!(
+            "system {} serves {family} workloads in mode {}, not {}",
+            system.name(),
+            modes.join(", "),
+            spec.mode
+        ));
+    }
+    if let Some(why) = system.spec_refusal(spec) {
+        return Some(why);
     }
     if spec.runtime == crate::Runtime::Sim && !system.simulated() {
         return Some(format!(
@@ -228,6 +261,9 @@ mod tests {
         spec.mode = Mode::Mirrored;
         let mode = refusal(&RealOnly, &spec, Family::Queue).expect("not mirrored");
         assert!(mode.contains("mode quorum, not mirrored"), "{mode}");
+        let log = refusal(&TumultBroker, &spec, Family::Log).expect("no log in mirrored mode");
+        assert!(log.contains("log workloads in mode kafka, not mirrored"), "{log}");
+        spec.mode = Mode::Kafka;
         assert_eq!(refusal(&TumultBroker, &spec, Family::Log), None);
         let Err(unknown) = find("no-such") else {
             panic!("an unknown system was found")

@@ -81,6 +81,11 @@ impl System for TumultBroker {
         PORT
     }
 
+    fn serves(&self, family: Family, mode: Mode) -> bool {
+        // The log is kafka mode's; the others are queue designs.
+        (family == Family::Log) == (mode == Mode::Kafka)
+    }
+
     fn prerequisites(&self) -> Vec<Check> {
         vec![Check {
             what: "tumult-broker beside tumult".into(),

@@ -5,7 +5,13 @@
 
 /// Whether the prerequisites are here; panics if they are not and the run requires them.
 pub fn ready() -> bool {
-    let missing = harness::real::missing();
+    ready_for(&harness::systems::TumultBroker)
+}
+
+/// Whether the prerequisites of real runs of `system` are here (its own packages too);
+/// panics if they are not and the run requires them.
+pub fn ready_for(system: &dyn harness::systems::System) -> bool {
+    let missing = harness::real::missing_for(system);
     if missing.is_empty() {
         return true;
     }
