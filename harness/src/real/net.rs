@@ -133,7 +133,26 @@ impl RunNet {
         sh("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
         sh("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
         sh("ip", &["-n", &ns, "route", "add", "default", "via", &gateway])?;
+        // Every node's name resolves in every node's namespace (`ip netns exec` mounts
+        // /etc/netns/<ns>/hosts over /etc/hosts): products whose nodes know each other by
+        // host name (Erlang's distribution, RabbitMQ's) need it.
+        let dir = netns_etc(&ns);
+        let mut hosts = String::from("127.0.0.1 localhost\n");
+        for other in 1..=self.nodes {
+            hosts.push_str(&format!("{} n{other}\n", self.address(other)));
+        }
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(dir.join("hosts"), hosts))
+            .map_err(|e| RealError::Setup(format!("cannot write {}/hosts: {e}", dir.display())))?;
         Ok(())
+    }
+
+    /// The processes left in node `node`'s namespace: what a node's own process started
+    /// and left behind when it was stopped (a daemon such as Erlang's epmd).
+    pub fn leftover_pids(&self, node: usize) -> Vec<u32> {
+        sh("ip", &["netns", "pids", &self.namespace(node)])
+            .map(|out| out.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+            .unwrap_or_default()
     }
 
     /// The root namespace's end of node `node`'s veth pair.
@@ -231,10 +250,19 @@ impl RunNet {
             // The pair first, from our side: left to the namespace's deletion, the kernel
             // removes it a moment later, and a listing just after would still show it.
             let _ = sh("ip", &["link", "del", &self.veth(node)]);
+            // The nodes were stopped: whatever runs in their namespaces now was started by
+            // them (a daemon that left their process group), and goes with the namespace.
+            for pid in self.leftover_pids(node) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
             let ns = self.namespace(node);
             if let Err(e) = sh("ip", &["netns", "del", &ns]) {
                 first_error.get_or_insert(e);
             }
+            let _ = std::fs::remove_dir_all(netns_etc(&ns));
         }
         if let Err(e) = sh("ip", &["link", "del", &self.bridge()]) {
             first_error.get_or_insert(e);
@@ -250,6 +278,11 @@ impl Drop for RunNet {
             tracing::warn!(%e, "removing the run's network");
         }
     }
+}
+
+/// The directory whose files `ip netns exec` mounts over /etc for namespace `ns`.
+fn netns_etc(ns: &str) -> std::path::PathBuf {
+    std::path::Path::new("/etc/netns").join(ns)
 }
 
 /// The run tag in one of tumult's names (see [`is_ours`]).
@@ -319,6 +352,7 @@ pub fn clean() -> Result<Vec<String>, RealError> {
             }
         }
         sh("ip", &["netns", "del", ns])?;
+        let _ = std::fs::remove_dir_all(netns_etc(ns));
         let _ = std::fs::remove_file(owner_file(tag_of(ns)));
         done.push(format!("removed namespace {ns}"));
     }

@@ -29,7 +29,7 @@ use crate::real::RealError;
 use crate::recorder::Recorder;
 use crate::simlog::DriverClock;
 use crate::spec::{derive_seed, TestSpec};
-use crate::systems::{NodeLayout, Reach, System};
+use crate::systems::{Cluster, Launch, NodeLayout, Reach, Shell, System};
 
 /// How long a fresh cluster has to answer and agree on its leaders before the run starts.
 const FORM_BUDGET: Duration = Duration::from_secs(30);
@@ -100,6 +100,7 @@ pub fn run_real(
         .collect();
     let nodes_dir = dir.join("nodes");
     let mut nodes = Vec::with_capacity(spec.nodes);
+    let mut layouts = Vec::with_capacity(spec.nodes);
     for i in 1..=spec.nodes {
         let layout = NodeLayout {
             id: i,
@@ -119,6 +120,7 @@ pub fn run_real(
             log: nodes_dir.join(format!("n{i}.log")),
         };
         nodes.push(NodeProcess::start(command).map_err(setup)?);
+        layouts.push(layout);
     }
     // (Drops stop the nodes, then remove the network, on every way out from here.)
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -128,7 +130,7 @@ pub fn run_real(
     let local = tokio::task::LocalSet::new();
     let outcome = local.block_on(&runtime, async {
         tokio::select! {
-            outcome = drive(spec, system, workload, &mut nodes, &net, &addrs, &nodes_dir, schedule, history_out, log_clock, progress) => outcome,
+            outcome = drive(spec, system, workload, &mut nodes, &layouts, &net, &addrs, &nodes_dir, schedule, history_out, log_clock, progress) => outcome,
             signal = interrupted() => Err(HarnessError::Simulation {
                 at: Duration::ZERO,
                 message: format!("interrupted by {signal}; the nodes and the network were removed"),
@@ -164,6 +166,7 @@ async fn drive(
     system: std::rc::Rc<dyn System>,
     workload: Box<dyn workloads::Workload>,
     nodes: &mut [NodeProcess],
+    layouts: &[NodeLayout],
     net: &RunNet,
     addrs: &[String],
     nodes_dir: &Path,
@@ -179,8 +182,14 @@ async fn drive(
     };
     let names = workload.names();
     // The cluster forms before the clock starts: a real node needs a moment to boot.
+    let shell = NamespaceShell { net, nodes_dir };
+    let cluster = Cluster {
+        reach: &reach,
+        nodes: layouts,
+        shell: &shell,
+    };
     system
-        .form(spec, &reach, &names)
+        .form(spec, &cluster, &names)
         .await
         .map_err(|e| setup(format!("the cluster did not form: {e} (see nodes/*.log)")))?;
     let mut formed = false;
@@ -296,4 +305,59 @@ async fn drive(
         simulated: elapsed,
         messages: 0,
     })
+}
+
+/// Commands in the run's node namespaces, each in a process group of its own (killed
+/// whole at the timeout), its output collected in a file beside the node's log.
+struct NamespaceShell<'a> {
+    net: &'a RunNet,
+    nodes_dir: &'a Path,
+}
+
+impl Shell for NamespaceShell<'_> {
+    fn run(&self, node: usize, command: &Launch, timeout: Duration) -> Result<String, String> {
+        use std::os::unix::process::CommandExt;
+        let shown = format!("{} {}", command.program.display(), command.args.join(" "));
+        let out_path = self.nodes_dir.join(format!("n{node}.shell"));
+        let out = std::fs::File::create(&out_path).map_err(|e| format!("{}: {e}", out_path.display()))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| format!("{}: {e}", out_path.display()))?;
+        let mut child = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.net.namespace(node)])
+            .arg(&command.program)
+            .args(&command.args)
+            .envs(command.env.iter().map(|(k, v)| (k, v)))
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("{shown}: {e}"))?;
+        // Counted naps, not a clock: near enough for a bound of seconds.
+        const NAP: Duration = Duration::from_millis(50);
+        let mut status = None;
+        for _ in 0..(timeout.as_millis() / NAP.as_millis()).max(1) {
+            if let Some(done) = child.try_wait().map_err(|e| format!("{shown}: {e}"))? {
+                status = Some(done);
+                break;
+            }
+            std::thread::sleep(NAP);
+        }
+        let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+        match status {
+            Some(done) if done.success() => Ok(output),
+            Some(done) => Err(format!("{shown}: {done}: {}", output.trim())),
+            None => {
+                let group = nix::unistd::Pid::from_raw(child.id() as i32);
+                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+                let _ = child.wait();
+                Err(format!(
+                    "{shown}: no answer within {} s: {}",
+                    timeout.as_secs(),
+                    output.trim()
+                ))
+            }
+        }
+    }
 }

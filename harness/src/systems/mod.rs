@@ -10,6 +10,7 @@
 //! writing its module and a line in [`registry`].
 
 mod nats;
+mod rabbitmq;
 mod tumult;
 mod tumult_clients;
 
@@ -25,6 +26,7 @@ use crate::real::Check;
 use crate::spec::TestSpec;
 
 pub use nats::Nats;
+pub use rabbitmq::RabbitMq;
 pub use tumult::TumultBroker;
 pub use tumult_clients::{Reach, TumultClients};
 
@@ -60,6 +62,24 @@ pub struct Launch {
     pub args: Vec<String>,
     /// Variables added to its environment.
     pub env: Vec<(String, String)>,
+}
+
+/// Runs a command inside one node's namespace, for [`System::form`] on real clusters
+/// (a product's own administration tool, which must see the node's network and name).
+pub trait Shell {
+    /// Runs `command` in node `node`'s namespace (`node` from 1), stopping it after
+    /// `timeout`; its output, or why it failed.
+    fn run(&self, node: usize, command: &Launch, timeout: std::time::Duration) -> Result<String, String>;
+}
+
+/// A started cluster as [`System::form`] sees it.
+pub struct Cluster<'a> {
+    /// Where its clients reach it.
+    pub reach: &'a Reach,
+    /// Its nodes, `n1` first.
+    pub nodes: &'a [NodeLayout],
+    /// Commands inside the nodes' namespaces.
+    pub shell: &'a dyn Shell,
 }
 
 /// One broker product, as the runtimes and workloads need to know it.
@@ -106,7 +126,7 @@ pub trait System {
     fn form<'a>(
         &'a self,
         _spec: &'a TestSpec,
-        _reach: &'a Reach,
+        _cluster: &'a Cluster<'a>,
         _names: &'a [String],
     ) -> LocalFuture<'a, Result<(), String>> {
         Box::pin(async { Ok(()) })
@@ -146,7 +166,7 @@ pub fn every_file(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Every system this build has.
 pub fn registry() -> Vec<Rc<dyn System>> {
-    vec![Rc::new(TumultBroker), Rc::new(Nats)]
+    vec![Rc::new(TumultBroker), Rc::new(Nats), Rc::new(RabbitMq)]
 }
 
 /// The system tumult runs when none is named.

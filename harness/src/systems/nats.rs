@@ -19,7 +19,7 @@ use broker::kafka::Acks;
 use broker::{Mode, Seams};
 use workloads::{ApiError, ApiFuture, Clients, Family, LogApi, QueueApi, Records};
 
-use super::{Answer, Launch, LocalFuture, NodeLayout, Reach, System};
+use super::{Answer, Cluster, Launch, LocalFuture, NodeLayout, Reach, System};
 use crate::real::{find_program, Check};
 use crate::spec::TestSpec;
 
@@ -193,10 +193,10 @@ impl System for Nats {
     fn form<'a>(
         &'a self,
         spec: &'a TestSpec,
-        reach: &'a Reach,
+        cluster: &'a Cluster<'a>,
         names: &'a [String],
     ) -> LocalFuture<'a, Result<(), String>> {
-        Box::pin(async move { form(reach, names, replicas(spec)).await })
+        Box::pin(async move { form(cluster.reach, names, replicas(spec)).await })
     }
 
     fn leaders<'a>(&'a self, reach: &'a Reach, names: &'a [String]) -> LocalFuture<'a, Vec<Option<Answer>>> {
@@ -387,9 +387,12 @@ impl LogApi for NatsLog {
             let mut records = Vec::new();
             let mut next = offset;
             // Message by message from the stream leader, which holds only what its Raft
-            // group committed, until one past the last (no message) or `max`.
+            // group committed, until one past the last (no message) or `max`. Each asks
+            // for the first message at or after a sequence, so a gap (messages the stream
+            // lost or deleted) is stepped over rather than taken for the end.
+            let subject = subject(key);
             while records.len() < max as usize {
-                match stream.get_raw_message(next + 1).await {
+                match stream.get_first_raw_message_by_subject(&subject, next + 1).await {
                     Ok(message) => {
                         records.push((message.sequence.saturating_sub(1), message.payload.to_vec()));
                         next = message.sequence;

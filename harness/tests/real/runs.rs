@@ -83,17 +83,7 @@ fn a_short_real_run_stores_what_a_simulated_one_does_and_checks_back() {
     }
     let schedule = std::fs::read_to_string(run.join("schedule.json")).unwrap();
     assert!(schedule.contains("\"kind\""), "no fault happened: {schedule}");
-    // The stored history checks back to the run's own verdict.
-    let check = Command::new(env!("CARGO_BIN_EXE_tumult"))
-        .args(["check", run.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(
-        check.status.code(),
-        code,
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+    assert_checks_back(&run, code);
     let params = std::fs::read_to_string(run.join("params.json")).unwrap();
     assert!(params.contains("\"runtime\": \"real\""), "{params}");
 }
@@ -154,4 +144,19 @@ fn an_interrupted_real_run_leaves_no_namespace_or_process() {
             "node process {node} survived"
         );
     }
+}
+
+/// The stored history of the run in `dir` checks back (`tumult check`) to the run's own
+/// exit code.
+pub fn assert_checks_back(dir: &Path, code: Option<i32>) {
+    let check = Command::new(env!("CARGO_BIN_EXE_tumult"))
+        .args(["check", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        check.status.code(),
+        code,
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
 }

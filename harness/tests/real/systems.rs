@@ -7,6 +7,7 @@
 use std::process::Command;
 
 use crate::gate::ready_for;
+use crate::runs::assert_checks_back;
 
 /// Runs `args` with `tumult test --runtime real` into a fresh store; the exit code, the
 /// run's directory (kept with the store) and what it printed.
@@ -26,6 +27,36 @@ fn run(args: &[&str]) -> (Option<i32>, tempfile::TempDir, String) {
     (out.status.code(), store, printed)
 }
 
+/// A short run of `system`'s quorum design, 3 nodes, under kills and partitions.
+fn run_short(system: &str) -> (Option<i32>, tempfile::TempDir, String) {
+    run(&[
+        "--system",
+        system,
+        "--mode",
+        "quorum",
+        "--nemesis",
+        "kill,partition",
+        "--nemesis-interval",
+        "3",
+        "--time-limit",
+        "10",
+        "--recovery",
+        "30",
+        "--seed",
+        "1",
+    ])
+}
+
+/// The run wrote (`f[0]`) and read (`f[1]`) through the system, finished its final read
+/// (`f[2]`), and at least one fault happened.
+fn assert_worked(history: &str, printed: &str, f: [&str; 3]) {
+    assert!(count(history, f[0], "ok") >= 50, "{printed}");
+    assert!(count(history, f[1], "ok") >= 20, "{printed}");
+    assert_eq!(count(history, f[2], "ok"), 1, "{printed}");
+    let faults = count(history, "kill", "info") + count(history, "start-partition", "info");
+    assert!(faults >= 1, "no fault happened: {printed}");
+}
+
 /// Completions of `f` of kind `kind` in a stored history.
 fn count(history: &str, f: &str, kind: &str) -> usize {
     history
@@ -40,32 +71,13 @@ fn a_nats_jetstream_cluster_takes_the_log_workload_under_kills_and_partitions() 
     if !ready_for(&harness::systems::Nats) {
         return;
     }
-    let (code, store, printed) = run(&[
-        "--system",
-        "nats",
-        "--mode",
-        "quorum",
-        "--nemesis",
-        "kill,partition",
-        "--nemesis-interval",
-        "3",
-        "--time-limit",
-        "10",
-        "--recovery",
-        "20",
-        "--seed",
-        "1",
-    ]);
+    let (code, store, printed) = run_short("nats");
     // A verdict (valid or invalid: what NATS does is the finding, not the test's
     // business), never a harness error or a cluster that did not come back.
     assert!(matches!(code, Some(0 | 1)), "{printed}");
     let dir = store.path().join("latest");
     let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
-    assert!(count(&history, "send", "ok") >= 50, "{printed}");
-    assert!(count(&history, "poll", "ok") >= 20, "{printed}");
-    assert_eq!(count(&history, "final-poll", "ok"), 1, "{printed}");
-    let faults = count(&history, "kill", "info") + count(&history, "start-partition", "info");
-    assert!(faults >= 1, "no fault happened: {printed}");
+    assert_worked(&history, &printed, ["send", "poll", "final-poll"]);
     // Each node ran nats-server with its own configuration, and logged to its file.
     for n in ["n1", "n2", "n3"] {
         let conf = std::fs::read_to_string(dir.join(format!("nodes/{n}/nats.conf"))).unwrap();
@@ -73,14 +85,56 @@ fn a_nats_jetstream_cluster_takes_the_log_workload_under_kills_and_partitions() 
         let log = std::fs::read_to_string(dir.join(format!("nodes/{n}.log"))).unwrap();
         assert!(log.contains("Server is ready"), "{n}: {log}");
     }
-    let check = Command::new(env!("CARGO_BIN_EXE_tumult"))
-        .args(["check", dir.to_str().unwrap()])
+    assert_checks_back(&dir, code);
+}
+
+#[test]
+fn a_rabbitmq_quorum_queue_cluster_takes_the_queue_workload_under_kills_and_partitions() {
+    if !ready_for(&harness::systems::RabbitMq) {
+        return;
+    }
+    let epmd_before = epmds();
+    let (code, store, printed) = run_short("rabbitmq");
+    assert!(matches!(code, Some(0 | 1)), "{printed}");
+    let dir = store.path().join("latest");
+    let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
+    assert_worked(&history, &printed, ["enqueue", "dequeue", "drain"]);
+    // The three nodes formed one cluster: n2 and n3 joined n1, and each holds a member of
+    // the quorum queue's Raft group.
+    for n in ["n2", "n3"] {
+        let shell = std::fs::read_to_string(dir.join(format!("nodes/{n}.shell"))).unwrap_or_default();
+        assert!(
+            shell.contains("Starting node"),
+            "{n} did not start its app again: {shell}"
+        );
+        let ra = dir.join(format!("nodes/{n}/mnesia/rabbit@{n}/quorum/rabbit@{n}"));
+        let members = std::fs::read_dir(&ra)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.path().is_dir())
+            .count();
+        assert!(
+            members >= 1,
+            "{n} holds no quorum queue member in {}",
+            ra.display()
+        );
+    }
+    // No node process is left, and neither is Erlang's epmd, which outlives its node's
+    // process group: the run removed it with the namespace.
+    let left = Command::new("pgrep")
+        .args(["-f", dir.to_str().unwrap()])
         .output()
         .unwrap();
-    assert_eq!(
-        check.status.code(),
-        code,
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
+    assert!(
+        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+        "processes of the run are left"
     );
+    assert_eq!(epmds(), epmd_before, "an epmd of the run is left");
+    assert_checks_back(&dir, code);
+}
+
+/// How many epmd daemons run on this machine.
+fn epmds() -> usize {
+    let out = Command::new("pgrep").args(["-x", "epmd"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().count()
 }
