@@ -258,8 +258,10 @@ struct TestArgs {
     #[arg(long, default_value = "single")]
     mode: Mode,
     /// The broker product under test, by name (see tumult list): tumult-broker, tumult's
-    /// own reference broker, in every mode, simulated or for real; nats, NATS JetStream
-    /// from Debian's nats-server (--mode quorum, the log workload, --runtime real).
+    /// own reference broker, in every mode, simulated or for real; rabbitmq, RabbitMQ from
+    /// Debian's rabbitmq-server (single, classic, mirrored, quorum; the queue workload;
+    /// --runtime real); nats, NATS JetStream from Debian's nats-server (--mode quorum, the
+    /// log workload, --runtime real).
     #[arg(long, value_name = "NAME", default_value = harness::systems::DEFAULT)]
     system: String,
     /// Broker nodes in the cluster (default: 1 for single, 3 for replicated modes).

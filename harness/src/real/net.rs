@@ -252,12 +252,14 @@ impl RunNet {
             let _ = sh("ip", &["link", "del", &self.veth(node)]);
             // The nodes were stopped: whatever runs in their namespaces now was started by
             // them (a daemon that left their process group), and goes with the namespace.
-            for pid in self.leftover_pids(node) {
+            let left = self.leftover_pids(node);
+            for pid in &left {
                 let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::unistd::Pid::from_raw(*pid as i32),
                     nix::sys::signal::Signal::SIGKILL,
                 );
             }
+            await_gone(&left);
             let ns = self.namespace(node);
             if let Err(e) = sh("ip", &["netns", "del", &ns]) {
                 first_error.get_or_insert(e);
@@ -277,6 +279,25 @@ impl Drop for RunNet {
         if let Err(e) = self.remove() {
             tracing::warn!(%e, "removing the run's network");
         }
+    }
+}
+
+/// Waits (within a bound of seconds) until every process of `pids` has exited: a signal
+/// is delivered asynchronously, and whoever looks just after the run must not find them.
+/// A zombie counts as gone: it holds nothing, and its parent (not us) reaps it.
+fn await_gone(pids: &[u32]) {
+    let alive = |pid: &u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| stat.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+            .unwrap_or(false)
+    };
+    // Counted naps rather than a clock: near enough for a bound of seconds.
+    for _ in 0..150 {
+        if !pids.iter().any(alive) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 

@@ -133,8 +133,17 @@ fn a_rabbitmq_quorum_queue_cluster_takes_the_queue_workload_under_kills_and_part
     assert_checks_back(&dir, code);
 }
 
-/// How many epmd daemons run on this machine.
+/// How many epmd daemons run on this machine (a zombie, killed and waiting for init to
+/// reap it, does not run).
 fn epmds() -> usize {
     let out = Command::new("pgrep").args(["-x", "epmd"]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().count()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| stat.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+                .unwrap_or(false)
+        })
+        .count()
 }
