@@ -84,6 +84,17 @@ impl Recipe {
         let spec = self.unsafe_spec(1);
         spec.fsync == FsyncPolicy::Always && spec.kafka.truncate_to != TruncateTo::HighWatermark
     }
+
+    /// Whether the recipe's system runs in the simulation (a real product's recipe runs
+    /// only with `--runtime real`).
+    pub fn runs_sim(&self) -> bool {
+        crate::systems::find(&self.unsafe_spec(1).system).is_ok_and(|s| s.simulated())
+    }
+
+    /// The system the recipe tests.
+    pub fn system(&self) -> String {
+        self.unsafe_spec(1).system
+    }
 }
 
 fn faults(kinds: &[FaultKind]) -> FaultSet {
@@ -248,6 +259,36 @@ pub fn recipes() -> Vec<Recipe> {
             expect: Expect::Lost,
             base: |seed| clustered(Mode::Kafka, seed, KILL, FaultTarget::All),
             unsafe_knob: |s| s.fsync = FsyncPolicy::Interval(2000),
+        },
+        Recipe {
+            name: "rabbitmq-mirrored-partition-ignore",
+            knob: "--mode mirrored --partition-handling ignore (against quorum queues)",
+            story: "RabbitMQ 3.10's own mirrored queues under cluster_partition_handling=ignore: a mirror is promoted on the far side of a partition, the cluster stays split after it heals, and what one side confirmed is gone (Jepsen, 2014); quorum queues keep it. Real processes only",
+            expect: Expect::Lost,
+            base: |seed| TestSpec {
+                system: "rabbitmq".into(),
+                ..clustered(Mode::Quorum, seed, PARTITION, FaultTarget::One)
+            },
+            unsafe_knob: |s| {
+                s.mode = Mode::Mirrored;
+                s.mirrored.partition_handling = PartitionHandling::Ignore;
+            },
+        },
+        Recipe {
+            name: "nats-minority-damage",
+            knob: "--nemesis kill,corrupt,truncate --target minority (against kill alone)",
+            story: "NATS JetStream (Debian's 2.9.10) with a minority's message blocks cut short or flipped: the damaged replica rejoins, and acknowledged messages vanish from the stream (as Jepsen found in 2.12.1, 2025); kills alone lose nothing. Real processes only",
+            expect: Expect::Lost,
+            base: |seed| TestSpec {
+                system: "nats".into(),
+                workload: "log".into(),
+                overlap: true,
+                nemesis_interval_s: 4.0,
+                ..clustered(Mode::Quorum, seed, KILL, FaultTarget::Minority)
+            },
+            unsafe_knob: |s| {
+                s.nemesis = faults(&[FaultKind::Kill, FaultKind::Corrupt, FaultKind::Truncate]);
+            },
         },
         Recipe {
             name: "kafka-fsync-never",

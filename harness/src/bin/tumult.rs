@@ -716,18 +716,34 @@ fn zoo(args: ZooArgs) -> anyhow::Result<u8> {
     let recipes: Vec<_> = recipes()
         .into_iter()
         .filter(|r| args.only.as_ref().is_none_or(|o| r.name.contains(o.as_str())))
-        .filter(|r| !real || r.runs_real())
+        .filter(|r| if real { r.runs_real() } else { r.runs_sim() })
         .collect();
     if recipes.is_empty() {
         anyhow::bail!(
             "no recipe matches --only{}",
-            if real { " and runs on real processes" } else { "" }
+            if real {
+                " and runs on real processes"
+            } else {
+                " and runs in the simulation"
+            }
         );
     }
-    // Once up front, rather than as an error from every recipe's first run.
-    if real {
+    // Once up front, rather than as an error from every recipe's first run: what every
+    // real run needs is required, and a recipe whose product is not installed is left out.
+    let recipes = if real {
         harness::real::require(&harness::systems::TumultBroker).map_err(anyhow::Error::msg)?;
-    }
+        let mut runnable = Vec::new();
+        for recipe in recipes {
+            let system = harness::systems::find(&recipe.system()).map_err(anyhow::Error::msg)?;
+            match harness::real::require(system.as_ref()) {
+                Ok(()) => runnable.push(recipe),
+                Err(why) => say!("skipping {}: {why}", recipe.name),
+            }
+        }
+        runnable
+    } else {
+        recipes
+    };
     let store = Store::new(&args.store);
     let bounds = Bounds {
         seeds: args.seeds,
