@@ -286,15 +286,9 @@ impl Drop for RunNet {
 /// is delivered asynchronously, and whoever looks just after the run must not find them.
 /// A zombie counts as gone: it holds nothing, and its parent (not us) reaps it.
 fn await_gone(pids: &[u32]) {
-    let alive = |pid: &u32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|stat| stat.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
-            .unwrap_or(false)
-    };
     // Counted naps rather than a clock: near enough for a bound of seconds.
     for _ in 0..150 {
-        if !pids.iter().any(alive) {
+        if !pids.iter().any(|pid| super::node::alive(*pid)) {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));

@@ -11,6 +11,11 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use super::RealError;
+use crate::systems::Launch;
+
+/// The wait between looks at a process that should end: counted naps rather than a clock,
+/// near enough for bounds of seconds.
+const NAP: Duration = Duration::from_millis(20);
 
 /// How to start one node: the program and its arguments, run inside `namespace`.
 #[derive(Debug, Clone)]
@@ -122,8 +127,6 @@ impl NodeProcess {
         // A paused process cannot act on SIGTERM.
         self.signal(Signal::SIGCONT)?;
         self.signal(Signal::SIGTERM)?;
-        // Counted naps rather than a clock: near enough for a bound of seconds.
-        const NAP: Duration = Duration::from_millis(20);
         for _ in 0..(bound.as_millis() / NAP.as_millis()).max(1) {
             if !self.running() {
                 self.child = None;
@@ -171,4 +174,56 @@ fn open_log(path: &Path) -> Result<std::fs::File, RealError> {
 
 fn log_error(path: &Path, e: std::io::Error) -> RealError {
     RealError::Setup(format!("cannot open the node's log {}: {e}", path.display()))
+}
+
+/// Whether process `pid` runs (a zombie, exited and waiting to be reaped, does not).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// Runs `command` to its end inside `namespace`, in a process group of its own that is
+/// killed whole if it has not finished within `timeout`; its output (kept in `output`),
+/// or why it failed.
+pub fn run_in(namespace: &str, command: &Launch, output: &Path, timeout: Duration) -> Result<String, String> {
+    let shown = format!("{} {}", command.program.display(), command.args.join(" "));
+    let out = std::fs::File::create(output).map_err(|e| format!("{}: {e}", output.display()))?;
+    let err = out
+        .try_clone()
+        .map_err(|e| format!("{}: {e}", output.display()))?;
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", namespace])
+        .arg(&command.program)
+        .args(&command.args)
+        .envs(command.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("{shown}: {e}"))?;
+    let mut status = None;
+    for _ in 0..(timeout.as_millis() / NAP.as_millis()).max(1) {
+        if let Some(done) = child.try_wait().map_err(|e| format!("{shown}: {e}"))? {
+            status = Some(done);
+            break;
+        }
+        std::thread::sleep(NAP);
+    }
+    let printed = std::fs::read_to_string(output).unwrap_or_default();
+    match status {
+        Some(done) if done.success() => Ok(printed),
+        Some(done) => Err(format!("{shown}: {done}: {}", printed.trim())),
+        None => {
+            let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+            let _ = child.wait();
+            Err(format!(
+                "{shown}: no answer within {} s: {}",
+                timeout.as_secs(),
+                printed.trim()
+            ))
+        }
+    }
 }

@@ -130,7 +130,7 @@ pub fn run_real(
     let local = tokio::task::LocalSet::new();
     let outcome = local.block_on(&runtime, async {
         tokio::select! {
-            outcome = drive(spec, system, workload, &mut nodes, &layouts, &net, &addrs, &nodes_dir, schedule, history_out, log_clock, progress) => outcome,
+            outcome = drive(spec, system, workload, &mut nodes, &layouts, &net, &nodes_dir, schedule, history_out, log_clock, progress) => outcome,
             signal = interrupted() => Err(HarnessError::Simulation {
                 at: Duration::ZERO,
                 message: format!("interrupted by {signal}; the nodes and the network were removed"),
@@ -168,7 +168,6 @@ async fn drive(
     nodes: &mut [NodeProcess],
     layouts: &[NodeLayout],
     net: &RunNet,
-    addrs: &[String],
     nodes_dir: &Path,
     schedule: Option<Schedule>,
     history_out: Box<dyn Write>,
@@ -177,7 +176,7 @@ async fn drive(
 ) -> Result<RunOutcome, HarnessError> {
     let reach = Reach {
         network: Arc::new(TokioNetwork),
-        nodes: addrs.to_vec(),
+        nodes: layouts.iter().map(|node| node.listen.clone()).collect(),
         request_timeout: Duration::from_millis(spec.request_timeout_ms),
     };
     let names = workload.names();
@@ -307,8 +306,8 @@ async fn drive(
     })
 }
 
-/// Commands in the run's node namespaces, each in a process group of its own (killed
-/// whole at the timeout), its output collected in a file beside the node's log.
+/// Commands in the run's node namespaces ([`crate::real::node::run_in`]), their output
+/// kept beside the node's log.
 struct NamespaceShell<'a> {
     net: &'a RunNet,
     nodes_dir: &'a Path,
@@ -316,48 +315,7 @@ struct NamespaceShell<'a> {
 
 impl Shell for NamespaceShell<'_> {
     fn run(&self, node: usize, command: &Launch, timeout: Duration) -> Result<String, String> {
-        use std::os::unix::process::CommandExt;
-        let shown = format!("{} {}", command.program.display(), command.args.join(" "));
-        let out_path = self.nodes_dir.join(format!("n{node}.shell"));
-        let out = std::fs::File::create(&out_path).map_err(|e| format!("{}: {e}", out_path.display()))?;
-        let err = out
-            .try_clone()
-            .map_err(|e| format!("{}: {e}", out_path.display()))?;
-        let mut child = std::process::Command::new("ip")
-            .args(["netns", "exec", &self.net.namespace(node)])
-            .arg(&command.program)
-            .args(&command.args)
-            .envs(command.env.iter().map(|(k, v)| (k, v)))
-            .stdin(std::process::Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("{shown}: {e}"))?;
-        // Counted naps, not a clock: near enough for a bound of seconds.
-        const NAP: Duration = Duration::from_millis(50);
-        let mut status = None;
-        for _ in 0..(timeout.as_millis() / NAP.as_millis()).max(1) {
-            if let Some(done) = child.try_wait().map_err(|e| format!("{shown}: {e}"))? {
-                status = Some(done);
-                break;
-            }
-            std::thread::sleep(NAP);
-        }
-        let output = std::fs::read_to_string(&out_path).unwrap_or_default();
-        match status {
-            Some(done) if done.success() => Ok(output),
-            Some(done) => Err(format!("{shown}: {done}: {}", output.trim())),
-            None => {
-                let group = nix::unistd::Pid::from_raw(child.id() as i32);
-                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
-                let _ = child.wait();
-                Err(format!(
-                    "{shown}: no answer within {} s: {}",
-                    timeout.as_secs(),
-                    output.trim()
-                ))
-            }
-        }
+        let output = self.nodes_dir.join(format!("n{node}.shell"));
+        crate::real::node::run_in(&self.net.namespace(node), command, &output, timeout)
     }
 }

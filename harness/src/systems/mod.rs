@@ -18,8 +18,10 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
 
-use broker::{Mode, Seams};
+use broker::{Mode, Network, Seams};
 use workloads::{Clients, Family};
 
 use crate::real::Check;
@@ -28,7 +30,7 @@ use crate::spec::TestSpec;
 pub use nats::Nats;
 pub use rabbitmq::RabbitMq;
 pub use tumult::TumultBroker;
-pub use tumult_clients::{Reach, TumultClients};
+pub use tumult_clients::TumultClients;
 
 /// A future on the run's single client thread.
 pub type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
@@ -36,6 +38,32 @@ pub type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 /// One node's answer to "who leads what": each name with the host that node believes
 /// leads it (`None`: it knows of no leader).
 pub type Answer = Vec<(String, Option<String>)>;
+
+/// Where and how clients reach a cluster: its network, its nodes' addresses, and the
+/// deadline of every request.
+#[derive(Clone)]
+pub struct Reach {
+    /// The network seam (real or simulated).
+    pub network: Arc<dyn Network>,
+    /// Node addresses, `host:port`.
+    pub nodes: Vec<String>,
+    /// Deadline for each request.
+    pub request_timeout: Duration,
+}
+
+impl std::fmt::Debug for Reach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reach")
+            .field("nodes", &self.nodes)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
+}
+
+/// The host part of `host:port`.
+pub(crate) fn host_of(addr: &str) -> &str {
+    addr.rsplit_once(':').map_or(addr, |(host, _)| host)
+}
 
 /// Where one node of a cluster lives, as the runtime laid it out.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,7 +19,7 @@ use broker::kafka::Acks;
 use broker::{Mode, Seams};
 use workloads::{ApiError, ApiFuture, Clients, Family, LogApi, QueueApi, Records};
 
-use super::{Answer, Cluster, Launch, LocalFuture, NodeLayout, Reach, System};
+use super::{host_of, Answer, Cluster, Launch, LocalFuture, NodeLayout, Reach, System};
 use crate::real::{find_program, Check};
 use crate::spec::TestSpec;
 
@@ -54,11 +54,6 @@ fn subject(key: u32) -> String {
 /// The replicas each stream gets: `--rf`, at most the nodes.
 fn replicas(spec: &TestSpec) -> usize {
     spec.kafka.rf.clamp(1, spec.nodes.max(1))
-}
-
-/// The host part of `host:port`.
-fn host_of(addr: &str) -> &str {
-    addr.rsplit_once(':').map_or(addr, |(host, _)| host)
 }
 
 /// A node's configuration file: its name, client and route addresses, and where

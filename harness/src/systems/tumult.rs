@@ -8,7 +8,7 @@ use std::rc::Rc;
 use broker::{Broker, BrokerConfig, Client, Limits, Mode, Seams};
 use workloads::{Clients, Family};
 
-use super::{Answer, Launch, LocalFuture, NodeLayout, Reach, System, TumultClients};
+use super::{host_of, Answer, Launch, LocalFuture, NodeLayout, Reach, System, TumultClients};
 use crate::real::Check;
 use crate::spec::TestSpec;
 
@@ -152,7 +152,7 @@ impl System for TumultBroker {
                 answers.push(answer.map(|table| {
                     table
                         .into_iter()
-                        .map(|(name, leader)| (name, leader.map(|a| host_of(&a))))
+                        .map(|(name, leader)| (name, leader.map(|a| host_of(&a).to_string())))
                         .collect()
                 }));
             }
@@ -163,11 +163,6 @@ impl System for TumultBroker {
     fn clients(&self, reach: &Reach) -> Rc<dyn Clients> {
         Rc::new(TumultClients { reach: reach.clone() })
     }
-}
-
-/// The host part of `host:port`.
-fn host_of(addr: &str) -> String {
-    addr.rsplit_once(':').map_or(addr, |(host, _)| host).to_string()
 }
 
 #[cfg(test)]

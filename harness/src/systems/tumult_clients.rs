@@ -2,12 +2,13 @@
 //! not-leader hints and moving on from nodes that refuse or cannot be reached.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use broker::kafka::{Acks, KafkaRequest, KafkaResponse};
-use broker::{Client, ClientError, ErrorCode, Network};
+use broker::{Client, ClientError, ErrorCode};
 use workloads::{ApiError, ApiFuture, Clients, Delivery, LogApi, QueueApi, Records};
+
+use super::Reach;
 
 /// How long an address that refused or timed out a connection is passed over, as a Kafka
 /// client backs off a broker it cannot reach instead of paying a connect timeout per request.
@@ -15,27 +16,6 @@ const UNREACHABLE_FOR: Duration = Duration::from_millis(2_000);
 /// Where requests for the controller (offset commits and fetches) are routed, apart from
 /// any partition's leader.
 const CONTROLLER: u32 = u32::MAX;
-
-/// Where and how clients reach a cluster: its network, its nodes' addresses, and the
-/// deadline of every request.
-#[derive(Clone)]
-pub struct Reach {
-    /// The network seam (real or simulated).
-    pub network: Arc<dyn Network>,
-    /// Node addresses, `host:port`.
-    pub nodes: Vec<String>,
-    /// Deadline for each request.
-    pub request_timeout: Duration,
-}
-
-impl std::fmt::Debug for Reach {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reach")
-            .field("nodes", &self.nodes)
-            .field("request_timeout", &self.request_timeout)
-            .finish()
-    }
-}
 
 /// A broker error as the workloads see it: definite when the request certainly did not
 /// take effect; the message as the broker's client words it.

@@ -139,11 +139,7 @@ fn epmds() -> usize {
     let out = Command::new("pgrep").args(["-x", "epmd"]).output().unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| stat.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
-                .unwrap_or(false)
-        })
+        .filter_map(|pid| pid.trim().parse().ok())
+        .filter(|pid| harness::real::node::alive(*pid))
         .count()
 }
