@@ -10,6 +10,7 @@
 
 pub mod bench;
 pub mod bench_check;
+pub mod bench_systems;
 pub mod exemplars;
 pub mod matrix;
 mod nemesis;

@@ -25,6 +25,7 @@ use workloads::{Generator, Registration, WorkloadClient};
 mod real;
 
 pub use real::run_real;
+pub(crate) use real::{interrupted, RealCluster};
 
 use crate::nemesis::{LeaderView, Nemesis, Schedule, SimFaults};
 use crate::probe;
@@ -724,13 +725,20 @@ impl Probe {
             let answers = self.system.leaders(&self.reach, &self.names).await;
             let view = probe::consensus(&answers);
             if !view.is_empty() {
-                *self.leaders.borrow_mut() = view
+                let view: BTreeMap<String, String> = view
                     .into_iter()
                     .map(|(name, host)| {
                         let node = self.host_names.get(&host).cloned().unwrap_or(host);
                         (name, node)
                     })
                     .collect();
+                // Said when it changes: what a `leader` target strikes can be read back.
+                if *self.leaders.borrow() != view {
+                    let said: Vec<String> =
+                        view.iter().map(|(name, node)| format!("{name}={node}")).collect();
+                    tracing::info!("leaders: {}", said.join(" "));
+                }
+                *self.leaders.borrow_mut() = view;
             }
             tokio::time::sleep(PROBE_EVERY).await;
         }

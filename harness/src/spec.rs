@@ -417,7 +417,7 @@ impl TestSpec {
         }
         // A log in quorum mode (Raft-replicated streams) has partitions and replicas too,
         // and nothing else of kafka's.
-        let log_quorum = self.mode == Mode::Quorum && self.workload == "log";
+        let log_quorum = self.mode == Mode::Quorum && self.drives_a_log();
         let kafka_only = if log_quorum {
             KafkaSettings {
                 partitions: KafkaSettings::default().partitions,
@@ -495,6 +495,12 @@ impl TestSpec {
             return Err("--request-timeout must be positive".into());
         }
         Ok(())
+    }
+
+    /// Whether the named workload drives a log (`Family::Log`): its partitions and
+    /// replicas are knobs of the quorum mode too.
+    fn drives_a_log(&self) -> bool {
+        workloads::find(&self.workload).is_some_and(|r| r.family == workloads::Family::Log)
     }
 
     /// The registered workload this spec names.
@@ -659,7 +665,7 @@ impl TestSpec {
                     args.push("--promote-unsynced".into());
                 }
             }
-            Mode::Quorum if self.workload == "log" => {
+            Mode::Quorum if self.drives_a_log() => {
                 args.push(format!("--partitions {}", self.kafka.partitions));
                 args.push(format!("--rf {}", self.kafka.rf));
             }

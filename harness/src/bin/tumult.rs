@@ -199,6 +199,41 @@ enum BenchWhat {
     /// shapes and sizes, in JSONL and EDN, then check each file in a new process and report
     /// wall time, operations per second and peak memory (RSS) per operation.
     Check(BenchCheckArgs),
+    /// Publish throughput and p50/p99 confirm latency of real clusters, side by side in
+    /// one run: tumult-broker (quorum, kafka), RabbitMQ (quorum, mirrored) and NATS
+    /// JetStream (R3), same producers, message size and fsync, with ratios to RabbitMQ's
+    /// quorum queue. Needs root and the systems' packages (tumult doctor).
+    Systems(BenchSystemsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchSystemsArgs {
+    /// Contenders to run, as SYSTEM:MODE (comma-separated; default: all five).
+    #[arg(long, value_delimiter = ',', value_parser = harness::bench_systems::parse_contender)]
+    only: Vec<harness::bench_systems::Contender>,
+    /// Nodes per cluster.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
+    nodes: u64,
+    /// Concurrent producers, each publishing one message at a time and waiting for its
+    /// confirm.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=256))]
+    producers: u64,
+    /// Bytes per message.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(16..=1_048_576))]
+    size: u64,
+    /// Seconds each contender is measured, per round.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    seconds: u64,
+    /// Seconds of publishing before each measurement (not counted).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=600))]
+    warmup: u64,
+    /// Rounds; each round runs every contender once, in turn, and the figures pool.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    rounds: u32,
+    /// How long a publish may wait for its confirm, in milliseconds, before it counts as
+    /// an error.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    request_timeout: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -485,15 +520,24 @@ fn run_one(spec: TestSpec, args: &TestArgs) -> anyhow::Result<u8> {
     if let Some(schedule) = &spec.schedule {
         say!("  faults played from {}", schedule.display());
     }
+    // A product that decides its own fsyncs is described, not given tumult's default.
+    let system = harness::systems::find(&spec.system).ok();
+    let fsync = match system.as_ref().and_then(|s| s.own_fsync()) {
+        Some(own) => own.to_string(),
+        None => format!("fsync {}", spec.fsync),
+    };
+    let product = match &system {
+        Some(s) if s.name() != harness::systems::DEFAULT => format!("system {}, ", s.name()),
+        _ => String::new(),
+    };
     say!(
-        "  mode {} on {} node(s), workload {}, nemesis {} (target {}, mean interval {} s), fsync {}",
+        "  {product}mode {} on {} node(s), workload {}, nemesis {} (target {}, mean interval {} s), {fsync}",
         spec.mode,
         spec.nodes,
         spec.workload,
         spec.nemesis,
         spec.target,
         spec.nemesis_interval_s,
-        spec.fsync
     );
     if !spec.durable {
         say!("  queues are NOT durable");
@@ -1040,8 +1084,10 @@ fn list() -> anyhow::Result<u8> {
 }
 
 fn bench(args: BenchArgs) -> anyhow::Result<u8> {
-    if let Some(BenchWhat::Check(check)) = args.what {
-        return bench_check(check);
+    match args.what {
+        Some(BenchWhat::Check(check)) => return bench_check(check),
+        Some(BenchWhat::Systems(systems)) => return bench_systems(systems),
+        None => {}
     }
     use harness::bench::{standard_spec, time_bare_turmoil, time_run, Figures};
     if cfg!(debug_assertions) {
@@ -1093,6 +1139,112 @@ fn bench(args: BenchArgs) -> anyhow::Result<u8> {
         "  the standard run is {:.1}x real time (aim: 60x or better) and {ratio:.2}x slower than bare turmoil (aim: within 3x)",
         standard.speed()
     );
+    Ok(0)
+}
+
+fn bench_systems(args: BenchSystemsArgs) -> anyhow::Result<u8> {
+    use harness::bench_systems::{measure, Load, Measured, BASELINE, CONTENDERS};
+    if cfg!(debug_assertions) {
+        say!("warning: this is an unoptimised build; measure with `cargo run --release --bin tumult -- bench systems`");
+    }
+    let contenders = if args.only.is_empty() {
+        CONTENDERS.to_vec()
+    } else {
+        args.only.clone()
+    };
+    // Each system's prerequisites first: a contender that cannot run here is named and
+    // left out, not found missing half an hour in.
+    let mut runnable = Vec::new();
+    for contender in contenders {
+        let system = harness::systems::find(contender.system).map_err(anyhow::Error::msg)?;
+        match harness::real::require(system.as_ref()) {
+            Ok(()) => runnable.push(contender),
+            Err(why) => say!("skipping {contender}: {why}"),
+        }
+    }
+    if runnable.is_empty() {
+        anyhow::bail!("no contender can run on this machine (tumult doctor says what to install)");
+    }
+    let load = Load {
+        nodes: args.nodes as usize,
+        producers: args.producers as usize,
+        size: args.size as usize,
+        warmup: std::time::Duration::from_secs(args.warmup),
+        measure: std::time::Duration::from_secs(args.seconds),
+        request_timeout: std::time::Duration::from_millis(args.request_timeout),
+    };
+    let scratch = tempfile::Builder::new()
+        .prefix("tumult-bench-")
+        .tempdir()
+        .context("cannot make a scratch directory for the nodes' data")?;
+    say!(
+        "tumult bench systems: {} node(s) each, {} producer(s), {}-byte persistent messages, fsync on, {} s measured after {} s of warm-up, {} round(s)",
+        load.nodes, load.producers, load.size, args.seconds, args.warmup, args.rounds
+    );
+    let mut pooled: Vec<Measured> = vec![Measured::default(); runnable.len()];
+    for round in 1..=args.rounds {
+        for (i, contender) in runnable.iter().enumerate() {
+            say!("  round {round}: {contender} ...");
+            let dir = scratch
+                .path()
+                .join(format!("r{round}-{}-{}", contender.system, contender.mode));
+            let measured = measure(*contender, &load, &dir)
+                .with_context(|| format!("{contender} (its nodes' logs were in {})", dir.display()))?;
+            let _ = std::fs::remove_dir_all(&dir);
+            pooled[i].absorb(measured);
+        }
+    }
+    let baseline = runnable
+        .iter()
+        .position(|c| *c == BASELINE)
+        .map(|i| pooled[i].clone());
+    say!(
+        "\n  {:<24} {:>12} {:>9} {:>9} {:>7}   vs {BASELINE}: {:>6} {:>6} {:>6}",
+        "system:mode",
+        "confirmed/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "rate",
+        "p50",
+        "p99"
+    );
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+    for (contender, m) in runnable.iter().zip(&pooled) {
+        let (p50, p99) = (m.latency_ms(0.5), m.latency_ms(0.99));
+        let ratio = |ours: Option<f64>, theirs: Option<f64>| match (ours, theirs) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+            _ => "-".into(),
+        };
+        let (r_rate, r50, r99) = match &baseline {
+            Some(b) => (
+                ratio(Some(m.rate()), Some(b.rate())),
+                ratio(p50, b.latency_ms(0.5)),
+                ratio(p99, b.latency_ms(0.99)),
+            ),
+            None => ("-".into(), "-".into(), "-".into()),
+        };
+        say!(
+            "  {:<24} {:>12.1} {:>9} {:>9} {:>7}   {:>width$} {r_rate:>6} {r50:>6} {r99:>6}",
+            contender.to_string(),
+            m.rate(),
+            ms(p50),
+            ms(p99),
+            m.errors,
+            "",
+            width = BASELINE.to_string().len() + 4
+        );
+    }
+    for (contender, m) in runnable.iter().zip(&pooled) {
+        let mut kinds: Vec<(&String, &u64)> = m.error_kinds.iter().collect();
+        kinds.sort_by(|a, b| b.1.cmp(a.1));
+        for (kind, n) in kinds.into_iter().take(3) {
+            say!("  {contender} error x{n}: {kind}");
+        }
+    }
+    if runnable.iter().any(|c| c.system == "nats") {
+        say!("  note: nats-server 2.9.10 cannot fsync each write (sync_interval, default 2 min, and `always` came in 2.10): its confirms do not wait for a disk");
+    }
     Ok(0)
 }
 

@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,34 +94,7 @@ pub fn run_real(
         None => None,
     };
 
-    let net = create_net(spec.nodes).map_err(setup)?;
-    let addrs: Vec<String> = (1..=spec.nodes)
-        .map(|i| format!("{}:{}", net.address(i), system.port()))
-        .collect();
-    let nodes_dir = dir.join("nodes");
-    let mut nodes = Vec::with_capacity(spec.nodes);
-    let mut layouts = Vec::with_capacity(spec.nodes);
-    for i in 1..=spec.nodes {
-        let layout = NodeLayout {
-            id: i,
-            listen: addrs[i - 1].clone(),
-            addrs: addrs.clone(),
-            data_dir: nodes_dir.join(format!("n{i}")),
-            seed: derive_seed(spec.seed, STREAM_BROKER + i as u64),
-        };
-        std::fs::create_dir_all(&layout.data_dir)
-            .map_err(|e| setup(format!("cannot create {}: {e}", layout.data_dir.display())))?;
-        let launch = system.launch(spec, &layout).map_err(setup)?;
-        let command = NodeCommand {
-            namespace: net.namespace(i),
-            program: launch.program,
-            args: launch.args,
-            env: launch.env,
-            log: nodes_dir.join(format!("n{i}.log")),
-        };
-        nodes.push(NodeProcess::start(command).map_err(setup)?);
-        layouts.push(layout);
-    }
+    let mut cluster = RealCluster::start(spec, system.as_ref(), &dir.join("nodes"))?;
     // (Drops stop the nodes, then remove the network, on every way out from here.)
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -130,23 +103,124 @@ pub fn run_real(
     let local = tokio::task::LocalSet::new();
     let outcome = local.block_on(&runtime, async {
         tokio::select! {
-            outcome = drive(spec, system, workload, &mut nodes, &layouts, &net, &nodes_dir, schedule, history_out, log_clock, progress) => outcome,
+            outcome = drive(spec, system, workload, &mut cluster, schedule, history_out, log_clock, progress) => outcome,
             signal = interrupted() => Err(HarnessError::Simulation {
                 at: Duration::ZERO,
                 message: format!("interrupted by {signal}; the nodes and the network were removed"),
             }),
         }
     });
-    for node in &mut nodes {
-        let _ = node.stop(STOP_BOUND);
-    }
-    drop(nodes);
-    drop(net);
+    cluster.stop();
     outcome
 }
 
+/// A real cluster of one system's nodes, each in a network namespace of the run's own.
+/// Dropping it stops the nodes, then removes the network.
+pub(crate) struct RealCluster {
+    // Declared before `net`: fields drop in order, and the nodes must stop first.
+    nodes: Vec<NodeProcess>,
+    net: RunNet,
+    layouts: Vec<NodeLayout>,
+    nodes_dir: PathBuf,
+}
+
+impl RealCluster {
+    /// Makes the network and starts `spec.nodes` nodes of `system`, each with its data
+    /// directory and log under `nodes_dir`.
+    pub(crate) fn start(
+        spec: &TestSpec,
+        system: &dyn System,
+        nodes_dir: &Path,
+    ) -> Result<Self, HarnessError> {
+        let net = create_net(spec.nodes).map_err(setup)?;
+        let addrs: Vec<String> = (1..=spec.nodes)
+            .map(|i| format!("{}:{}", net.address(i), system.port()))
+            .collect();
+        let mut nodes = Vec::with_capacity(spec.nodes);
+        let mut layouts = Vec::with_capacity(spec.nodes);
+        for i in 1..=spec.nodes {
+            let layout = NodeLayout {
+                id: i,
+                listen: addrs[i - 1].clone(),
+                addrs: addrs.clone(),
+                data_dir: nodes_dir.join(format!("n{i}")),
+                seed: derive_seed(spec.seed, STREAM_BROKER + i as u64),
+            };
+            std::fs::create_dir_all(&layout.data_dir)
+                .map_err(|e| setup(format!("cannot create {}: {e}", layout.data_dir.display())))?;
+            let launch = system.launch(spec, &layout).map_err(setup)?;
+            let command = NodeCommand {
+                namespace: net.namespace(i),
+                program: launch.program,
+                args: launch.args,
+                env: launch.env,
+                log: nodes_dir.join(format!("n{i}.log")),
+            };
+            nodes.push(NodeProcess::start(command).map_err(setup)?);
+            layouts.push(layout);
+        }
+        Ok(Self {
+            nodes,
+            net,
+            layouts,
+            nodes_dir: nodes_dir.to_path_buf(),
+        })
+    }
+
+    /// Where clients reach its nodes, with `spec`'s request timeout.
+    pub(crate) fn reach(&self, spec: &TestSpec) -> Reach {
+        Reach {
+            network: Arc::new(TokioNetwork),
+            nodes: self.layouts.iter().map(|node| node.listen.clone()).collect(),
+            request_timeout: Duration::from_millis(spec.request_timeout_ms),
+        }
+    }
+
+    /// Makes the started nodes one cluster serving `names` ([`System::form`]), then waits
+    /// until every node answers and they agree on who leads each name.
+    pub(crate) async fn form(
+        &self,
+        spec: &TestSpec,
+        system: &dyn System,
+        reach: &Reach,
+        names: &[String],
+    ) -> Result<(), HarnessError> {
+        let shell = NamespaceShell {
+            net: &self.net,
+            nodes_dir: &self.nodes_dir,
+        };
+        let cluster = Cluster {
+            reach,
+            nodes: &self.layouts,
+            shell: &shell,
+        };
+        system
+            .form(spec, &cluster, names)
+            .await
+            .map_err(|e| setup(format!("the cluster did not form: {e} (see nodes/*.log)")))?;
+        for _ in 0..(FORM_BUDGET.as_millis() / PROBE_EVERY.as_millis()) {
+            if probe::agreed(&system.leaders(reach, names).await) {
+                return Ok(());
+            }
+            tokio::time::sleep(PROBE_EVERY).await;
+        }
+        Err(setup(format!(
+            "the cluster did not form within {} s: its nodes never all answered and agreed on who leads {} (see nodes/*.log)",
+            FORM_BUDGET.as_secs(),
+            names.join(", ")
+        )))
+    }
+
+    /// Stops every node (a bounded wait for each), then removes the network.
+    pub(crate) fn stop(mut self) {
+        for node in &mut self.nodes {
+            let _ = node.stop(STOP_BOUND);
+        }
+    }
+}
+
 /// Resolves when the process is asked to stop (SIGINT or SIGTERM), naming the signal.
-async fn interrupted() -> &'static str {
+pub(crate) async fn interrupted() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
     else {
@@ -165,53 +239,22 @@ async fn drive(
     spec: &TestSpec,
     system: std::rc::Rc<dyn System>,
     workload: Box<dyn workloads::Workload>,
-    nodes: &mut [NodeProcess],
-    layouts: &[NodeLayout],
-    net: &RunNet,
-    nodes_dir: &Path,
+    cluster: &mut RealCluster,
     schedule: Option<Schedule>,
     history_out: Box<dyn Write>,
     log_clock: &DriverClock,
     progress: &dyn Fn(Progress),
 ) -> Result<RunOutcome, HarnessError> {
-    let reach = Reach {
-        network: Arc::new(TokioNetwork),
-        nodes: layouts.iter().map(|node| node.listen.clone()).collect(),
-        request_timeout: Duration::from_millis(spec.request_timeout_ms),
-    };
+    let reach = cluster.reach(spec);
     let names = workload.names();
     // The cluster forms before the clock starts: a real node needs a moment to boot.
-    let shell = NamespaceShell { net, nodes_dir };
-    let cluster = Cluster {
-        reach: &reach,
-        nodes: layouts,
-        shell: &shell,
-    };
-    system
-        .form(spec, &cluster, &names)
-        .await
-        .map_err(|e| setup(format!("the cluster did not form: {e} (see nodes/*.log)")))?;
-    let mut formed = false;
-    for _ in 0..(FORM_BUDGET.as_millis() / PROBE_EVERY.as_millis()) {
-        if probe::agreed(&system.leaders(&reach, &names).await) {
-            formed = true;
-            break;
-        }
-        tokio::time::sleep(PROBE_EVERY).await;
-    }
-    if !formed {
-        return Err(setup(format!(
-            "the cluster did not form within {} s: its nodes never all answered and agreed on who leads {} (see nodes/*.log)",
-            FORM_BUDGET.as_secs(),
-            names.join(", ")
-        )));
-    }
+    cluster.form(spec, system.as_ref(), &reach, &names).await?;
     #[allow(clippy::disallowed_methods)] // a real run's clock is the wall clock
     let clock = Clock::Wall(std::time::Instant::now());
     let recorder: Shared<Recorder> = Rc::new(RefCell::new(Recorder::new(history_out)));
     let phases = Rc::new(Phases::default());
     let host_names: BTreeMap<String, String> = (1..=spec.nodes)
-        .map(|i| (net.address(i).to_string(), format!("n{i}")))
+        .map(|i| (cluster.net.address(i).to_string(), format!("n{i}")))
         .collect();
     let crew = Crew::new(
         spec,
@@ -237,9 +280,7 @@ async fn drive(
         })
         .collect();
     let node_names: Vec<String> = (1..=spec.nodes).map(|i| format!("n{i}")).collect();
-    let data_dirs: Vec<std::path::PathBuf> = (1..=spec.nodes)
-        .map(|i| nodes_dir.join(format!("n{i}")))
-        .collect();
+    let data_dirs: Vec<PathBuf> = cluster.layouts.iter().map(|l| l.data_dir.clone()).collect();
     let mut nemesis = Nemesis::new(
         spec,
         node_names,
@@ -271,8 +312,8 @@ async fn drive(
             });
         }
         let mut act = RealActuator {
-            nodes: &mut *nodes,
-            net,
+            nodes: &mut cluster.nodes,
+            net: &cluster.net,
             data_dirs: &data_dirs,
             system: system.as_ref(),
         };

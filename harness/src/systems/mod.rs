@@ -133,6 +133,11 @@ pub trait System {
     fn spec_refusal(&self, _spec: &TestSpec) -> Option<String> {
         None
     }
+    /// How it decides its own fsyncs, for a product that takes no `--fsync` (`None`: it
+    /// follows `--fsync`).
+    fn own_fsync(&self) -> Option<&'static str> {
+        None
+    }
     /// Whether its nodes can run in the simulation ([`Self::in_process`] gives them).
     fn simulated(&self) -> bool {
         false

@@ -170,6 +170,10 @@ impl System for Nats {
         })
     }
 
+    fn own_fsync(&self) -> Option<&'static str> {
+        Some("fsyncs as nats-server 2.9.10 decides (every 2 minutes; acknowledgements do not wait for it)")
+    }
+
     fn in_process(&self, _: &TestSpec, _: &NodeLayout, _: Seams) -> Option<LocalFuture<'static, ()>> {
         None
     }

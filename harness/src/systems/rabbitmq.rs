@@ -17,7 +17,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use broker::mirrored::{PartitionHandling, SyncMode};
-use broker::{FsyncPolicy, Mode, Seams};
+use broker::{FsyncPolicy, Mode, Network, Seams};
 use lapin::options::{
     BasicAckOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions, ConfirmSelectOptions,
     QueueDeclareOptions,
@@ -32,6 +32,8 @@ use crate::spec::TestSpec;
 
 /// The AMQP port.
 const PORT: u16 = 5672;
+/// The management plugin's HTTP port: where tumult asks who leads a queue.
+const MANAGEMENT_PORT: u16 = 15672;
 const BIN: &str = "/usr/lib/rabbitmq/bin";
 /// How long a node may take to boot, and a cluster command to answer.
 const BOOT: Duration = Duration::from_secs(90);
@@ -92,7 +94,7 @@ fn config(spec: &TestSpec) -> String {
     // A lost peer is noticed in about 4-5 s instead of the default ~70 s: the nemesis's
     // partitions last 2-8 s, and one RabbitMQ never notices tests nothing of its handling.
     format!(
-        "loopback_users = none\nlisteners.tcp.default = {PORT}\ncluster_partition_handling = {handling}\nnet_ticktime = 4\nlog.file.level = info\n"
+        "loopback_users = none\nlisteners.tcp.default = {PORT}\ncluster_partition_handling = {handling}\nnet_ticktime = 4\nlog.file.level = info\nmanagement.tcp.port = {MANAGEMENT_PORT}\nmanagement_agent.disable_metrics_collector = true\n"
     )
 }
 
@@ -171,12 +173,11 @@ impl System for RabbitMq {
         if spec.fsync != FsyncPolicy::Always {
             return Some("system rabbitmq: RabbitMQ decides its own fsyncs; --fsync does not apply".into());
         }
-        if spec.target == crate::FaultTarget::Leader {
-            return Some(
-                "system rabbitmq: --target leader is not supported yet (the queue leader is not read)".into(),
-            );
-        }
         None
+    }
+
+    fn own_fsync(&self) -> Option<&'static str> {
+        Some("fsyncs as RabbitMQ decides (before confirming persistent messages)")
     }
 
     fn in_process(&self, _: &TestSpec, _: &NodeLayout, _: Seams) -> Option<LocalFuture<'static, ()>> {
@@ -201,7 +202,8 @@ impl System for RabbitMq {
                 .map_err(|e| format!("cannot protect {}: {e}", cookie.display()))?;
         }
         write("rabbitmq.conf", &config(spec))?;
-        write("enabled_plugins", "[].\n")?;
+        // The management API is the one place a node says where a queue lives.
+        write("enabled_plugins", "[rabbitmq_management].\n")?;
         Ok(as_host(
             node.id,
             &server().display().to_string(),
@@ -270,36 +272,30 @@ impl System for RabbitMq {
 
     fn leaders<'a>(&'a self, reach: &'a Reach, names: &'a [String]) -> LocalFuture<'a, Vec<Option<Answer>>> {
         Box::pin(async move {
-            // Over AMQP a node can say whether it serves a queue, not who leads it: every
-            // node that answers a passive declare of every queue reports the cluster as the
-            // queues' home, which is what "formed" and "recovered" need.
+            // AMQP does not say where a queue lives: each node's management API does, from
+            // that node's own view (a partitioned node may hold a stale one; the callers
+            // take what a majority agrees on).
             let mut answers = Vec::with_capacity(reach.nodes.len());
             for addr in &reach.nodes {
-                let Ok(connection) = connect(addr, reach.request_timeout).await else {
-                    answers.push(None);
-                    continue;
-                };
+                let host = super::host_of(addr);
                 let mut answer = Vec::with_capacity(names.len());
+                let mut answered = true;
                 for name in names {
-                    let served = match connection.create_channel().await {
-                        Ok(channel) => {
-                            let passive = QueueDeclareOptions {
-                                passive: true,
-                                ..Default::default()
-                            };
-                            let declared =
-                                channel.queue_declare(name.as_str(), passive, FieldTable::default());
-                            matches!(
-                                tokio::time::timeout(reach.request_timeout, declared).await,
-                                Ok(Ok(_))
-                            )
+                    let asked = queue_leader(reach.network.as_ref(), host, name);
+                    match tokio::time::timeout(reach.request_timeout, asked).await {
+                        Ok(Ok(leader)) => answer.push((name.clone(), leader)),
+                        Ok(Err(e)) => {
+                            tracing::debug!(node = addr, queue = name, "no leader: {e}");
+                            answered = false;
+                            break;
                         }
-                        Err(_) => false,
-                    };
-                    answer.push((name.clone(), served.then(|| "cluster".to_string())));
+                        Err(_) => {
+                            answered = false;
+                            break;
+                        }
+                    }
                 }
-                let _ = connection.close(200, "asked").await;
-                answers.push(Some(answer));
+                answers.push(answered.then_some(answer));
             }
             answers
         })
@@ -322,6 +318,65 @@ impl System for RabbitMq {
     fn clients(&self, reach: &Reach) -> Rc<dyn Clients> {
         Rc::new(RabbitClients { reach: reach.clone() })
     }
+}
+
+/// Asks the management API on `host` where queue `queue` lives: a quorum queue's leader,
+/// a classic queue's home (a mirrored queue's master), as a node's host name (`n2`);
+/// `None` when the node knows the queue but no live leader. An error when the node does
+/// not answer or knows no such queue.
+async fn queue_leader(network: &dyn Network, host: &str, queue: &str) -> Result<Option<String>, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = network
+        .connect(&format!("{host}:{MANAGEMENT_PORT}"))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    // HTTP/1.0: the server closes the connection after its answer, which ends the body.
+    let request = format!(
+        "GET /api/queues/%2F/{}?disable_stats=true HTTP/1.0\r\nHost: {host}\r\nAuthorization: Basic Z3Vlc3Q6Z3Vlc3Q=\r\n\r\n",
+        percent_encode(queue)
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("send: {e}"))?;
+    let mut response = Vec::new();
+    // One queue's description is a few hundred bytes: anything far larger is not it.
+    (&mut stream)
+        .take(1 << 20)
+        .read_to_end(&mut response)
+        .await
+        .map_err(|e| format!("read: {e}"))?;
+    queue_leader_of(&response)
+}
+
+/// The leader in a management API response to `GET /api/queues/VHOST/NAME`.
+fn queue_leader_of(response: &[u8]) -> Result<Option<String>, String> {
+    let text = String::from_utf8_lossy(response);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| "a response without a body".to_string())?;
+    let status = head.lines().next().unwrap_or_default();
+    if status.split_whitespace().nth(1) != Some("200") {
+        return Err(format!("answered {status}"));
+    }
+    let queue: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| format!("a body that is not JSON: {e}"))?;
+    // `leader` for quorum queues, `node` for classic and mirrored ones.
+    let node = queue
+        .get("leader")
+        .and_then(|v| v.as_str())
+        .or_else(|| queue.get("node").and_then(|v| v.as_str()));
+    Ok(node.map(|n| n.rsplit_once('@').map_or(n, |(_, host)| host).to_string()))
+}
+
+/// `text` with everything but unreserved URL characters percent-encoded.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// `text` as a regular expression matching itself.
@@ -496,5 +551,21 @@ mod tests {
         spec.mirrored.partition_handling = PartitionHandling::Ignore;
         assert!(config(&spec).contains("cluster_partition_handling = ignore"));
         assert_eq!(regex_quote("jepsen.queue"), r"jepsen\.queue");
+    }
+
+    #[test]
+    fn the_management_api_names_a_quorum_leader_or_a_classic_home_and_refuses_the_rest() {
+        let ok = |body: &str| format!("HTTP/1.0 200 OK\r\ncontent-type: application/json\r\n\r\n{body}");
+        let quorum = ok(r#"{"leader":"rabbit@n2","members":["rabbit@n1","rabbit@n2"],"type":"quorum"}"#);
+        assert_eq!(queue_leader_of(quorum.as_bytes()), Ok(Some("n2".into())));
+        let classic = ok(r#"{"node":"rabbit@n3","state":"live"}"#);
+        assert_eq!(queue_leader_of(classic.as_bytes()), Ok(Some("n3".into())));
+        assert_eq!(queue_leader_of(ok("{}").as_bytes()), Ok(None));
+        let missing = "HTTP/1.0 404 Not Found\r\n\r\n{\"error\":\"Object Not Found\"}";
+        let err = queue_leader_of(missing.as_bytes()).expect_err("a 404 is no answer");
+        assert!(err.contains("404"), "{err}");
+        assert!(queue_leader_of(b"HTTP/1.0 200 OK\r\n\r\n<html>").is_err());
+        assert!(queue_leader_of(b"garbage").is_err());
+        assert_eq!(percent_encode("jepsen.queue/1 x"), "jepsen.queue%2F1%20x");
     }
 }

@@ -27,11 +27,14 @@ fn run(args: &[&str]) -> (Option<i32>, tempfile::TempDir, String) {
     (out.status.code(), store, printed)
 }
 
-/// A short run of `system`'s quorum design, 3 nodes, under kills and partitions.
-fn run_short(system: &str) -> (Option<i32>, tempfile::TempDir, String) {
+/// A short run of `system`'s quorum design, 3 nodes, under kills and partitions of the
+/// nodes `target` names.
+fn run_short(system: &str, target: &str) -> (Option<i32>, tempfile::TempDir, String) {
     run(&[
         "--system",
         system,
+        "--target",
+        target,
         "--mode",
         "quorum",
         "--nemesis",
@@ -71,7 +74,7 @@ fn a_nats_jetstream_cluster_takes_the_log_workload_under_kills_and_partitions() 
     if !ready_for(&harness::systems::Nats) {
         return;
     }
-    let (code, store, printed) = run_short("nats");
+    let (code, store, printed) = run_short("nats", "one");
     // A verdict (valid or invalid: what NATS does is the finding, not the test's
     // business), never a harness error or a cluster that did not come back.
     assert!(matches!(code, Some(0 | 1)), "{printed}");
@@ -94,11 +97,31 @@ fn a_rabbitmq_quorum_queue_cluster_takes_the_queue_workload_under_kills_and_part
         return;
     }
     let epmd_before = epmds();
-    let (code, store, printed) = run_short("rabbitmq");
+    let (code, store, printed) = run_short("rabbitmq", "leader");
     assert!(matches!(code, Some(0 | 1)), "{printed}");
     let dir = store.path().join("latest");
     let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
     assert_worked(&history, &printed, ["enqueue", "dequeue", "drain"]);
+    // The management API told who leads the quorum queue: first n1, through which it was
+    // declared (RabbitMQ places a new queue's leader on the declaring node), and every
+    // node a fault struck had been named leader.
+    let log = std::fs::read_to_string(dir.join("harness.log")).unwrap();
+    let named: Vec<&str> = log
+        .lines()
+        .filter_map(|l| {
+            l.split_once("leaders: jepsen.queue=")
+                .map(|(_, node)| node.trim())
+        })
+        .collect();
+    assert_eq!(named.first(), Some(&"n1"), "{log}");
+    for op in history
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|op| op["f"] == "kill")
+    {
+        let struck = op["value"]["nodes"][0].as_str().unwrap_or_default();
+        assert!(named.contains(&struck), "{struck} was never named leader: {log}");
+    }
     // The three nodes formed one cluster: n2 and n3 joined n1, and each holds a member of
     // the quorum queue's Raft group.
     for n in ["n2", "n3"] {
