@@ -26,6 +26,8 @@ pub struct RealActuator<'a> {
     pub data_dirs: &'a [PathBuf],
     /// The product the nodes run, which says which of their files hold data.
     pub system: &'a dyn System,
+    /// The run's mode, which decides which of those files hold its messages.
+    pub mode: broker::Mode,
 }
 
 /// The largest non-empty file of `files` and its length.
@@ -117,7 +119,7 @@ impl Actuator for RealActuator<'_> {
                 if let Err(e) = self.nodes[node].kill() {
                     tracing::error!(node, %e, "real nemesis: kill before damaging its files failed");
                 }
-                let files = match self.system.data_files(&self.data_dirs[node]) {
+                let files = match self.system.data_files(self.mode, &self.data_dirs[node]) {
                     Ok(files) => files,
                     Err(e) => {
                         tracing::error!(node, %e, "real nemesis: cannot list the node's data files");

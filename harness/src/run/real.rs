@@ -316,6 +316,7 @@ async fn drive(
             net: &cluster.net,
             data_dirs: &data_dirs,
             system: system.as_ref(),
+            mode: spec.mode,
         };
         nemesis_phase(&mut nemesis, &mut act, now, time_limit, &phases, &recorder);
         tokio::time::sleep(NEMESIS_EVERY).await;

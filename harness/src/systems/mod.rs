@@ -167,9 +167,9 @@ pub trait System {
     /// Asks every node who leads each of `names`: one answer per node, `n1` first, `None`
     /// for a node that did not answer within the reach's request timeout.
     fn leaders<'a>(&'a self, reach: &'a Reach, names: &'a [String]) -> LocalFuture<'a, Vec<Option<Answer>>>;
-    /// The files under a node's data directory that hold its data: what a corrupt or
-    /// truncate fault may damage.
-    fn data_files(&self, data_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    /// The files under a node's data directory that hold the data of a run in `mode`:
+    /// what a corrupt or truncate fault may damage.
+    fn data_files(&self, _mode: Mode, data_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         every_file(data_dir)
     }
     /// Its clients, for every family it serves, of the cluster at `reach`.

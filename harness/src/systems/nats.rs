@@ -228,7 +228,7 @@ impl System for Nats {
         })
     }
 
-    fn data_files(&self, data_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    fn data_files(&self, _mode: Mode, data_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         // The streams' message blocks (`<account>/streams/<stream>/msgs/*.blk`), the files
         // Jepsen damaged in its 2025 test: not the meta layer's Raft log in `$SYS`, which
         // is larger early in a run, nor the configuration file beside the store.

@@ -301,18 +301,13 @@ impl System for RabbitMq {
         })
     }
 
-    fn data_files(&self, data_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-        // Queue indexes and message stores of classic queues, the quorum queues' WAL and
-        // segments: the files that hold messages.
+    fn data_files(&self, mode: Mode, data_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+        // The files that hold the run's messages: a quorum queue's WAL and segments (under
+        // `quorum/`, not the `coordination/` Raft system beside it), or a classic queue's
+        // index and message store. The quorum system keeps a WAL in every mode, and in
+        // the classic modes damaging it tests RabbitMQ's boot, not its queue.
         let files = super::every_file(&data_dir.join("mnesia"))?;
-        Ok(files
-            .into_iter()
-            .filter(|f| {
-                f.extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| matches!(e, "idx" | "rdq" | "wal" | "segment"))
-            })
-            .collect())
+        Ok(files.into_iter().filter(|f| holds_messages(mode, f)).collect())
     }
 
     fn clients(&self, reach: &Reach) -> Rc<dyn Clients> {
@@ -377,6 +372,18 @@ fn percent_encode(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// Whether `file` holds messages of a queue in `mode` (see [`RabbitMq::data_files`]).
+fn holds_messages(mode: Mode, file: &Path) -> bool {
+    let extension = file.extension().and_then(|e| e.to_str()).unwrap_or_default();
+    let under = |dir: &str| file.components().any(|c| c.as_os_str() == dir);
+    match mode {
+        Mode::Quorum => under("quorum") && matches!(extension, "wal" | "segment"),
+        // The queue index's journal holds small messages themselves (below
+        // `queue_index_embed_msgs_below`, 4 KiB), its segments and the message store the rest.
+        _ => !under("quorum") && !under("coordination") && matches!(extension, "jif" | "idx" | "rdq"),
+    }
 }
 
 /// `text` as a regular expression matching itself.
@@ -567,5 +574,31 @@ mod tests {
         assert!(queue_leader_of(b"HTTP/1.0 200 OK\r\n\r\n<html>").is_err());
         assert!(queue_leader_of(b"garbage").is_err());
         assert_eq!(percent_encode("jepsen.queue/1 x"), "jepsen.queue%2F1%20x");
+    }
+
+    #[test]
+    fn damage_aims_at_the_files_of_the_modes_queue() {
+        let wal = Path::new("mnesia/rabbit@n1/quorum/rabbit@n1/00000001.wal");
+        let segment = Path::new("mnesia/rabbit@n1/quorum/rabbit@n1/2F_JEP/00000001.segment");
+        let coordination = Path::new("mnesia/rabbit@n1/coordination/rabbit@n1/00000001.wal");
+        let store = Path::new("mnesia/rabbit@n1/msg_stores/vhosts/628W/msg_store_persistent/0.rdq");
+        let index = Path::new("mnesia/rabbit@n1/msg_stores/vhosts/628W/queues/ABC/0.idx");
+        let journal = Path::new("mnesia/rabbit@n1/msg_stores/vhosts/628W/queues/ABC/journal.jif");
+        for (file, quorum, mirrored) in [
+            (wal, true, false),
+            (segment, true, false),
+            (coordination, false, false),
+            (store, false, true),
+            (index, false, true),
+            (journal, false, true),
+        ] {
+            assert_eq!(holds_messages(Mode::Quorum, file), quorum, "{}", file.display());
+            assert_eq!(
+                holds_messages(Mode::Mirrored, file),
+                mirrored,
+                "{}",
+                file.display()
+            );
+        }
     }
 }

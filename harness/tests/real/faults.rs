@@ -425,7 +425,9 @@ async fn a_file_cut_short_in_a_stopped_node_loses_what_it_held() {
 
 /// The files tumult-broker's system says hold the data of the node under `dir`.
 fn data_files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let files = TumultBroker.data_files(&dir.join("data")).unwrap();
+    let files = TumultBroker
+        .data_files(broker::Mode::Single, &dir.join("data"))
+        .unwrap();
     assert!(!files.is_empty(), "the node wrote no data files");
     files
 }
