@@ -4,7 +4,9 @@
 //! Edges (parallel edges of different kinds may link one pair; a poll's run of records
 //! from one writer gives one `wr` edge):
 //! - `ww`: T1 wrote a value and T2 the next value of the same key, in version order;
-//! - `wr`: T2 read a value T1 wrote;
+//! - `wr`: T2 read a value T1 wrote (from the writer of the latest version a poll read of
+//!   a key, and from the writer of any other version it read whose ww chain to that one is
+//!   broken by a version nobody is known to have written: the rest follow through ww);
 //! - `rw`: T1 read a key up to some value, and T2 wrote the next one: T1 did not see it;
 //! - `process`: T1 and T2 are successive operations of one process;
 //! - `realtime`: T1 completed `ok` before T2 was invoked (transitively reduced: only from
@@ -23,8 +25,8 @@ use std::fmt::Write as _;
 use serde_json::json;
 
 use crate::graph::{EdgeSink, Exhausted, Graph, Intervals, Search};
-use crate::history::OpType;
-use crate::model::{KeyId, LogModel, PairMap, ValueId};
+use crate::history::{ByProcess, OpType};
+use crate::model::{KeyId, LogModel, PairMap, ValueId, NO_POSITION};
 use crate::order::Anomalies;
 
 const WW: u8 = 1;
@@ -33,6 +35,9 @@ const RW: u8 = 4;
 const PROCESS: u8 = 8;
 const REALTIME: u8 = 16;
 const ALL: u8 = WW | WR | RW | PROCESS | REALTIME;
+
+/// A version whose writer is not known.
+const NO_WRITER: u32 = u32::MAX;
 
 /// The rw-free masks, narrowest first: a strongly connected component of the graph cut
 /// down to one of them holds a cycle of exactly that strength (G0, G1c, then the same
@@ -89,30 +94,57 @@ fn build(model: &LogModel, rw: bool) -> Graph {
             writer.insert_first(send.key, send.value, i);
         }
     }
-    // Process and realtime order follow the invocations.
-    // (Sorting plain tuples, not indices compared through the ops, keeps the sorts in cache.)
-    let mut by_process: Vec<(u64, u64, u32)> = model
-        .ops
+    // Process order: each operation follows its process's previous one. A process has one
+    // operation open at a time, so it completes them in the order it invoked them, and
+    // the ops (in order of completion) list each process's in order: no sort is needed.
+    let mut last_of: ByProcess<u32> = ByProcess::default();
+    let mut process_order: Vec<(u32, u32)> = Vec::with_capacity(model.ops.len());
+    for (i, op) in model.ops.iter().enumerate() {
+        if let Some(&previous) = last_of.get(op.process) {
+            process_order.push((previous, i as u32));
+        }
+        last_of.insert(op.process, i as u32);
+    }
+    drop(last_of);
+    let by_invoke = by_invocation(model);
+    let events = realtime_events(model, &by_invoke);
+    // Per key: the writer of each version (`NO_WRITER` if none is known), and how many of
+    // its first n versions have none, for n up to all of them. Where none between two
+    // versions lacks one, the ww edges chain the first's writer to the second's. (A poll's
+    // records are successive versions: these tables are read in sequence.)
+    let writers: Vec<Vec<u32>> = model
+        .versions
         .iter()
         .enumerate()
-        .map(|(i, op)| (op.process, op.invoke, i as u32))
+        .map(|(key, versions)| {
+            versions
+                .iter()
+                .map(|(_, value)| writer.get(key as KeyId, *value).map_or(NO_WRITER, |w| w as u32))
+                .collect()
+        })
         .collect();
-    by_process.sort_unstable();
-    let mut by_invoke: Vec<(u64, u32)> = by_process.iter().map(|(_, invoke, i)| (*invoke, *i)).collect();
-    by_invoke.sort_unstable();
-    let by_invoke: Vec<usize> = by_invoke.into_iter().map(|(_, i)| i as usize).collect();
-    let events = realtime_events(model, &by_invoke);
+    let unwritten: Vec<Vec<u32>> = writers
+        .iter()
+        .map(|writers| {
+            let mut missing = 0u32;
+            let mut prefix = Vec::with_capacity(writers.len() + 1);
+            prefix.push(0);
+            for w in writers {
+                missing += u32::from(*w == NO_WRITER);
+                prefix.push(missing);
+            }
+            prefix
+        })
+        .collect();
     // The edges are generated twice, counted and then placed, rather than listed once and
     // then sorted into place: the list would be the largest thing the checker holds.
     Graph::generate(|graph| {
         // ww: successive versions of each key.
-        for (key, versions) in model.versions.iter().enumerate() {
-            let key = key as KeyId;
-            for pair in versions.windows(2) {
-                let (Some(a), Some(b)) = (writer.get(key, pair[0].1), writer.get(key, pair[1].1)) else {
-                    continue;
-                };
-                graph.edge(a, b, WW);
+        for writers in &writers {
+            for pair in writers.windows(2) {
+                if pair[0] != NO_WRITER && pair[1] != NO_WRITER {
+                    graph.edge(pair[0] as usize, pair[1] as usize, WW);
+                }
             }
         }
         // wr and rw from every read.
@@ -120,36 +152,80 @@ fn build(model: &LogModel, rw: bool) -> Graph {
             if op.kind != OpType::Ok {
                 continue;
             }
-            for (key, records) in model.reads(op) {
+            for (key, _, positions) in model.reads_positioned(op) {
+                let writers = &writers[key as usize];
+                let written = |p: u32| Some(writers[p as usize]).filter(|w| *w != NO_WRITER);
                 let mut highest: Option<u32> = None;
-                // A batch's records mostly share a writer: one edge for a run of them.
-                let mut last_writer = None;
-                for (_, value) in records {
-                    if let Some(w) = writer.get(*key, *value) {
-                        if last_writer != Some(w) {
-                            graph.edge(w, i, WR);
-                            last_writer = Some(w);
+                // The latest version read that has a writer: its writer gets a wr edge.
+                let mut top: Option<(u32, u32)> = None;
+                for &p in positions.iter().filter(|p| **p != NO_POSITION) {
+                    highest = Some(highest.map_or(p, |h| h.max(p)));
+                    if top.is_none_or(|(t, _)| p > t) {
+                        if let Some(w) = written(p) {
+                            top = Some((p, w));
                         }
                     }
-                    if let Some(p) = model.position_of(*key, *value).filter(|_| rw) {
-                        highest = Some(highest.map_or(p, |h| h.max(p)));
+                }
+                if let Some((t, top_writer)) = top {
+                    graph.edge(top_writer as usize, i, WR);
+                    // The writers of the other versions read reach that writer through ww
+                    // edges when no version between lacks a writer: their own wr edges
+                    // would add no path (a poll reads a run of records from many writers,
+                    // and these edges were half the graph). The others get theirs; a
+                    // batch's records mostly share a writer: one edge for a run of them.
+                    let missing = &unwritten[key as usize];
+                    let mut last_writer = top_writer;
+                    for &p in positions.iter().filter(|p| **p != NO_POSITION) {
+                        let Some(w) = written(p) else { continue };
+                        if w != last_writer && missing[t as usize + 1] != missing[p as usize] {
+                            graph.edge(w as usize, i, WR);
+                            last_writer = w;
+                        }
                     }
                 }
-                let Some(h) = highest else { continue };
-                if let Some(&(_, next)) = model.versions[*key as usize].get(h as usize + 1) {
-                    if let Some(w) = writer.get(*key, next) {
-                        graph.edge(i, w, RW);
-                    }
+                let Some(h) = highest.filter(|_| rw) else { continue };
+                if let Some(&w) = writers.get(h as usize + 1).filter(|w| **w != NO_WRITER) {
+                    graph.edge(i, w as usize, RW);
                 }
             }
         }
-        for pair in by_process.windows(2) {
-            if pair[0].0 == pair[1].0 {
-                graph.edge(pair[0].2 as usize, pair[1].2 as usize, PROCESS);
-            }
+        for &(a, b) in &process_order {
+            graph.edge(a as usize, b as usize, PROCESS);
         }
         model.ops.len() + realtime(model.ops.len(), &events, graph)
     })
+}
+
+/// The ops in order of invocation. Invocation indices are distinct history positions,
+/// so a table indexed by them sorts in one pass; a history whose indices are far apart
+/// (or, from a caller's own ops, repeated) is sorted instead.
+fn by_invocation(model: &LogModel) -> Vec<usize> {
+    let ops = model.ops.len();
+    let highest = model.ops.iter().map(|op| op.invoke).max().unwrap_or(0);
+    if highest < 4 * ops as u64 + 1024 {
+        let mut table = vec![u32::MAX; highest as usize + 1];
+        let mut placed = 0;
+        for (i, op) in model.ops.iter().enumerate() {
+            let slot = &mut table[op.invoke as usize];
+            placed += usize::from(*slot == u32::MAX);
+            *slot = i as u32;
+        }
+        if placed == ops {
+            return table
+                .into_iter()
+                .filter(|i| *i != u32::MAX)
+                .map(|i| i as usize)
+                .collect();
+        }
+    }
+    let mut sorted: Vec<(u64, u32)> = model
+        .ops
+        .iter()
+        .enumerate()
+        .map(|(i, op)| (op.invoke, i as u32))
+        .collect();
+    sorted.sort_unstable();
+    sorted.into_iter().map(|(_, i)| i as usize).collect()
 }
 
 /// The invocations and `ok` completions in history order, as (is an invocation, op).

@@ -414,6 +414,11 @@ fn number(token: &str) -> Option<Value> {
 /// tumult would write for it, so that the JSONL fast path can read it. `None` for anything
 /// else (a set, a float, an escape, a duplicate key, ...), which the full reader then reads.
 pub(crate) fn line_as_json(line: &[u8], out: &mut Vec<u8>) -> Option<()> {
+    translate(line, out, true)
+}
+
+/// [`line_as_json`], with the shortcut for the usual fields (`head`) or without.
+fn translate(line: &[u8], out: &mut Vec<u8>, head: bool) -> Option<()> {
     /// One open collection: a map (with the keys seen, and whether a value is due) or a
     /// sequence (with its closing bracket).
     enum Open<'a> {
@@ -459,6 +464,19 @@ pub(crate) fn line_as_json(line: &[u8], out: &mut Vec<u8>) -> Option<()> {
     // (Inline storage: a line is a handful of small collections, and an allocation per
     // line would cost as much as the rest.)
     let mut stack: SmallVec<[Open; 8]> = SmallVec::new();
+    // The fields before the value, in the order and spacing Jepsen and tumult write them,
+    // are copied by matching them whole: the loop below then only walks the value.
+    if let Some(value_at) = tumult_head(line, at, out).filter(|_| head) {
+        at = value_at;
+        stack.push(Open::Map {
+            keys: [&b"index"[..], b"time", b"type", b"process", b"f", b"value"]
+                .into_iter()
+                .collect(),
+            value_due: true,
+        });
+    } else {
+        out.clear();
+    }
     loop {
         skip(&mut at);
         let c = *line.get(at)?;
@@ -582,9 +600,109 @@ pub(crate) fn line_as_json(line: &[u8], out: &mut Vec<u8>) -> Option<()> {
     (at == line.len()).then_some(())
 }
 
+/// `{:index N, :time N, :type :T, :process N, :f :F, :value ` at `at` in `line`, written
+/// to `out` as the JSON [`line_as_json`] writes for it, up to and including the `"value"`
+/// key; returns where the value starts. `None` (with `out` part-written) where the line
+/// differs in any way, even one the full walk would accept.
+fn tumult_head(line: &[u8], at: usize, out: &mut Vec<u8>) -> Option<usize> {
+    let mut at = at;
+    let expect = |at: &mut usize, text: &[u8]| line[*at..].starts_with(text).then(|| *at += text.len());
+    // A plain non-negative integer (no leading zero) up to the comma after it.
+    let integer = |at: &mut usize, out: &mut Vec<u8>| {
+        let digits = line[*at..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 || (digits > 1 && line[*at] == b'0') || line.get(*at + digits) != Some(&b',') {
+            return None;
+        }
+        out.extend_from_slice(&line[*at..*at + digits]);
+        *at += digits;
+        Some(())
+    };
+    // A keyword's name of lower-case letters and dashes, up to the comma after it.
+    let keyword = |at: &mut usize, out: &mut Vec<u8>| {
+        let len = line[*at..]
+            .iter()
+            .take_while(|c| c.is_ascii_lowercase() || **c == b'-')
+            .count();
+        if len == 0 || line.get(*at + len) != Some(&b',') {
+            return None;
+        }
+        out.push(b'"');
+        out.extend_from_slice(&line[*at..*at + len]);
+        out.push(b'"');
+        *at += len;
+        Some(())
+    };
+    // (EDN's text, the JSON written for it, and whether the value is an integer or a
+    // keyword.)
+    let fields: [(&[u8], &[u8], bool); 5] = [
+        (b"{:index ", b"{\"index\":", true),
+        (b", :time ", b",\"time\":", true),
+        (b", :type :", b",\"type\":", false),
+        (b", :process ", b",\"process\":", true),
+        (b", :f :", b",\"f\":", false),
+    ];
+    for (edn, json, is_integer) in fields {
+        expect(&mut at, edn)?;
+        out.extend_from_slice(json);
+        match is_integer {
+            true => integer(&mut at, out)?,
+            false => keyword(&mut at, out)?,
+        }
+    }
+    expect(&mut at, b", :value ")?;
+    out.extend_from_slice(b",\"value\"");
+    Some(at)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shortcut_for_the_usual_fields_writes_what_the_walk_writes() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+        let mut lines: Vec<String> = vec![
+            "{:index 0, :time 7, :type :invoke, :process 3, :f :send, :value [[:send 3 1]]}".into(),
+            "{:index 12, :time 70, :type :ok, :process 0, :f :final-poll, :value [[:poll {3 [[0 1]]}]]}"
+                .into(),
+            "{:index 0, :time 7, :type :invoke, :process 3, :f :send, :value nil, :index 1}".into(),
+        ];
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "edn") {
+                lines.extend(std::fs::read_to_string(path).unwrap().lines().map(str::to_string));
+            }
+        }
+        let (mut shortcut, mut compared) = (0, 0);
+        for line in &lines {
+            let bytes = line.as_bytes();
+            let mut variants = vec![bytes.to_vec()];
+            // Each byte dropped, and replaced by a character that matters to the match.
+            for at in 0..bytes.len() {
+                let mut dropped = bytes.to_vec();
+                dropped.remove(at);
+                variants.push(dropped);
+                let mut replaced = bytes.to_vec();
+                replaced[at] = b" ,:0a-{"[at % 7];
+                variants.push(replaced);
+            }
+            for variant in variants {
+                let (mut fast, mut walked) = (Vec::new(), Vec::new());
+                let a = translate(&variant, &mut fast, true);
+                let b = translate(&variant, &mut walked, false);
+                assert_eq!(a.is_some(), b.is_some(), "{}", String::from_utf8_lossy(&variant));
+                if a.is_some() {
+                    assert_eq!(fast, walked, "{}", String::from_utf8_lossy(&variant));
+                    compared += 1;
+                }
+                shortcut += usize::from(tumult_head(&variant, 0, &mut Vec::new()).is_some());
+            }
+        }
+        assert!(
+            shortcut > 500 && compared > 1000,
+            "{shortcut} shortcuts, {compared} compared"
+        );
+    }
 
     #[test]
     fn jepsen_ops_read_as_the_jsonl_form_would() {

@@ -149,7 +149,7 @@ impl std::str::FromStr for Format {
 pub(crate) struct OpRules {
     next_index: u64,
     /// Open invocations: process -> (history index, function's number in `functions`).
-    open: BTreeMap<u64, (u64, usize)>,
+    open: ByProcess<(u64, usize)>,
     /// Every function name seen, numbered: a history has a handful.
     functions: Vec<String>,
 }
@@ -173,7 +173,7 @@ impl OpRules {
         self.next_index += 1;
         let Some(process) = process else { return Ok(None) };
         if kind == OpType::Invoke {
-            if let Some((open, _)) = self.open.get(&process) {
+            if let Some((open, _)) = self.open.get(process) {
                 return Err(format!(
                     "process {process} invokes while its operation at index {open} is still open"
                 ));
@@ -188,7 +188,7 @@ impl OpRules {
             self.open.insert(process, (index, number));
             return Ok(None);
         }
-        let Some((invoke, invoked)) = self.open.remove(&process) else {
+        let Some((invoke, invoked)) = self.open.remove(process) else {
             return Ok(None);
         };
         let invoked = &self.functions[invoked];
@@ -198,6 +198,70 @@ impl OpRules {
             ));
         }
         Ok(Some(invoke))
+    }
+}
+
+/// Something per process: a table for the small process numbers histories mostly use (a
+/// tree insertion and removal per operation cost more than reading the operation), a tree
+/// for the rest.
+#[derive(Debug, Clone)]
+pub(crate) struct ByProcess<T> {
+    small: Vec<Option<T>>,
+    large: BTreeMap<u64, T>,
+}
+
+impl<T> Default for ByProcess<T> {
+    fn default() -> Self {
+        Self {
+            small: Vec::new(),
+            large: BTreeMap::new(),
+        }
+    }
+}
+
+/// Processes below this are kept in [`ByProcess`]'s table.
+const SMALL_PROCESSES: u64 = 1 << 16;
+
+impl<T> ByProcess<T> {
+    /// Sets `process`'s item.
+    pub(crate) fn insert(&mut self, process: u64, item: T) {
+        if process < SMALL_PROCESSES {
+            let slot = process as usize;
+            if self.small.len() <= slot {
+                self.small.resize_with(slot + 1, || None);
+            }
+            self.small[slot] = Some(item);
+        } else {
+            self.large.insert(process, item);
+        }
+    }
+
+    /// `process`'s item.
+    pub(crate) fn get(&self, process: u64) -> Option<&T> {
+        if process < SMALL_PROCESSES {
+            self.small.get(process as usize)?.as_ref()
+        } else {
+            self.large.get(&process)
+        }
+    }
+
+    /// Takes `process`'s item away.
+    pub(crate) fn remove(&mut self, process: u64) -> Option<T> {
+        if process < SMALL_PROCESSES {
+            self.small.get_mut(process as usize)?.take()
+        } else {
+            self.large.remove(&process)
+        }
+    }
+
+    /// Every item, by process in order.
+    pub(crate) fn drain(self) -> impl Iterator<Item = (u64, T)> {
+        let small = self
+            .small
+            .into_iter()
+            .enumerate()
+            .filter_map(|(p, item)| Some((p as u64, item?)));
+        small.chain(self.large)
     }
 }
 

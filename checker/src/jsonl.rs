@@ -39,7 +39,21 @@ pub(crate) fn line<'a>(line: &'a [u8], model: &mut LogModel, out: &mut Parsed) -
     let (mut index, mut time, mut kind, mut process, mut f, mut value) = (None, None, None, None, None, None);
     let mut walked = false;
     let mut first = Seq::default();
-    s.enter_object()?.then_some(())?;
+    // The layout tumult writes (and the EDN reader rewrites Jepsen's lines to) is read
+    // by matching its field names as they come; anything else starts over below.
+    if let Some(head) = s.tumult_head() {
+        (index, time, kind, process, f) = (
+            Some(head.0),
+            Some(head.1),
+            Some(head.2),
+            Some(head.3),
+            Some(head.4),
+        );
+        first.started = true;
+    } else {
+        s.i = 0;
+        s.enter_object()?.then_some(())?;
+    }
     while let Some(key) = s.next_key(&mut first)? {
         // A repeated field is serde's error to report.
         match key {
@@ -219,6 +233,32 @@ impl<'a> Scan<'a> {
         Some(())
     }
 
+    /// `{"index":N,"time":N,"type":"T","process":N,"f":"F"` exactly, with no space, as
+    /// tumult writes it: the fields before the value, read without a key loop. `None`
+    /// where the line differs anywhere (the caller then reads it field by field).
+    fn tumult_head(&mut self) -> Option<(u64, u64, OpType, Option<u64>, &'a str)> {
+        self.literal(b"{\"index\":")?;
+        let index = self.int_fast()?;
+        self.literal(b",\"time\":")?;
+        let time = self.int_fast()?;
+        self.literal(b",\"type\":\"")?;
+        let kind = if self.literal(b"invoke\"").is_some() {
+            OpType::Invoke
+        } else if self.literal(b"ok\"").is_some() {
+            OpType::Ok
+        } else if self.literal(b"fail\"").is_some() {
+            OpType::Fail
+        } else {
+            self.literal(b"info\"")?;
+            OpType::Info
+        };
+        self.literal(b",\"process\":")?;
+        let process = self.int_fast()?;
+        self.literal(b",\"f\":")?;
+        let f = self.plain_str()?;
+        Some((index, time, kind, Some(process), f))
+    }
+
     fn peek(&mut self) -> Option<u8> {
         while let Some(b' ' | b'\t' | b'\r' | b'\n') = self.b.get(self.i) {
             self.i += 1;
@@ -346,17 +386,23 @@ impl<'a> Scan<'a> {
     fn int_fast(&mut self) -> Option<u64> {
         self.peek()?;
         let rest = &self.b[self.i..];
-        // At most 20 digits fit a u64; a longer run is left to the full path.
-        let len = rest.iter().take(20).take_while(|c| c.is_ascii_digit()).count();
+        // 19 digits cannot overflow; a 20th is checked; a longer run is left to the full
+        // path.
+        let (mut n, mut len) = (0u64, 0usize);
+        while let Some(&d @ b'0'..=b'9') = rest.get(len) {
+            if len == 19 {
+                break;
+            }
+            n = n * 10 + u64::from(d - b'0');
+            len += 1;
+        }
         if len == 0 || (len > 1 && rest[0] == b'0') {
             return None;
         }
-        let n = if len < 20 {
-            // 19 digits cannot overflow.
-            rest[..len].iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'))
-        } else {
-            digits(&rest[..len])?
-        };
+        if len == 19 && rest.get(19).is_some_and(u8::is_ascii_digit) {
+            len = 20;
+            n = digits(&rest[..len])?;
+        }
         match rest.get(len) {
             Some(b',' | b']' | b'}' | b' ' | b'\t' | b'\r' | b'\n') | None => {
                 self.i += len;

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::cycles::{add_cycles, find_cycles};
 use crate::history::{History, OpType};
-use crate::model::{KeyId, LogModel, MOp, PairMap, ValueId};
+use crate::model::{KeyId, LogModel, MOp, PairMap, ValueId, NO_POSITION};
 use crate::order::{order_anomalies, Anomalies, Unseen};
 use crate::queue::WITNESSES_MAX;
 use crate::verdict::Validity;
@@ -289,7 +289,6 @@ fn basic_log_analysis(model: &LogModel) -> LogReport {
     };
     let reads = || records(|op| op.kind == OpType::Ok && !op.is_final());
     let finals = || records(|op| op.kind == OpType::Ok && op.is_final());
-    let aborted_reads = || records(|op| op.kind != OpType::Ok);
     let mut final_reads = false;
     let mut send_count = 0;
     for op in &model.ops {
@@ -352,35 +351,23 @@ fn basic_log_analysis(model: &LogModel) -> LogReport {
             })
             .collect()
     };
-    // The final reads run to the end of every key, so an offset they lack, or hold another
-    // value at, never held this value once everything was healed.
-    let dirty: Vec<Obs> = match final_reads {
-        true => reads()
-            .filter(|(k, o, v, _)| !holds(&final_at[*k as usize], *o, *v))
-            .collect(),
-        false => Vec::new(),
-    };
-    // Every observation, acknowledged offsets included, against the model's table of the
-    // first value seen at each offset and the first offset of each value: only the
-    // observations that disagree are collected and grouped.
-    let observations = reads()
-        .chain(finals())
-        .chain(aborted_reads())
-        .chain(
-            acknowledged
-                .iter()
-                .chain(&proven)
-                .filter(|a| a.1 != u64::MAX)
-                .copied(),
-        )
-        .map(|(k, o, v, _)| (k, o, v));
+    // One pass over every read, the records with their positions:
+    // - dirty reads: the final reads run to the end of every key, so an offset they lack,
+    //   or hold another value at, never held this value once everything was healed;
+    // - every observation against the model's table of the first value seen at each offset
+    //   and the first offset of each value: only the observations that disagree are
+    //   collected and grouped;
+    // - values read that nobody sent: by the reads, then the final reads, then the reads of
+    //   operations that did not complete `ok`.
+    let mut dirty: Vec<Obs> = Vec::new();
     let mut other_value: Vec<(KeyId, u64, ValueId)> = Vec::new();
     let mut other_offset: Vec<(KeyId, ValueId, u64)> = Vec::new();
-    for (k, o, v) in observations {
+    let mut unexpected_by: [Vec<Obs>; 3] = Default::default();
+    let mut observe = |k: KeyId, o: u64, v: ValueId, position: Option<u32>| {
         if let Some(first) = model.value_at(k, o).filter(|first| *first != v) {
             other_value.extend([(k, o, first), (k, o, v)]);
         }
-        match model.position_of(k, v) {
+        match position {
             Some(p) => {
                 let first = model.versions[k as usize][p as usize].0;
                 if first != o {
@@ -389,7 +376,30 @@ fn basic_log_analysis(model: &LogModel) -> LogReport {
             }
             None => other_offset.push((k, v, o)),
         }
+    };
+    for op in &model.ops {
+        let ok = op.kind == OpType::Ok;
+        let class = match (ok, op.is_final()) {
+            (true, false) => 0,
+            (true, true) => 1,
+            (false, _) => 2,
+        };
+        for (k, records, positions) in model.reads_positioned(op) {
+            for (&(o, v), &p) in records.iter().zip(positions) {
+                if class == 0 && final_reads && !holds(&final_at[k as usize], o, v) {
+                    dirty.push((k, o, v, op.complete));
+                }
+                observe(k, o, v, Some(p).filter(|p| *p != NO_POSITION));
+                if !attempted.contains(k, v) {
+                    unexpected_by[class].push((k, o, v, op.complete));
+                }
+            }
+        }
     }
+    for &(k, o, v, _) in acknowledged.iter().chain(&proven).filter(|a| a.1 != u64::MAX) {
+        observe(k, o, v, model.position_of(k, v));
+    }
+    let unexpected: Vec<Obs> = unexpected_by.concat();
     let (inconsistent_count, inconsistent) = groups(other_value, |group| {
         let mut values: Vec<String> = group
             .iter()
@@ -405,11 +415,6 @@ fn basic_log_analysis(model: &LogModel) -> LogReport {
             group.iter().map(|(_, _, o)| *o).collect(),
         )
     });
-    let unexpected: Vec<Obs> = reads()
-        .chain(finals())
-        .chain(aborted_reads())
-        .filter(|(k, _, v, _)| !attempted.contains(*k, *v))
-        .collect();
     let anomalies = lost.len() + dirty.len() + inconsistent_count + duplicate_count + unexpected.len();
     LogReport {
         valid: if anomalies == 0 {
@@ -478,6 +483,33 @@ mod tests {
 
     fn poll(p: u64, f: &'static str, records: Value) -> Step {
         (p, f, json!([["poll"]]), OpType::Ok, json!([["poll", records]]))
+    }
+
+    /// A poll's wr edges stand for each other only where ww edges chain their writers: a
+    /// version nobody wrote breaks the chain, and the earlier writer keeps its own edge.
+    #[test]
+    fn a_read_of_a_future_write_is_a_cycle_whether_or_not_ww_edges_chain_the_writers() {
+        for gap_filled in [false, true] {
+            let mut steps = vec![
+                // The poll reads 10 before process 1 sends it: wr 10's send -> poll, and
+                // process order poll -> that send.
+                poll(1, "poll", json!({"1": [[0, 10], [1, 11], [2, 12]]})),
+                send(1, 1, 10, 0),
+                send(2, 1, 12, 2),
+            ];
+            if gap_filled {
+                steps.push(send(3, 1, 11, 1));
+            }
+            let r = log_analysis(&history(&steps));
+            let found: Vec<(&str, usize)> = r
+                .anomalies
+                .iter()
+                .filter(|(name, _)| name.starts_with("G"))
+                .map(|(name, cases)| (name.as_str(), cases.count))
+                .collect();
+            assert_eq!(found, vec![("G1c-process", 1)], "gap filled: {gap_filled}: {r:?}");
+            assert_eq!(r.unexpected_count, usize::from(!gap_filled));
+        }
     }
 
     #[test]

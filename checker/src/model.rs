@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use smallvec::SmallVec;
 
-use crate::history::{History, Op, OpType, Process};
+use crate::history::{ByProcess, History, Op, OpType, Process};
 
 /// An interned key.
 pub type KeyId = u32;
@@ -117,11 +117,18 @@ pub struct LogModel {
     pub read_keys: Vec<(KeyId, usize, u32)>,
     /// Every (offset, value) record read, op by op and key by key.
     pub records: Vec<(u64, ValueId)>,
+    /// Each record's value's position in its key's version order, beside `records`
+    /// ([`NO_POSITION`] for a record no read refers to): looked up once here, then read in
+    /// sequence by every analysis that walks the reads.
+    pub record_positions: Vec<u32>,
     key_ids: BTreeMap<String, KeyId>,
     value_ids: BTreeMap<String, ValueId>,
     int_ids: BTreeMap<i64, ValueId>,
     small_ids: Vec<ValueId>,
 }
+
+/// The position of a record no read refers to (see [`LogModel::record_positions`]).
+pub const NO_POSITION: u32 = u32::MAX;
 
 /// Integer values below this are interned through a table rather than a map.
 const DIRECT_MAX: usize = 1 << 24;
@@ -155,7 +162,7 @@ pub struct Completed {
 #[derive(Debug, Default)]
 pub struct LogBuilder {
     model: LogModel,
-    pending: BTreeMap<u64, Pending>,
+    pending: ByProcess<Pending>,
 }
 
 impl LogBuilder {
@@ -256,7 +263,7 @@ impl LogBuilder {
     /// and what its value says. A completion with no open invocation stands for an
     /// operation invoked at that moment (its sends, named only by the invocation, unknown).
     pub fn complete(&mut self, done: Completion, f: &str, completed: Completed) {
-        let pending = self.pending.remove(&done.process).unwrap_or_else(|| Pending {
+        let pending = self.pending.remove(done.process).unwrap_or_else(|| Pending {
             index: done.index,
             f: Function::of(f),
             sends: SmallVec::new(),
@@ -268,7 +275,7 @@ impl LogBuilder {
     /// The model: an operation the history ends before completing is indeterminate, as
     /// if it had completed `info` at the end (in invocation order).
     pub fn finish(mut self) -> LogModel {
-        let mut unfinished: Vec<(u64, Pending)> = std::mem::take(&mut self.pending).into_iter().collect();
+        let mut unfinished: Vec<(u64, Pending)> = std::mem::take(&mut self.pending).drain().collect();
         unfinished.sort_by_key(|(_, p)| p.index);
         for (process, pending) in unfinished {
             let done = Completion {
@@ -529,6 +536,14 @@ impl LogModel {
             self.versions[key] = versions;
             self.offsets[key] = offsets;
         }
+        let mut record_positions = vec![NO_POSITION; self.records.len()];
+        for &(key, start, len) in &self.read_keys {
+            let at = start..start + len as usize;
+            for (slot, (_, value)) in record_positions[at.clone()].iter_mut().zip(&self.records[at]) {
+                *slot = position.get(key, *value).unwrap_or(NO_POSITION);
+            }
+        }
+        self.record_positions = record_positions;
         self.position = position;
     }
 
@@ -538,6 +553,21 @@ impl LogModel {
         self.read_keys[first..first + count]
             .iter()
             .map(|(key, start, len)| (key, &self.records[*start..*start + *len as usize]))
+    }
+
+    /// `op`'s reads, as [`LogModel::reads`] gives them, each record with its value's
+    /// position in the key's version order.
+    pub fn reads_positioned<'m>(
+        &'m self,
+        op: &MOp,
+    ) -> impl Iterator<Item = (KeyId, &'m [(u64, ValueId)], &'m [u32])> + 'm {
+        let (first, count) = (op.reads.0 as usize, op.reads.1 as usize);
+        self.read_keys[first..first + count]
+            .iter()
+            .map(|(key, start, len)| {
+                let at = *start..*start + *len as usize;
+                (*key, &self.records[at.clone()], &self.record_positions[at])
+            })
     }
 
     /// `key`'s position of `value` in its version order.

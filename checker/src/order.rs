@@ -24,8 +24,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use smallvec::SmallVec;
 
-use crate::history::OpType;
-use crate::model::{KeyId, LogModel, MOp, PairMap, ValueId};
+use crate::history::{ByProcess, OpType};
+use crate::model::{KeyId, LogModel, MOp, PairMap, ValueId, NO_POSITION};
 use crate::queue::WITNESSES_MAX;
 
 /// Most values listed as skipped in one witness.
@@ -125,7 +125,7 @@ impl ByKey {
 pub fn order_anomalies(model: &LogModel) -> (Anomalies, Unseen) {
     let mut anomalies = Anomalies::new();
     // Per process (by its slot): per key, the last (position, value) it polled and sent.
-    let mut slots: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut slots: ByProcess<usize> = ByProcess::default();
     let mut polled: Vec<ByKey> = Vec::new();
     let mut sent: Vec<ByKey> = Vec::new();
     let mut failed: PairMap<u64> = PairMap::new(model.value_count());
@@ -136,11 +136,15 @@ pub fn order_anomalies(model: &LogModel) -> (Anomalies, Unseen) {
         }
     }
     for op in &model.ops {
-        let slot = *slots.entry(op.process).or_insert_with(|| {
-            polled.push(ByKey::default());
-            sent.push(ByKey::default());
-            polled.len() - 1
-        });
+        let slot = match slots.get(op.process) {
+            Some(slot) => *slot,
+            None => {
+                polled.push(ByKey::default());
+                sent.push(ByKey::default());
+                slots.insert(op.process, polled.len() - 1);
+                polled.len() - 1
+            }
+        };
         if op.is_final() {
             polled[slot].0.clear();
         }
@@ -159,10 +163,13 @@ pub fn order_anomalies(model: &LogModel) -> (Anomalies, Unseen) {
                 }
             }
         }
-        for (key, records) in model.reads(op) {
-            let positioned: SmallVec<[(u32, ValueId); 6]> = records
+        for (key, records, positions) in model.reads_positioned(op) {
+            let key = &key;
+            let positioned: SmallVec<[(u32, ValueId); 6]> = positions
                 .iter()
-                .filter_map(|(_, v)| model.position_of(*key, *v).map(|p| (p, *v)))
+                .zip(records)
+                .filter(|(p, _)| **p != NO_POSITION)
+                .map(|(p, (_, v))| (*p, *v))
                 .collect();
             for pair in positioned.windows(2) {
                 match pair[1].0.cmp(&(pair[0].0 + 1)) {

@@ -128,49 +128,92 @@ impl<'de> Deserialize<'de> for LineProcess {
     }
 }
 
-fn read_jsonl(mut reader: impl BufRead, sink: &mut Sink) -> Result<(), HistoryError> {
-    let mut bytes = Vec::new();
+fn read_jsonl(reader: impl BufRead, sink: &mut Sink) -> Result<(), HistoryError> {
+    for_each_line(reader, "cannot read", |bytes, line_no| {
+        jsonl_line(bytes, line_no, sink)
+    })
+}
+
+/// Hands `each` every line of `reader` with its number (the line with its newline, if it
+/// has one). Lines are read where they lie in the reader's buffer; only a line split
+/// across two refills is copied (copying every line would cost as much as finding its
+/// fields). A read error is reported at the line it stopped, after `unreadable`.
+fn for_each_line(
+    mut reader: impl BufRead,
+    unreadable: &str,
+    mut each: impl FnMut(&[u8], usize) -> Result<(), HistoryError>,
+) -> Result<(), HistoryError> {
+    let mut split = Vec::new();
     let mut line_no = 0usize;
     loop {
-        bytes.clear();
-        line_no += 1;
-        let fail = |message: String| HistoryError {
-            line: line_no,
-            message,
-        };
-        let read = reader
-            .read_until(b'\n', &mut bytes)
-            .map_err(|e| fail(format!("cannot read: {e}")))?;
-        if read == 0 {
+        let buf = reader.fill_buf().map_err(|e| HistoryError {
+            line: line_no + 1,
+            message: format!("{unreadable}: {e}"),
+        })?;
+        if buf.is_empty() {
+            if !split.is_empty() {
+                each(&split, line_no + 1)?;
+            }
             return Ok(());
         }
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            continue;
+        let len = buf.len();
+        let mut start = 0;
+        if !split.is_empty() {
+            let Some(end) = memchr::memchr(b'\n', buf) else {
+                split.extend_from_slice(buf);
+                reader.consume(len);
+                continue;
+            };
+            split.extend_from_slice(&buf[..=end]);
+            line_no += 1;
+            each(&split, line_no)?;
+            split.clear();
+            start = end + 1;
         }
-        // The fast path reads what it can; serde reads (or refuses) the rest.
-        let mut parsed = Parsed::default();
-        let fast = jsonl::line(&bytes, sink.builder.model_mut(), &mut parsed);
-        let head = match fast {
-            Some(f) => Head::from(f),
-            None => {
-                parsed = Parsed::default();
-                let text = std::str::from_utf8(&bytes)
-                    .map_err(|_| fail("cannot read: stream did not contain valid UTF-8".into()))?;
-                let line: Line =
-                    serde_json::from_str(text).map_err(|e| fail(format!("not a history operation: {e}")))?;
-                Head {
-                    index: line.index,
-                    time: line.time,
-                    kind: line.kind,
-                    process: line.process.0,
-                    f: line.f,
-                    value: line.value.map(|raw| raw.get().as_bytes()),
-                    walked: false,
-                }
-            }
-        };
-        add_jsonl_op(sink, head, parsed).map_err(fail)?;
+        let base = start;
+        for end in memchr::memchr_iter(b'\n', &buf[base..]) {
+            let end = base + end + 1;
+            line_no += 1;
+            each(&buf[start..end], line_no)?;
+            start = end;
+        }
+        split.extend_from_slice(&buf[start..]);
+        reader.consume(len);
     }
+}
+
+/// Reads line `line_no`, `bytes` (with its newline, if it has one), into the sink.
+fn jsonl_line(bytes: &[u8], line_no: usize, sink: &mut Sink) -> Result<(), HistoryError> {
+    let fail = |message: String| HistoryError {
+        line: line_no,
+        message,
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    // The fast path reads what it can; serde reads (or refuses) the rest.
+    let mut parsed = Parsed::default();
+    let fast = jsonl::line(bytes, sink.builder.model_mut(), &mut parsed);
+    let head = match fast {
+        Some(f) => Head::from(f),
+        None => {
+            parsed = Parsed::default();
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| fail("cannot read: stream did not contain valid UTF-8".into()))?;
+            let line: Line =
+                serde_json::from_str(text).map_err(|e| fail(format!("not a history operation: {e}")))?;
+            Head {
+                index: line.index,
+                time: line.time,
+                kind: line.kind,
+                process: line.process.0,
+                f: line.f,
+                value: line.value.map(|raw| raw.get().as_bytes()),
+                walked: false,
+            }
+        }
+    };
+    add_jsonl_op(sink, head, parsed).map_err(fail)
 }
 
 /// The fields of one JSONL line, whichever path read them.
@@ -508,37 +551,53 @@ impl<'de> Deserialize<'de> for Record {
 /// in them is closed (outside strings, characters and comments), then read as forms.
 /// Jepsen writes one operation per line, so a chunk is usually one line; a history written
 /// as one vector of operations is one chunk.
-fn read_edn(mut reader: impl BufRead, sink: &mut Sink) -> Result<(), HistoryError> {
-    let mut chunk = String::new();
-    let mut chunk_line = 1usize;
-    let mut line_no = 0usize;
-    let mut depth = Depth::default();
-    let mut line = String::new();
-    let mut json = Vec::new();
-    loop {
-        line.clear();
-        let read = reader.read_line(&mut line).map_err(|e| HistoryError {
-            line: line_no + 1,
-            message: format!("cannot read as UTF-8 text: {e}"),
+fn read_edn(reader: impl BufRead, sink: &mut Sink) -> Result<(), HistoryError> {
+    let mut edn = EdnLines::default();
+    for_each_line(reader, "cannot read as UTF-8 text", |bytes, line_no| {
+        edn.line(bytes, line_no, sink)
+    })?;
+    edn.end(sink)
+}
+
+/// The EDN reader's state between lines: a form spread over several lines is gathered
+/// into a chunk until its brackets close.
+#[derive(Default)]
+struct EdnLines {
+    chunk: String,
+    /// The line the chunk starts on.
+    chunk_line: usize,
+    depth: Depth,
+    json: Vec<u8>,
+}
+
+impl EdnLines {
+    /// Reads line `line_no` (with its newline, if it has one).
+    fn line(&mut self, bytes: &[u8], line_no: usize, sink: &mut Sink) -> Result<(), HistoryError> {
+        let text = std::str::from_utf8(bytes).map_err(|_| HistoryError {
+            line: line_no,
+            message: "cannot read as UTF-8 text: stream did not contain valid UTF-8".into(),
         })?;
-        if read > 0 {
-            line_no += 1;
-            // One whole operation on a line, as Jepsen writes them, goes to the fast path
-            // without the bracket count.
-            if chunk.is_empty() && read_edn_line_fast(&line, line_no, &mut json, sink)? {
-                continue;
-            }
-            if chunk.is_empty() {
-                chunk_line = line_no;
-            }
-            chunk.push_str(&line);
-            depth.scan(&line);
-            if !depth.closed() {
-                continue;
-            }
+        // One whole operation on a line, as Jepsen writes them, goes to the fast path
+        // without the bracket count.
+        if self.chunk.is_empty() && read_edn_line_fast(bytes, line_no, &mut self.json, sink)? {
+            return Ok(());
         }
-        if !chunk.trim().is_empty() {
-            let (ops, lines) = crate::edn::read_ops(&chunk, sink.streamed.ops).map_err(|mut e| {
+        if self.chunk.is_empty() {
+            self.chunk_line = line_no;
+        }
+        self.chunk.push_str(text);
+        self.depth.scan(text);
+        if self.depth.closed() {
+            self.flush(sink)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the gathered chunk, if it holds anything.
+    fn flush(&mut self, sink: &mut Sink) -> Result<(), HistoryError> {
+        if !self.chunk.trim().is_empty() {
+            let chunk_line = self.chunk_line;
+            let (ops, lines) = crate::edn::read_ops(&self.chunk, sink.streamed.ops).map_err(|mut e| {
                 e.line += chunk_line - 1;
                 e
             })?;
@@ -549,22 +608,25 @@ fn read_edn(mut reader: impl BufRead, sink: &mut Sink) -> Result<(), HistoryErro
                 })?;
             }
         }
-        chunk.clear();
-        if read == 0 {
-            return Ok(());
-        }
+        self.chunk.clear();
+        Ok(())
+    }
+
+    /// The end of the file: whatever is gathered is read (an unclosed form is an error there).
+    fn end(&mut self, sink: &mut Sink) -> Result<(), HistoryError> {
+        self.flush(sink)
     }
 }
 
 /// Reads a one-line chunk of the common subset of EDN through the JSONL fast path (see
 /// [`crate::edn::line_as_json`]); false leaves the chunk to the full reader.
 fn read_edn_line_fast(
-    chunk: &str,
+    chunk: &[u8],
     line: usize,
     json: &mut Vec<u8>,
     sink: &mut Sink,
 ) -> Result<bool, HistoryError> {
-    if chunk.trim_end().contains('\n') || crate::edn::line_as_json(chunk.as_bytes(), json).is_none() {
+    if crate::edn::line_as_json(chunk, json).is_none() {
         return Ok(false);
     }
     let mut parsed = Parsed::default();
@@ -788,6 +850,105 @@ mod tests {
             fast_fields > 1_000 && compared > 1_000,
             "{fast_fields} lines, {compared} values compared"
         );
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+
+    /// A reader's buffer ends anywhere in a line: reading through buffers of every small
+    /// size gives what one big buffer gives, report and errors alike (line numbers too).
+    #[test]
+    fn lines_split_across_buffer_refills_read_as_whole_lines() {
+        let good = concat!(
+            r#"{"index":0,"time":0,"type":"invoke","process":0,"f":"send","value":[["send","x",1]]}"#,
+            "\n\n",
+            r#"{"index":1,"time":5,"type":"ok","process":0,"f":"send","value":[["send","x",[0,1]]]}"#,
+            "\n",
+            r#"{"index":2,"time":6,"type":"invoke","process":1,"f":"final-poll","value":[["poll"]]}"#,
+            "\n",
+            r#"{"index":3,"time":9,"type":"ok","process":1,"f":"final-poll","value":[["poll",{"x":[[0,2]]}]]}"#,
+        );
+        let bad = good.replace(r#""index":2,"#, r#""index":2,,"#);
+        let read = |text: &str, capacity: usize| {
+            let reader = std::io::BufReader::with_capacity(capacity, text.as_bytes());
+            match read_log(reader, Format::Jsonl) {
+                Ok((model, streamed)) => {
+                    let report = crate::log::model_analysis(&model, &[]);
+                    Ok((streamed.ops, report.summary()))
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let whole = read(good, 1 << 20).unwrap();
+        assert_eq!(whole.0, 4);
+        assert!(
+            whole.1.contains("lost 1") && whole.1.contains("unexpected 1"),
+            "{}",
+            whole.1
+        );
+        let refused = read(&bad, 1 << 20).unwrap_err();
+        assert!(refused.starts_with("line 4:"), "{refused}");
+        for capacity in 1..64 {
+            assert_eq!(read(good, capacity), Ok(whole.clone()), "capacity {capacity}");
+            assert_eq!(read(&bad, capacity), Err(refused.clone()), "capacity {capacity}");
+        }
+    }
+
+    /// The same for EDN, with a form spread over lines and bytes that are not UTF-8.
+    #[test]
+    fn edn_lines_split_across_buffer_refills_read_as_whole_lines() {
+        let good = "{:index 0, :time 0, :type :invoke, :process 0, :f :send, :value [[:send :x 1]]}\n\n\
+            {:index 1, :time 5, :type :ok, :process 0, :f :send, :value [[:send :x [0 1]]]} ; sent\n\
+            {:index 2, :time 6, :type :invoke, :process 1,\n :f :final-poll,\n :value [[:poll]]}\n\
+            {:index 3, :time 9, :type :ok, :process 1, :f :final-poll, :value [[:poll {:x [[0 2]]}]]}";
+        let read = |text: &[u8], capacity: usize| {
+            let reader = std::io::BufReader::with_capacity(capacity, text);
+            match read_log(reader, Format::Edn) {
+                Ok((model, streamed)) => {
+                    let report = crate::log::model_analysis(&model, &[]);
+                    Ok((streamed.ops, report.summary()))
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let whole = read(good.as_bytes(), 1 << 20).unwrap();
+        assert_eq!(whole.0, 4);
+        assert!(
+            whole.1.contains("lost 1") && whole.1.contains("unexpected 1"),
+            "{}",
+            whole.1
+        );
+        let mut not_utf8 = good.as_bytes().to_vec();
+        let at = good.find("; sent").unwrap() + 3;
+        not_utf8[at] = 0xff;
+        let unclosed = good.replace(
+            ":f :final-poll,\n :value [[:poll]]}",
+            ":f :final-poll,\n :value [[:poll]]",
+        );
+        let refused = [
+            (not_utf8, "line 3: cannot read as UTF-8 text"),
+            (unclosed.into_bytes(), "line 7: unexpected end of input"),
+        ];
+        for (bad, says) in &refused {
+            let error = read(bad, 1 << 20).unwrap_err();
+            assert!(error.starts_with(says), "{error}");
+        }
+        for capacity in 1..64 {
+            assert_eq!(
+                read(good.as_bytes(), capacity),
+                Ok(whole.clone()),
+                "capacity {capacity}"
+            );
+            for (bad, _) in &refused {
+                assert_eq!(
+                    read(bad, capacity).unwrap_err(),
+                    read(bad, 1 << 20).unwrap_err(),
+                    "capacity {capacity}"
+                );
+            }
+        }
     }
 }
 
