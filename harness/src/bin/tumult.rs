@@ -4,12 +4,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-
-/// mimalloc keeps the memory a phase frees for the next phase to reuse, where the system
-/// allocator hands large blocks back to the kernel, so that every large table of `tumult
-/// check` would be faulted in page by page again.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use broker::kafka::{Acks, KafkaSettings};
 use broker::{KnobArgs, Mode};
 use clap::{Parser, Subcommand};
