@@ -437,6 +437,12 @@ impl<'a> Scan<'a> {
             if self.enter_array()? {
                 let mut each = Seq::default();
                 while self.next_element(&mut each)? {
+                    // Most records are `[offset,value]`, two plain integers: read at once.
+                    if let Some((offset, value)) = self.plain_record() {
+                        let value = model.int_value(value);
+                        model.records.push((offset, value));
+                        continue;
+                    }
                     if !self.enter_array()? {
                         continue;
                     }
@@ -458,6 +464,38 @@ impl<'a> Scan<'a> {
             reads.push((key, start, (model.records.len() - start) as u32));
         }
         Some(())
+    }
+
+    /// `[offset,value]` exactly, both plain non-negative integers of at most 18 digits
+    /// (so both fit), with no space: read as the general walk would read it; `None`, with
+    /// nothing consumed, for anything else.
+    fn plain_record(&mut self) -> Option<(u64, i64)> {
+        let b = self.b;
+        let mut i = self.i;
+        let integer = |i: &mut usize, end: u8| {
+            let (mut n, start) = (0u64, *i);
+            while let Some(&d @ b'0'..=b'9') = b.get(*i) {
+                n = n * 10 + u64::from(d - b'0');
+                *i += 1;
+                if *i - start > 18 {
+                    return None;
+                }
+            }
+            let len = *i - start;
+            if len == 0 || (len > 1 && b[start] == b'0') || b.get(*i) != Some(&end) {
+                return None;
+            }
+            *i += 1;
+            Some(n)
+        };
+        if b.get(i) != Some(&b'[') {
+            return None;
+        }
+        i += 1;
+        let offset = integer(&mut i, b',')?;
+        let value = integer(&mut i, b']')?;
+        self.i = i;
+        Some((offset, value as i64))
     }
 
     /// Skips one value, checking its grammar, and returns its text.
