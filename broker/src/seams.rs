@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::disk::{Disk, StdDisk};
 use crate::entropy::{Entropy, SeededEntropy};
+use crate::inspect::{Inspector, Unobserved};
 use crate::net::{BoxFuture, Network, TokioNetwork};
 
 /// Starts background tasks (one per connection, and later per replication stream).
@@ -37,6 +38,8 @@ pub struct Seams {
     pub spawner: Arc<dyn Spawner>,
     /// Randomness.
     pub entropy: Box<dyn Entropy>,
+    /// Who is told of the node's replicated state as it changes (invariant monitors).
+    pub inspector: Arc<dyn Inspector>,
 }
 
 impl Seams {
@@ -47,6 +50,7 @@ impl Seams {
             disk: Arc::new(StdDisk),
             spawner: Arc::new(TokioSpawner),
             entropy: Box::new(SeededEntropy::new(seed)),
+            inspector: Arc::new(Unobserved),
         }
     }
 }

@@ -163,6 +163,7 @@ impl Broker {
         let (node, queues) = QuorumNode::open(
             self.config.clone(),
             Arc::clone(&self.seams.disk),
+            Arc::clone(&self.seams.inspector),
             seed,
             make_machine,
         )?;

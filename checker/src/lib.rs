@@ -25,6 +25,7 @@ mod history;
 mod jsonl;
 mod log;
 mod model;
+mod monitor;
 mod order;
 mod queue;
 mod stream;
@@ -37,6 +38,7 @@ use serde::Serialize;
 pub use edn_write::{jsonl_to_edn, EdnWriteError};
 pub use history::{Format, History, HistoryError, Op, OpType, Process};
 pub use log::{log_analysis, log_analysis_allowing, Key, LogReport, Seen, LOG_ALLOWED, LOG_ANOMALIES};
+pub use monitor::{MonitorReport, Violation, VIOLATIONS_KEPT};
 pub use order::{Anomalies, Cases, Unseen};
 pub use queue::{total_queue, QueueValue, TotalQueueReport, WITNESSES_MAX};
 pub use verdict::Validity;
@@ -90,6 +92,8 @@ pub enum Analysis {
     TotalQueue(TotalQueueReport),
     /// See [`log_analysis`].
     Log(LogReport),
+    /// What the invariant monitors inside a simulation saw (see [`MonitorReport`]).
+    Monitors(MonitorReport),
 }
 
 impl Analysis {
@@ -98,6 +102,7 @@ impl Analysis {
         match self {
             Analysis::TotalQueue(r) => r.valid,
             Analysis::Log(r) => r.valid,
+            Analysis::Monitors(r) => r.valid,
         }
     }
 
@@ -106,6 +111,7 @@ impl Analysis {
         match self {
             Analysis::TotalQueue(r) => r.summary(),
             Analysis::Log(r) => r.summary(),
+            Analysis::Monitors(r) => r.summary(),
         }
     }
 }
@@ -155,6 +161,9 @@ impl Report {
             count("unexpected", q.unexpected_count);
             count("duplicated", q.duplicated_count);
         }
+        if let Some(monitors) = self.monitors() {
+            count("monitor-violations", monitors.violation_count);
+        }
         if let Some(log) = self.log() {
             count("lost", log.lost_count);
             count("dirty-reads", log.dirty_read_count);
@@ -176,6 +185,21 @@ impl Report {
             Analysis::TotalQueue(r) => Some(r),
             _ => None,
         })
+    }
+
+    /// The invariant monitors' findings, if monitors ran.
+    pub fn monitors(&self) -> Option<&MonitorReport> {
+        self.analyses.values().find_map(|a| match a {
+            Analysis::Monitors(r) => Some(r),
+            _ => None,
+        })
+    }
+
+    /// Adds the monitors' findings, merging their verdict into the report's.
+    pub fn add_monitors(&mut self, monitors: MonitorReport) {
+        self.valid = self.valid.merge(monitors.valid);
+        self.analyses
+            .insert("monitors".to_string(), Analysis::Monitors(monitors));
     }
 
     /// The log analysis, if it ran.

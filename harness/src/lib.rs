@@ -13,6 +13,7 @@ pub mod bench_check;
 pub mod bench_systems;
 pub mod exemplars;
 pub mod matrix;
+mod monitor;
 mod nemesis;
 pub mod pages;
 mod probe;

@@ -14,7 +14,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use broker::{Limits, Seams, SeededEntropy};
+use broker::{Inspector, Limits, Seams, SeededEntropy, Unobserved};
 use checker::{History, Op, OpType, Process, Report};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -27,6 +27,7 @@ mod real;
 pub use real::run_real;
 pub(crate) use real::{interrupted, RealCluster};
 
+use crate::monitor::Monitors;
 use crate::nemesis::{LeaderView, Nemesis, Schedule, SimFaults};
 use crate::probe;
 use crate::recorder::Recorder;
@@ -272,6 +273,11 @@ pub fn run_on(
         .build();
 
     let network = SimNetwork::default();
+    let monitors: Option<Arc<Monitors>> = spec.monitors.then(|| Arc::new(Monitors::default()));
+    let inspector: Arc<dyn Inspector> = match &monitors {
+        Some(monitors) => Arc::clone(monitors) as Arc<dyn Inspector>,
+        None => Arc::new(Unobserved),
+    };
     let addrs: Vec<String> = nodes.iter().map(|n| format!("{n}:{}", system.port())).collect();
     let mut disks = Vec::new();
     for i in 0..nodes.len() {
@@ -283,7 +289,15 @@ pub fn run_on(
             seed: derive_seed(spec.seed, STREAM_BROKER + i as u64),
         };
         let faults = DiskFaults::new(derive_seed(derive_seed(spec.seed, STREAM_DISK), i as u64));
-        add_node(&mut sim, spec, &system, layout, faults.clone(), &network);
+        add_node(
+            &mut sim,
+            spec,
+            &system,
+            layout,
+            faults.clone(),
+            &network,
+            &inspector,
+        );
         disks.push(faults);
     }
     let reach = Reach {
@@ -313,7 +327,7 @@ pub fn run_on(
         sim.client(format!("c{worker}"), ctx.run().instrument(span));
     }
 
-    let mut sim_faults = SimFaults::new(spec, &nodes, &clients, disks);
+    let mut sim_faults = SimFaults::new(spec, &nodes, &clients, disks, monitors.clone());
     let mut nemesis = Nemesis::new(
         spec,
         nodes,
@@ -378,6 +392,8 @@ pub fn run_on(
         schedule: nemesis.schedule(),
         simulated,
         messages: network.writes(),
+        // A mode with nothing to watch (no replicated state) adds nothing to the verdict.
+        monitors: monitors.map(|m| m.report()).filter(|r| r.checked > 0),
     })
 }
 
@@ -490,6 +506,8 @@ struct Concluded<'a> {
     schedule: Schedule,
     simulated: Duration,
     messages: u64,
+    /// What the invariant monitors found, where they ran.
+    monitors: Option<checker::MonitorReport>,
 }
 
 /// The history, liveness and verdict of a run whose clients are done.
@@ -504,6 +522,7 @@ fn conclude(run: Concluded<'_>) -> Result<RunOutcome, HarnessError> {
         schedule,
         simulated,
         messages,
+        monitors,
     } = run;
     let recorder = Rc::try_unwrap(recorder)
         .ok()
@@ -523,7 +542,10 @@ fn conclude(run: Concluded<'_>) -> Result<RunOutcome, HarnessError> {
     }
     let history = History::from_ops(ops, &[])?;
     let checks = workload.checks();
-    let report = checker::check_allowing(&history, checks.analyses, &checks.allowed);
+    let mut report = checker::check_allowing(&history, checks.analyses, &checks.allowed);
+    if let Some(monitors) = monitors {
+        report.add_monitors(monitors);
+    }
     tracing::info!(valid = ?report.valid, recovered = liveness.recovered, "phase: checked");
     Ok(RunOutcome {
         history,
@@ -544,7 +566,9 @@ fn add_node(
     node: NodeLayout,
     disk_faults: DiskFaults,
     network: &SimNetwork,
+    inspector: &Arc<dyn Inspector>,
 ) {
+    let inspector = Arc::clone(inspector);
     let network = network.clone();
     let name = format!("n{}", node.id);
     let spec = spec.clone();
@@ -559,6 +583,7 @@ fn add_node(
             disk: Arc::new(SimDisk::new(disk_faults.clone())),
             spawner: Arc::new(LocalSpawner),
             entropy: Box::new(SeededEntropy::new(derive_seed(node.seed, boot))),
+            inspector: Arc::clone(&inspector),
         };
         let task = system.in_process(&spec, &node, seams);
         async move {

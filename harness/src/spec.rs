@@ -322,6 +322,14 @@ pub struct TestSpec {
     /// Where the nodes live: simulated (the default) or real processes.
     #[serde(default)]
     pub runtime: Runtime,
+    /// Whether invariant monitors check the brokers' state at every step (simulation
+    /// only; see `monitor.rs`). They never change the run, only its verdict.
+    #[serde(default = "monitors_by_default")]
+    pub monitors: bool,
+}
+
+fn monitors_by_default() -> bool {
+    true
 }
 
 fn default_system() -> String {
@@ -377,6 +385,7 @@ impl TestSpec {
             ops_limit: None,
             schedule: None,
             runtime: Runtime::Sim,
+            monitors: true,
         }
     }
 
@@ -649,6 +658,9 @@ impl TestSpec {
         }
         if self.overlap {
             args.push("--overlap".into());
+        }
+        if !self.monitors {
+            args.push("--monitors false".into());
         }
         // Only the knobs of the run's mode: the others are refused for it anyway.
         match self.mode {

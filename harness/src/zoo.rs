@@ -346,6 +346,10 @@ pub struct Caught {
     pub replay: String,
     /// Safe counterpart: (seed, valid?, summary) for each seed run.
     pub safe: Vec<(u64, bool, String)>,
+    /// The first seed of the hunt on which an invariant monitor saw a violation, with
+    /// the monitor (`raft`, `kafka`), if one did: the monitors see a promise break before
+    /// (or when) a history shows its loss.
+    pub monitor: Option<(u64, String)>,
 }
 
 impl Caught {
@@ -376,6 +380,7 @@ pub fn hunt_on(recipe: &Recipe, bounds: Bounds, runtime: Runtime, store: &Store)
         summary: String::new(),
         replay: String::new(),
         safe: Vec::new(),
+        monitor: None,
     };
     let watch = Stopwatch::start();
     for seed in 1..=bounds.seeds {
@@ -385,6 +390,10 @@ pub fn hunt_on(recipe: &Recipe, bounds: Bounds, runtime: Runtime, store: &Store)
         match run_anywhere(&spec, store) {
             Ok(outcome) => {
                 caught.summary = anomaly_line(&outcome);
+                if caught.monitor.is_none() {
+                    let first = outcome.report.monitors().and_then(|m| m.violations.first());
+                    caught.monitor = first.map(|v| (seed, v.monitor.clone()));
+                }
                 let count = recipe.expect.count(&outcome);
                 if count > 0 && outcome.report.valid == checker::Validity::False {
                     caught.seed = Some(seed);

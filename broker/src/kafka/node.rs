@@ -14,6 +14,7 @@ use super::partition::{Epoch, LeaderState, Offset, PartitionLog, Record, Truncat
 use super::wire::{Acks, KafkaRequest, KafkaResponse, KafkaSettings};
 use crate::client::Client;
 use crate::config::BrokerConfig;
+use crate::inspect::{Inspector, KafkaEvent};
 use crate::protocol::{ErrorCode, Response};
 use crate::quorum::{self, QuorumNode};
 use crate::raft::NodeId;
@@ -61,6 +62,12 @@ struct Replica {
     waiters: Vec<(Offset, oneshot::Sender<bool>)>,
     stored_hw: Offset,
     checkpointed_at: Instant,
+    /// Told of commits, leadership, appends and cuts (invariant monitors).
+    inspector: Arc<dyn Inspector>,
+    partition: PartitionId,
+    me: NodeId,
+    /// The high watermark last reported to the inspector as leader.
+    reported_hw: Offset,
 }
 
 impl Replica {
@@ -71,6 +78,16 @@ impl Replica {
     /// Answers waiters below the high watermark, and checkpoints a moved high watermark.
     fn settle(&mut self) {
         let hw = self.log.hw();
+        if let Some(leading) = self.leading.as_ref().filter(|_| hw > self.reported_hw) {
+            self.reported_hw = hw;
+            self.inspector.kafka(KafkaEvent::Committed {
+                partition: self.partition,
+                node: self.me,
+                epoch: leading.epoch,
+                hw,
+                log: self.log.records(),
+            });
+        }
         let (done, waiting): (Vec<_>, Vec<_>) = self.waiters.drain(..).partition(|(o, _)| *o < hw);
         self.waiters = waiting;
         for (_, tx) in done {
@@ -88,6 +105,11 @@ impl Replica {
     /// Cuts the log at `offset` and records the cut, so a restart replays the same log.
     fn truncate_durably(&mut self, partition: PartitionId, offset: Offset, why: &str) {
         tracing::warn!(partition, from = self.log.leo(), to = offset, "{why}");
+        self.inspector.kafka(KafkaEvent::Truncated {
+            partition,
+            node: self.me,
+            cut: self.log.records().get(offset as usize..).unwrap_or(&[]),
+        });
         self.log.truncate(offset);
         if let Err(err) = self.persist(&[PartRecord::Truncate { offset }]) {
             tracing::error!(%err, "truncation not persisted");
@@ -143,7 +165,13 @@ impl KafkaNode {
         let seed = seams.entropy.next_u64();
         let unclean = config.kafka.unclean_election;
         let make = Box::new(move |_: &str| MetadataMachine::new(unclean));
-        let (meta, queues) = QuorumNode::open(config.clone(), Arc::clone(&seams.disk), seed, make)?;
+        let (meta, queues) = QuorumNode::open(
+            config.clone(),
+            Arc::clone(&seams.disk),
+            Arc::clone(&seams.inspector),
+            seed,
+            make,
+        )?;
         let meta = Arc::new(Mutex::new(meta));
         let _ = quorum::lock(&meta).ensure_group(METADATA_GROUP);
         quorum::spawn_peer_senders(&meta, queues, config.id, &seams.network, &seams.spawner);
@@ -205,6 +233,10 @@ impl KafkaNode {
                     waiters: Vec::new(),
                     stored_hw,
                     checkpointed_at: Instant::now(),
+                    inspector: Arc::clone(&seams.inspector),
+                    partition,
+                    me: config.id,
+                    reported_hw: 0,
                 },
             );
         }
@@ -684,9 +716,17 @@ impl KafkaNode {
                 self.settings.lag_max_ms,
                 now,
             );
+            replica.inspector.kafka(KafkaEvent::Leading {
+                partition,
+                node: self.me,
+                epoch: state.epoch,
+                log: replica.log.records(),
+            });
             leading.update_hw(&mut replica.log);
             replica.leading = Some(leading);
             replica.known_epoch = state.epoch;
+            // A new leader reports every commit of its own from here.
+            replica.reported_hw = 0;
         }
         let Some(leading) = replica.leading.as_mut() else {
             return;
@@ -793,6 +833,11 @@ impl KafkaNode {
             tracing::error!(partition, %err, "fetched records do not continue the log");
             return true;
         }
+        r.inspector.kafka(KafkaEvent::Appended {
+            partition,
+            node: self.me,
+            records: &r.log.records()[offset as usize..],
+        });
         if let Err(err) = r.persist(&stored) {
             tracing::error!(partition, %err, "fetched records not persisted");
             r.log.truncate(offset);

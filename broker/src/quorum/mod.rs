@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use crate::config::BrokerConfig;
 use crate::disk::Disk;
+use crate::inspect::{Inspector, RaftEvent};
 use crate::raft::{Entry, Envelope, HardState, LogIndex, Message, NodeId, Raft, RaftConfig, Role, Term};
 use crate::storage::{RecordLog, StorageError};
 
@@ -118,6 +119,8 @@ struct Group<M: Machine> {
     announced_term: Option<Term>,
     /// Storage failed: the group stops taking part rather than act on unpersisted state.
     failed: bool,
+    /// Told what the group does (invariant monitors in a simulation).
+    inspector: Arc<dyn Inspector>,
 }
 
 impl<M: Machine> Group<M> {
@@ -151,6 +154,11 @@ impl<M: Machine> Group<M> {
         raft_config.election_ticks_max = 30;
         raft_config.heartbeat_ticks = 3;
         let seed = node.seed ^ crate::entropy::fnv64(name.as_bytes());
+        node.inspector.raft(RaftEvent::Recovered {
+            group: name,
+            node: node.config.id,
+            term: hard.term,
+        });
         Ok(Self {
             name: name.to_string(),
             raft: Raft::new(raft_config, hard, entries, seed),
@@ -159,6 +167,7 @@ impl<M: Machine> Group<M> {
             waiters: BTreeMap::new(),
             announced_term: None,
             failed: false,
+            inspector: Arc::clone(&node.inspector),
         })
     }
 
@@ -169,6 +178,12 @@ impl<M: Machine> Group<M> {
             if self.raft.role() == Role::Leader && self.announced_term != Some(self.raft.term()) {
                 self.announced_term = Some(self.raft.term());
                 tracing::info!(group = self.name, term = self.raft.term(), "became leader");
+                self.inspector.raft(RaftEvent::Elected {
+                    group: &self.name,
+                    node: self.raft.id(),
+                    term: self.raft.term(),
+                    log: self.raft.log(),
+                });
                 if let Some(command) = self.machine.on_elected() {
                     let _ = self.raft.propose(encode(&command));
                 }
@@ -178,6 +193,7 @@ impl<M: Machine> Group<M> {
                 break;
             }
             let mut records = Vec::with_capacity(out.append.len() + 2);
+            let persisted_term = out.hard_state.as_ref().map(|h| h.term);
             records.extend(out.hard_state.map(RaftRecord::Hard));
             records.extend(
                 out.truncate_after
@@ -192,8 +208,21 @@ impl<M: Machine> Group<M> {
                 }
                 return Vec::new();
             }
+            if let Some(term) = persisted_term {
+                self.inspector.raft(RaftEvent::Persisted {
+                    group: &self.name,
+                    node: self.raft.id(),
+                    term,
+                });
+            }
             messages.extend(out.messages);
             for entry in out.committed {
+                self.inspector.raft(RaftEvent::Committed {
+                    group: &self.name,
+                    node: self.raft.id(),
+                    index: entry.index,
+                    term: entry.term,
+                });
                 self.apply(entry);
             }
         }
@@ -228,6 +257,7 @@ impl<M: Machine> Group<M> {
 pub struct QuorumNode<M: Machine> {
     config: BrokerConfig,
     disk: Arc<dyn Disk>,
+    inspector: Arc<dyn Inspector>,
     seed: u64,
     groups: BTreeMap<String, Group<M>>,
     outbound: BTreeMap<NodeId, mpsc::Sender<Outgoing>>,
@@ -244,6 +274,7 @@ impl<M: Machine> QuorumNode<M> {
     pub(crate) fn open(
         config: BrokerConfig,
         disk: Arc<dyn Disk>,
+        inspector: Arc<dyn Inspector>,
         seed: u64,
         make_machine: Box<dyn Fn(&str) -> M + Send>,
     ) -> Result<(Self, PeerQueues), StorageError> {
@@ -257,6 +288,7 @@ impl<M: Machine> QuorumNode<M> {
         let mut node = Self {
             config,
             disk,
+            inspector,
             seed,
             groups: BTreeMap::new(),
             outbound,

@@ -330,6 +330,12 @@ struct TestArgs {
     /// strike during a partition); by default one fault at a time.
     #[arg(long)]
     overlap: bool,
+    /// Invariant monitors inside the simulation (Raft: one leader per term, committed
+    /// entries never change, a new leader holds every committed entry, a node's durable
+    /// term never goes back): true (the default) or false. A violation makes the run
+    /// invalid; the monitors never change the run itself. Real runs have none.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    monitors: bool,
     /// Seed that fixes every random choice of the run (default: drawn from the clock and printed).
     #[arg(long)]
     seed: Option<u64>,
@@ -503,6 +509,7 @@ fn spec_of(args: &TestArgs, seed: Option<u64>) -> anyhow::Result<TestSpec> {
         ops_limit: args.ops_limit,
         schedule: args.schedule.clone(),
         runtime: args.runtime,
+        monitors: args.monitors,
     };
     let spec = if args.swarm { spec.swarm() } else { spec };
     spec.validate().map_err(anyhow::Error::msg)?;
@@ -814,19 +821,20 @@ fn zoo(args: ZooArgs) -> anyhow::Result<u8> {
     bar.finish_and_clear();
     say!();
     say!(
-        "{:<27} {:<11} {:>6} {:>6} {:>7} {:>7}  {:<5}  anomalies",
+        "{:<27} {:<11} {:>6} {:>6} {:>7} {:>7}  {:<5}  {:<9}  anomalies",
         "recipe",
         "must show",
         "seed",
         "seeds",
         "wall s",
         "count",
-        "safe"
+        "safe",
+        "monitor"
     );
     for c in &results {
         let safe_ok = c.safe.iter().filter(|(_, v, _)| *v).count();
         say!(
-            "{:<27} {:<11} {:>6} {:>6} {:>7.1} {:>7}  {:<5}  {}",
+            "{:<27} {:<11} {:>6} {:>6} {:>7.1} {:>7}  {:<5}  {:<9}  {}",
             c.recipe,
             c.expect.name(),
             c.seed.map_or("-".to_string(), |s| s.to_string()),
@@ -834,6 +842,9 @@ fn zoo(args: ZooArgs) -> anyhow::Result<u8> {
             c.wall_s,
             c.count,
             format!("{safe_ok}/{}", c.safe.len()),
+            c.monitor
+                .as_ref()
+                .map_or("-".to_string(), |(seed, name)| format!("{name}@{seed}")),
             c.summary
         );
     }
@@ -1099,12 +1110,20 @@ fn bench(args: BenchArgs) -> anyhow::Result<u8> {
         figures.sort_by(|a, b| a.speed().total_cmp(&b.speed()));
         figures[figures.len() / 2]
     };
-    let mut standard = Vec::new();
+    // With the invariant monitors (the default) and without, run by run in turn so that
+    // both meet the same machine.
+    let (mut standard, mut unmonitored) = (Vec::new(), Vec::new());
     for i in 0..u64::from(args.runs) {
         let spec = standard_spec(args.seed + i);
         standard.push(time_run(&spec).context("the standard run failed")?);
+        let off = TestSpec {
+            monitors: false,
+            ..spec
+        };
+        unmonitored.push(time_run(&off).context("the standard run without monitors failed")?);
     }
     let standard = median(standard);
+    let unmonitored = median(unmonitored);
     let spec = standard_spec(args.seed);
     let latency = (
         std::time::Duration::from_millis(spec.latency.min_ms),
@@ -1133,7 +1152,12 @@ fn bench(args: BenchArgs) -> anyhow::Result<u8> {
     };
     say!("tumult bench: median of {} run(s) each", args.runs);
     show("standard run", &standard);
+    show("no monitors", &unmonitored);
     show("bare turmoil", &bare);
+    say!(
+        "  the invariant monitors cost {:.0}% of the standard run's speed (aim: at most 30%)",
+        (1.0 - standard.speed() / unmonitored.speed()) * 100.0
+    );
     let ratio = bare.speed() / standard.speed();
     say!(
         "  the standard run is {:.1}x real time (aim: 60x or better) and {ratio:.2}x slower than bare turmoil (aim: within 3x)",

@@ -14,6 +14,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use checker::{OpType, Process};
@@ -25,6 +26,7 @@ pub use fault::{
     truncated_len, Damage, Fault, Schedule, ScheduleError, ScheduledFault, Shape, SCHEDULE_VERSION,
 };
 
+use crate::monitor::Monitors;
 use crate::recorder::Recorder;
 use crate::seams::DiskFaults;
 use crate::spec::{FaultKind, FaultTarget, TestSpec};
@@ -107,12 +109,20 @@ pub trait Actuator {
 pub struct SimFaults {
     network: net::Network,
     disks: Vec<DiskFaults>,
+    /// The run's invariant monitors, told when a disk is damaged at rest.
+    monitors: Option<Arc<Monitors>>,
 }
 
 impl SimFaults {
     /// The links among `nodes` and between them and `clients`, healthy links drawing
     /// their latency from `spec`, and the nodes' `disks`.
-    pub fn new(spec: &TestSpec, nodes: &[String], clients: &[String], disks: Vec<DiskFaults>) -> Self {
+    pub fn new(
+        spec: &TestSpec,
+        nodes: &[String],
+        clients: &[String],
+        disks: Vec<DiskFaults>,
+        monitors: Option<Arc<Monitors>>,
+    ) -> Self {
         let latency = (
             Duration::from_millis(spec.latency.min_ms),
             Duration::from_millis(spec.latency.max_ms),
@@ -120,6 +130,7 @@ impl SimFaults {
         Self {
             network: net::Network::new(nodes, clients, latency),
             disks,
+            monitors,
         }
     }
 
@@ -150,6 +161,9 @@ impl Actuator for SimActuator<'_, '_> {
     }
 
     fn damage(&mut self, node: usize, damage: Option<Damage>) {
+        if let (Some(monitors), Some(true)) = (&self.faults.monitors, damage.map(Damage::at_rest)) {
+            monitors.disk_damaged(node as u64 + 1);
+        }
         self.faults.disks[node].update(|d| match damage {
             Some(Damage::Torn) => d.torn_next_append = true,
             Some(Damage::Eio { probability }) => d.eio = Some(probability),

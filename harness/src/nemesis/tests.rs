@@ -117,7 +117,7 @@ fn chatter(faults: Vec<ScheduledFault>, run_ms: u64) -> Seen {
     let disks = nodes.iter().map(|_| DiskFaults::new(1)).collect();
     let mut spec = TestSpec::new(1);
     spec.latency = crate::spec::LatencyRange { min_ms: 1, max_ms: 1 };
-    let mut faults = SimFaults::new(&spec, &nodes, &[], disks);
+    let mut faults = SimFaults::new(&spec, &nodes, &[], disks, None);
     let mut nemesis = Nemesis::new(&spec, nodes, Rc::default(), Some(schedule), 1);
     let mut recorder = Recorder::new(Box::new(std::io::sink()));
     while sim.elapsed() < Duration::from_millis(run_ms) {

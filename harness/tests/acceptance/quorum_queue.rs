@@ -61,3 +61,63 @@ fn without_fsync_a_cluster_wide_power_loss_loses_acknowledged_messages() {
         );
     }
 }
+
+/// Without fsync a node forgets the term it voted in when it crashes: the Raft monitor
+/// sees it at the node's first restart, on the first seed, with the state that shows it;
+/// with fsync the same runs check thousands of events and find nothing. Turning the
+/// monitors off removes them from the verdict and the replay command says so.
+#[test]
+fn a_vote_lost_to_a_missing_fsync_is_caught_by_the_raft_monitor_at_the_first_restart() {
+    let monitors_of = |run: &StoredRun| {
+        run.outcome
+            .report
+            .monitors()
+            .cloned()
+            .expect("monitors run by default")
+    };
+    let unsafe_run = run(1, "kill", FaultTarget::All, FsyncPolicy::Never);
+    let monitors = monitors_of(&unsafe_run);
+    assert!(monitors.violation_count > 0, "{monitors:?}");
+    let first = &monitors.violations[0];
+    assert_eq!(first.monitor, "raft");
+    assert!(first.what.contains("did not survive the restart"), "{first:?}");
+    // Seen during the faults, long before the final reads show the loss.
+    let time_limit_ns = TestSpec::new(1).time_limit_s * 1_000_000_000;
+    assert!(first.time_ns < time_limit_ns, "{first:?}");
+    let findings = unsafe_run.outcome.report.findings();
+    assert!(
+        findings
+            .iter()
+            .any(|(name, n)| name == "monitor-violations" && *n > 0),
+        "{findings:?}"
+    );
+
+    let safe_run = run(1, "kill", FaultTarget::All, FsyncPolicy::Always);
+    let monitors = monitors_of(&safe_run);
+    assert!(
+        monitors.checked > 1_000 && monitors.violation_count == 0,
+        "{monitors:?}"
+    );
+
+    let spec = TestSpec {
+        mode: Mode::Quorum,
+        nodes: 3,
+        nemesis: "kill".parse::<FaultSet>().unwrap(),
+        fsync: FsyncPolicy::Never,
+        target: FaultTarget::All,
+        monitors: false,
+        ..TestSpec::new(1)
+    };
+    let outcome = harness::suite::run_quietly(&spec).unwrap();
+    assert!(outcome.report.monitors().is_none());
+    // Watching never changes what is watched: the same seed gives the same history.
+    assert!(
+        outcome.history.ops() == unsafe_run.outcome.history.ops(),
+        "the monitors changed the run"
+    );
+    assert!(
+        spec.replay_command().contains("--monitors false"),
+        "{}",
+        spec.replay_command()
+    );
+}

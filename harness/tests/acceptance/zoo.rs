@@ -30,4 +30,23 @@ fn every_unsafe_recipe_is_caught_and_its_safe_counterpart_stays_valid() {
     for c in &results {
         assert!(c.count > 0, "{}: caught with a count of zero", c.recipe);
     }
+    // The recipes whose loss begins with a promise an invariant monitor covers are seen
+    // by that monitor no later than the history shows the loss.
+    for (recipe, monitor) in [
+        ("quorum-fsync-never", "raft"),
+        ("kafka-truncate-hw", "kafka"),
+        ("kafka-unclean-election", "kafka"),
+    ] {
+        let c = results.iter().find(|c| c.recipe == recipe).expect("a zoo recipe");
+        let (seed, name) = c
+            .monitor
+            .clone()
+            .unwrap_or_else(|| panic!("{recipe}: no monitor saw it"));
+        assert_eq!(name, monitor, "{recipe}");
+        assert!(
+            c.seed.is_some_and(|caught| seed <= caught),
+            "{recipe}: monitor seed {seed}, history {:?}",
+            c.seed
+        );
+    }
 }

@@ -1,0 +1,123 @@
+//! The inspection seam: what a broker node tells an observer about its replicated state as
+//! it changes, so that a simulation can check invariants at every step (as FoundationDB's
+//! and TigerBeetle's simulators do) instead of waiting for a fault to turn a broken promise
+//! into lost data. It never changes what the broker does: events are handed over after
+//! the broker has acted, and a real deployment passes [`Unobserved`].
+
+use crate::kafka::{Epoch, Offset, Record};
+use crate::raft::{Entry, LogIndex, NodeId, Term};
+
+/// Receives a node's events. Called on the node's own task, in the order things happen.
+pub trait Inspector: Send + Sync + 'static {
+    /// Something happened in a Raft group on this node.
+    fn raft(&self, event: RaftEvent<'_>);
+
+    /// Something happened to a kafka-mode partition replica on this node.
+    fn kafka(&self, event: KafkaEvent<'_>) {
+        let _ = event;
+    }
+}
+
+/// What a kafka-mode partition replica did.
+#[derive(Debug, Clone, Copy)]
+pub enum KafkaEvent<'a> {
+    /// As the partition's leader, the node's high watermark moved up: every record below it
+    /// is committed (acks=all producers are answered from here).
+    Committed {
+        /// The partition.
+        partition: u32,
+        /// This node.
+        node: NodeId,
+        /// The leader epoch.
+        epoch: Epoch,
+        /// The new high watermark.
+        hw: Offset,
+        /// The leader's log.
+        log: &'a [Record],
+    },
+    /// The node became the partition's leader.
+    Leading {
+        /// The partition.
+        partition: u32,
+        /// This node.
+        node: NodeId,
+        /// Its leader epoch.
+        epoch: Epoch,
+        /// Its log as it takes over.
+        log: &'a [Record],
+    },
+    /// As a follower, the node appended records fetched from the leader.
+    Appended {
+        /// The partition.
+        partition: u32,
+        /// This node.
+        node: NodeId,
+        /// The records appended.
+        records: &'a [Record],
+    },
+    /// The node cut the tail of its log (a diverged tail, or pre-0.11 truncation to its
+    /// high watermark).
+    Truncated {
+        /// The partition.
+        partition: u32,
+        /// This node.
+        node: NodeId,
+        /// The records cut, from the new end of the log.
+        cut: &'a [Record],
+    },
+}
+
+/// What a Raft group (a quorum queue, or the kafka controller's metadata log) did.
+#[derive(Debug, Clone, Copy)]
+pub enum RaftEvent<'a> {
+    /// The group was recovered from the node's disk when the node started: the term it
+    /// found durable there.
+    Recovered {
+        /// The group's name.
+        group: &'a str,
+        /// This node.
+        node: NodeId,
+        /// The durable term.
+        term: Term,
+    },
+    /// The node wrote a new term (and vote) to its disk, fsynced or not as its policy
+    /// says, before telling anyone.
+    Persisted {
+        /// The group's name.
+        group: &'a str,
+        /// This node.
+        node: NodeId,
+        /// The term written.
+        term: Term,
+    },
+    /// The node became the group's leader.
+    Elected {
+        /// The group's name.
+        group: &'a str,
+        /// This node.
+        node: NodeId,
+        /// Its term.
+        term: Term,
+        /// Its log as it takes over.
+        log: &'a [Entry],
+    },
+    /// The node applied an entry it learnt was committed.
+    Committed {
+        /// The group's name.
+        group: &'a str,
+        /// This node.
+        node: NodeId,
+        /// The entry's index.
+        index: LogIndex,
+        /// The term it was written in.
+        term: Term,
+    },
+}
+
+/// No observer: what real deployments use.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Unobserved;
+
+impl Inspector for Unobserved {
+    fn raft(&self, _event: RaftEvent<'_>) {}
+}

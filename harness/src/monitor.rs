@@ -1,0 +1,436 @@
+//! Invariant monitors: checks that run inside the simulation, on every event a broker
+//! node reports through its inspection seam ([`broker::Inspector`]), rather than on the
+//! history afterwards. A history shows a broken promise only once a fault has turned it
+//! into lost or wrong data; a monitor sees the promise break at the step it breaks, with
+//! the state that broke it.
+//!
+//! The Raft monitor checks, over every group (quorum queues, the kafka controller's
+//! metadata log) and every node:
+//! - election safety: at most one leader per term;
+//! - committed entries never change: an index applied anywhere in one term is applied
+//!   everywhere in that term;
+//! - leader completeness: a new leader's log holds every entry committed before it;
+//! - durable terms never go back: a node recovers at least the term it persisted before
+//!   it crashed. Raft's vote is only safe if it survives a crash; a node that forgets it
+//!   can vote twice in a term (and elect two leaders), so this catches a missing fsync at
+//!   the first restart rather than at the rare crash that then loses data. A node whose
+//!   disk the nemesis damaged at rest is exempt: the fault, not the broker, lost its state.
+//!
+//! (Raft's commit index is not persisted here, so "never goes back" is checked on terms,
+//! and on committed entries through the two checks above.)
+//!
+//! The kafka monitor checks each partition's committed records (those below a leader's
+//! high watermark, which acks=all producers are answered from): once committed, a record
+//! never changes; a new leader's log holds every one; a follower never appends a different
+//! record at a committed offset, nor cuts committed records from its log (what pre-0.11
+//! truncation to the high watermark does, long before a power loss turns it into loss).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use broker::kafka::Record;
+use broker::raft::{LogIndex, NodeId, Term};
+use broker::{fnv64, Inspector, KafkaEvent, RaftEvent};
+use checker::{MonitorReport, Violation, VIOLATIONS_KEPT};
+
+/// The monitors of one simulated run, shared by its hosts.
+#[derive(Debug, Default)]
+pub struct Monitors {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    checked: u64,
+    violation_count: usize,
+    violations: Vec<Violation>,
+    /// (group, term) -> the node elected leader in it.
+    leaders: BTreeMap<(String, Term), NodeId>,
+    /// Per group: each committed index's term.
+    committed: BTreeMap<String, BTreeMap<LogIndex, Term>>,
+    /// (group, node) -> the highest term the node persisted.
+    persisted: BTreeMap<(String, NodeId), Term>,
+    /// Nodes whose disk the nemesis damaged at rest.
+    damaged: BTreeSet<NodeId>,
+    /// Per kafka partition: each committed offset's (leader epoch, hash of the value).
+    committed_records: BTreeMap<u32, Vec<(u64, u64)>>,
+    /// Whether any kafka event came.
+    kafka: bool,
+}
+
+/// A record as the kafka monitor remembers it.
+fn fingerprint(record: &Record) -> (u64, u64) {
+    (record.epoch, fnv64(&record.value))
+}
+
+impl State {
+    fn violate(&mut self, node: NodeId, what: String) {
+        self.violate_in("raft", node, what);
+    }
+
+    fn violate_in(&mut self, monitor: &str, node: NodeId, what: String) {
+        self.violation_count += 1;
+        tracing::error!(node, "monitor: {what}");
+        if self.violations.len() < VIOLATIONS_KEPT {
+            self.violations.push(Violation {
+                time_ns: now().as_nanos() as u64,
+                monitor: monitor.to_string(),
+                node: format!("n{node}"),
+                what,
+            });
+        }
+    }
+}
+
+/// Simulated time since the run began (zero outside a simulation).
+fn now() -> Duration {
+    turmoil::sim_elapsed().unwrap_or_default()
+}
+
+impl Monitors {
+    /// The nemesis damaged node `node`'s files at rest: what it recovers is the fault's
+    /// doing, not the broker's.
+    pub fn disk_damaged(&self, node: NodeId) {
+        self.lock().damaged.insert(node);
+    }
+
+    /// What the monitors found.
+    pub fn report(&self) -> MonitorReport {
+        let state = self.lock();
+        let mut monitors = vec!["raft".to_string()];
+        if state.kafka {
+            monitors.push("kafka".to_string());
+        }
+        MonitorReport::new(
+            monitors,
+            state.checked,
+            state.violation_count,
+            state.violations.clone(),
+        )
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Inspector for Monitors {
+    fn kafka(&self, event: KafkaEvent<'_>) {
+        let mut state = self.lock();
+        state.checked += 1;
+        state.kafka = true;
+        match event {
+            KafkaEvent::Committed {
+                partition, hw, log, ..
+            } => {
+                let known = state.committed_records.entry(partition).or_default();
+                let new = log.iter().take(hw as usize).skip(known.len());
+                known.extend(new.map(fingerprint));
+            }
+            KafkaEvent::Leading {
+                partition,
+                node,
+                epoch,
+                log,
+            } => {
+                let known = state
+                    .committed_records
+                    .get(&partition)
+                    .map_or(&[][..], Vec::as_slice);
+                let missing = known
+                    .iter()
+                    .enumerate()
+                    .find(|(offset, k)| log.get(*offset).map(fingerprint).as_ref() != Some(*k))
+                    .map(|(offset, k)| (offset, k.0));
+                if let Some((offset, committed_epoch)) = missing {
+                    let has = log
+                        .get(offset)
+                        .map_or(format!("its log ends at {}", log.len()), |r| {
+                            format!("it holds a record of epoch {} there", r.epoch)
+                        });
+                    state.violate_in(
+                        "kafka",
+                        node,
+                        format!(
+                            "partition {partition}'s leader of epoch {epoch} lacks committed record {offset} (epoch {committed_epoch}): {has}"
+                        ),
+                    );
+                }
+            }
+            KafkaEvent::Appended {
+                partition,
+                node,
+                records,
+            } => {
+                let known = state
+                    .committed_records
+                    .get(&partition)
+                    .map_or(&[][..], Vec::as_slice);
+                let differs = records
+                    .iter()
+                    .find(|r| known.get(r.offset as usize).is_some_and(|k| *k != fingerprint(r)));
+                if let Some(record) = differs {
+                    let offset = record.offset;
+                    state.violate_in(
+                        "kafka",
+                        node,
+                        format!(
+                            "partition {partition}: a follower appended a record at committed offset {offset} that differs from the committed one"
+                        ),
+                    );
+                }
+            }
+            KafkaEvent::Truncated { partition, node, cut } => {
+                // Cutting a diverged tail (records no leader committed) is how a follower
+                // reconciles; cutting a record that is the committed one is not.
+                let known = state
+                    .committed_records
+                    .get(&partition)
+                    .map_or(&[][..], Vec::as_slice);
+                let committed: Vec<u64> = cut
+                    .iter()
+                    .filter(|r| known.get(r.offset as usize) == Some(&fingerprint(r)))
+                    .map(|r| r.offset)
+                    .collect();
+                if let (Some(first), Some(last)) = (committed.first(), committed.last()) {
+                    let (first, last, known) = (*first, *last, known.len());
+                    state.violate_in(
+                        "kafka",
+                        node,
+                        format!(
+                            "partition {partition}: cut committed records {first}..={last} from its log ({known} are committed)"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    fn raft(&self, event: RaftEvent<'_>) {
+        let mut state = self.lock();
+        state.checked += 1;
+        match event {
+            RaftEvent::Recovered { group, node, term } => {
+                let before = state.persisted.get(&(group.to_string(), node)).copied();
+                if let Some(before) = before.filter(|b| term < *b && !state.damaged.contains(&node)) {
+                    state.violate(
+                        node,
+                        format!(
+                            "group {group} recovered term {term} after persisting term {before}: its vote did not survive the restart"
+                        ),
+                    );
+                }
+            }
+            RaftEvent::Persisted { group, node, term } => {
+                let slot = state.persisted.entry((group.to_string(), node)).or_insert(term);
+                *slot = (*slot).max(term);
+            }
+            RaftEvent::Elected {
+                group,
+                node,
+                term,
+                log,
+            } => {
+                match state.leaders.get(&(group.to_string(), term)).copied() {
+                    Some(other) if other != node => state.violate(
+                        node,
+                        format!("group {group} has two leaders in term {term}: n{other} and n{node}"),
+                    ),
+                    _ => {
+                        state.leaders.insert((group.to_string(), term), node);
+                    }
+                }
+                let missing = state.committed.get(group).and_then(|committed| {
+                    committed
+                        .iter()
+                        .find(|(index, t)| log.get(**index as usize - 1).map(|e| e.term) != Some(**t))
+                        .map(|(index, t)| (*index, *t))
+                });
+                if let Some((index, t)) = missing {
+                    let has = log
+                        .get(index as usize - 1)
+                        .map_or("nothing".to_string(), |e| format!("an entry of term {}", e.term));
+                    state.violate(
+                        node,
+                        format!(
+                            "group {group}'s leader of term {term} lacks committed entry {index} (term {t}): its log holds {has} there"
+                        ),
+                    );
+                }
+            }
+            RaftEvent::Committed {
+                group,
+                node,
+                index,
+                term,
+            } => {
+                let known = state
+                    .committed
+                    .entry(group.to_string())
+                    .or_default()
+                    .entry(index)
+                    .or_insert(term);
+                if *known != term {
+                    let known = *known;
+                    state.violate(
+                        node,
+                        format!(
+                            "group {group} applied entry {index} of term {term}, but an entry of term {known} was committed there"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use broker::raft::Entry;
+
+    fn entry(index: LogIndex, term: Term) -> Entry {
+        Entry {
+            term,
+            index,
+            command: Vec::new(),
+        }
+    }
+
+    fn record(offset: u64, epoch: u64, value: &[u8]) -> Record {
+        Record {
+            offset,
+            epoch,
+            value: value.to_vec(),
+        }
+    }
+
+    #[test]
+    fn each_kafka_invariant_is_caught_and_a_correct_run_is_silent() {
+        let monitors = Monitors::default();
+        let log = [record(0, 1, b"a"), record(1, 1, b"b"), record(2, 1, b"c")];
+        let (p, leader, follower) = (0, 1, 2);
+        monitors.kafka(KafkaEvent::Leading {
+            partition: p,
+            node: leader,
+            epoch: 1,
+            log: &[],
+        });
+        monitors.kafka(KafkaEvent::Committed {
+            partition: p,
+            node: leader,
+            epoch: 1,
+            hw: 2,
+            log: &log,
+        });
+        monitors.kafka(KafkaEvent::Appended {
+            partition: p,
+            node: follower,
+            records: &log[..2],
+        });
+        // Cutting an uncommitted tail, or a diverged one below the high watermark, is how
+        // a follower reconciles: allowed.
+        monitors.kafka(KafkaEvent::Truncated {
+            partition: p,
+            node: follower,
+            cut: &log[2..],
+        });
+        let diverged = [record(1, 2, b"y")];
+        monitors.kafka(KafkaEvent::Truncated {
+            partition: p,
+            node: follower,
+            cut: &diverged,
+        });
+        monitors.kafka(KafkaEvent::Leading {
+            partition: p,
+            node: follower,
+            epoch: 2,
+            log: &log[..2],
+        });
+        let clean = monitors.report();
+        assert_eq!((clean.violation_count, clean.monitors.len()), (0, 2), "{clean:?}");
+
+        monitors.kafka(KafkaEvent::Truncated {
+            partition: p,
+            node: follower,
+            cut: &log[1..],
+        });
+        monitors.kafka(KafkaEvent::Leading {
+            partition: p,
+            node: 3,
+            epoch: 3,
+            log: &log[..1],
+        });
+        monitors.kafka(KafkaEvent::Appended {
+            partition: p,
+            node: 3,
+            records: &[record(1, 3, b"x")],
+        });
+        let report = monitors.report();
+        let said: Vec<&str> = report.violations.iter().map(|v| v.what.as_str()).collect();
+        assert_eq!(report.violation_count, 3, "{said:?}");
+        assert!(said[0].contains("cut committed records 1..=1"), "{said:?}");
+        assert!(
+            said[1].contains("lacks committed record 1 (epoch 1): its log ends at 1"),
+            "{said:?}"
+        );
+        assert!(said[2].contains("committed offset 1 that differs"), "{said:?}");
+        assert!(report.violations.iter().all(|v| v.monitor == "kafka"));
+    }
+
+    #[test]
+    fn each_raft_invariant_is_caught_and_a_correct_run_is_silent() {
+        let monitors = Monitors::default();
+        let group = "q";
+        let elected = |node, term, log: &[Entry]| {
+            monitors.raft(RaftEvent::Elected {
+                group,
+                node,
+                term,
+                log,
+            });
+        };
+        let committed = |node, index, term| {
+            monitors.raft(RaftEvent::Committed {
+                group,
+                node,
+                index,
+                term,
+            });
+        };
+        let persisted = |node, term| monitors.raft(RaftEvent::Persisted { group, node, term });
+        let recovered = |node, term| monitors.raft(RaftEvent::Recovered { group, node, term });
+        let log = [entry(1, 1), entry(2, 1)];
+        persisted(1, 1);
+        elected(1, 1, &log);
+        committed(1, 1, 1);
+        committed(2, 1, 1);
+        recovered(1, 1);
+        elected(2, 2, &log);
+        let clean = monitors.report();
+        assert_eq!((clean.checked, clean.violation_count), (6, 0), "{clean:?}");
+
+        // Two leaders in term 2; a leader without entry 1; entry 1 changed; a lost vote.
+        elected(3, 2, &log);
+        elected(3, 3, &[entry(1, 2)]);
+        committed(3, 1, 2);
+        persisted(2, 5);
+        recovered(2, 4);
+        let report = monitors.report();
+        let said: Vec<&str> = report.violations.iter().map(|v| v.what.as_str()).collect();
+        assert_eq!(report.violation_count, 4, "{said:?}");
+        assert!(said[0].contains("two leaders in term 2: n2 and n3"), "{said:?}");
+        assert!(said[1].contains("lacks committed entry 1 (term 1)"), "{said:?}");
+        assert!(said[2].contains("applied entry 1 of term 2"), "{said:?}");
+        assert!(
+            said[3].contains("recovered term 4 after persisting term 5"),
+            "{said:?}"
+        );
+
+        // A node whose disk was damaged at rest may come back with less.
+        monitors.disk_damaged(2);
+        recovered(2, 0);
+        assert_eq!(monitors.report().violation_count, 4);
+    }
+}
