@@ -4,7 +4,7 @@
 //! into lost data. It never changes what the broker does: events are handed over after
 //! the broker has acted, and a real deployment passes [`Unobserved`].
 
-use crate::kafka::{Epoch, Offset, Record};
+use crate::kafka::{Epoch, Isr, Offset, Record};
 use crate::raft::{Entry, LogIndex, NodeId, Term};
 
 /// Receives a node's events. Called on the node's own task, in the order things happen.
@@ -34,6 +34,17 @@ pub enum KafkaEvent<'a> {
         hw: Offset,
         /// The leader's log.
         log: &'a [Record],
+        /// The in-sync replicas the leader counted.
+        isr: &'a Isr,
+    },
+    /// The node recovered the partition from its disk at start: where its log ends.
+    Recovered {
+        /// The partition.
+        partition: u32,
+        /// This node.
+        node: NodeId,
+        /// Its log end offset.
+        log_end: Offset,
     },
     /// The node became the partition's leader.
     Leading {

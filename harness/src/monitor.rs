@@ -57,6 +57,8 @@ struct State {
     committed_records: BTreeMap<u32, Vec<(u64, u64)>>,
     /// Whether any kafka event came.
     kafka: bool,
+    /// (partition, node) -> where that replica's log ends, as its own events last said.
+    log_ends: BTreeMap<(u32, NodeId), u64>,
 }
 
 /// A record as the kafka monitor remembers it.
@@ -122,11 +124,39 @@ impl Inspector for Monitors {
         state.kafka = true;
         match event {
             KafkaEvent::Committed {
-                partition, hw, log, ..
+                partition,
+                node,
+                epoch,
+                hw,
+                log,
+                isr,
             } => {
+                state.log_ends.insert((partition, node), log.len() as u64);
                 let known = state.committed_records.entry(partition).or_default();
                 let new = log.iter().take(hw as usize).skip(known.len());
                 known.extend(new.map(fingerprint));
+                // Every in-sync replica holds what the high watermark covers: that is what
+                // acks=all promised its producers.
+                let short = isr.iter().find_map(|member| {
+                    let end = *state.log_ends.get(&(partition, *member))?;
+                    (end < hw).then_some((*member, end))
+                });
+                if let Some((member, end)) = short {
+                    state.violate_in(
+                        "kafka",
+                        node,
+                        format!(
+                            "partition {partition}'s high watermark {hw} (epoch {epoch}) exceeds the log end {end} of n{member}, which the ISR {isr:?} counts"
+                        ),
+                    );
+                }
+            }
+            KafkaEvent::Recovered {
+                partition,
+                node,
+                log_end,
+            } => {
+                state.log_ends.insert((partition, node), log_end);
             }
             KafkaEvent::Leading {
                 partition,
@@ -134,6 +164,7 @@ impl Inspector for Monitors {
                 epoch,
                 log,
             } => {
+                state.log_ends.insert((partition, node), log.len() as u64);
                 let known = state
                     .committed_records
                     .get(&partition)
@@ -163,6 +194,9 @@ impl Inspector for Monitors {
                 node,
                 records,
             } => {
+                if let Some(last) = records.last() {
+                    state.log_ends.insert((partition, node), last.offset + 1);
+                }
                 let known = state
                     .committed_records
                     .get(&partition)
@@ -182,6 +216,9 @@ impl Inspector for Monitors {
                 }
             }
             KafkaEvent::Truncated { partition, node, cut } => {
+                if let Some(first) = cut.first() {
+                    state.log_ends.insert((partition, node), first.offset);
+                }
                 // Cutting a diverged tail (records no leader committed) is how a follower
                 // reconciles; cutting a record that is the committed one is not.
                 let known = state
@@ -317,12 +354,25 @@ mod tests {
             epoch: 1,
             log: &[],
         });
+        let isr: broker::kafka::Isr = [leader, follower].into_iter().collect();
+        monitors.kafka(KafkaEvent::Recovered {
+            partition: p,
+            node: follower,
+            log_end: 0,
+        });
+        // The follower holds both records before the leader commits them.
+        monitors.kafka(KafkaEvent::Appended {
+            partition: p,
+            node: follower,
+            records: &log[..2],
+        });
         monitors.kafka(KafkaEvent::Committed {
             partition: p,
             node: leader,
             epoch: 1,
             hw: 2,
             log: &log,
+            isr: &isr,
         });
         monitors.kafka(KafkaEvent::Appended {
             partition: p,
@@ -367,9 +417,22 @@ mod tests {
             node: 3,
             records: &[record(1, 3, b"x")],
         });
+        // The follower now ends at 1, yet the leader counts it for a high watermark of 2.
+        monitors.kafka(KafkaEvent::Committed {
+            partition: p,
+            node: leader,
+            epoch: 1,
+            hw: 2,
+            log: &log,
+            isr: &isr,
+        });
         let report = monitors.report();
         let said: Vec<&str> = report.violations.iter().map(|v| v.what.as_str()).collect();
-        assert_eq!(report.violation_count, 3, "{said:?}");
+        assert_eq!(report.violation_count, 4, "{said:?}");
+        assert!(
+            said[3].contains("high watermark 2 (epoch 1) exceeds the log end 1 of n2"),
+            "{said:?}"
+        );
         assert!(said[0].contains("cut committed records 1..=1"), "{said:?}");
         assert!(
             said[1].contains("lacks committed record 1 (epoch 1): its log ends at 1"),

@@ -86,6 +86,7 @@ impl Replica {
                 epoch: leading.epoch,
                 hw,
                 log: self.log.records(),
+                isr: leading.isr(),
             });
         }
         let (done, waiting): (Vec<_>, Vec<_>) = self.waiters.drain(..).partition(|(o, _)| *o < hw);
@@ -222,6 +223,11 @@ impl KafkaNode {
                 store.append(&PartRecord::Truncate { offset: hw })?;
             }
             tracing::info!(partition, leo = log.leo(), hw = log.hw(), "partition recovered");
+            seams.inspector.kafka(KafkaEvent::Recovered {
+                partition,
+                node: config.id,
+                log_end: log.leo(),
+            });
             let stored_hw = log.hw();
             replicas.insert(
                 partition,
@@ -833,16 +839,16 @@ impl KafkaNode {
             tracing::error!(partition, %err, "fetched records do not continue the log");
             return true;
         }
-        r.inspector.kafka(KafkaEvent::Appended {
-            partition,
-            node: self.me,
-            records: &r.log.records()[offset as usize..],
-        });
         if let Err(err) = r.persist(&stored) {
             tracing::error!(partition, %err, "fetched records not persisted");
             r.log.truncate(offset);
             return true;
         }
+        r.inspector.kafka(KafkaEvent::Appended {
+            partition,
+            node: self.me,
+            records: &r.log.records()[offset as usize..],
+        });
         let leo = r.log.leo();
         r.log.advance_hw(hw.min(leo));
         r.settle();
