@@ -23,7 +23,9 @@
 //! high watermark, which acks=all producers are answered from): once committed, a record
 //! never changes; a new leader's log holds every one; a follower never appends a different
 //! record at a committed offset, nor cuts committed records from its log (what pre-0.11
-//! truncation to the high watermark does, long before a power loss turns it into loss).
+//! truncation to the high watermark does, long before a power loss turns it into loss);
+//! and the high watermark never passes the log end of a replica the leader's ISR counts,
+//! as each replica last reported it (at recovery, append, cut and leadership).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
