@@ -92,6 +92,7 @@ pub(crate) fn html(view: &RunView, report: &Report, threads: Option<u64>) -> Str
 .fault span {{ font-size: 11px; color: #444; padding-left: 2px; white-space: nowrap; }}
 .lane {{ position: absolute; left: 0; width: {label:.0}px; font-size: 12px; color: #333; white-space: nowrap; overflow: hidden; }}
 .tick {{ position: absolute; top: 0; bottom: 0; border-left: 1px solid #eee; font-size: 10px; color: #999; }}
+.violation {{ position: absolute; top: 0; bottom: 0; width: 3px; background: #7b1fa2; z-index: 3; }}
 .verdict-true {{ color: #2e9d4f; }} .verdict-false {{ color: #d6332f; }} .verdict-unknown {{ color: #f09a1a; }}
 "#,
         bar = LANE_PX - 4.0,
@@ -104,10 +105,11 @@ pub(crate) fn html(view: &RunView, report: &Report, threads: Option<u64>) -> Str
     let _ = write!(
         out,
         r#"<h1>Timeline <span class="verdict-{verdict}">(valid: {verdict})</span></h1>
-<p class="legend"><span class="ok">ok</span><span class="fail">fail</span><span class="info">info</span><span style="background: rgba(144,144,144,0.35)">fault</span> Lanes are threads (hover one for its processes); hover an operation for its values; {ops} operations, {faults} faults, {end:.1} simulated seconds.</p>
+<p class="legend"><span class="ok">ok</span><span class="fail">fail</span><span class="info">info</span><span style="background: rgba(144,144,144,0.35)">fault</span><span style="background: #7b1fa2; color: #fff">monitor violation</span> Lanes are threads (hover one for its processes); hover an operation for its values; {ops} operations, {faults} faults, {violations} invariant violations, {end:.1} simulated seconds.</p>
 "#,
         ops = view.spans.len(),
         faults = view.faults.len(),
+        violations = report.monitors().map_or(0, |m| m.violation_count),
         end = view.end_s,
     );
     if view.spans.len() > SPANS_MAX {
@@ -167,6 +169,22 @@ pub(crate) fn html(view: &RunView, report: &Report, threads: Option<u64>) -> Str
             title = escape(&format!(
                 "{} from {:.3} s to {:.3} s: {}",
                 fault.kind, fault.start_s, fault.end_s, fault.detail
+            )),
+        );
+    }
+    // Each invariant violation the monitors kept, at the moment it happened: where a
+    // promise broke, often long before the history shows a loss.
+    for v in report.monitors().map_or(&[][..], |m| m.violations.as_slice()) {
+        let _ = writeln!(
+            out,
+            r#"<div class="violation" style="left:{left}" title="{title}"></div>"#,
+            left = at(v.time_ns as f64 / 1e9),
+            title = escape(&format!(
+                "{} monitor at {:.3} s on {}: {}",
+                v.monitor,
+                v.time_ns as f64 / 1e9,
+                v.node,
+                v.what
             )),
         );
     }

@@ -75,7 +75,17 @@ fn a_vote_lost_to_a_missing_fsync_is_caught_by_the_raft_monitor_at_the_first_res
             .cloned()
             .expect("monitors run by default")
     };
-    let unsafe_run = run(1, "kill", FaultTarget::All, FsyncPolicy::Never);
+    let unsafe_spec = TestSpec {
+        mode: Mode::Quorum,
+        nodes: 3,
+        nemesis: "kill".parse::<FaultSet>().unwrap(),
+        target: FaultTarget::All,
+        fsync: FsyncPolicy::Never,
+        ..TestSpec::new(1)
+    };
+    // Kept to the end of the test: the run's pages are read below.
+    let kept = tempfile::tempdir().unwrap();
+    let unsafe_run = run_and_store(&unsafe_spec, &Store::new(kept.path())).unwrap();
     let monitors = monitors_of(&unsafe_run);
     assert!(monitors.violation_count > 0, "{monitors:?}");
     let first = &monitors.violations[0];
@@ -84,6 +94,11 @@ fn a_vote_lost_to_a_missing_fsync_is_caught_by_the_raft_monitor_at_the_first_res
     // Seen during the faults, long before the final reads show the loss.
     let time_limit_ns = TestSpec::new(1).time_limit_s * 1_000_000_000;
     assert!(first.time_ns < time_limit_ns, "{first:?}");
+    // The timeline marks each violation kept, hovering to its text.
+    let timeline = std::fs::read_to_string(unsafe_run.dir.join("timeline.html")).unwrap();
+    let marks = timeline.matches(r#"<div class="violation""#).count();
+    assert_eq!(marks, monitors.violations.len(), "one mark per violation kept");
+    assert!(timeline.contains("did not survive the restart"));
     let findings = unsafe_run.outcome.report.findings();
     assert!(
         findings
@@ -100,13 +115,8 @@ fn a_vote_lost_to_a_missing_fsync_is_caught_by_the_raft_monitor_at_the_first_res
     );
 
     let spec = TestSpec {
-        mode: Mode::Quorum,
-        nodes: 3,
-        nemesis: "kill".parse::<FaultSet>().unwrap(),
-        fsync: FsyncPolicy::Never,
-        target: FaultTarget::All,
         monitors: false,
-        ..TestSpec::new(1)
+        ..unsafe_spec
     };
     let outcome = harness::suite::run_quietly(&spec).unwrap();
     assert!(outcome.report.monitors().is_none());
