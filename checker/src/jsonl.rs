@@ -46,7 +46,7 @@ pub(crate) fn line<'a>(line: &'a [u8], model: &mut LogModel, out: &mut Parsed) -
             Some(head.0),
             Some(head.1),
             Some(head.2),
-            Some(head.3),
+            Some(Some(head.3)),
             Some(head.4),
         );
         first.started = true;
@@ -236,7 +236,7 @@ impl<'a> Scan<'a> {
     /// `{"index":N,"time":N,"type":"T","process":N,"f":"F"` exactly, with no space, as
     /// tumult writes it: the fields before the value, read without a key loop. `None`
     /// where the line differs anywhere (the caller then reads it field by field).
-    fn tumult_head(&mut self) -> Option<(u64, u64, OpType, Option<u64>, &'a str)> {
+    fn tumult_head(&mut self) -> Option<(u64, u64, OpType, u64, &'a str)> {
         self.literal(b"{\"index\":")?;
         let index = self.int_fast()?;
         self.literal(b",\"time\":")?;
@@ -256,7 +256,7 @@ impl<'a> Scan<'a> {
         let process = self.int_fast()?;
         self.literal(b",\"f\":")?;
         let f = self.plain_str()?;
-        Some((index, time, kind, Some(process), f))
+        Some((index, time, kind, process, f))
     }
 
     fn peek(&mut self) -> Option<u8> {

@@ -556,7 +556,8 @@ fn read_edn(reader: impl BufRead, sink: &mut Sink) -> Result<(), HistoryError> {
     for_each_line(reader, "cannot read as UTF-8 text", |bytes, line_no| {
         edn.line(bytes, line_no, sink)
     })?;
-    edn.end(sink)
+    // The end of the file: whatever is gathered is read (an unclosed form is an error there).
+    edn.flush(sink)
 }
 
 /// The EDN reader's state between lines: a form spread over several lines is gathered
@@ -610,11 +611,6 @@ impl EdnLines {
         }
         self.chunk.clear();
         Ok(())
-    }
-
-    /// The end of the file: whatever is gathered is read (an unclosed form is an error there).
-    fn end(&mut self, sink: &mut Sink) -> Result<(), HistoryError> {
-        self.flush(sink)
     }
 }
 

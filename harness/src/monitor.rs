@@ -51,8 +51,8 @@ struct State {
     leaders: BTreeMap<(String, Term), NodeId>,
     /// Per group: each committed index's term.
     committed: BTreeMap<String, BTreeMap<LogIndex, Term>>,
-    /// (group, node) -> the highest term the node persisted.
-    persisted: BTreeMap<(String, NodeId), Term>,
+    /// Per group: each node's highest persisted term.
+    persisted: BTreeMap<String, BTreeMap<NodeId, Term>>,
     /// Nodes whose disk the nemesis damaged at rest.
     damaged: BTreeSet<NodeId>,
     /// Per kafka partition: each committed offset's (leader epoch, hash of the value).
@@ -85,6 +85,15 @@ impl State {
             });
         }
     }
+}
+
+/// `group`'s entry of `map`, made empty if missing: these events come at every commit, and
+/// the entry API would build the group's name anew each time.
+fn of_group<'m, V: Default>(map: &'m mut BTreeMap<String, V>, group: &str) -> &'m mut V {
+    if !map.contains_key(group) {
+        map.insert(group.to_string(), V::default());
+    }
+    map.get_mut(group).expect("inserted just above")
 }
 
 /// Simulated time since the run began (zero outside a simulation).
@@ -251,7 +260,7 @@ impl Inspector for Monitors {
         state.checked += 1;
         match event {
             RaftEvent::Recovered { group, node, term } => {
-                let before = state.persisted.get(&(group.to_string(), node)).copied();
+                let before = state.persisted.get(group).and_then(|p| p.get(&node)).copied();
                 if let Some(before) = before.filter(|b| term < *b && !state.damaged.contains(&node)) {
                     state.violate(
                         node,
@@ -262,7 +271,7 @@ impl Inspector for Monitors {
                 }
             }
             RaftEvent::Persisted { group, node, term } => {
-                let slot = state.persisted.entry((group.to_string(), node)).or_insert(term);
+                let slot = of_group(&mut state.persisted, group).entry(node).or_insert(term);
                 *slot = (*slot).max(term);
             }
             RaftEvent::Elected {
@@ -304,12 +313,7 @@ impl Inspector for Monitors {
                 index,
                 term,
             } => {
-                let known = state
-                    .committed
-                    .entry(group.to_string())
-                    .or_default()
-                    .entry(index)
-                    .or_insert(term);
+                let known = of_group(&mut state.committed, group).entry(index).or_insert(term);
                 if *known != term {
                     let known = *known;
                     state.violate(
@@ -349,85 +353,59 @@ mod tests {
     fn each_kafka_invariant_is_caught_and_a_correct_run_is_silent() {
         let monitors = Monitors::default();
         let log = [record(0, 1, b"a"), record(1, 1, b"b"), record(2, 1, b"c")];
-        let (p, leader, follower) = (0, 1, 2);
-        monitors.kafka(KafkaEvent::Leading {
-            partition: p,
-            node: leader,
-            epoch: 1,
-            log: &[],
-        });
+        let (partition, leader, follower) = (0, 1, 2);
         let isr: broker::kafka::Isr = [leader, follower].into_iter().collect();
+        let leading = |node, epoch, log: &[Record]| {
+            monitors.kafka(KafkaEvent::Leading {
+                partition,
+                node,
+                epoch,
+                log,
+            });
+        };
+        let appended = |node, records: &[Record]| {
+            monitors.kafka(KafkaEvent::Appended {
+                partition,
+                node,
+                records,
+            });
+        };
+        let truncated = |node, cut: &[Record]| {
+            monitors.kafka(KafkaEvent::Truncated { partition, node, cut });
+        };
+        let committed = |hw| {
+            monitors.kafka(KafkaEvent::Committed {
+                partition,
+                node: leader,
+                epoch: 1,
+                hw,
+                log: &log,
+                isr: &isr,
+            });
+        };
+        leading(leader, 1, &[]);
         monitors.kafka(KafkaEvent::Recovered {
-            partition: p,
+            partition,
             node: follower,
             log_end: 0,
         });
         // The follower holds both records before the leader commits them.
-        monitors.kafka(KafkaEvent::Appended {
-            partition: p,
-            node: follower,
-            records: &log[..2],
-        });
-        monitors.kafka(KafkaEvent::Committed {
-            partition: p,
-            node: leader,
-            epoch: 1,
-            hw: 2,
-            log: &log,
-            isr: &isr,
-        });
-        monitors.kafka(KafkaEvent::Appended {
-            partition: p,
-            node: follower,
-            records: &log[..2],
-        });
+        appended(follower, &log[..2]);
+        committed(2);
+        appended(follower, &log[..2]);
         // Cutting an uncommitted tail, or a diverged one below the high watermark, is how
         // a follower reconciles: allowed.
-        monitors.kafka(KafkaEvent::Truncated {
-            partition: p,
-            node: follower,
-            cut: &log[2..],
-        });
-        let diverged = [record(1, 2, b"y")];
-        monitors.kafka(KafkaEvent::Truncated {
-            partition: p,
-            node: follower,
-            cut: &diverged,
-        });
-        monitors.kafka(KafkaEvent::Leading {
-            partition: p,
-            node: follower,
-            epoch: 2,
-            log: &log[..2],
-        });
+        truncated(follower, &log[2..]);
+        truncated(follower, &[record(1, 2, b"y")]);
+        leading(follower, 2, &log[..2]);
         let clean = monitors.report();
         assert_eq!((clean.violation_count, clean.monitors.len()), (0, 2), "{clean:?}");
 
-        monitors.kafka(KafkaEvent::Truncated {
-            partition: p,
-            node: follower,
-            cut: &log[1..],
-        });
-        monitors.kafka(KafkaEvent::Leading {
-            partition: p,
-            node: 3,
-            epoch: 3,
-            log: &log[..1],
-        });
-        monitors.kafka(KafkaEvent::Appended {
-            partition: p,
-            node: 3,
-            records: &[record(1, 3, b"x")],
-        });
+        truncated(follower, &log[1..]);
+        leading(3, 3, &log[..1]);
+        appended(3, &[record(1, 3, b"x")]);
         // The follower now ends at 1, yet the leader counts it for a high watermark of 2.
-        monitors.kafka(KafkaEvent::Committed {
-            partition: p,
-            node: leader,
-            epoch: 1,
-            hw: 2,
-            log: &log,
-            isr: &isr,
-        });
+        committed(2);
         let report = monitors.report();
         let said: Vec<&str> = report.violations.iter().map(|v| v.what.as_str()).collect();
         assert_eq!(report.violation_count, 4, "{said:?}");
