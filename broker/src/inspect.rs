@@ -16,6 +16,28 @@ pub trait Inspector: Send + Sync + 'static {
     fn kafka(&self, event: KafkaEvent<'_>) {
         let _ = event;
     }
+
+    /// A queue node (single, classic or mirrored mode) did something the monitors judge.
+    fn queue(&self, event: QueueEvent<'_>) {
+        let _ = event;
+    }
+}
+
+/// What a queue node (single, classic or mirrored mode) did.
+#[derive(Debug, Clone, Copy)]
+pub enum QueueEvent<'a> {
+    /// The node confirmed a publish to the client (a publisher confirm).
+    Confirmed {
+        /// The queue.
+        queue: &'a str,
+        /// This node.
+        node: NodeId,
+        /// The message's sequence number in the queue.
+        seq: u64,
+        /// Whether the node's queue log had fsynced everything it held when it confirmed;
+        /// `None` for a non-durable queue, which promises nothing across a restart.
+        on_disk: Option<bool>,
+    },
 }
 
 /// What a kafka-mode partition replica did.
@@ -36,6 +58,22 @@ pub enum KafkaEvent<'a> {
         log: &'a [Record],
         /// The in-sync replicas the leader counted.
         isr: &'a Isr,
+        /// `min.insync.replicas`: how many copies an acks=all write is promised.
+        min_insync: usize,
+    },
+    /// As the partition's leader, the node answered acks=all producers: every record up to
+    /// `offset` is acknowledged.
+    Acknowledged {
+        /// The partition.
+        partition: u32,
+        /// This node.
+        node: NodeId,
+        /// The highest offset answered.
+        offset: Offset,
+        /// The leader's log.
+        log: &'a [Record],
+        /// `min.insync.replicas`: how many copies the producers were promised.
+        min_insync: usize,
     },
     /// The node recovered the partition from its disk at start: where its log ends.
     Recovered {
@@ -64,6 +102,19 @@ pub enum KafkaEvent<'a> {
         /// This node.
         node: NodeId,
         /// The records appended.
+        records: &'a [Record],
+    },
+    /// Everything the node's replica has written is now fsynced: its durable log keeps
+    /// its first `kept` records and continues with `records` (the rest of its log).
+    /// Reported after the fsync itself, so a write never fsynced is never reported.
+    Stored {
+        /// The partition.
+        partition: u32,
+        /// This node.
+        node: NodeId,
+        /// How many records of the previous durable log stay.
+        kept: Offset,
+        /// The records after them, to the end of the log.
         records: &'a [Record],
     },
     /// The node cut the tail of its log (a diverged tail, or pre-0.11 truncation to its
@@ -109,8 +160,24 @@ pub enum RaftEvent<'a> {
         node: NodeId,
         /// Its term.
         term: Term,
+        /// How many members the group has (this node included): a majority of them is what
+        /// a commit promises.
+        members: usize,
         /// Its log as it takes over.
         log: &'a [Entry],
+    },
+    /// Everything the node has written for the group is now fsynced: its durable log
+    /// keeps its first `kept` entries and continues with `entries` (the rest of its log).
+    /// Reported after the fsync itself, so an entry never fsynced is never reported.
+    Stored {
+        /// The group's name.
+        group: &'a str,
+        /// This node.
+        node: NodeId,
+        /// How many entries of the previous durable log stay.
+        kept: LogIndex,
+        /// The entries after them, to the end of the log.
+        entries: &'a [Entry],
     },
     /// The node applied an entry it learnt was committed.
     Committed {

@@ -45,7 +45,7 @@ pub use codec::{read_frame, write_frame, CodecError, FRAME_BYTES_MAX_DEFAULT};
 pub use config::{parse_peers, BrokerConfig, FsyncPolicy, Limits, Mode};
 pub use disk::{AppendFile, Disk, FailStopDisk, Halt, StdDisk};
 pub use entropy::{fnv64, Entropy, SeededEntropy};
-pub use inspect::{Inspector, KafkaEvent, RaftEvent, Unobserved};
+pub use inspect::{Inspector, KafkaEvent, QueueEvent, RaftEvent, Unobserved};
 pub use knobs::KnobArgs;
 pub use net::{BoxFuture, BoxStream, Listener, Network, Stream, TokioNetwork};
 pub use protocol::{ErrorCode, Request, RequestFrame, Response, ResponseFrame, UNKNOWN_REQUEST_ID};

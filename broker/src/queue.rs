@@ -159,6 +159,11 @@ impl QueueStore {
         Ok(seq)
     }
 
+    /// Whether everything the node holds is fsynced (`None`: the queues are not durable).
+    pub fn on_disk(&self) -> Option<bool> {
+        self.log.as_ref().map(|log| log.is_synced())
+    }
+
     fn persist(&mut self, record: &Record) -> Result<(), StorageError> {
         match &mut self.log {
             Some(log) => log.append(record),

@@ -11,12 +11,14 @@ use crate::classic::{Classic, Upstreams};
 use crate::codec::{read_frame, write_frame, CodecError};
 use crate::config::{BrokerConfig, Limits, Mode};
 use crate::disk::{FailStopDisk, Halt};
+use crate::inspect::{Inspector, QueueEvent};
 use crate::kafka::KafkaNode;
 use crate::mirrored::{self, MirrorNode};
 use crate::net::{BoxStream, Listener};
 use crate::protocol::{ErrorCode, Request, RequestFrame, Response, ResponseFrame, UNKNOWN_REQUEST_ID};
 use crate::queue::{ConnectionId, QueueStore};
 use crate::quorum::{self, Applied, Command, QueueMachine, QuorumNode, Refusal};
+use crate::raft::NodeId;
 use crate::seams::{Seams, Spawner};
 use crate::storage::{QueueLog, StorageError};
 
@@ -55,8 +57,8 @@ pub struct Broker {
 /// What serves requests, per mode.
 #[derive(Clone)]
 enum Service {
-    Single(Arc<Mutex<QueueStore>>),
-    Classic(Arc<Classic>),
+    Single(Arc<Mutex<QueueStore>>, Confirms),
+    Classic(Arc<Classic>, Confirms),
     Mirrored(Arc<Mutex<MirrorNode>>),
     Kafka(Arc<KafkaNode>),
     Quorum {
@@ -85,13 +87,16 @@ impl Broker {
             "starting"
         );
         let service = match self.config.mode {
-            Mode::Single => Service::Single(self.open_store()?),
-            Mode::Classic => Service::Classic(Arc::new(Classic::new(
-                self.open_store()?,
-                self.config.id,
-                &self.config.peers,
-                Arc::clone(&self.seams.network),
-            ))),
+            Mode::Single => Service::Single(self.open_store()?, self.confirms()),
+            Mode::Classic => Service::Classic(
+                Arc::new(Classic::new(
+                    self.open_store()?,
+                    self.config.id,
+                    &self.config.peers,
+                    Arc::clone(&self.seams.network),
+                )),
+                self.confirms(),
+            ),
             Mode::Quorum => self.start_quorum(incarnation)?,
             Mode::Mirrored => self.start_mirrored()?,
             Mode::Kafka => Service::Kafka(KafkaNode::start(&self.config, &mut self.seams)?),
@@ -112,6 +117,13 @@ impl Broker {
             limits: self.config.limits,
             spawner: Arc::clone(&self.seams.spawner),
         })
+    }
+
+    fn confirms(&self) -> Confirms {
+        Confirms {
+            inspector: Arc::clone(&self.seams.inspector),
+            me: self.config.id,
+        }
     }
 
     fn open_store(&self) -> Result<Arc<Mutex<QueueStore>>, BrokerError> {
@@ -326,7 +338,7 @@ impl Service {
             return self.metadata(names);
         }
         match self {
-            Service::Single(store) => handle_single(store, connection, request),
+            Service::Single(store, confirms) => handle_single(store, confirms, connection, request),
             Service::Mirrored(node) => handle_mirrored(node, connection, request).await,
             Service::Kafka(node) => match request {
                 Request::Kafka { request } => node.handle(request).await,
@@ -342,9 +354,11 @@ impl Service {
                     "kafka mode serves produce, poll and fetch".into(),
                 ),
             },
-            Service::Classic(classic) => {
+            Service::Classic(classic, confirms) => {
                 classic
-                    .handle(connection, upstreams, request, handle_single)
+                    .handle(connection, upstreams, request, |store, connection, request| {
+                        handle_single(store, confirms, connection, request)
+                    })
                     .await
             }
             Service::Quorum { node, incarnation } => {
@@ -356,8 +370,8 @@ impl Service {
     /// Who leads each name, as this node knows it.
     fn metadata(&self, names: Vec<String>) -> Response {
         let (node, peers, leaders): crate::protocol::LeaderTable = match self {
-            Service::Single(_) => (1, Vec::new(), names.into_iter().map(|n| (n, Some(1))).collect()),
-            Service::Classic(classic) => {
+            Service::Single(..) => (1, Vec::new(), names.into_iter().map(|n| (n, Some(1))).collect()),
+            Service::Classic(classic, _) => {
                 let leaders = names
                     .into_iter()
                     .map(|n| {
@@ -400,10 +414,10 @@ impl Service {
 
     fn connection_closed(&self, connection: ConnectionId, consumed: bool) {
         match self {
-            Service::Single(store) => {
+            Service::Single(store, _) => {
                 lock(store).release(connection);
             }
-            Service::Classic(classic) => {
+            Service::Classic(classic, _) => {
                 // Proxied deliveries return when the upstream connections drop with us.
                 lock(&classic.store).release(connection);
             }
@@ -423,12 +437,30 @@ impl Service {
     }
 }
 
-fn handle_single(store: &Mutex<QueueStore>, connection: ConnectionId, request: Request) -> Response {
+/// Where a single node's publisher confirms are reported (invariant monitors).
+#[derive(Clone)]
+struct Confirms {
+    inspector: Arc<dyn Inspector>,
+    me: NodeId,
+}
+
+fn handle_single(
+    store: &Mutex<QueueStore>,
+    confirms: &Confirms,
+    connection: ConnectionId,
+    request: Request,
+) -> Response {
     let mut store = lock(store);
     let outcome = match request {
-        Request::Publish { queue, body } => {
-            store.publish(&queue, body).map(|seq| Response::Confirmed { seq })
-        }
+        Request::Publish { queue, body } => store.publish(&queue, body).map(|seq| {
+            confirms.inspector.queue(QueueEvent::Confirmed {
+                queue: &queue,
+                node: confirms.me,
+                seq,
+                on_disk: store.on_disk(),
+            });
+            Response::Confirmed { seq }
+        }),
         Request::Get { queue } => Ok(match store.get(&queue, connection) {
             Some((tag, body)) => Response::Delivery { tag, body },
             None => Response::Empty,

@@ -169,6 +169,9 @@ pub struct RecordLog<R> {
     fsync: FsyncPolicy,
     /// When the file was last fsynced (tokio time: simulated under the harness).
     synced_at: tokio::time::Instant,
+    /// Whether bytes were appended since the last fsync (or, under
+    /// [`FsyncPolicy::Never`], ever): what a crash could still take away.
+    unsynced: bool,
     records: PhantomData<fn(R)>,
 }
 
@@ -223,6 +226,8 @@ impl<R: Serialize + DeserializeOwned> RecordLog<R> {
             path,
             fsync,
             synced_at: tokio::time::Instant::now(),
+            // Without an fsync at open, what was replayed may be only in the page cache.
+            unsynced: fsync == FsyncPolicy::Never && !bytes.is_empty(),
             records: PhantomData,
         };
         Ok((log, replay))
@@ -248,6 +253,7 @@ impl<R: Serialize + DeserializeOwned> RecordLog<R> {
             path: self.path.clone(),
             source,
         })?;
+        self.unsynced = true;
         let due = match self.fsync {
             FsyncPolicy::Always => true,
             FsyncPolicy::Never => false,
@@ -260,8 +266,16 @@ impl<R: Serialize + DeserializeOwned> RecordLog<R> {
                 path: self.path.clone(),
                 source,
             })?;
+            self.unsynced = false;
         }
         Ok(())
+    }
+
+    /// True when everything appended so far has been fsynced: a crash now loses nothing.
+    /// (What the inspection seam reports as durable is read from here, so it is the fsync
+    /// calls themselves, not the policy, that make a record count.)
+    pub fn is_synced(&self) -> bool {
+        !self.unsynced
     }
 }
 

@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use crate::verdict::Validity;
 
-/// Most violations kept as witnesses; the count covers every one.
+/// Most violations kept as witnesses per monitor (so that one monitor's flood of a
+/// broken promise does not hide what another saw); the count covers every one.
 pub const VIOLATIONS_KEPT: usize = 32;
 
 /// One invariant broken.
@@ -35,7 +36,7 @@ pub struct MonitorReport {
     pub checked: u64,
     /// Invariants broken.
     pub violation_count: usize,
-    /// The first [`VIOLATIONS_KEPT`] of them, in order.
+    /// The first [`VIOLATIONS_KEPT`] of them of each monitor, in order of time.
     pub violations: Vec<Violation>,
 }
 

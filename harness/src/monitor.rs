@@ -26,6 +26,17 @@
 //! truncation to the high watermark does, long before a power loss turns it into loss);
 //! and the high watermark never passes the log end of a replica the leader's ISR counts,
 //! as each replica last reported it (at recovery, append, cut and leadership).
+//!
+//! The durability monitor checks that an acknowledgement rests on as many fsynced copies
+//! as the mode promises, at the moment it is given: most lost writes begin as a promise
+//! weakened long before a fault destroys the one copy left, and a history sees them only
+//! then. Each node reports what its log holds once fsynced (the broker reads that from its
+//! storage layer, after the fsync call); the monitor keeps each node's durable log and
+//! checks a Raft entry's first commit against a majority of the members, a kafka high
+//! watermark against every ISR member, an acks=all answer against min.insync.replicas, and
+//! a single or classic node's publisher confirm to a durable queue against its own disk.
+//! A copy counts only if it is the same entry (term) or record (epoch and value) at that
+//! position: a diverged entry a node fsynced is not a copy of the committed one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -33,7 +44,7 @@ use std::time::Duration;
 
 use broker::kafka::Record;
 use broker::raft::{LogIndex, NodeId, Term};
-use broker::{fnv64, Inspector, KafkaEvent, RaftEvent};
+use broker::{fnv64, Inspector, KafkaEvent, QueueEvent, RaftEvent};
 use checker::{MonitorReport, Violation, VIOLATIONS_KEPT};
 
 /// The monitors of one simulated run, shared by its hosts.
@@ -57,10 +68,46 @@ struct State {
     damaged: BTreeSet<NodeId>,
     /// Per kafka partition: each committed offset's (leader epoch, hash of the value).
     committed_records: BTreeMap<u32, Vec<(u64, u64)>>,
+    /// Whether any Raft event came.
+    raft: bool,
     /// Whether any kafka event came.
     kafka: bool,
     /// (partition, node) -> where that replica's log ends, as its own events last said.
     log_ends: BTreeMap<(u32, NodeId), u64>,
+    /// Whether any acknowledgement came for the durability monitor to judge.
+    durability: bool,
+    /// Per group: how many members it has (from its leaders).
+    members: BTreeMap<String, usize>,
+    /// Per group, per node: the term of each entry of its fsynced log.
+    durable_entries: BTreeMap<String, BTreeMap<NodeId, Vec<Term>>>,
+    /// (partition, node) -> the fingerprints of that replica's fsynced log.
+    durable_records: BTreeMap<(u32, NodeId), Vec<(u64, u64)>>,
+}
+
+/// A durable log's new shape: its first `kept` items stay and `new` follow them.
+fn restore<T>(durable: &mut Vec<T>, kept: u64, new: impl Iterator<Item = T>) {
+    durable.truncate(kept as usize);
+    durable.extend(new);
+}
+
+/// The nodes among `nodes` whose fsynced kafka log holds `record` at its offset.
+fn durable_holders<'a>(
+    state: &State,
+    partition: u32,
+    record: &Record,
+    nodes: impl Iterator<Item = &'a NodeId>,
+) -> Vec<NodeId> {
+    let wanted = fingerprint(record);
+    nodes
+        .filter(|n| {
+            state
+                .durable_records
+                .get(&(partition, **n))
+                .and_then(|d| d.get(record.offset as usize))
+                == Some(&wanted)
+        })
+        .copied()
+        .collect()
 }
 
 /// A record as the kafka monitor remembers it.
@@ -76,7 +123,8 @@ impl State {
     fn violate_in(&mut self, monitor: &str, node: NodeId, what: String) {
         self.violation_count += 1;
         tracing::error!(node, "monitor: {what}");
-        if self.violations.len() < VIOLATIONS_KEPT {
+        let kept = self.violations.iter().filter(|v| v.monitor == monitor).count();
+        if kept < VIOLATIONS_KEPT {
             self.violations.push(Violation {
                 time_ns: now().as_nanos() as u64,
                 monitor: monitor.to_string(),
@@ -111,9 +159,15 @@ impl Monitors {
     /// What the monitors found.
     pub fn report(&self) -> MonitorReport {
         let state = self.lock();
-        let mut monitors = vec!["raft".to_string()];
+        let mut monitors = Vec::new();
+        if state.raft {
+            monitors.push("raft".to_string());
+        }
         if state.kafka {
             monitors.push("kafka".to_string());
+        }
+        if state.durability {
+            monitors.push("durability".to_string());
         }
         MonitorReport::new(
             monitors,
@@ -129,6 +183,33 @@ impl Monitors {
 }
 
 impl Inspector for Monitors {
+    fn queue(&self, event: QueueEvent<'_>) {
+        let mut state = self.lock();
+        state.checked += 1;
+        match event {
+            QueueEvent::Confirmed {
+                queue,
+                node,
+                seq,
+                on_disk,
+            } => {
+                // A non-durable queue promises nothing across a restart.
+                if let Some(on_disk) = on_disk {
+                    state.durability = true;
+                    if !on_disk {
+                        state.violate_in(
+                            "durability",
+                            node,
+                            format!(
+                                "confirmed message {seq} of durable queue {queue} before its log was fsynced"
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     fn kafka(&self, event: KafkaEvent<'_>) {
         let mut state = self.lock();
         state.checked += 1;
@@ -141,7 +222,24 @@ impl Inspector for Monitors {
                 hw,
                 log,
                 isr,
+                min_insync: _,
             } => {
+                state.durability = true;
+                // Every in-sync replica has fsynced what the high watermark covers: a
+                // replica counted in sync is one the leader relies on to survive a crash.
+                if let Some(last) = log.get(hw as usize - 1) {
+                    let holders = durable_holders(&state, partition, last, isr.iter());
+                    if holders.len() < isr.len() {
+                        state.violate_in(
+                            "durability",
+                            node,
+                            format!(
+                                "partition {partition}'s high watermark moved to {hw} (epoch {epoch}) while record {} was fsynced only on {holders:?} of the ISR {isr:?}",
+                                hw - 1
+                            ),
+                        );
+                    }
+                }
                 state.log_ends.insert((partition, node), log.len() as u64);
                 let known = state.committed_records.entry(partition).or_default();
                 let new = log.iter().take(hw as usize).skip(known.len());
@@ -161,6 +259,44 @@ impl Inspector for Monitors {
                         ),
                     );
                 }
+            }
+            KafkaEvent::Acknowledged {
+                partition,
+                node,
+                offset,
+                log,
+                min_insync,
+            } => {
+                state.durability = true;
+                // acks=all promises min.insync.replicas copies, and a copy that a power cut
+                // can take away is not one.
+                if let Some(record) = log.get(offset as usize) {
+                    let nodes: BTreeSet<NodeId> = state
+                        .durable_records
+                        .keys()
+                        .filter(|(p, _)| *p == partition)
+                        .map(|(_, n)| *n)
+                        .collect();
+                    let holders = durable_holders(&state, partition, record, nodes.iter());
+                    if holders.len() < min_insync {
+                        state.violate_in(
+                            "durability",
+                            node,
+                            format!(
+                                "partition {partition}: acks=all producers were answered up to offset {offset}, fsynced only on {holders:?} (min.insync.replicas {min_insync})"
+                            ),
+                        );
+                    }
+                }
+            }
+            KafkaEvent::Stored {
+                partition,
+                node,
+                kept,
+                records,
+            } => {
+                let durable = state.durable_records.entry((partition, node)).or_default();
+                restore(durable, kept, records.iter().map(fingerprint));
             }
             KafkaEvent::Recovered {
                 partition,
@@ -258,6 +394,7 @@ impl Inspector for Monitors {
     fn raft(&self, event: RaftEvent<'_>) {
         let mut state = self.lock();
         state.checked += 1;
+        state.raft = true;
         match event {
             RaftEvent::Recovered { group, node, term } => {
                 let before = state.persisted.get(group).and_then(|p| p.get(&node)).copied();
@@ -274,12 +411,27 @@ impl Inspector for Monitors {
                 let slot = of_group(&mut state.persisted, group).entry(node).or_insert(term);
                 *slot = (*slot).max(term);
             }
+            RaftEvent::Stored {
+                group,
+                node,
+                kept,
+                entries,
+            } => {
+                let durable = of_group(&mut state.durable_entries, group)
+                    .entry(node)
+                    .or_default();
+                restore(durable, kept, entries.iter().map(|e| e.term));
+            }
             RaftEvent::Elected {
                 group,
                 node,
                 term,
+                members,
                 log,
             } => {
+                if !state.members.contains_key(group) {
+                    state.members.insert(group.to_string(), members);
+                }
                 match state.leaders.get(&(group.to_string(), term)).copied() {
                     Some(other) if other != node => state.violate(
                         node,
@@ -313,6 +465,11 @@ impl Inspector for Monitors {
                 index,
                 term,
             } => {
+                let first = !state.committed.get(group).is_some_and(|c| c.contains_key(&index));
+                if first {
+                    state.durability = true;
+                    check_majority_durable(&mut state, group, node, index, term);
+                }
                 let known = of_group(&mut state.committed, group).entry(index).or_insert(term);
                 if *known != term {
                     let known = *known;
@@ -325,6 +482,32 @@ impl Inspector for Monitors {
                 }
             }
         }
+    }
+}
+
+/// At the first commit of `group`'s entry `index`: a majority of the members has fsynced
+/// it, which is what a commit promises (a quorum queue confirms a publish from here).
+fn check_majority_durable(state: &mut State, group: &str, node: NodeId, index: LogIndex, term: Term) {
+    let Some(members) = state.members.get(group).copied() else {
+        return;
+    };
+    let holders: Vec<NodeId> = state
+        .durable_entries
+        .get(group)
+        .into_iter()
+        .flatten()
+        .filter(|(_, terms)| terms.get(index as usize - 1) == Some(&term))
+        .map(|(n, _)| *n)
+        .collect();
+    let majority = members / 2 + 1;
+    if holders.len() < majority {
+        state.violate_in(
+            "durability",
+            node,
+            format!(
+                "group {group} committed entry {index} (term {term}) while it was fsynced only on {holders:?}, not a majority ({majority} of {members})"
+            ),
+        );
     }
 }
 
@@ -381,6 +564,7 @@ mod tests {
                 hw,
                 log: &log,
                 isr: &isr,
+                min_insync: 2,
             });
         };
         leading(leader, 1, &[]);
@@ -389,8 +573,17 @@ mod tests {
             node: follower,
             log_end: 0,
         });
-        // The follower holds both records before the leader commits them.
+        // The follower holds both records, fsynced as the leader does, before the leader
+        // commits them.
         appended(follower, &log[..2]);
+        for node in [leader, follower] {
+            monitors.kafka(KafkaEvent::Stored {
+                partition,
+                node,
+                kept: 0,
+                records: &log[..2],
+            });
+        }
         committed(2);
         appended(follower, &log[..2]);
         // Cutting an uncommitted tail, or a diverged one below the high watermark, is how
@@ -399,7 +592,8 @@ mod tests {
         truncated(follower, &[record(1, 2, b"y")]);
         leading(follower, 2, &log[..2]);
         let clean = monitors.report();
-        assert_eq!((clean.violation_count, clean.monitors.len()), (0, 2), "{clean:?}");
+        assert_eq!(clean.violation_count, 0, "{clean:?}");
+        assert_eq!(clean.monitors, ["kafka", "durability"], "no Raft event came");
 
         truncated(follower, &log[1..]);
         leading(3, 3, &log[..1]);
@@ -431,6 +625,7 @@ mod tests {
                 group,
                 node,
                 term,
+                members: 3,
                 log,
             });
         };
@@ -446,13 +641,21 @@ mod tests {
         let recovered = |node, term| monitors.raft(RaftEvent::Recovered { group, node, term });
         let log = [entry(1, 1), entry(2, 1)];
         persisted(1, 1);
+        for node in [1, 2] {
+            monitors.raft(RaftEvent::Stored {
+                group,
+                node,
+                kept: 0,
+                entries: &log,
+            });
+        }
         elected(1, 1, &log);
         committed(1, 1, 1);
         committed(2, 1, 1);
         recovered(1, 1);
         elected(2, 2, &log);
         let clean = monitors.report();
-        assert_eq!((clean.checked, clean.violation_count), (6, 0), "{clean:?}");
+        assert_eq!((clean.checked, clean.violation_count), (8, 0), "{clean:?}");
 
         // Two leaders in term 2; a leader without entry 1; entry 1 changed; a lost vote.
         elected(3, 2, &log);
@@ -475,5 +678,137 @@ mod tests {
         monitors.disk_damaged(2);
         recovered(2, 0);
         assert_eq!(monitors.report().violation_count, 4);
+    }
+
+    #[test]
+    fn an_acknowledgement_without_enough_fsynced_copies_is_caught() {
+        let monitors = Monitors::default();
+        let durability = |m: &Monitors| -> Vec<String> {
+            let report = m.report();
+            report
+                .violations
+                .iter()
+                .filter(|v| v.monitor == "durability")
+                .map(|v| v.what.clone())
+                .collect()
+        };
+
+        // Raft: a commit needs a majority of fsynced copies, and an entry another term
+        // wrote at the same index is not one of them.
+        let group = "q";
+        let log = [entry(1, 1), entry(2, 1)];
+        monitors.raft(RaftEvent::Elected {
+            group,
+            node: 1,
+            term: 1,
+            members: 3,
+            log: &log,
+        });
+        let stored = |node, kept, entries: &[Entry]| {
+            monitors.raft(RaftEvent::Stored {
+                group,
+                node,
+                kept,
+                entries,
+            });
+        };
+        let committed = |index| {
+            monitors.raft(RaftEvent::Committed {
+                group,
+                node: 1,
+                index,
+                term: 1,
+            });
+        };
+        stored(1, 0, &log);
+        stored(2, 0, &log[..1]);
+        stored(3, 0, &[entry(1, 1), entry(2, 7)]);
+        committed(1);
+        assert!(durability(&monitors).is_empty(), "{:?}", durability(&monitors));
+        committed(2);
+        let said = durability(&monitors);
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(
+            said[0].contains("entry 2 (term 1) while it was fsynced only on [1]"),
+            "{said:?}"
+        );
+        // Applying it again elsewhere (or after a restart) is not a new commit.
+        stored(2, 1, &log[1..]);
+        committed(2);
+        assert_eq!(durability(&monitors).len(), 1);
+
+        // Kafka: the high watermark needs every ISR member's fsynced copy; an acks=all
+        // answer needs min.insync.replicas of them.
+        let records = [record(0, 1, b"a"), record(1, 1, b"b")];
+        let isr: broker::kafka::Isr = [1, 2].into_iter().collect();
+        let kstored = |node, kept, records: &[Record]| {
+            monitors.kafka(KafkaEvent::Stored {
+                partition: 0,
+                node,
+                kept,
+                records,
+            });
+        };
+        kstored(1, 0, &records);
+        kstored(2, 0, &records[..1]);
+        monitors.kafka(KafkaEvent::Committed {
+            partition: 0,
+            node: 1,
+            epoch: 1,
+            hw: 1,
+            log: &records,
+            isr: &isr,
+            min_insync: 2,
+        });
+        let acknowledged = |offset| {
+            monitors.kafka(KafkaEvent::Acknowledged {
+                partition: 0,
+                node: 1,
+                offset,
+                log: &records,
+                min_insync: 2,
+            });
+        };
+        acknowledged(0);
+        assert_eq!(durability(&monitors).len(), 1);
+        monitors.kafka(KafkaEvent::Committed {
+            partition: 0,
+            node: 1,
+            epoch: 1,
+            hw: 2,
+            log: &records,
+            isr: &isr,
+            min_insync: 2,
+        });
+        acknowledged(1);
+        let said = durability(&monitors);
+        assert_eq!(said.len(), 3, "{said:?}");
+        assert!(
+            said[1].contains("record 1 was fsynced only on [1] of the ISR {1, 2}"),
+            "{said:?}"
+        );
+        assert!(
+            said[2].contains("up to offset 1, fsynced only on [1] (min.insync.replicas 2)"),
+            "{said:?}"
+        );
+
+        // A queue node: a confirm before the fsync breaks the promise; a non-durable queue
+        // makes none.
+        let confirmed = |on_disk| {
+            monitors.queue(QueueEvent::Confirmed {
+                queue: "jobs",
+                node: 1,
+                seq: 4,
+                on_disk,
+            });
+        };
+        confirmed(Some(true));
+        confirmed(None);
+        assert_eq!(durability(&monitors).len(), 3);
+        confirmed(Some(false));
+        let said = durability(&monitors);
+        assert_eq!(said.len(), 4, "{said:?}");
+        assert!(said[3].contains("confirmed message 4 of durable queue jobs before its log was fsynced"));
+        assert!(monitors.report().monitors.contains(&"durability".to_string()));
     }
 }

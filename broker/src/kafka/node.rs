@@ -68,11 +68,43 @@ struct Replica {
     me: NodeId,
     /// The high watermark last reported to the inspector as leader.
     reported_hw: Offset,
+    /// How many records the durable log kept unchanged since the inspector was last told
+    /// what is durable (`None`: nothing changed since).
+    unreported: Option<Offset>,
+    /// `min.insync.replicas`, for the inspector.
+    min_insync: usize,
 }
 
 impl Replica {
+    /// Writes `records`, which the in-memory log already reflects, and tells the inspector
+    /// what became durable if the write left the file fsynced.
     fn persist(&mut self, records: &[PartRecord]) -> Result<(), StorageError> {
-        self.store.append_all(records)
+        let changed = records
+            .iter()
+            .filter_map(|r| match r {
+                PartRecord::Record(record) => Some(record.offset),
+                PartRecord::Truncate { offset } => Some(*offset),
+                PartRecord::Hw { .. } => None,
+            })
+            .min();
+        if let Some(kept) = changed {
+            self.unreported = Some(self.unreported.map_or(kept, |k| k.min(kept)));
+        }
+        self.store.append_all(records)?;
+        self.report_stored();
+        Ok(())
+    }
+
+    fn report_stored(&mut self) {
+        if let Some(kept) = self.unreported.filter(|_| self.store.is_synced()) {
+            self.unreported = None;
+            self.inspector.kafka(KafkaEvent::Stored {
+                partition: self.partition,
+                node: self.me,
+                kept,
+                records: self.log.records().get(kept as usize..).unwrap_or(&[]),
+            });
+        }
     }
 
     /// Answers waiters below the high watermark, and checkpoints a moved high watermark.
@@ -87,12 +119,24 @@ impl Replica {
                 hw,
                 log: self.log.records(),
                 isr: leading.isr(),
+                min_insync: self.min_insync,
             });
         }
         let (done, waiting): (Vec<_>, Vec<_>) = self.waiters.drain(..).partition(|(o, _)| *o < hw);
         self.waiters = waiting;
+        // As Kafka's delayed produce does: a write the high watermark passed is acknowledged
+        // only if the ISR still has min.insync.replicas members; if it shrank after the
+        // append, the producer hears NOT_ENOUGH_REPLICAS_AFTER_APPEND instead (the record
+        // stays in the log: its outcome is unknown to the producer, not failed).
+        let enough = self
+            .leading
+            .as_ref()
+            .is_some_and(|leading| leading.isr().len() >= self.min_insync);
+        if let Some(offset) = done.iter().map(|(o, _)| *o).max().filter(|_| enough) {
+            self.acknowledged(offset);
+        }
         for (_, tx) in done {
-            let _ = tx.send(true);
+            let _ = tx.send(enough);
         }
         if hw != self.stored_hw && self.checkpointed_at.elapsed() >= HW_CHECKPOINT_INTERVAL {
             self.stored_hw = hw;
@@ -101,6 +145,17 @@ impl Replica {
                 tracing::error!(%err, "high watermark checkpoint failed");
             }
         }
+    }
+
+    /// Tells the inspector that acks=all producers were answered up to `offset`.
+    fn acknowledged(&self, offset: Offset) {
+        self.inspector.kafka(KafkaEvent::Acknowledged {
+            partition: self.partition,
+            node: self.me,
+            offset,
+            log: self.log.records(),
+            min_insync: self.min_insync,
+        });
     }
 
     /// Cuts the log at `offset` and records the cut, so a restart replays the same log.
@@ -229,22 +284,24 @@ impl KafkaNode {
                 log_end: log.leo(),
             });
             let stored_hw = log.hw();
-            replicas.insert(
+            let mut replica = Replica {
+                log,
+                store,
+                leading: None,
+                known_epoch: 0,
+                waiters: Vec::new(),
+                stored_hw,
+                checkpointed_at: Instant::now(),
+                inspector: Arc::clone(&seams.inspector),
                 partition,
-                Replica {
-                    log,
-                    store,
-                    leading: None,
-                    known_epoch: 0,
-                    waiters: Vec::new(),
-                    stored_hw,
-                    checkpointed_at: Instant::now(),
-                    inspector: Arc::clone(&seams.inspector),
-                    partition,
-                    me: config.id,
-                    reported_hw: 0,
-                },
-            );
+                me: config.id,
+                reported_hw: 0,
+                // Whatever was recovered counts as changed until a fsync vouches for it.
+                unreported: Some(0),
+                min_insync: config.kafka.min_isr,
+            };
+            replica.report_stored();
+            replicas.insert(partition, replica);
         }
         let partitions: Vec<PartitionId> = replicas.keys().copied().collect();
         let arrivals = partitions.iter().map(|p| (*p, Arc::new(Notify::new()))).collect();
@@ -432,7 +489,11 @@ impl KafkaNode {
             }
             match acks {
                 Acks::Zero | Acks::One => return reply(KafkaResponse::Produced { offset }),
-                Acks::All if replica.log.hw() > offset => return reply(KafkaResponse::Produced { offset }),
+                Acks::All if replica.log.hw() > offset => {
+                    // The ISR was checked against min.insync.replicas above, under this lock.
+                    replica.acknowledged(offset);
+                    return reply(KafkaResponse::Produced { offset });
+                }
                 Acks::All => {
                     let (tx, rx) = oneshot::channel();
                     replica.waiters.push((offset, tx));
@@ -443,6 +504,10 @@ impl KafkaNode {
         let (offset, rx) = waiting;
         match tokio::time::timeout(ACK_TIMEOUT, rx).await {
             Ok(Ok(true)) => reply(KafkaResponse::Produced { offset }),
+            Ok(Ok(false)) => error(
+                ErrorCode::OutcomeUnknown,
+                "not acknowledged: the ISR fell below min.insync.replicas after the append (NOT_ENOUGH_REPLICAS_AFTER_APPEND), or this node stopped leading; the record may still be stored".into(),
+            ),
             _ => error(
                 ErrorCode::OutcomeUnknown,
                 "not replicated to the ISR in time; it may still be".into(),

@@ -121,6 +121,9 @@ struct Group<M: Machine> {
     failed: bool,
     /// Told what the group does (invariant monitors in a simulation).
     inspector: Arc<dyn Inspector>,
+    /// How many entries the durable log kept unchanged since the inspector was last told
+    /// what is durable (`None`: nothing changed since).
+    unreported: Option<LogIndex>,
 }
 
 impl<M: Machine> Group<M> {
@@ -159,6 +162,14 @@ impl<M: Machine> Group<M> {
             node: node.config.id,
             term: hard.term,
         });
+        if log.is_synced() {
+            node.inspector.raft(RaftEvent::Stored {
+                group: name,
+                node: node.config.id,
+                kept: 0,
+                entries: &entries,
+            });
+        }
         Ok(Self {
             name: name.to_string(),
             raft: Raft::new(raft_config, hard, entries, seed),
@@ -168,6 +179,7 @@ impl<M: Machine> Group<M> {
             announced_term: None,
             failed: false,
             inspector: Arc::clone(&node.inspector),
+            unreported: None,
         })
     }
 
@@ -182,6 +194,7 @@ impl<M: Machine> Group<M> {
                     group: &self.name,
                     node: self.raft.id(),
                     term: self.raft.term(),
+                    members: self.raft.members(),
                     log: self.raft.log(),
                 });
                 if let Some(command) = self.machine.on_elected() {
@@ -192,6 +205,12 @@ impl<M: Machine> Group<M> {
             if out.is_empty() {
                 break;
             }
+            // How many entries of the durable log this write leaves as they were.
+            let changed = out
+                .truncate_after
+                .into_iter()
+                .chain(out.append.first().map(|e| e.index - 1))
+                .min();
             let mut records = Vec::with_capacity(out.append.len() + 2);
             let persisted_term = out.hard_state.as_ref().map(|h| h.term);
             records.extend(out.hard_state.map(RaftRecord::Hard));
@@ -207,6 +226,18 @@ impl<M: Machine> Group<M> {
                     let _ = waiter.reply.send(Err(Refusal::OutcomeUnknown(err.to_string())));
                 }
                 return Vec::new();
+            }
+            if let Some(kept) = changed {
+                self.unreported = Some(self.unreported.map_or(kept, |k| k.min(kept)));
+            }
+            if let Some(kept) = self.unreported.filter(|_| self.log.is_synced()) {
+                self.unreported = None;
+                self.inspector.raft(RaftEvent::Stored {
+                    group: &self.name,
+                    node: self.raft.id(),
+                    kept,
+                    entries: self.raft.log().get(kept as usize..).unwrap_or(&[]),
+                });
             }
             if let Some(term) = persisted_term {
                 self.inspector.raft(RaftEvent::Persisted {

@@ -127,6 +127,11 @@ impl Raft {
         self.log.len() as LogIndex
     }
 
+    /// How many members the group has, this node included.
+    pub fn members(&self) -> usize {
+        self.config.peers.len() + 1
+    }
+
     /// The entries, for inspection.
     pub fn log(&self) -> &[Entry] {
         &self.log

@@ -179,6 +179,9 @@ fn the_index_tells_runs_of_one_test_apart_by_their_settings_and_findings() {
     let lost = run_and_store(&unsafe_, &store).unwrap();
     let lost_count = lost.outcome.report.total_queue().unwrap().lost_count;
     assert!(lost_count > 0);
+    // The durability monitor saw each confirm given before an fsync.
+    let violations = lost.outcome.report.monitors().unwrap().violation_count;
+    assert!(violations > 0);
     run_and_store(&safe, &store).unwrap();
     let text = std::fs::read_to_string(root.path().join("index.html")).unwrap();
     let doc = parse(&text);
@@ -197,7 +200,10 @@ fn the_index_tells_runs_of_one_test_apart_by_their_settings_and_findings() {
         .collect();
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert!(
-        rows.contains(&("fsync=never".to_string(), format!("lost {lost_count}"))),
+        rows.contains(&(
+            "fsync=never".to_string(),
+            format!("lost {lost_count}, monitor-violations {violations}")
+        )),
         "{rows:?}"
     );
     assert!(rows.contains(&(String::new(), String::new())), "{rows:?}");

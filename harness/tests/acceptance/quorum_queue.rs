@@ -62,9 +62,10 @@ fn without_fsync_a_cluster_wide_power_loss_loses_acknowledged_messages() {
     }
 }
 
-/// Without fsync a node forgets the term it voted in when it crashes: the Raft monitor
-/// sees it at the node's first restart, on the first seed, with the state that shows it;
-/// with fsync the same runs check thousands of events and find nothing. Turning the
+/// Without fsync a commit rests on no fsynced copy: the durability monitor sees it at the
+/// first commit, and a node forgets the term it voted in when it crashes: the Raft monitor
+/// sees that at the node's first restart; both on the first seed, with the state that shows
+/// it. With fsync the same runs check thousands of events and find nothing. Turning the
 /// monitors off removes them from the verdict and the replay command says so.
 #[test]
 fn a_vote_lost_to_a_missing_fsync_is_caught_by_the_raft_monitor_at_the_first_restart() {
@@ -89,11 +90,22 @@ fn a_vote_lost_to_a_missing_fsync_is_caught_by_the_raft_monitor_at_the_first_res
     let monitors = monitors_of(&unsafe_run);
     assert!(monitors.violation_count > 0, "{monitors:?}");
     let first = &monitors.violations[0];
-    assert_eq!(first.monitor, "raft");
-    assert!(first.what.contains("did not survive the restart"), "{first:?}");
+    assert_eq!(first.monitor, "durability");
+    assert!(
+        first
+            .what
+            .contains("committed entry 1 (term 1) while it was fsynced only on []"),
+        "{first:?}"
+    );
+    let vote = monitors
+        .violations
+        .iter()
+        .find(|v| v.monitor == "raft")
+        .expect("the raft monitor's witness is kept beside the durability monitor's flood");
+    assert!(vote.what.contains("did not survive the restart"), "{vote:?}");
     // Seen during the faults, long before the final reads show the loss.
     let time_limit_ns = TestSpec::new(1).time_limit_s * 1_000_000_000;
-    assert!(first.time_ns < time_limit_ns, "{first:?}");
+    assert!(vote.time_ns < time_limit_ns, "{vote:?}");
     // The timeline marks each violation kept, hovering to its text.
     let timeline = std::fs::read_to_string(unsafe_run.dir.join("timeline.html")).unwrap();
     let marks = timeline.matches(r#"<div class="violation""#).count();

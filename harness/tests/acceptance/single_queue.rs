@@ -17,10 +17,16 @@ fn lost_count(run: &StoredRun) -> usize {
     run.outcome.report.total_queue().expect("a queue run").lost_count
 }
 
+/// The stored history checked again from disk, with the run's monitor findings (which
+/// only the live simulation can see) added as the run added them.
 fn recheck(run: &StoredRun) -> checker::Report {
     let file = std::fs::File::open(run.dir.join("history.jsonl")).unwrap();
     let history = checker::History::read_jsonl(std::io::BufReader::new(file)).unwrap();
-    checker::check(&history, checker::Workload::Queue)
+    let mut report = checker::check(&history, checker::Workload::Queue);
+    if let Some(monitors) = run.outcome.report.monitors() {
+        report.add_monitors(monitors.clone());
+    }
+    report
 }
 
 #[test]

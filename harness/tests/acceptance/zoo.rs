@@ -33,9 +33,14 @@ fn every_unsafe_recipe_is_caught_and_its_safe_counterpart_stays_valid() {
     // The recipes whose loss begins with a promise an invariant monitor covers are seen
     // by that monitor no later than the history shows the loss.
     for (recipe, monitor) in [
-        ("quorum-fsync-never", "raft"),
+        ("single-fsync-never", "durability"),
+        ("single-fsync-interval", "durability"),
+        ("classic-fsync-never", "durability"),
+        ("quorum-fsync-never", "durability"),
         ("kafka-truncate-hw", "kafka"),
         ("kafka-unclean-election", "kafka"),
+        ("kafka-fsync-interval", "durability"),
+        ("kafka-fsync-never", "durability"),
     ] {
         let c = results.iter().find(|c| c.recipe == recipe).expect("a zoo recipe");
         let (seed, name) = c
