@@ -81,7 +81,14 @@ struct State {
     /// Per group, per node: the term of each entry of its fsynced log.
     durable_entries: BTreeMap<String, BTreeMap<NodeId, Vec<Term>>>,
     /// (partition, node) -> the fingerprints of that replica's fsynced log.
-    durable_records: BTreeMap<(u32, NodeId), Vec<(u64, u64)>>,
+    durable_records: BTreeMap<(u32, NodeId), Fingerprints>,
+    /// What the nemesis destroyed: each damaged node's fsynced logs as they were when its
+    /// disk was damaged. A copy made and then destroyed by a fault still counts for what
+    /// was acknowledged on it: the broker relied on a copy that existed, and cannot know
+    /// of the damage until the node comes back.
+    destroyed_entries: BTreeMap<(String, NodeId), Vec<Term>>,
+    destroyed_records: BTreeMap<(u32, NodeId), Fingerprints>,
+    destroyed_ends: BTreeMap<(u32, NodeId), u64>,
 }
 
 /// A durable log's new shape: its first `kept` items stay and `new` follow them.
@@ -98,17 +105,19 @@ fn durable_holders<'a>(
     nodes: impl Iterator<Item = &'a NodeId>,
 ) -> Vec<NodeId> {
     let wanted = fingerprint(record);
+    let holds = |logs: &BTreeMap<(u32, NodeId), Fingerprints>, n: NodeId| {
+        logs.get(&(partition, n))
+            .and_then(|d| d.get(record.offset as usize))
+            == Some(&wanted)
+    };
     nodes
-        .filter(|n| {
-            state
-                .durable_records
-                .get(&(partition, **n))
-                .and_then(|d| d.get(record.offset as usize))
-                == Some(&wanted)
-        })
+        .filter(|n| holds(&state.durable_records, **n) || holds(&state.destroyed_records, **n))
         .copied()
         .collect()
 }
+
+/// A replica's log as the kafka monitor remembers it: each record's fingerprint.
+type Fingerprints = Vec<(u64, u64)>;
 
 /// A record as the kafka monitor remembers it.
 fn fingerprint(record: &Record) -> (u64, u64) {
@@ -153,7 +162,31 @@ impl Monitors {
     /// The nemesis damaged node `node`'s files at rest: what it recovers is the fault's
     /// doing, not the broker's.
     pub fn disk_damaged(&self, node: NodeId) {
-        self.lock().damaged.insert(node);
+        let mut state = self.lock();
+        state.damaged.insert(node);
+        let entries: Vec<(String, Vec<Term>)> = state
+            .durable_entries
+            .iter()
+            .filter_map(|(group, nodes)| Some((group.clone(), nodes.get(&node)?.clone())))
+            .filter(|(_, terms)| !terms.is_empty())
+            .collect();
+        for (group, terms) in entries {
+            state.destroyed_entries.insert((group, node), terms);
+        }
+        let records: Vec<((u32, NodeId), Fingerprints)> = state
+            .durable_records
+            .iter()
+            .filter(|((_, n), log)| *n == node && !log.is_empty())
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        state.destroyed_records.extend(records);
+        let ends: Vec<((u32, NodeId), u64)> = state
+            .log_ends
+            .iter()
+            .filter(|((_, n), _)| *n == node)
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        state.destroyed_ends.extend(ends);
     }
 
     /// What the monitors found.
@@ -248,8 +281,30 @@ impl Inspector for Monitors {
                 // acks=all promised its producers.
                 let short = isr.iter().find_map(|member| {
                     let end = *state.log_ends.get(&(partition, *member))?;
+                    // Where a damaged replica's log ended before the fault destroyed it:
+                    // the leader counts what it fetched until it hears otherwise.
+                    let before = state.destroyed_ends.get(&(partition, *member)).copied();
+                    let end = before.map_or(end, |b| end.max(b));
                     (end < hw).then_some((*member, end))
                 });
+                // A destroyed copy stops counting once the replica is out of the ISR (it
+                // must catch up to come back) or has caught up past it.
+                let stale: Vec<(u32, NodeId)> = state
+                    .destroyed_ends
+                    .iter()
+                    .filter(|((p, n), before)| {
+                        *p == partition
+                            && (!isr.contains(n)
+                                || state.log_ends.get(&(*p, *n)).is_some_and(|e| e >= *before))
+                    })
+                    .map(|(k, _)| *k)
+                    .collect();
+                for key in stale {
+                    state.destroyed_ends.remove(&key);
+                    if !isr.contains(&key.1) {
+                        state.destroyed_records.remove(&key);
+                    }
+                }
                 if let Some((member, end)) = short {
                     state.violate_in(
                         "kafka",
@@ -274,6 +329,7 @@ impl Inspector for Monitors {
                     let nodes: BTreeSet<NodeId> = state
                         .durable_records
                         .keys()
+                        .chain(state.destroyed_records.keys())
                         .filter(|(p, _)| *p == partition)
                         .map(|(_, n)| *n)
                         .collect();
@@ -297,6 +353,11 @@ impl Inspector for Monitors {
             } => {
                 let durable = state.durable_records.entry((partition, node)).or_default();
                 restore(durable, kept, records.iter().map(fingerprint));
+                // The replica's whole log is on disk now: where it ends (a leader's own
+                // appends are reported only here).
+                state
+                    .log_ends
+                    .insert((partition, node), kept + records.len() as u64);
             }
             KafkaEvent::Recovered {
                 partition,
@@ -491,14 +552,23 @@ fn check_majority_durable(state: &mut State, group: &str, node: NodeId, index: L
     let Some(members) = state.members.get(group).copied() else {
         return;
     };
-    let holders: Vec<NodeId> = state
+    let at = index as usize - 1;
+    let mut holders: BTreeSet<NodeId> = state
         .durable_entries
         .get(group)
         .into_iter()
         .flatten()
-        .filter(|(_, terms)| terms.get(index as usize - 1) == Some(&term))
+        .filter(|(_, terms)| terms.get(at) == Some(&term))
         .map(|(n, _)| *n)
         .collect();
+    holders.extend(
+        state
+            .destroyed_entries
+            .iter()
+            .filter(|((g, _), terms)| g == group && terms.get(at) == Some(&term))
+            .map(|((_, n), _)| *n),
+    );
+    let holders: Vec<NodeId> = holders.into_iter().collect();
     let majority = members / 2 + 1;
     if holders.len() < majority {
         state.violate_in(

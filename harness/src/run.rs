@@ -580,7 +580,7 @@ fn add_node(
         boots.set(boot + 1);
         let seams = Seams {
             network: Arc::new(network.clone()),
-            disk: Arc::new(SimDisk::new(disk_faults.clone())),
+            disk: Arc::new(SimDisk::new(disk_faults.clone(), node.data_dir.clone())),
             spawner: Arc::new(LocalSpawner),
             entropy: Box::new(SeededEntropy::new(derive_seed(node.seed, boot))),
             inspector: Arc::clone(&inspector),

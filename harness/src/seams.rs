@@ -113,6 +113,8 @@ pub struct DiskFaultState {
     pub corrupt_next_read: bool,
     /// Cut the next non-empty file read to this share of its length, on the disk itself.
     pub truncate_next_read: Option<f64>,
+    /// Empty the whole disk when the node next starts (a disk replacement).
+    pub wipe_at_start: bool,
     rng: ChaCha8Rng,
 }
 
@@ -128,6 +130,7 @@ impl DiskFaults {
             eio: None,
             corrupt_next_read: false,
             truncate_next_read: None,
+            wipe_at_start: false,
             rng: ChaCha8Rng::seed_from_u64(seed),
         })))
     }
@@ -159,12 +162,27 @@ impl DiskFaults {
 #[derive(Debug, Clone)]
 pub struct SimDisk {
     faults: DiskFaults,
+    /// Everything the node keeps lives under here: what a wipe removes.
+    root: PathBuf,
 }
 
 impl SimDisk {
-    /// A disk subject to `faults`.
-    pub fn new(faults: DiskFaults) -> Self {
-        Self { faults }
+    /// A disk subject to `faults`, holding the node's files under `root`.
+    pub fn new(faults: DiskFaults, root: PathBuf) -> Self {
+        Self { faults, root }
+    }
+
+    /// Carries out a wipe the nemesis ordered, at the first use of the disk after the
+    /// node starts (it runs on the node's own host, whose file system this is).
+    fn wipe_if_ordered(&self) -> io::Result<()> {
+        if !std::mem::take(&mut self.faults.state().wipe_at_start) {
+            return Ok(());
+        }
+        tracing::warn!(root = %self.root.display(), "disk fault: the disk was replaced; every file is gone");
+        match simfs::remove_dir_all(&self.root) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -203,10 +221,12 @@ impl AppendFile for SimFile {
 
 impl Disk for SimDisk {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.wipe_if_ordered()?;
         simfs::create_dir_all(dir)
     }
 
     fn read(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
+        self.wipe_if_ordered()?;
         self.faults.eio("read", path)?;
         let mut bytes = match simfs::read(path) {
             Ok(bytes) => bytes,
@@ -234,6 +254,7 @@ impl Disk for SimDisk {
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn AppendFile>> {
+        self.wipe_if_ordered()?;
         self.faults.eio("open", path)?;
         let file = simfs::OpenOptions::new().create(true).append(true).open(path)?;
         Ok(Box::new(SimFile {
@@ -244,16 +265,19 @@ impl Disk for SimDisk {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.wipe_if_ordered()?;
         self.faults.eio("fsync directory", dir)?;
         simfs::sync_dir(dir)
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.wipe_if_ordered()?;
         self.faults.eio("rename", from)?;
         simfs::rename(from, to)
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        self.wipe_if_ordered()?;
         let mut entries = simfs::read_dir(dir)?
             .map(|entry| entry.map(|e| e.path()))
             .collect::<io::Result<Vec<_>>>()?;

@@ -31,6 +31,8 @@ pub enum FaultKind {
     Corrupt,
     /// A broker's file cut short at rest: acknowledged, fsynced bytes gone.
     Truncate,
+    /// A broker's disk replaced: it restarts with no state at all.
+    Wipe,
 }
 
 impl FaultKind {
@@ -68,6 +70,10 @@ impl FaultKind {
             FaultKind::Truncate,
             "restart one target broker with the first file it reads back cut short, fsynced bytes lost (not drawn by --swarm)",
         ),
+        (
+            FaultKind::Wipe,
+            "restart one target broker with an empty disk, as after a disk replacement (--swarm draws it for quorum and kafka)",
+        ),
     ];
 
     /// The name used on command lines.
@@ -81,6 +87,7 @@ impl FaultKind {
             FaultKind::Disk => "disk",
             FaultKind::Corrupt => "corrupt",
             FaultKind::Truncate => "truncate",
+            FaultKind::Wipe => "wipe",
         }
     }
 
@@ -98,6 +105,7 @@ impl FaultKind {
             | FaultKind::Partition
             | FaultKind::Corrupt
             | FaultKind::Truncate
+            | FaultKind::Wipe
             // Loss alone: latency needs tc netem, which this kernel lacks (tumult doctor).
             | FaultKind::Packet => None,
             FaultKind::Disk => Some(
@@ -715,6 +723,8 @@ impl TestSpec {
 
 /// The sub-seed stream `--swarm` draws its profile from.
 const STREAM_SWARM: u64 = 5;
+/// The sub-seed stream `--swarm` draws disk replacements from.
+const STREAM_SWARM_WIPE: u64 = 101;
 
 impl TestSpec {
     /// Swarm testing: replaces the fault package, its interval, target and overlap, the
@@ -730,7 +740,7 @@ impl TestSpec {
             // Silent corruption or loss of acknowledged, fsynced data is outside every
             // mode's fault model (each keeps one durable copy per leader, as RabbitMQ and
             // Kafka do); a sweep of the safe defaults must not count it against them.
-            .filter(|k| !matches!(k, FaultKind::Corrupt | FaultKind::Truncate))
+            .filter(|k| !matches!(k, FaultKind::Corrupt | FaultKind::Truncate | FaultKind::Wipe))
             .filter(|k| self.runtime == Runtime::Sim || k.real_refusal().is_none())
             .collect();
         let mut kinds: Vec<FaultKind> = usable.iter().copied().filter(|_| rng.random_bool(0.5)).collect();
@@ -747,6 +757,18 @@ impl TestSpec {
             max_ms: min_ms + rng.random_range(1..50),
         };
         self.rate = f64::from(rng.random_range(2..40u32)) * 5.0;
+        // A disk replacement destroys one copy of everything: only a mode that keeps more
+        // than one promises to survive it, and only one that tells a replaced disk from
+        // the old one (quorum's Raft abstains, kafka registers directory ids). Mirrored
+        // mode does not yet: a replaced node rejoins as if it still held its queues (see
+        // docs/modes.md), so it is not drawn there. Drawn from a stream of its own, so that
+        // the rest of every seed's profile is what it was before wipes were drawn.
+        let mut wipes = rand_chacha::ChaCha8Rng::seed_from_u64(derive_seed(self.seed, STREAM_SWARM_WIPE));
+        let survives_wipes = matches!(self.mode, Mode::Quorum | Mode::Kafka);
+        if survives_wipes && self.nodes >= 3 && wipes.random_bool(0.3) {
+            self.nemesis.0.push(FaultKind::Wipe);
+            self.overlap = self.overlap || wipes.random_bool(0.5);
+        }
         self
     }
 }

@@ -58,6 +58,16 @@ pub enum MetaCommand {
         /// The next offset the group will read.
         offset: u64,
     },
+    /// A broker names the directory its replicas live in (a random id written when the
+    /// directory was created, as Kafka's `meta.properties` does since KIP-858). A new id
+    /// for a known broker means its disk was replaced: every replica it held is gone, so it
+    /// leaves every ISR and every partition it led gets a new leader.
+    Register {
+        /// The broker.
+        broker: NodeId,
+        /// Its directory's id.
+        dir: u64,
+    },
     /// A partition leader asks to change its ISR.
     AlterIsr {
         /// The partition.
@@ -78,6 +88,8 @@ pub struct MetadataMachine {
     offsets: BTreeMap<(String, PartitionId), u64>,
     /// Whether a replica outside the ISR may be elected (unsafe).
     unclean: bool,
+    /// Each registered broker's directory id.
+    dirs: BTreeMap<NodeId, u64>,
 }
 
 impl MetadataMachine {
@@ -92,6 +104,11 @@ impl MetadataMachine {
     /// Every partition's state.
     pub fn partitions(&self) -> &BTreeMap<PartitionId, PartitionState> {
         &self.partitions
+    }
+
+    /// The directory id `broker` last registered, if it has.
+    pub fn dir_of(&self, broker: NodeId) -> Option<u64> {
+        self.dirs.get(&broker).copied()
     }
 
     /// A consumer group's committed position in a partition.
@@ -188,6 +205,25 @@ impl Machine for MetadataMachine {
                 }
                 Ok(())
             }
+            MetaCommand::Register { broker, dir } => {
+                let replaced = self.dirs.insert(broker, dir).is_some_and(|old| old != dir);
+                if replaced {
+                    let ids: Vec<PartitionId> = self.partitions.keys().copied().collect();
+                    for id in ids {
+                        let p = self.partitions.get_mut(&id).expect("listed");
+                        // Unlike a fenced broker, a replaced one holds nothing: it leaves
+                        // the ISR even as its last member (the partition is then offline,
+                        // as the data is gone, unless unclean election is on).
+                        p.isr.remove(&broker);
+                        if p.leader == Some(broker) {
+                            p.leader = None;
+                            p.epoch += 1;
+                            self.elect(id);
+                        }
+                    }
+                }
+                Ok(())
+            }
             MetaCommand::CommitOffset {
                 group,
                 partition,
@@ -235,6 +271,36 @@ mod tests {
 
     fn p0(m: &MetadataMachine) -> &PartitionState {
         &m.partitions()[&0]
+    }
+
+    #[test]
+    fn a_broker_whose_disk_was_replaced_leaves_every_isr_and_its_leadership() {
+        let mut m = three_replicas(false);
+        for broker in [1, 2, 3] {
+            m.apply(MetaCommand::Register {
+                broker,
+                dir: 10 + broker,
+            })
+            .unwrap();
+        }
+        // Registering the same directory again changes nothing.
+        m.apply(MetaCommand::Register { broker: 1, dir: 11 }).unwrap();
+        assert_eq!((p0(&m).leader, p0(&m).epoch, p0(&m).isr.len()), (Some(1), 1, 3));
+        // The leader comes back with a new directory: it holds nothing any more.
+        m.apply(MetaCommand::Register { broker: 1, dir: 99 }).unwrap();
+        assert_eq!(m.dir_of(1), Some(99));
+        assert_eq!(p0(&m).leader, Some(2));
+        assert!(p0(&m).epoch > 1);
+        assert_eq!(p0(&m).isr, BTreeSet::from([2, 3]));
+        // Even the last in-sync replica leaves: with its copy gone the partition is offline.
+        m.apply(MetaCommand::AlterIsr {
+            partition: 0,
+            epoch: p0(&m).epoch,
+            isr: BTreeSet::from([2]),
+        })
+        .unwrap();
+        m.apply(MetaCommand::Register { broker: 2, dir: 98 }).unwrap();
+        assert_eq!((p0(&m).leader, p0(&m).isr.len()), (None, 0));
     }
 
     #[test]
@@ -320,6 +386,10 @@ mod tests {
             },
             MetaCommand::Fence { broker: 2 },
             MetaCommand::Unfence { broker: 2 },
+            MetaCommand::Register {
+                broker: 3,
+                dir: u64::MAX - 7,
+            },
             MetaCommand::CommitOffset {
                 group: "g".into(),
                 partition: 1,

@@ -13,7 +13,7 @@ use super::metadata::{MetaCommand, MetadataMachine, PartitionId, PartitionState,
 use super::partition::{Epoch, LeaderState, Offset, PartitionLog, Record, TruncateTo};
 use super::wire::{Acks, KafkaRequest, KafkaResponse, KafkaSettings};
 use crate::client::Client;
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, FsyncPolicy};
 use crate::inspect::{Inspector, KafkaEvent};
 use crate::protocol::{ErrorCode, Response};
 use crate::quorum::{self, QuorumNode};
@@ -197,6 +197,8 @@ pub(crate) struct KafkaNode {
     spawner: Arc<dyn crate::seams::Spawner>,
     /// Woken when a partition's leader appends, so held fetches return at once.
     arrivals: BTreeMap<PartitionId, Arc<Notify>>,
+    /// The id of the directory this broker's replicas live in (see `MetaCommand::Register`).
+    dir: u64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -241,6 +243,7 @@ impl KafkaNode {
         members.sort_unstable();
         let mut replicas = BTreeMap::new();
         let dir = config.data_dir.join("kafka");
+        let dir_id = directory_id(seams, &dir)?;
         for (partition, assigned) in assignment(&members, &config.kafka) {
             if !assigned.contains(&config.id) {
                 continue;
@@ -316,6 +319,7 @@ impl KafkaNode {
             network: Arc::clone(&seams.network),
             spawner: Arc::clone(&seams.spawner),
             arrivals,
+            dir: dir_id,
         });
         let controller = Arc::clone(&node);
         seams
@@ -747,6 +751,20 @@ impl KafkaNode {
     async fn run_replica_manager(self: Arc<Self>) {
         loop {
             tokio::time::sleep(REPLICA_TICK).await;
+            // Until the controller knows this directory, the metadata may still name this
+            // broker leader or in-sync for replicas an earlier disk held: it neither leads
+            // nor follows, and registers (again, until it shows).
+            let registered = quorum::lock(&self.meta)
+                .machine(METADATA_GROUP)
+                .and_then(|m| m.dir_of(self.me))
+                == Some(self.dir);
+            if !registered {
+                self.propose(MetaCommand::Register {
+                    broker: self.me,
+                    dir: self.dir,
+                });
+                continue;
+            }
             let metadata = self.metadata();
             let now = self.now_ms();
             let mut proposals = Vec::new();
@@ -919,6 +937,20 @@ impl KafkaNode {
         r.settle();
         idle
     }
+}
+
+/// This broker's directory id: read from `dir`, or drawn and written durably if the
+/// directory is new (a first start, or a replaced disk).
+fn directory_id(seams: &mut Seams, dir: &std::path::Path) -> Result<u64, StorageError> {
+    let (mut file, replay) =
+        RecordLog::<u64>::open_file(seams.disk.as_ref(), dir, "directory.id", FsyncPolicy::Always)?;
+    if let Some(id) = replay.records.last() {
+        return Ok(*id);
+    }
+    let id = seams.entropy.next_u64();
+    file.append(&id)?;
+    tracing::info!(dir = %dir.display(), id, "a new data directory");
+    Ok(id)
 }
 
 /// Partition `p`'s replicas: `rf` consecutive members from `p`, the first preferred leader.

@@ -134,7 +134,13 @@ impl<M: Machine> Group<M> {
             &format!("{name}.log"),
             node.config.fsync,
         )?;
-        let mut hard = HardState::default();
+        // A node with no state at all is new or lost its disk; it cannot tell which, and
+        // a node that lost its disk may have voted in a term it no longer remembers, so it
+        // abstains until it has learnt every peer's term (see `HardState::abstaining`).
+        let mut hard = HardState {
+            abstaining: true,
+            ..HardState::default()
+        };
         let mut entries: Vec<Entry> = Vec::new();
         for record in replay.records {
             match record {
@@ -534,6 +540,7 @@ mod tests {
             RaftRecord::Hard(HardState {
                 term: 3,
                 voted_for: Some(2),
+                ..HardState::default()
             }),
             RaftRecord::Entry(Entry {
                 term: 3,

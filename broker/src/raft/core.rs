@@ -66,6 +66,11 @@ pub struct Raft {
     election_timeout: u32,
     rng_state: u64,
     out: Output,
+    /// While abstaining: each peer's term and log position, as its answer to this life's
+    /// probe gave them.
+    census: BTreeMap<NodeId, (Term, (Term, LogIndex))>,
+    /// This life's probe nonce.
+    nonce: u64,
 }
 
 impl Raft {
@@ -92,8 +97,14 @@ impl Raft {
             election_timeout: 0,
             rng_state: seed,
             out: Output::default(),
+            census: BTreeMap::new(),
+            nonce: 0,
         };
+        raft.nonce = raft.next_random();
         raft.reset_election_timer();
+        if raft.hard.abstaining && raft.config.peers.is_empty() {
+            raft.end_abstention();
+        }
         raft
     }
 
@@ -155,12 +166,64 @@ impl Raft {
                     self.check_quorum();
                 }
             }
+            Role::Follower | Role::Candidate if self.hard.abstaining => {
+                if (self.ticks_since_reset - 1) % self.config.heartbeat_ticks.max(1) == 0 {
+                    self.probe();
+                }
+            }
             Role::Follower | Role::Candidate => {
                 if self.ticks_since_reset >= self.election_timeout {
                     self.start_election();
                 }
             }
         }
+    }
+
+    /// Asks each peer that has not answered this life's probe for its term.
+    fn probe(&mut self) {
+        let message = Message::Probe {
+            term: self.hard.term,
+            nonce: self.nonce,
+        };
+        let silent: Vec<NodeId> = self
+            .config
+            .peers
+            .iter()
+            .copied()
+            .filter(|p| !self.census.contains_key(p))
+            .collect();
+        for peer in silent {
+            self.send(peer, message.clone());
+        }
+    }
+
+    /// Every peer has answered: vote again, from the term after the highest any of them
+    /// holds (the vote in that term is taken, by this node, so it is never cast twice).
+    fn end_abstention(&mut self) {
+        let floor = self
+            .census
+            .values()
+            .map(|(t, _)| *t)
+            .fold(self.hard.term, Term::max);
+        let log_floor = self
+            .census
+            .values()
+            .map(|(_, l)| *l)
+            .fold(self.hard.log_floor, Ord::max);
+        self.hard = HardState {
+            term: floor,
+            voted_for: Some(self.config.id),
+            abstaining: false,
+            log_floor,
+        };
+        self.out.hard_state = Some(self.hard.clone());
+        self.census.clear();
+        self.reset_election_timer();
+    }
+
+    /// Whether the node abstains from elections (see [`HardState::abstaining`]).
+    pub fn abstaining(&self) -> bool {
+        self.hard.abstaining
     }
 
     /// Appends `command` if this node leads; returns its index, or the known leader (if any)
@@ -201,6 +264,28 @@ impl Raft {
                 leader_commit,
             } => self.on_append(from, term, prev_log_index, prev_log_term, entries, leader_commit),
             Message::AppendReply { term, success, index } => self.on_append_reply(from, term, success, index),
+            Message::Probe { nonce, .. } => {
+                let reply = Message::ProbeReply {
+                    term: self.hard.term,
+                    nonce,
+                    last_log_term: self.last_term(),
+                    last_log_index: self.last_index(),
+                };
+                self.send(from, reply);
+            }
+            Message::ProbeReply {
+                term,
+                nonce,
+                last_log_term,
+                last_log_index,
+            } => {
+                if self.hard.abstaining && nonce == self.nonce {
+                    self.census.insert(from, (term, (last_log_term, last_log_index)));
+                    if self.census.len() == self.config.peers.len() {
+                        self.end_abstention();
+                    }
+                }
+            }
         }
     }
 
@@ -211,19 +296,26 @@ impl Raft {
             self.hard = HardState {
                 term,
                 voted_for: None,
+                ..self.hard
             };
             self.out.hard_state = Some(self.hard.clone());
         }
         self.role = Role::Follower;
-        self.leader = leader;
         self.votes.clear();
-        self.reset_election_timer();
+        // Only a leader's append (or a vote granted) resets the timer, as the Raft paper
+        // says: if a higher term alone did, a node that cannot win (a stale or emptied log)
+        // would hold every election off by campaigning again and again.
+        if leader.is_some() {
+            self.reset_election_timer();
+        }
+        self.leader = leader;
     }
 
     fn start_election(&mut self) {
         self.hard = HardState {
             term: self.hard.term + 1,
             voted_for: Some(self.config.id),
+            ..self.hard
         };
         self.out.hard_state = Some(self.hard.clone());
         self.role = Role::Candidate;
@@ -272,9 +364,14 @@ impl Raft {
     // ----- handlers -----
 
     fn on_request_vote(&mut self, from: NodeId, term: Term, last_log_index: LogIndex, last_log_term: Term) {
-        let up_to_date = (last_log_term, last_log_index) >= (self.last_term(), self.last_index());
+        let own = (self.last_term(), self.last_index()).max(self.hard.log_floor);
+        let up_to_date = (last_log_term, last_log_index) >= own;
         let free = self.hard.voted_for.is_none_or(|v| v == from);
-        let granted = term == self.hard.term && free && up_to_date && self.role != Role::Leader;
+        let granted = term == self.hard.term
+            && free
+            && up_to_date
+            && self.role != Role::Leader
+            && !self.hard.abstaining;
         if granted {
             self.hard.voted_for = Some(from);
             self.out.hard_state = Some(self.hard.clone());
@@ -491,6 +588,8 @@ fn message_term(message: &Message) -> Term {
         Message::RequestVote { term, .. }
         | Message::Vote { term, .. }
         | Message::Append { term, .. }
-        | Message::AppendReply { term, .. } => *term,
+        | Message::AppendReply { term, .. }
+        | Message::Probe { term, .. }
+        | Message::ProbeReply { term, .. } => *term,
     }
 }

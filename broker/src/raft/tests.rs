@@ -171,6 +171,40 @@ impl Cluster {
         self.applied.insert(id, Vec::new());
     }
 
+    /// Replaces a node's disk with an empty one and restarts it, as after a disk
+    /// replacement: it comes back with no log, no term and no memory of its votes.
+    fn wipe(&mut self, id: NodeId, seed: u64) {
+        let empty = Disk {
+            hard: HardState {
+                abstaining: true,
+                ..HardState::default()
+            },
+            log: Vec::new(),
+        };
+        self.disks.insert(id, empty);
+        self.restart(id, seed);
+    }
+
+    /// Whether wiping `id` leaves every committed entry on a majority of intact disks (a
+    /// wipe that destroys more copies than that is outside any replicated log's promise).
+    fn may_wipe(&self, id: NodeId) -> bool {
+        let n = self.nodes.len();
+        let Some(longest) = self.applied.values().max_by_key(|a| a.len()) else {
+            return true;
+        };
+        let holders = self
+            .disks
+            .iter()
+            .filter(|(other, disk)| {
+                **other != id && !disk.hard.abstaining && disk.log.len() >= longest.len() && {
+                    let k = longest.len();
+                    k == 0 || disk.log[k - 1] == longest[k - 1]
+                }
+            })
+            .count();
+        holders > n / 2
+    }
+
     /// Raft's safety properties over the whole run so far.
     fn assert_safe(&self) {
         let mut per_term: BTreeMap<Term, NodeId> = BTreeMap::new();
@@ -352,6 +386,17 @@ fn a_candidate_with_a_stale_log_cannot_win() {
 
 #[test]
 fn safety_holds_under_message_loss_reordering_partitions_and_restarts() {
+    chaos(false);
+}
+
+/// The same, with disks replaced now and then: a node that comes back empty must neither
+/// vote twice in a term it forgot nor vote for a log that lacks what it had acknowledged.
+#[test]
+fn safety_holds_when_disks_are_replaced() {
+    chaos(true);
+}
+
+fn chaos(wipes: bool) {
     for seed in 1..=100u64 {
         let n = if seed % 2 == 0 { 3 } else { 5 };
         let mut c = Cluster::new(n, seed);
@@ -373,6 +418,12 @@ fn safety_holds_under_message_loss_reordering_partitions_and_restarts() {
                     let id = 1 + c.random() % n;
                     c.restart(id, seed * 1000 + round);
                 }
+                3 if wipes => {
+                    let id = 1 + c.random() % n;
+                    if c.may_wipe(id) {
+                        c.wipe(id, seed * 1000 + round);
+                    }
+                }
                 _ => {}
             }
             c.assert_safe();
@@ -380,9 +431,23 @@ fn safety_holds_under_message_loss_reordering_partitions_and_restarts() {
         c.cut.clear();
         c.run(60, false);
         c.assert_safe();
-        let leader = c
-            .leader()
-            .unwrap_or_else(|| panic!("seed {seed}: no leader after healing"));
+        let leader = c.leader().unwrap_or_else(|| {
+            let states: Vec<String> = c
+                .nodes
+                .iter()
+                .map(|(id, r)| {
+                    format!(
+                        "n{id} {:?} term {} last ({}, {}) {:?}",
+                        r.role(),
+                        r.term(),
+                        r.log().last().map_or(0, |e| e.term),
+                        r.last_index(),
+                        c.disks[id].hard
+                    )
+                })
+                .collect();
+            panic!("seed {seed}: no leader after healing: {states:#?}")
+        });
         c.propose(leader, b"final").unwrap();
         c.run(10, false);
         for id in 1..=n {
@@ -405,6 +470,7 @@ fn a_leader_commits_an_earlier_terms_entry_only_through_one_of_its_own() {
     let hard = HardState {
         term: 2,
         voted_for: None,
+        ..HardState::default()
     };
     let mut node = Raft::new(config(1, 3), hard, vec![old(1), old(2)], 7);
     for _ in 0..25 {
@@ -449,4 +515,83 @@ fn a_leader_commits_an_earlier_terms_entry_only_through_one_of_its_own() {
     );
     let committed: Vec<_> = node.take_output().committed.iter().map(|e| e.index).collect();
     assert_eq!(committed, vec![1, 2, 3]);
+}
+
+#[test]
+fn a_node_that_lost_its_disk_votes_again_only_after_every_peer_answered() {
+    let empty = HardState {
+        abstaining: true,
+        ..HardState::default()
+    };
+    let mut node = Raft::new(config(1, 3), empty, Vec::new(), 5);
+    let granted = |node: &mut Raft, from, term, last_log_term, last_log_index| {
+        node.step(
+            from,
+            Message::RequestVote {
+                term,
+                last_log_index,
+                last_log_term,
+            },
+        );
+        let out = node.take_output();
+        out.messages
+            .iter()
+            .any(|e| matches!(e.message, Message::Vote { granted: true, .. }))
+    };
+    // It may have voted in term 4 before it lost its disk, and cannot know.
+    assert!(
+        !granted(&mut node, 2, 4, 4, 9),
+        "an empty node voted before its census"
+    );
+    // It neither campaigns nor waits silently: it probes every peer.
+    let mut nonce = None;
+    for _ in 0..40 {
+        node.tick();
+        let out = node.take_output();
+        assert!(
+            !out.messages
+                .iter()
+                .any(|e| matches!(e.message, Message::RequestVote { .. })),
+            "an abstaining node campaigned"
+        );
+        nonce = nonce.or(out.messages.iter().find_map(|e| match e.message {
+            Message::Probe { nonce, .. } => Some(nonce),
+            _ => None,
+        }));
+    }
+    let nonce = nonce.expect("probes were sent");
+    let answer = |node: &mut Raft, from, term, last_log_term, last_log_index, nonce| {
+        node.step(
+            from,
+            Message::ProbeReply {
+                term,
+                nonce,
+                last_log_term,
+                last_log_index,
+            },
+        );
+        node.take_output()
+    };
+    // An answer to another life's probe does not count.
+    answer(&mut node, 2, 6, 5, 20, nonce ^ 1);
+    answer(&mut node, 3, 6, 5, 20, nonce ^ 1);
+    assert!(node.abstaining());
+    answer(&mut node, 2, 6, 5, 20, nonce);
+    assert!(node.abstaining(), "one peer of two answered");
+    let out = answer(&mut node, 3, 7, 3, 30, nonce);
+    assert!(!node.abstaining());
+    let hard = out.hard_state.expect("the end of abstention is persisted");
+    assert_eq!(
+        (hard.term, hard.voted_for, hard.log_floor),
+        (7, Some(1), (5, 20)),
+        "the highest term and the most up-to-date log any peer held"
+    );
+    // Term 7's vote is spent; in term 8 a candidate behind the floor is refused, one at
+    // least as up-to-date is not.
+    assert!(!granted(&mut node, 2, 7, 9, 99));
+    assert!(
+        !granted(&mut node, 2, 8, 5, 19),
+        "voted for a log behind its peers'"
+    );
+    assert!(granted(&mut node, 3, 8, 5, 20));
 }

@@ -28,6 +28,21 @@ pub struct HardState {
     pub term: Term,
     /// Whom it voted for in that term.
     pub voted_for: Option<NodeId>,
+    /// The node started with no state at all (new, or its disk was replaced) and has not
+    /// yet learnt every peer's term: until it has, it neither votes nor campaigns. A node
+    /// that lost its disk may have voted in a term it can no longer remember; every term it
+    /// could have voted in is at most some peer's current term (the candidate it voted for
+    /// holds that term), so once each peer has answered its probe it may vote again, in
+    /// later terms only.
+    #[serde(default)]
+    pub abstaining: bool,
+    /// After abstaining: the most up-to-date log (last entry's term and index) any peer
+    /// held when it answered. The node's own log was lost with its disk, and every entry
+    /// committed before is in that log (it is at least as up-to-date as the log of a peer
+    /// that holds the entry), so the node votes only for candidates at least this
+    /// up-to-date, as it would had it kept its own log.
+    #[serde(default)]
+    pub log_floor: (Term, LogIndex),
 }
 
 /// Messages between peers.
@@ -62,6 +77,25 @@ pub enum Message {
         entries: Vec<Entry>,
         /// Leader's commit index.
         leader_commit: LogIndex,
+    },
+    /// A node without state asks for the peer's term (see [`HardState::abstaining`]).
+    Probe {
+        /// The asker's term.
+        term: Term,
+        /// Drawn anew at each start, so that an answer to an earlier life's probe is
+        /// not taken for an answer to this one.
+        nonce: u64,
+    },
+    /// The answer to a probe: the peer's current term and how far its log goes.
+    ProbeReply {
+        /// The peer's term.
+        term: Term,
+        /// The probe's nonce.
+        nonce: u64,
+        /// The term of the peer's last entry.
+        last_log_term: Term,
+        /// The index of the peer's last entry.
+        last_log_index: LogIndex,
     },
     /// The answer to an append.
     AppendReply {

@@ -48,6 +48,9 @@ pub enum Damage {
         /// The share of the file kept, in `0..1`.
         keep: f64,
     },
+    /// The node restarts with an empty disk, as after a disk replacement: every file it
+    /// had is gone, fsynced or not, and it rejoins with no state at all.
+    Wipe,
 }
 
 /// The length a file of `len` bytes is cut to when `keep` of it is kept: always shorter.
@@ -58,7 +61,7 @@ pub fn truncated_len(len: u64, keep: f64) -> u64 {
 impl Damage {
     /// Damage done to files at rest: the node is restarted to read them back.
     pub fn at_rest(self) -> bool {
-        matches!(self, Damage::Corrupt | Damage::Truncate { .. })
+        matches!(self, Damage::Corrupt | Damage::Truncate { .. } | Damage::Wipe)
     }
 }
 

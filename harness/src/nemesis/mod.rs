@@ -51,6 +51,11 @@ const CORRUPT_WINDOW: Duration = Duration::from_millis(500);
 /// How long a broker that stopped itself (a storage failure) stays down before it is
 /// restarted, as a service manager would.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
+/// Disks are replaced one at a time, with this long for the replaced node to come back
+/// and copy its data again before the next: two replacements in quick succession destroy
+/// a majority's copies of the same data, which no replicated design survives. A wipe drawn
+/// sooner is made a plain restart of its node.
+const WIPE_SPACING: Duration = Duration::from_secs(15);
 
 /// Who leads each queue or partition, host by host, as the cluster's metadata last said.
 pub type LeaderView = Rc<RefCell<BTreeMap<String, String>>>;
@@ -169,6 +174,9 @@ impl Actuator for SimActuator<'_, '_> {
             Some(Damage::Eio { probability }) => d.eio = Some(probability),
             Some(Damage::Corrupt) => d.corrupt_next_read = true,
             Some(Damage::Truncate { keep }) => d.truncate_next_read = Some(keep),
+            // Done at the node's next start, however long it stays down: the end of the
+            // fault's window does not bring the disk back.
+            Some(Damage::Wipe) => d.wipe_at_start = true,
             None => {
                 d.torn_next_append = false;
                 d.eio = None;
@@ -196,6 +204,8 @@ pub struct Nemesis {
     /// Whether links can be slowed: real runs on a kernel without netem make packet faults
     /// of loss alone, and record them so.
     latency: bool,
+    /// When the last drawn wipe started.
+    last_wipe: Option<Duration>,
 }
 
 impl Nemesis {
@@ -239,6 +249,7 @@ impl Nemesis {
             hosts: nodes.iter().map(|_| HostState::default()).collect(),
             nodes,
             leaders,
+            last_wipe: None,
             active: Vec::new(),
             happened: Vec::new(),
             latency: spec.runtime == crate::Runtime::Sim,
@@ -359,7 +370,21 @@ impl Nemesis {
                         lanes[lane].busy = true;
                     }
                     let kind = kinds[self.rng.random_range(0..kinds.len())];
-                    let (fault, length) = self.draw(kind);
+                    let (mut fault, mut length) = self.draw(kind);
+                    if let Fault::Disk {
+                        node,
+                        damage: Damage::Wipe,
+                    } = &fault
+                    {
+                        if self.last_wipe.is_some_and(|at| now < at + WIPE_SPACING) {
+                            fault = Fault::Restart {
+                                nodes: vec![node.clone()],
+                            };
+                            length = Duration::ZERO;
+                        } else {
+                            self.last_wipe = Some(now);
+                        }
+                    }
                     let scheduled = ScheduledFault {
                         start_ms: now_ms,
                         end_ms: now_ms + length.as_millis() as u64,
@@ -402,6 +427,14 @@ impl Nemesis {
                     (Damage::Eio { probability }, self.length(EIO_S))
                 };
                 (Fault::Disk { node, damage }, length)
+            }
+            FaultKind::Wipe => {
+                let node = targets[0].clone();
+                let fault = Fault::Disk {
+                    node,
+                    damage: Damage::Wipe,
+                };
+                (fault, CORRUPT_WINDOW)
             }
             FaultKind::Corrupt => {
                 let node = targets[0].clone();

@@ -112,6 +112,21 @@ impl Actuator for RealActuator<'_> {
     fn damage(&mut self, node: usize, damage: Option<crate::nemesis::Damage>) {
         match damage {
             None => {}
+            Some(Damage::Wipe) => {
+                // A disk replacement: the node is stopped, everything under its data
+                // directory goes, and supervision restarts it on the empty directory.
+                if let Err(e) = self.nodes[node].kill() {
+                    tracing::error!(node, %e, "real nemesis: kill before wiping its disk failed");
+                }
+                let dir = &self.data_dirs[node];
+                let wiped = std::fs::remove_dir_all(dir).and_then(|()| std::fs::create_dir_all(dir));
+                match wiped {
+                    Ok(()) => {
+                        tracing::info!(node, dir = %dir.display(), "real nemesis: wiped the node's data directory")
+                    }
+                    Err(e) => tracing::error!(node, %e, "real nemesis: wiping the data directory failed"),
+                }
+            }
             Some(damage @ (Damage::Corrupt | Damage::Truncate { .. })) => {
                 // Files are damaged at rest: the node is stopped first, and stays down
                 // until the nemesis's supervision restarts it, as a service manager would;

@@ -242,3 +242,57 @@ fn swarm_profiles_differ_between_seeds() {
         .collect();
     assert!(profiles.len() >= 18, "{profiles:?}");
 }
+
+/// A replaced disk (the node restarts with no files at all) loses nothing in quorum mode
+/// (Raft's empty node abstains until every peer has answered) nor in kafka mode (the
+/// broker's new directory id takes it out of every ISR), and the monitors stay silent;
+/// mirrored mode, which resumes a leadership its empty disk cannot show, loses confirmed
+/// messages, and the history shows it.
+#[test]
+fn a_replaced_disk_loses_nothing_in_quorum_and_kafka_mode_and_is_caught_in_mirrored() {
+    let spec = |mode: Mode, seed: u64| TestSpec {
+        mode,
+        nodes: 3,
+        nemesis: "wipe,kill".parse::<FaultSet>().unwrap(),
+        target: FaultTarget::Leader,
+        nemesis_interval_s: 5.0,
+        workload: if mode == Mode::Kafka { "log" } else { "queue" }.to_string(),
+        ..TestSpec::new(seed)
+    };
+    let wipes = |outcome: &harness::RunOutcome| {
+        outcome
+            .history
+            .ops()
+            .iter()
+            .filter(|op| op.f == "start-disk")
+            .count()
+    };
+    let cases: Vec<(Mode, u64)> = [Mode::Quorum, Mode::Kafka]
+        .into_iter()
+        .flat_map(|mode| (1..=3).map(move |seed| (mode, seed)))
+        .collect();
+    harness::suite::parallel(
+        &cases,
+        2,
+        |(mode, seed)| {
+            let outcome = harness::suite::run_quietly(&spec(*mode, *seed)).unwrap();
+            assert!(wipes(&outcome) > 0, "{mode:?} seed {seed}: no disk was replaced");
+            crate::common::assert_valid_and_recovered(*seed, &outcome);
+            let monitors = outcome.report.monitors().expect("monitors run by default");
+            assert_eq!(monitors.violation_count, 0, "{mode:?} seed {seed}: {monitors:?}");
+        },
+        |_| {},
+    );
+    let spec = TestSpec {
+        nemesis: "wipe".parse::<FaultSet>().unwrap(),
+        nemesis_interval_s: 6.0,
+        ..spec(Mode::Mirrored, 1)
+    };
+    let outcome = harness::suite::run_quietly(&spec).unwrap();
+    assert!(wipes(&outcome) > 0);
+    let lost = outcome.report.total_queue().expect("a queue run").lost_count;
+    assert!(
+        lost > 0,
+        "mirrored mode survived a replaced leader disk: update docs/modes.md"
+    );
+}
