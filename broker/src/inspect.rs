@@ -38,6 +38,28 @@ pub enum QueueEvent<'a> {
         /// `None` for a non-durable queue, which promises nothing across a restart.
         on_disk: Option<bool>,
     },
+    /// A consumer acknowledged a delivery: the message leaves the queue for good.
+    Acked {
+        /// The queue.
+        queue: &'a str,
+        /// This node.
+        node: NodeId,
+        /// The message's sequence number.
+        seq: u64,
+    },
+    /// A mirror promoted itself to lead the queue (mirrored mode).
+    Promoted {
+        /// The queue.
+        queue: &'a str,
+        /// This node.
+        node: NodeId,
+        /// The new leadership's epoch.
+        epoch: u64,
+        /// Whether the node counted itself a synchronised mirror.
+        synced: bool,
+        /// The sequence numbers of the messages its copy holds.
+        held: &'a [u64],
+    },
 }
 
 /// What a kafka-mode partition replica did.

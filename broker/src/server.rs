@@ -155,8 +155,7 @@ impl Broker {
             self.config.mirrored,
             store,
             Box::new(crate::entropy::SeededEntropy::new(seed)),
-            &self.seams.network,
-            &self.seams.spawner,
+            &self.seams,
         )
         .map_err(|e| BrokerError::Config(format!("recovering mirrored queues: {e}")))?;
         Ok(Service::Mirrored(node))
@@ -558,6 +557,7 @@ async fn handle_mirrored(node: &Mutex<MirrorNode>, connection: ConnectionId, req
                 return refused(refusal);
             }
             if failed.is_empty() {
+                mirrored::lock(node).confirmed(&queue, seq);
                 return Response::Confirmed { seq };
             }
             // Mirrors were dropped: confirm only once a majority accepts the smaller view.
@@ -574,6 +574,7 @@ async fn handle_mirrored(node: &Mutex<MirrorNode>, connection: ConnectionId, req
                 accepted += usize::from(matches!(ok, Ok(Ok(true))));
             }
             if accepted >= quorum {
+                mirrored::lock(node).confirmed(&queue, seq);
                 Response::Confirmed { seq }
             } else {
                 refused(R::OutcomeUnknown(

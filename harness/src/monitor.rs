@@ -76,6 +76,11 @@ struct State {
     log_ends: BTreeMap<(u32, NodeId), u64>,
     /// Whether any acknowledgement came for the durability monitor to judge.
     durability: bool,
+    /// Whether a mirrored promotion came for the mirrored monitor to judge.
+    mirrored: bool,
+    /// Per queue: the messages confirmed to a publisher and not yet acknowledged by a
+    /// consumer.
+    live: BTreeMap<String, BTreeSet<u64>>,
     /// Per group: how many members it has (from its leaders).
     members: BTreeMap<String, usize>,
     /// Per group, per node: the term of each entry of its fsynced log.
@@ -202,6 +207,9 @@ impl Monitors {
         if state.durability {
             monitors.push("durability".to_string());
         }
+        if state.mirrored {
+            monitors.push("mirrored".to_string());
+        }
         MonitorReport::new(
             monitors,
             state.checked,
@@ -226,6 +234,7 @@ impl Inspector for Monitors {
                 seq,
                 on_disk,
             } => {
+                of_group(&mut state.live, queue).insert(seq);
                 // A non-durable queue promises nothing across a restart.
                 if let Some(on_disk) = on_disk {
                     state.durability = true;
@@ -238,6 +247,47 @@ impl Inspector for Monitors {
                             ),
                         );
                     }
+                }
+            }
+            QueueEvent::Acked { queue, seq, .. } => {
+                if let Some(live) = state.live.get_mut(queue) {
+                    live.remove(&seq);
+                }
+            }
+            QueueEvent::Promoted {
+                queue,
+                node,
+                epoch,
+                synced,
+                held,
+            } => {
+                state.mirrored = true;
+                // A promoted mirror takes the leader's place with what it holds: every
+                // message confirmed and not yet consumed must be there, which is what
+                // counting a mirror as synchronised promises.
+                let held: BTreeSet<u64> = held.iter().copied().collect();
+                let missing: Vec<u64> = state
+                    .live
+                    .get(queue)
+                    .into_iter()
+                    .flatten()
+                    .filter(|seq| !held.contains(seq))
+                    .copied()
+                    .collect();
+                if let (Some(first), Some(last)) = (missing.first(), missing.last()) {
+                    let counted = if synced {
+                        "counted synchronised"
+                    } else {
+                        "not synchronised"
+                    };
+                    state.violate_in(
+                        "mirrored",
+                        node,
+                        format!(
+                            "queue {queue}: promoted to lead epoch {epoch} ({counted}) without {} confirmed, unconsumed message(s), seq {first}..={last}",
+                            missing.len()
+                        ),
+                    );
                 }
             }
         }
@@ -880,5 +930,45 @@ mod tests {
         assert_eq!(said.len(), 4, "{said:?}");
         assert!(said[3].contains("confirmed message 4 of durable queue jobs before its log was fsynced"));
         assert!(monitors.report().monitors.contains(&"durability".to_string()));
+    }
+
+    #[test]
+    fn a_mirror_promoted_without_a_confirmed_unconsumed_message_is_caught() {
+        let monitors = Monitors::default();
+        for seq in 1..=4 {
+            monitors.queue(QueueEvent::Confirmed {
+                queue: "q",
+                node: 1,
+                seq,
+                on_disk: Some(true),
+            });
+        }
+        monitors.queue(QueueEvent::Acked {
+            queue: "q",
+            node: 1,
+            seq: 1,
+        });
+        let promoted = |node, held: &[u64]| {
+            monitors.queue(QueueEvent::Promoted {
+                queue: "q",
+                node,
+                epoch: 2,
+                synced: true,
+                held,
+            });
+        };
+        // Message 1 was consumed: a copy without it is complete.
+        promoted(2, &[2, 3, 4, 5]);
+        assert_eq!(monitors.report().violation_count, 0);
+        promoted(3, &[2, 4]);
+        let report = monitors.report();
+        assert_eq!(report.violation_count, 1, "{report:?}");
+        assert_eq!(report.violations[0].monitor, "mirrored");
+        assert!(
+            report.violations[0]
+                .what
+                .contains("(counted synchronised) without 1 confirmed, unconsumed message(s), seq 3..=3"),
+            "{report:?}"
+        );
     }
 }

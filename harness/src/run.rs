@@ -429,7 +429,11 @@ impl Crew {
         ))));
         let names = workload.names();
         let leaders: LeaderView = Rc::default();
-        let probe = (spec.target == crate::FaultTarget::Leader).then(|| Probe {
+        // The nemesis needs to know the leaders to strike them: for a `leader` target, and
+        // for leader churn.
+        let watch_leaders = spec.target == crate::FaultTarget::Leader
+            || spec.nemesis.0.contains(&crate::FaultKind::LeaderChurn);
+        let probe = watch_leaders.then(|| Probe {
             system: Rc::clone(system),
             reach: reach.clone(),
             names: names.clone(),

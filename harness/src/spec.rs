@@ -33,6 +33,8 @@ pub enum FaultKind {
     Truncate,
     /// A broker's disk replaced: it restarts with no state at all.
     Wipe,
+    /// For a while, each new leader is killed or isolated soon after it takes over.
+    LeaderChurn,
 }
 
 impl FaultKind {
@@ -71,6 +73,10 @@ impl FaultKind {
             "restart one target broker with the first file it reads back cut short, fsynced bytes lost (not drawn by --swarm)",
         ),
         (
+            FaultKind::LeaderChurn,
+            "for 5-12 s: the current leader, then each new leader the brokers report, killed or isolated 0.2-1.5 s after it takes over (drawn by --swarm)",
+        ),
+        (
             FaultKind::Wipe,
             "restart one target broker with an empty disk, as after a disk replacement (--swarm draws it for quorum and kafka)",
         ),
@@ -88,12 +94,13 @@ impl FaultKind {
             FaultKind::Corrupt => "corrupt",
             FaultKind::Truncate => "truncate",
             FaultKind::Wipe => "wipe",
+            FaultKind::LeaderChurn => "leader-churn",
         }
     }
 
     /// Whether the fault needs a cluster (links between brokers) to mean anything.
     pub fn needs_peers(self) -> bool {
-        matches!(self, FaultKind::Partition)
+        matches!(self, FaultKind::Partition | FaultKind::LeaderChurn)
     }
 
     /// Why the real runtime cannot make this fault yet, if it cannot.
@@ -106,6 +113,7 @@ impl FaultKind {
             | FaultKind::Corrupt
             | FaultKind::Truncate
             | FaultKind::Wipe
+            | FaultKind::LeaderChurn
             // Loss alone: latency needs tc netem, which this kernel lacks (tumult doctor).
             | FaultKind::Packet => None,
             FaultKind::Disk => Some(
@@ -740,7 +748,12 @@ impl TestSpec {
             // Silent corruption or loss of acknowledged, fsynced data is outside every
             // mode's fault model (each keeps one durable copy per leader, as RabbitMQ and
             // Kafka do); a sweep of the safe defaults must not count it against them.
-            .filter(|k| !matches!(k, FaultKind::Corrupt | FaultKind::Truncate | FaultKind::Wipe))
+            .filter(|k| {
+                !matches!(
+                    k,
+                    FaultKind::Corrupt | FaultKind::Truncate | FaultKind::Wipe | FaultKind::LeaderChurn
+                )
+            })
             .filter(|k| self.runtime == Runtime::Sim || k.real_refusal().is_none())
             .collect();
         let mut kinds: Vec<FaultKind> = usable.iter().copied().filter(|_| rng.random_bool(0.5)).collect();
@@ -767,6 +780,12 @@ impl TestSpec {
         let survives_wipes = matches!(self.mode, Mode::Quorum | Mode::Kafka);
         if survives_wipes && self.nodes >= 3 && wipes.random_bool(0.3) {
             self.nemesis.0.push(FaultKind::Wipe);
+            self.overlap = self.overlap || wipes.random_bool(0.5);
+        }
+        // Leader churn, likewise from a stream of its own, for every mode with leaders to
+        // churn (more than one node).
+        if self.nodes >= 2 && wipes.random_bool(0.3) {
+            self.nemesis.0.push(FaultKind::LeaderChurn);
             self.overlap = self.overlap || wipes.random_bool(0.5);
         }
         self

@@ -22,9 +22,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::entropy::Entropy;
-use crate::net::Network;
+use crate::inspect::{Inspector, QueueEvent};
 use crate::queue::{ConnectionId, QueueError, QueueStore};
-use crate::seams::Spawner;
+use crate::seams::Seams;
 
 pub use types::{
     Member, MirrorCount, MirrorMessage, MirrorOp, MirrorSettings, PartitionHandling, SyncMode, View,
@@ -98,6 +98,8 @@ pub struct MirrorNode {
     entropy: Box<dyn Entropy>,
     /// Whether the last tick found this node paused (pause-minority).
     was_paused: bool,
+    /// Told of confirms, acks and promotions (invariant monitors).
+    inspector: Arc<dyn Inspector>,
 }
 
 pub(crate) fn lock(node: &Mutex<MirrorNode>) -> MutexGuard<'_, MirrorNode> {
@@ -112,9 +114,10 @@ impl MirrorNode {
         settings: MirrorSettings,
         mut store: QueueStore,
         entropy: Box<dyn Entropy>,
-        network: &Arc<dyn Network>,
-        spawner: &Arc<dyn Spawner>,
+        seams: &Seams,
     ) -> Result<Arc<Mutex<Self>>, QueueError> {
+        let (network, spawner) = (&seams.network, &seams.spawner);
+        let inspector = Arc::clone(&seams.inspector);
         let mut replicas = BTreeMap::new();
         for (queue, (epoch, leader)) in store.leadership().clone() {
             let role = if leader == me {
@@ -155,6 +158,7 @@ impl MirrorNode {
             links,
             entropy,
             was_paused: false,
+            inspector,
         }));
         for (peer, addr, rx) in receivers {
             link::spawn(&node, peer, addr, rx, network, spawner);
@@ -424,6 +428,11 @@ impl MirrorNode {
     pub(crate) fn ack(&mut self, queue: &str, tag: u64, connection: ConnectionId) -> Result<(), Refusal> {
         self.serving(queue)?;
         self.store.ack(queue, tag, connection).map_err(Refusal::Queue)?;
+        self.inspector.queue(QueueEvent::Acked {
+            queue,
+            node: self.me,
+            seq: tag,
+        });
         let view = self.replicas[queue].view.clone();
         for member in &view.members {
             let message = MirrorMessage::Replicate {
@@ -435,6 +444,16 @@ impl MirrorNode {
             self.send(member.node, message, None);
         }
         Ok(())
+    }
+
+    /// The publish of `seq` is confirmed to its client: every counted mirror accepted it.
+    pub(crate) fn confirmed(&self, queue: &str, seq: u64) {
+        self.inspector.queue(QueueEvent::Confirmed {
+            queue,
+            node: self.me,
+            seq,
+            on_disk: self.store.on_disk(),
+        });
     }
 
     /// A nack at the leader: the delivery goes back to the queue (mirrors never saw it leave).
@@ -788,6 +807,14 @@ impl MirrorNode {
             ?hears,
             "promoted to leader"
         );
+        let held: Vec<u64> = messages.iter().map(|(seq, _)| *seq).collect();
+        self.inspector.queue(QueueEvent::Promoted {
+            queue,
+            node: self.me,
+            epoch: view.epoch,
+            synced,
+            held: &held,
+        });
         let replica = self.replicas.get_mut(queue).expect("listed");
         replica.role = Role::Leader;
         replica.view = view;

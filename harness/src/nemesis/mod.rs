@@ -51,6 +51,10 @@ const CORRUPT_WINDOW: Duration = Duration::from_millis(500);
 /// How long a broker that stopped itself (a storage failure) stays down before it is
 /// restarted, as a service manager would.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
+/// How long a leader-churn window lasts.
+const CHURN_S: Range<f64> = 5.0..12.0;
+/// How soon after taking over a leader is struck.
+const CHURN_DELAY_S: Range<f64> = 0.2..1.5;
 /// Disks are replaced one at a time, with this long for the replaced node to come back
 /// and copy its data again before the next: two replacements in quick succession destroy
 /// a majority's copies of the same data, which no replicated design survives. A wipe drawn
@@ -206,6 +210,21 @@ pub struct Nemesis {
     latency: bool,
     /// When the last drawn wipe started.
     last_wipe: Option<Duration>,
+    /// The leader-churn window in force, if any.
+    churn: Option<Churn>,
+}
+
+/// A leader-churn window: each new leader the brokers report is killed or isolated soon
+/// after it takes over. Each strike is an ordinary kill or partition, recorded as such, so
+/// a schedule replays the churn exactly.
+#[derive(Debug)]
+struct Churn {
+    lane: Option<usize>,
+    until: Duration,
+    /// The leader last seen for each queue or partition.
+    seen: BTreeMap<String, String>,
+    /// Leaders to strike, and when.
+    pending: Vec<(Duration, String)>,
 }
 
 impl Nemesis {
@@ -250,6 +269,7 @@ impl Nemesis {
             nodes,
             leaders,
             last_wipe: None,
+            churn: None,
             active: Vec::new(),
             happened: Vec::new(),
             latency: spec.runtime == crate::Runtime::Sim,
@@ -286,11 +306,102 @@ impl Nemesis {
             }
             changed = true;
         }
+        changed |= self.churn_step(act, now, recorder);
         if changed {
             let active: Vec<&Fault> = self.active.iter().map(|a| &a.scheduled.fault).collect();
             act.links(&active);
         }
         self.supervise(act, now);
+    }
+
+    /// Opens a leader-churn window: the current leader of one queue or partition is struck
+    /// first, then every leader that takes over while the window lasts.
+    fn start_churn(&mut self, lane: usize, now: Duration) {
+        if self.churn.is_some() {
+            self.free_lane(Some(lane), now);
+            return;
+        }
+        let seen = self.leaders.borrow().clone();
+        let mut pending = Vec::new();
+        let current: Vec<String> = seen.values().cloned().collect();
+        if let Some(leader) = current.choose(&mut self.rng) {
+            pending.push((now + self.length(CHURN_DELAY_S), leader.clone()));
+        }
+        let until = now + self.length(CHURN_S);
+        tracing::info!(until_s = until.as_secs_f64(), "nemesis: leader churn begins");
+        self.churn = Some(Churn {
+            lane: Some(lane),
+            until,
+            seen,
+            pending,
+        });
+    }
+
+    /// Strikes the leaders a churn window has due; returns whether a fault started.
+    fn churn_step(&mut self, act: &mut dyn Actuator, now: Duration, recorder: &mut Recorder) -> bool {
+        let Some(mut churn) = self.churn.take() else {
+            return false;
+        };
+        if now >= churn.until {
+            tracing::info!("nemesis: leader churn ends");
+            self.free_lane(churn.lane, now);
+            return false;
+        }
+        let leaders = self.leaders.borrow().clone();
+        for (key, leader) in leaders {
+            if churn.seen.get(&key) == Some(&leader) {
+                continue;
+            }
+            churn.seen.insert(key, leader.clone());
+            if !churn.pending.iter().any(|(_, n)| *n == leader) {
+                let at = now + self.length(CHURN_DELAY_S);
+                churn.pending.push((at, leader));
+            }
+        }
+        let (due, later): (Vec<_>, Vec<_>) = churn.pending.drain(..).partition(|(at, _)| *at <= now);
+        churn.pending = later;
+        let mut started = false;
+        for (_, node) in due {
+            let i = self.index(&node);
+            if self.hosts[i].kills > 0 || !act.is_running(&node) {
+                continue;
+            }
+            let (fault, length) = if self.rng.random_bool(0.5) {
+                let downtime = self.length(DOWNTIME_S);
+                (
+                    Fault::Kill {
+                        nodes: vec![node.clone()],
+                    },
+                    downtime,
+                )
+            } else {
+                let rest: Vec<String> = self.nodes.iter().filter(|n| **n != node).cloned().collect();
+                let cuts = rest
+                    .iter()
+                    .flat_map(|r| [(node.clone(), r.clone()), (r.clone(), node.clone())])
+                    .collect();
+                let fault = Fault::Partition {
+                    shape: Shape::Isolate,
+                    cuts,
+                };
+                (fault, self.length(LINK_FAULT_S))
+            };
+            let now_ms = now.as_millis() as u64;
+            let scheduled = ScheduledFault {
+                start_ms: now_ms,
+                end_ms: now_ms + length.as_millis() as u64,
+                fault,
+            };
+            self.start(act, &scheduled.fault, now, recorder);
+            self.happened.push(scheduled.clone());
+            self.active.push(Active {
+                lane: None,
+                scheduled,
+            });
+            started = true;
+        }
+        self.churn = Some(churn);
+        started
     }
 
     /// A drawn lane's fault is over: its next one comes after a fresh gap.
@@ -304,6 +415,7 @@ impl Nemesis {
     /// Ends every fault: restarts every host that is down, repairs every link, ends pauses
     /// and disk damage. Later calls to [`Nemesis::supervise`] keep hosts up.
     pub fn heal(&mut self, act: &mut dyn Actuator, now: Duration, recorder: &mut Recorder) {
+        self.churn = None;
         for ended in std::mem::take(&mut self.active) {
             self.end(act, &ended.scheduled.fault, now, recorder);
         }
@@ -370,6 +482,10 @@ impl Nemesis {
                         lanes[lane].busy = true;
                     }
                     let kind = kinds[self.rng.random_range(0..kinds.len())];
+                    if kind == FaultKind::LeaderChurn {
+                        self.start_churn(lane, now);
+                        continue;
+                    }
                     let (mut fault, mut length) = self.draw(kind);
                     if let Fault::Disk {
                         node,
@@ -428,6 +544,9 @@ impl Nemesis {
                 };
                 (Fault::Disk { node, damage }, length)
             }
+            // A churn window is opened by the lane itself (`start_churn`); drawn alone, it
+            // is its first strike.
+            FaultKind::LeaderChurn => (Fault::Kill { nodes: targets }, self.length(DOWNTIME_S)),
             FaultKind::Wipe => {
                 let node = targets[0].clone();
                 let fault = Fault::Disk {

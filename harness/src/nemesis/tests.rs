@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use turmoil::fs::shim::std::fs as simfs;
 
 use super::*;
-use crate::spec::TestSpec;
+use crate::spec::{FaultSet, TestSpec};
 
 const PORT: u16 = 9000;
 const HOSTS: [&str; 3] = ["n1", "n2", "n3"];
@@ -304,5 +304,87 @@ fn a_restart_keeps_the_page_cache() {
     assert!(
         synced >= 90 && unsynced >= 90,
         "a restart loses nothing: {synced} {unsynced}"
+    );
+}
+
+/// Records what the nemesis asks for; every host runs unless crashed.
+#[derive(Default)]
+struct Fake {
+    down: Vec<String>,
+    crashes: Vec<String>,
+}
+
+impl Actuator for Fake {
+    fn crash(&mut self, node: &str) {
+        self.crashes.push(node.to_string());
+        self.down.push(node.to_string());
+    }
+    fn bounce(&mut self, node: &str) {
+        self.down.retain(|n| n != node);
+    }
+    fn is_running(&mut self, node: &str) -> bool {
+        !self.down.iter().any(|n| n == node)
+    }
+    fn damage(&mut self, _node: usize, _damage: Option<Damage>) {}
+    fn links(&mut self, _active: &[&Fault]) {}
+}
+
+/// The node a churn strike hit: the one killed, or the one in every cut of an isolation.
+fn struck(fault: &Fault) -> String {
+    match fault {
+        Fault::Kill { nodes } => nodes[0].clone(),
+        Fault::Partition { cuts, .. } => HOSTS
+            .iter()
+            .find(|h| cuts.iter().all(|(a, b)| a == *h || b == *h))
+            .expect("an isolation")
+            .to_string(),
+        other => panic!("a churn strike is a kill or an isolation, not {other:?}"),
+    }
+}
+
+#[test]
+fn leader_churn_strikes_the_leader_and_then_each_new_one_and_records_plain_faults() {
+    let spec = TestSpec {
+        nodes: 3,
+        nemesis: FaultSet(vec![FaultKind::LeaderChurn]),
+        nemesis_interval_s: 1.0,
+        ..TestSpec::new(3)
+    };
+    let leaders: LeaderView = Rc::default();
+    leaders.borrow_mut().insert("q".into(), "n1".into());
+    let mut nemesis = Nemesis::new(&spec, nodes(&HOSTS), Rc::clone(&leaders), None, 9);
+    let mut act = Fake::default();
+    let mut recorder = Recorder::new(Box::new(std::io::sink()));
+    let mut step = |nemesis: &mut Nemesis, act: &mut Fake, ms: u64| {
+        nemesis.step(act, Duration::from_millis(ms), &mut recorder);
+    };
+    // Long enough for the lane to open a window and strike n1.
+    let mut ms = 0;
+    while ms < 4_000 && nemesis.schedule().faults.is_empty() {
+        step(&mut nemesis, &mut act, ms);
+        ms += 10;
+    }
+    let first = nemesis.schedule().faults;
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(
+        struck(&first[0].fault),
+        "n1",
+        "the current leader is struck first"
+    );
+    // n2 takes over: it is struck within 1.5 s; a leader already struck is not again.
+    leaders.borrow_mut().insert("q".into(), "n2".into());
+    let until = ms + 1_600;
+    while ms < until {
+        step(&mut nemesis, &mut act, ms);
+        ms += 10;
+    }
+    let faults = nemesis.schedule().faults;
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    assert_eq!(struck(&faults[1].fault), "n2");
+    assert!(
+        faults
+            .iter()
+            .all(|f| matches!(f.fault, Fault::Kill { .. } | Fault::Partition { .. })),
+        "strikes are recorded as plain kills and partitions, so a schedule replays them"
     );
 }
