@@ -37,6 +37,11 @@
 //! a single or classic node's publisher confirm to a durable queue against its own disk.
 //! A copy counts only if it is the same entry (term) or record (epoch and value) at that
 //! position: a diverged entry a node fsynced is not a copy of the committed one.
+//!
+//! The mirrored monitor keeps each queue's confirmed messages that no consumer has
+//! acknowledged yet, and checks that a mirror promoting itself to leader holds every one:
+//! counting a mirror as synchronised promises exactly that, and a promotion is the moment
+//! a missing message becomes lost, long before a drain shows it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
