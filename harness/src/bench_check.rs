@@ -47,12 +47,9 @@ impl CheckFigures {
     /// runs is the closest to what the checker itself costs.
     pub fn best(self, other: CheckFigures) -> CheckFigures {
         let key = |f: &CheckFigures| f.cpu.unwrap_or(f.wall);
-        let mut best = if key(&other) < key(&self) {
-            other.clone()
-        } else {
-            self.clone()
-        };
-        best.wall = self.wall.min(other.wall);
+        let wall = self.wall.min(other.wall);
+        let mut best = if key(&other) < key(&self) { other } else { self };
+        best.wall = wall;
         best
     }
 }

@@ -315,15 +315,16 @@ impl Inspector for Monitors {
                 state.durability = true;
                 // Every in-sync replica has fsynced what the high watermark covers: a
                 // replica counted in sync is one the leader relies on to survive a crash.
-                if let Some(last) = log.get(hw as usize - 1) {
+                let below = (hw as usize).checked_sub(1).and_then(|at| log.get(at));
+                if let Some(last) = below {
                     let holders = durable_holders(&state, partition, last, isr.iter());
                     if holders.len() < isr.len() {
+                        let offset = last.offset;
                         state.violate_in(
                             "durability",
                             node,
                             format!(
-                                "partition {partition}'s high watermark moved to {hw} (epoch {epoch}) while record {} was fsynced only on {holders:?} of the ISR {isr:?}",
-                                hw - 1
+                                "partition {partition}'s high watermark moved to {hw} (epoch {epoch}) while record {offset} was fsynced only on {holders:?} of the ISR {isr:?}"
                             ),
                         );
                     }

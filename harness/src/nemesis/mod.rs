@@ -347,11 +347,15 @@ impl Nemesis {
             self.free_lane(churn.lane, now);
             return false;
         }
-        let leaders = self.leaders.borrow().clone();
-        for (key, leader) in leaders {
-            if churn.seen.get(&key) == Some(&leader) {
-                continue;
-            }
+        // Runs at every step of the window: only the leaders that changed are copied.
+        let changed: Vec<(String, String)> = self
+            .leaders
+            .borrow()
+            .iter()
+            .filter(|(key, leader)| churn.seen.get(*key) != Some(*leader))
+            .map(|(key, leader)| (key.clone(), leader.clone()))
+            .collect();
+        for (key, leader) in changed {
             churn.seen.insert(key, leader.clone());
             if !churn.pending.iter().any(|(_, n)| *n == leader) {
                 let at = now + self.length(CHURN_DELAY_S);
@@ -376,10 +380,9 @@ impl Nemesis {
                 )
             } else {
                 let rest: Vec<String> = self.nodes.iter().filter(|n| **n != node).cloned().collect();
-                let cuts = rest
-                    .iter()
-                    .flat_map(|r| [(node.clone(), r.clone()), (r.clone(), node.clone())])
-                    .collect();
+                // Sorted, as a drawn isolation's cuts are.
+                let mut cuts = both_ways(std::slice::from_ref(&node), &rest);
+                cuts.sort();
                 let fault = Fault::Partition {
                     shape: Shape::Isolate,
                     cuts,
@@ -547,21 +550,14 @@ impl Nemesis {
             // A churn window is opened by the lane itself (`start_churn`); drawn alone, it
             // is its first strike.
             FaultKind::LeaderChurn => (Fault::Kill { nodes: targets }, self.length(DOWNTIME_S)),
-            FaultKind::Wipe => {
-                let node = targets[0].clone();
-                let fault = Fault::Disk {
-                    node,
-                    damage: Damage::Wipe,
+            kind @ (FaultKind::Wipe | FaultKind::Corrupt) => {
+                let damage = if kind == FaultKind::Wipe {
+                    Damage::Wipe
+                } else {
+                    Damage::Corrupt
                 };
-                (fault, CORRUPT_WINDOW)
-            }
-            FaultKind::Corrupt => {
                 let node = targets[0].clone();
-                let fault = Fault::Disk {
-                    node,
-                    damage: Damage::Corrupt,
-                };
-                (fault, CORRUPT_WINDOW)
+                (Fault::Disk { node, damage }, CORRUPT_WINDOW)
             }
             FaultKind::Truncate => {
                 let node = targets[0].clone();
@@ -611,16 +607,6 @@ impl Nemesis {
             targets
         };
         let rest: Vec<String> = self.nodes.iter().filter(|x| !side.contains(x)).cloned().collect();
-        let both_ways = |a: &[String], b: &[String]| -> Vec<(String, String)> {
-            let mut cuts = Vec::new();
-            for x in a {
-                for y in b {
-                    cuts.push((x.clone(), y.clone()));
-                    cuts.push((y.clone(), x.clone()));
-                }
-            }
-            cuts
-        };
         let cuts = match shape {
             Shape::Halves => {
                 let (a, b) = ring.split_at(n / 2);
@@ -725,6 +711,18 @@ impl Nemesis {
 fn record(recorder: &mut Recorder, now: Duration, name: &str, fault: &Fault) {
     let value = serde_json::to_value(fault).expect("faults serialise");
     recorder.record(now, OpType::Info, Process::nemesis(), name, value, None);
+}
+
+/// Every link between a node of `a` and a node of `b`, cut in both directions.
+fn both_ways(a: &[String], b: &[String]) -> Vec<(String, String)> {
+    let mut cuts = Vec::new();
+    for x in a {
+        for y in b {
+            cuts.push((x.clone(), y.clone()));
+            cuts.push((y.clone(), x.clone()));
+        }
+    }
+    cuts
 }
 
 fn secs(s: f64) -> Duration {
