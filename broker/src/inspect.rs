@@ -65,8 +65,9 @@ pub enum QueueEvent<'a> {
 /// What a kafka-mode partition replica did.
 #[derive(Debug, Clone, Copy)]
 pub enum KafkaEvent<'a> {
-    /// As the partition's leader, the node's high watermark moved up: every record below it
-    /// is committed (acks=all producers are answered from here).
+    /// As the partition's leader, the node's high watermark or the replicas it counts
+    /// changed: every record below the high watermark is committed (acks=all producers are
+    /// answered from here).
     Committed {
         /// The partition.
         partition: u32,
@@ -78,7 +79,8 @@ pub enum KafkaEvent<'a> {
         hw: Offset,
         /// The leader's log.
         log: &'a [Record],
-        /// The in-sync replicas the leader counted.
+        /// The replicas the leader counts for the high watermark: the ISR and any follower
+        /// whose proposal to join it may still be committed.
         isr: &'a Isr,
         /// `min.insync.replicas`: how many copies an acks=all write is promised.
         min_insync: usize,
@@ -116,6 +118,8 @@ pub enum KafkaEvent<'a> {
         epoch: Epoch,
         /// Its log as it takes over.
         log: &'a [Record],
+        /// The ISR the controller elected it with.
+        isr: &'a Isr,
     },
     /// As a follower, the node appended records fetched from the leader.
     Appended {

@@ -273,7 +273,9 @@ pub fn run_on(
         .build();
 
     let network = SimNetwork::default();
-    let monitors: Option<Arc<Monitors>> = spec.monitors.then(|| Arc::new(Monitors::default()));
+    let monitors: Option<Arc<Monitors>> = spec
+        .monitors
+        .then(|| Arc::new(Monitors::new(spec.kafka.unclean_election)));
     let inspector: Arc<dyn Inspector> = match &monitors {
         Some(monitors) => Arc::clone(monitors) as Arc<dyn Inspector>,
         None => Arc::new(Unobserved),

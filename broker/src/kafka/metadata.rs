@@ -27,6 +27,11 @@ pub struct PartitionState {
     pub epoch: Epoch,
     /// The in-sync replicas.
     pub isr: BTreeSet<NodeId>,
+    /// Incremented at every change of the leader or the ISR (Kafka's partition epoch). An
+    /// ISR change names the version it was based on and is refused if another change came
+    /// first, so a leader knows which of its proposals can still apply.
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// Changes to the metadata.
@@ -76,6 +81,9 @@ pub enum MetaCommand {
         epoch: Epoch,
         /// The new ISR (must contain the leader).
         isr: BTreeSet<NodeId>,
+        /// The partition's version the leader based this on; refused if it has moved.
+        #[serde(default)]
+        version: u64,
     },
 }
 
@@ -145,6 +153,7 @@ impl MetadataMachine {
         }
         p.leader = chosen;
         p.epoch += 1;
+        p.version += 1;
     }
 }
 
@@ -166,6 +175,7 @@ impl Machine for MetadataMachine {
                                 leader,
                                 epoch: 1,
                                 isr,
+                                version: 0,
                             },
                         );
                     }
@@ -181,8 +191,8 @@ impl Machine for MetadataMachine {
                     let p = self.partitions.get_mut(&id).expect("listed");
                     // The last ISR member stays (it alone has every committed record);
                     // the partition is offline until it returns, unless unclean.
-                    if p.isr.len() > 1 {
-                        p.isr.remove(&broker);
+                    if p.isr.len() > 1 && p.isr.remove(&broker) {
+                        p.version += 1;
                     }
                     if p.leader == Some(broker) {
                         self.elect(id);
@@ -214,10 +224,13 @@ impl Machine for MetadataMachine {
                         // Unlike a fenced broker, a replaced one holds nothing: it leaves
                         // the ISR even as its last member (the partition is then offline,
                         // as the data is gone, unless unclean election is on).
-                        p.isr.remove(&broker);
+                        if p.isr.remove(&broker) {
+                            p.version += 1;
+                        }
                         if p.leader == Some(broker) {
                             p.leader = None;
                             p.epoch += 1;
+                            p.version += 1;
                             self.elect(id);
                         }
                     }
@@ -236,12 +249,14 @@ impl Machine for MetadataMachine {
                 partition,
                 epoch,
                 isr,
+                version,
             } => {
                 let fenced = &self.fenced;
                 let Some(p) = self.partitions.get_mut(&partition) else {
                     return Err(format!("no partition {partition}"));
                 };
                 let valid = p.epoch == epoch
+                    && p.version == version
                     && p.leader.is_some_and(|l| isr.contains(&l))
                     && isr.iter().all(|n| p.replicas.contains(n) && !fenced.contains(n));
                 if !valid {
@@ -250,6 +265,7 @@ impl Machine for MetadataMachine {
                     ));
                 }
                 p.isr = isr;
+                p.version += 1;
                 Ok(())
             }
         }
@@ -297,6 +313,7 @@ mod tests {
             partition: 0,
             epoch: p0(&m).epoch,
             isr: BTreeSet::from([2]),
+            version: p0(&m).version,
         })
         .unwrap();
         m.apply(MetaCommand::Register { broker: 2, dir: 98 }).unwrap();
@@ -320,6 +337,7 @@ mod tests {
                 partition: 0,
                 epoch: 1,
                 isr: BTreeSet::from([1]),
+                version: 0,
             })
             .unwrap();
             m.apply(MetaCommand::Fence { broker: 1 }).unwrap();
@@ -339,30 +357,40 @@ mod tests {
     fn isr_changes_from_a_stale_epoch_or_without_the_leader_are_refused() {
         let mut m = three_replicas(false);
         m.apply(MetaCommand::Fence { broker: 1 }).unwrap();
+        let version = p0(&m).version;
         let stale = MetaCommand::AlterIsr {
             partition: 0,
             epoch: 1,
             isr: BTreeSet::from([1, 2]),
+            version,
         };
         assert!(m.apply(stale).is_err());
         let leaderless = MetaCommand::AlterIsr {
             partition: 0,
             epoch: 2,
             isr: BTreeSet::from([3]),
+            version,
         };
         assert!(m.apply(leaderless).is_err());
         let fenced = MetaCommand::AlterIsr {
             partition: 0,
             epoch: 2,
             isr: BTreeSet::from([1, 2]),
+            version,
         };
         assert!(m.apply(fenced).is_err(), "a fenced broker cannot rejoin the ISR");
-        m.apply(MetaCommand::AlterIsr {
+        let shrink = |isr: &[NodeId]| MetaCommand::AlterIsr {
             partition: 0,
             epoch: 2,
-            isr: BTreeSet::from([2]),
-        })
-        .unwrap();
+            isr: isr.iter().copied().collect(),
+            version,
+        };
+        m.apply(shrink(&[2])).unwrap();
+        assert_eq!(p0(&m).isr, BTreeSet::from([2]));
+        assert_eq!(p0(&m).version, version + 1);
+        // A second change based on the same version comes too late: the leader that sent
+        // it must not count on it (an expansion it might still be waiting for).
+        assert!(m.apply(shrink(&[2, 3])).is_err(), "based on a superseded version");
         assert_eq!(p0(&m).isr, BTreeSet::from([2]));
     }
 
@@ -399,6 +427,7 @@ mod tests {
                 partition: 1,
                 epoch: 4,
                 isr: BTreeSet::from([2, 3]),
+                version: 11,
             },
         ];
         for command in commands {

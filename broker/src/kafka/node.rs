@@ -10,7 +10,7 @@ use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
 use super::metadata::{MetaCommand, MetadataMachine, PartitionId, PartitionState, METADATA_GROUP};
-use super::partition::{Epoch, LeaderState, Offset, PartitionLog, Record, TruncateTo};
+use super::partition::{Epoch, Isr, LeaderState, Offset, PartitionLog, Record, TruncateTo};
 use super::wire::{Acks, KafkaRequest, KafkaResponse, KafkaSettings};
 use crate::client::Client;
 use crate::config::{BrokerConfig, FsyncPolicy};
@@ -66,8 +66,9 @@ struct Replica {
     inspector: Arc<dyn Inspector>,
     partition: PartitionId,
     me: NodeId,
-    /// The high watermark last reported to the inspector as leader.
+    /// The high watermark and counted ISR last reported to the inspector as leader.
     reported_hw: Offset,
+    reported_isr: Isr,
     /// How many records the durable log kept unchanged since the inspector was last told
     /// what is durable (`None`: nothing changed since).
     unreported: Option<Offset>,
@@ -110,17 +111,23 @@ impl Replica {
     /// Answers waiters below the high watermark, and checkpoints a moved high watermark.
     fn settle(&mut self) {
         let hw = self.log.hw();
-        if let Some(leading) = self.leading.as_ref().filter(|_| hw > self.reported_hw) {
-            self.reported_hw = hw;
-            self.inspector.kafka(KafkaEvent::Committed {
-                partition: self.partition,
-                node: self.me,
-                epoch: leading.epoch,
-                hw,
-                log: self.log.records(),
-                isr: leading.isr(),
-                min_insync: self.min_insync,
-            });
+        if let Some(leading) = self.leading.as_ref() {
+            // Every change is reported, a step back included: the monitor checks that a
+            // leader's high watermark never goes back, and follows who is in sync.
+            let counted = leading.counted();
+            if hw != self.reported_hw || counted != self.reported_isr {
+                self.reported_hw = hw;
+                self.inspector.kafka(KafkaEvent::Committed {
+                    partition: self.partition,
+                    node: self.me,
+                    epoch: leading.epoch,
+                    hw,
+                    log: self.log.records(),
+                    isr: &counted,
+                    min_insync: self.min_insync,
+                });
+                self.reported_isr = counted;
+            }
         }
         let (done, waiting): (Vec<_>, Vec<_>) = self.waiters.drain(..).partition(|(o, _)| *o < hw);
         self.waiters = waiting;
@@ -299,6 +306,7 @@ impl KafkaNode {
                 partition,
                 me: config.id,
                 reported_hw: 0,
+                reported_isr: Isr::new(),
                 // Whatever was recovered counts as changed until a fsync vouches for it.
                 unreported: Some(0),
                 min_insync: config.kafka.min_isr,
@@ -673,11 +681,12 @@ impl KafkaNode {
             )
         };
         let (response, expand, epoch) = expand;
-        if let Some(isr) = expand {
+        if let Some(proposal) = expand {
             self.propose(MetaCommand::AlterIsr {
                 partition,
                 epoch,
-                isr,
+                isr: proposal.isr,
+                version: proposal.version,
             });
         }
         response
@@ -802,6 +811,7 @@ impl KafkaNode {
                 self.me,
                 state.epoch,
                 state.isr.clone(),
+                state.version,
                 self.settings.lag_max_ms,
                 now,
             );
@@ -810,24 +820,30 @@ impl KafkaNode {
                 node: self.me,
                 epoch: state.epoch,
                 log: replica.log.records(),
+                isr: &state.isr,
             });
             leading.update_hw(&mut replica.log);
             replica.leading = Some(leading);
             replica.known_epoch = state.epoch;
             // A new leader reports every commit of its own from here.
             replica.reported_hw = 0;
+            replica.reported_isr = Isr::new();
         }
         let Some(leading) = replica.leading.as_mut() else {
             return;
         };
-        if leading.isr() != &state.isr {
-            leading.set_isr(state.isr.clone(), &mut replica.log);
+        if leading.version() != state.version || leading.isr() != &state.isr {
+            leading.set_isr(state.isr.clone(), state.version, &mut replica.log);
         }
-        if let Some(isr) = leading.lagging(&replica.log, now) {
+        let proposal = leading
+            .lagging(&replica.log, now)
+            .or_else(|| leading.pending_expansion());
+        if let Some(proposal) = proposal {
             proposals.push(MetaCommand::AlterIsr {
                 partition,
                 epoch: leading.epoch,
-                isr,
+                isr: proposal.isr,
+                version: proposal.version,
             });
         }
         replica.settle();

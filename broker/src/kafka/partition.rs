@@ -150,13 +150,31 @@ pub struct FetchReply {
     pub hw: Offset,
 }
 
+/// An ISR change for the controller: the new ISR and the partition version it is based on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrProposal {
+    /// The ISR asked for.
+    pub isr: Isr,
+    /// The partition version the leader saw; the controller refuses it if that has moved.
+    pub version: u64,
+}
+
 /// The leader's bookkeeping for one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaderState {
     /// This leader's epoch.
     pub epoch: Epoch,
     me: NodeId,
+    /// The ISR as the controller last committed it, and that commit's version.
     isr: Isr,
+    version: u64,
+    /// Followers proposed to join the ISR whose proposal may still be committed. They count
+    /// for the high watermark at once (Kafka's "maximal ISR"): the controller may add one
+    /// at any moment, and a replica it calls in sync must hold everything committed, or a
+    /// later election can pick it and lose records. (Regression: the high watermark passed
+    /// a follower whose expansion was in flight; it joined the ISR without offset 181, was
+    /// elected, and consumers had already read 181; swarm seed 370.)
+    pending: Isr,
     follower_leo: BTreeMap<NodeId, Offset>,
     /// When each follower last had everything the leader had (milliseconds).
     caught_up_at: BTreeMap<NodeId, u64>,
@@ -166,12 +184,14 @@ pub struct LeaderState {
 impl LeaderState {
     /// A leader `me` of `epoch` with the ISR the controller chose; followers count as caught
     /// up at `now_ms`.
-    pub fn new(me: NodeId, epoch: Epoch, isr: Isr, lag_max_ms: u64, now_ms: u64) -> Self {
+    pub fn new(me: NodeId, epoch: Epoch, isr: Isr, version: u64, lag_max_ms: u64, now_ms: u64) -> Self {
         let caught_up_at = isr.iter().filter(|n| **n != me).map(|n| (*n, now_ms)).collect();
         Self {
             epoch,
             me,
             isr,
+            version,
+            pending: Isr::new(),
             follower_leo: BTreeMap::new(),
             caught_up_at,
             lag_max_ms,
@@ -183,10 +203,41 @@ impl LeaderState {
         &self.isr
     }
 
-    /// Applies an ISR change the controller accepted.
-    pub fn set_isr(&mut self, isr: Isr, log: &mut PartitionLog) {
+    /// The replicas the high watermark waits for: the ISR and the followers pending to
+    /// join it. Every replica the controller may call in sync is among them.
+    pub fn counted(&self) -> Isr {
+        self.isr.union(&self.pending).copied().collect()
+    }
+
+    /// The partition version of the ISR this leader holds.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Applies the ISR the controller committed at `version`. Every proposal based on an
+    /// older version can no longer apply, so followers still pending stop counting.
+    pub fn set_isr(&mut self, isr: Isr, version: u64, log: &mut PartitionLog) {
+        if version != self.version {
+            self.pending.clear();
+        }
         self.isr = isr;
+        self.version = version;
         self.update_hw(log);
+    }
+
+    /// The ISR with every pending follower, as a proposal.
+    fn expansion(&self) -> IsrProposal {
+        IsrProposal {
+            isr: self.isr.union(&self.pending).copied().collect(),
+            version: self.version,
+        }
+    }
+
+    /// The expansion to propose again while one is pending: a proposal can be lost on the
+    /// way to the controller, and a pending follower that stopped fetching would otherwise
+    /// hold the high watermark back for good.
+    pub fn pending_expansion(&self) -> Option<IsrProposal> {
+        (!self.pending.is_empty()).then(|| self.expansion())
     }
 
     /// Serves a fetch from `follower`, whose log ends at `fetch_offset`; returns the reply
@@ -198,16 +249,15 @@ impl LeaderState {
         fetch_offset: Offset,
         max: usize,
         now_ms: u64,
-    ) -> (FetchReply, Option<Isr>) {
+    ) -> (FetchReply, Option<IsrProposal>) {
         self.follower_leo.insert(follower, fetch_offset.min(log.leo()));
         if fetch_offset >= log.leo() {
             self.caught_up_at.insert(follower, now_ms);
         }
         self.update_hw(log);
         let expand = (!self.isr.contains(&follower) && fetch_offset >= log.hw()).then(|| {
-            let mut isr = self.isr.clone();
-            isr.insert(follower);
-            isr
+            self.pending.insert(follower);
+            self.expansion()
         });
         let reply = FetchReply {
             records: log.read(fetch_offset, log.leo(), max),
@@ -217,7 +267,7 @@ impl LeaderState {
     }
 
     /// The ISR to propose if some follower has lagged past the limit.
-    pub fn lagging(&self, log: &PartitionLog, now_ms: u64) -> Option<Isr> {
+    pub fn lagging(&self, log: &PartitionLog, now_ms: u64) -> Option<IsrProposal> {
         let lagging: Vec<NodeId> = self
             .isr
             .iter()
@@ -229,20 +279,23 @@ impl LeaderState {
                 behind && now_ms.saturating_sub(caught_up) > self.lag_max_ms
             })
             .collect();
-        (!lagging.is_empty()).then(|| {
-            self.isr
+        (!lagging.is_empty()).then(|| IsrProposal {
+            isr: self
+                .isr
                 .iter()
                 .copied()
                 .filter(|n| !lagging.contains(n))
-                .collect()
+                .collect(),
+            version: self.version,
         })
     }
 
-    /// HW = the smallest log end offset in the ISR (the leader's own included).
+    /// HW = the smallest log end offset in the ISR (the leader's own included) and among
+    /// the followers pending to join it.
     pub fn update_hw(&self, log: &mut PartitionLog) {
         let hw = self
             .isr
-            .iter()
+            .union(&self.pending)
             .map(|n| {
                 if *n == self.me {
                     log.leo()
@@ -267,7 +320,7 @@ mod tests {
     #[test]
     fn the_high_watermark_is_the_slowest_in_sync_log_end() {
         let mut log = PartitionLog::default();
-        let mut leader = LeaderState::new(1, 1, isr(&[1, 2, 3]), 500, 0);
+        let mut leader = LeaderState::new(1, 1, isr(&[1, 2, 3]), 0, 500, 0);
         for v in 0..3u8 {
             log.append(1, vec![v]);
         }
@@ -284,20 +337,45 @@ mod tests {
     #[test]
     fn a_lagging_follower_leaves_the_isr_which_lets_the_high_watermark_advance_and_it_rejoins() {
         let mut log = PartitionLog::default();
-        let mut leader = LeaderState::new(1, 1, isr(&[1, 2, 3]), 500, 0);
+        let mut leader = LeaderState::new(1, 1, isr(&[1, 2, 3]), 0, 500, 0);
         log.append(1, b"a".to_vec());
         leader.on_fetch(&mut log, 2, 1, 10, 100);
         assert_eq!(log.hw(), 0, "follower 3 holds the high watermark back");
         assert_eq!(leader.lagging(&log, 400), None, "not yet past the limit");
         let shrunk = leader.lagging(&log, 700).expect("3 lagged 700 ms");
-        assert_eq!(shrunk, isr(&[1, 2]));
-        leader.set_isr(shrunk, &mut log);
+        assert_eq!(shrunk.isr, isr(&[1, 2]));
+        leader.set_isr(shrunk.isr, 1, &mut log);
         assert_eq!(log.hw(), 1, "the ISR without 3 has everything");
         let (reply, expand) = leader.on_fetch(&mut log, 3, 0, 10, 800);
         assert_eq!(reply.records.len(), 1);
         assert_eq!(expand, None, "still behind the high watermark");
         let (_, expand) = leader.on_fetch(&mut log, 3, 1, 10, 900);
-        assert_eq!(expand, Some(isr(&[1, 2, 3])), "caught up: propose rejoining");
+        let expand = expand.expect("caught up: propose rejoining");
+        assert_eq!((expand.isr, expand.version), (isr(&[1, 2, 3]), 1));
+    }
+
+    #[test]
+    fn a_follower_proposed_to_rejoin_holds_the_high_watermark_until_its_proposal_is_settled() {
+        let mut log = PartitionLog::default();
+        let mut leader = LeaderState::new(1, 1, isr(&[1, 2]), 4, 500, 0);
+        log.append(1, b"a".to_vec());
+        leader.on_fetch(&mut log, 2, 1, 10, 1);
+        assert_eq!(log.hw(), 1);
+        let (_, expand) = leader.on_fetch(&mut log, 3, 1, 10, 2);
+        assert!(expand.is_some(), "3 caught up to the high watermark");
+        // More records while the controller has not yet answered: 2 has them, 3 not.
+        log.append(1, b"b".to_vec());
+        leader.on_fetch(&mut log, 2, 2, 10, 3);
+        assert_eq!(
+            log.hw(),
+            1,
+            "3 may be in sync already: it holds the high watermark"
+        );
+        assert_eq!(leader.pending_expansion().map(|p| p.isr), Some(isr(&[1, 2, 3])));
+        // The controller committed another change first: the expansion cannot apply.
+        leader.set_isr(isr(&[1, 2]), 5, &mut log);
+        assert_eq!(log.hw(), 2);
+        assert_eq!(leader.pending_expansion(), None);
     }
 
     #[test]
@@ -326,7 +404,7 @@ mod tests {
         let (a, b) = (1, 2);
         let mut a_log = PartitionLog::default();
         let mut b_log = PartitionLog::default();
-        let mut a_leader = LeaderState::new(a, 1, isr(&[a, b]), 500, 0);
+        let mut a_leader = LeaderState::new(a, 1, isr(&[a, b]), 0, 500, 0);
         a_log.append(1, b"m0".to_vec());
         let (reply, _) = a_leader.on_fetch(&mut a_log, b, 0, 10, 1);
         b_log.append_fetched(reply.records).unwrap();
