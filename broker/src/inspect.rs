@@ -205,6 +205,20 @@ pub enum RaftEvent<'a> {
         /// The entries after them, to the end of the log.
         entries: &'a [Entry],
     },
+    /// As the group's leader in `term`, the node moved its commit index to `index` by
+    /// counting the replicas that hold it.
+    LeaderCommitted {
+        /// The group's name.
+        group: &'a str,
+        /// This node.
+        node: NodeId,
+        /// The leader's term.
+        term: Term,
+        /// The new commit index.
+        index: LogIndex,
+        /// The term of the entry at `index`.
+        entry_term: Term,
+    },
     /// The node applied an entry it learnt was committed.
     Committed {
         /// The group's name.

@@ -10,6 +10,8 @@
 //! - committed entries never change: an index applied anywhere in one term is applied
 //!   everywhere in that term;
 //! - leader completeness: a new leader's log holds every entry committed before it;
+//! - the commit rule: a leader moves its commit index, by counting replicas, only onto an
+//!   entry of its own term (an older entry a majority holds can still be overwritten);
 //! - durable terms never go back: a node recovers at least the term it persisted before
 //!   it crashed. Raft's vote is only safe if it survives a crash; a node that forgets it
 //!   can vote twice in a term (and elect two leaders), so this catches a missing fsync at
@@ -73,6 +75,8 @@ struct State {
     leaders: BTreeMap<(String, Term), NodeId>,
     /// Per group: each committed index's term.
     committed: BTreeMap<String, BTreeMap<LogIndex, Term>>,
+    /// Per group, per leader term: the highest index that term's leader committed.
+    commit_by_term: BTreeMap<String, BTreeMap<Term, LogIndex>>,
     /// Per group: each node's highest persisted term.
     persisted: BTreeMap<String, BTreeMap<NodeId, Term>>,
     /// Nodes whose disk the nemesis damaged at rest.
@@ -628,9 +632,17 @@ impl Inspector for Monitors {
                         state.leaders.insert((group.to_string(), term), node);
                     }
                 }
+                // Leader completeness covers what leaders of earlier terms committed: a
+                // leader of an older term can still be elected (late votes on a slow link)
+                // after a newer one committed, and is deposed as soon as it hears of it.
+                let bound = state
+                    .commit_by_term
+                    .get(group)
+                    .and_then(|by_term| by_term.range(..term).map(|(_, i)| *i).max())
+                    .unwrap_or(0);
                 let missing = state.committed.get(group).and_then(|committed| {
                     committed
-                        .iter()
+                        .range(..=bound)
                         .find(|(index, t)| log.get(**index as usize - 1).map(|e| e.term) != Some(**t))
                         .map(|(index, t)| (*index, *t))
                 });
@@ -642,6 +654,30 @@ impl Inspector for Monitors {
                         node,
                         format!(
                             "group {group}'s leader of term {term} lacks committed entry {index} (term {t}): its log holds {has} there"
+                        ),
+                    );
+                }
+            }
+            RaftEvent::LeaderCommitted {
+                group,
+                node,
+                term,
+                index,
+                entry_term,
+            } => {
+                // Raft's commit rule (the paper's Figure 8): a leader counts replicas only
+                // for an entry of its own term; older entries are committed by the newer
+                // one after them. A majority holding an older entry is no commit: a leader
+                // elected without it (from a later term's log) overwrites it.
+                let highest = of_group(&mut state.commit_by_term, group)
+                    .entry(term)
+                    .or_insert(index);
+                *highest = (*highest).max(index);
+                if entry_term != term {
+                    state.violate(
+                        node,
+                        format!(
+                            "group {group}'s leader of term {term} committed index {index}, an entry of term {entry_term}, by counting replicas"
                         ),
                     );
                 }
@@ -718,6 +754,17 @@ mod tests {
             index,
             command: Vec::new(),
         }
+    }
+
+    /// `node` reports its election in a group of 3.
+    fn elect(monitors: &Monitors, group: &str, node: NodeId, term: Term, log: &[Entry]) {
+        monitors.raft(RaftEvent::Elected {
+            group,
+            node,
+            term,
+            members: 3,
+            log,
+        });
     }
 
     fn record(offset: u64, epoch: u64, value: &[u8]) -> Record {
@@ -871,18 +918,57 @@ mod tests {
     }
 
     #[test]
-    fn each_raft_invariant_is_caught_and_a_correct_run_is_silent() {
+    fn a_leader_needs_what_earlier_terms_committed_not_what_later_ones_did() {
         let monitors = Monitors::default();
-        let group = "q";
-        let elected = |node, term, log: &[Entry]| {
-            monitors.raft(RaftEvent::Elected {
+        let group = "g";
+        let elected = |node, term, log: &[Entry]| elect(&monitors, group, node, term, log);
+        let commit = |node, term, index| {
+            monitors.raft(RaftEvent::LeaderCommitted {
                 group,
                 node,
                 term,
-                members: 3,
-                log,
+                index,
+                entry_term: term,
+            });
+            monitors.raft(RaftEvent::Committed {
+                group,
+                node,
+                index,
+                term,
             });
         };
+        elected(1, 1, &[]);
+        commit(1, 1, 1);
+        elected(2, 3, &[entry(1, 1)]);
+        commit(2, 3, 2);
+        // Term 2's votes arrived late, after term 3 committed entry 2: its leader need
+        // not hold entry 2, only entry 1.
+        elected(3, 2, &[entry(1, 1)]);
+        let raft: Vec<String> = monitors
+            .report()
+            .violations
+            .iter()
+            .filter(|v| v.monitor == "raft")
+            .map(|v| v.what.clone())
+            .collect();
+        assert!(raft.is_empty(), "{raft:?}");
+        elected(3, 4, &[entry(1, 1)]);
+        let report = monitors.report();
+        let said: Vec<&str> = report
+            .violations
+            .iter()
+            .filter(|v| v.monitor == "raft")
+            .map(|v| v.what.as_str())
+            .collect();
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].contains("leader of term 4 lacks committed entry 2 (term 3)"));
+    }
+
+    #[test]
+    fn each_raft_invariant_is_caught_and_a_correct_run_is_silent() {
+        let monitors = Monitors::default();
+        let group = "q";
+        let elected = |node, term, log: &[Entry]| elect(&monitors, group, node, term, log);
         let committed = |node, index, term| {
             monitors.raft(RaftEvent::Committed {
                 group,
@@ -903,13 +989,23 @@ mod tests {
                 entries: &log,
             });
         }
+        let leader_committed = |node, term, index, entry_term| {
+            monitors.raft(RaftEvent::LeaderCommitted {
+                group,
+                node,
+                term,
+                index,
+                entry_term,
+            });
+        };
         elected(1, 1, &log);
+        leader_committed(1, 1, 2, 1);
         committed(1, 1, 1);
         committed(2, 1, 1);
         recovered(1, 1);
         elected(2, 2, &log);
         let clean = monitors.report();
-        assert_eq!((clean.checked, clean.violation_count), (8, 0), "{clean:?}");
+        assert_eq!((clean.checked, clean.violation_count), (9, 0), "{clean:?}");
 
         // Two leaders in term 2; a leader without entry 1; entry 1 changed; a lost vote.
         elected(3, 2, &log);
@@ -932,6 +1028,16 @@ mod tests {
         monitors.disk_damaged(2);
         recovered(2, 0);
         assert_eq!(monitors.report().violation_count, 4);
+
+        // The leader of term 3 commits its own entry, then counts replicas for one of term 2.
+        leader_committed(3, 3, 2, 3);
+        assert_eq!(monitors.report().violation_count, 4);
+        leader_committed(3, 3, 3, 2);
+        let report = monitors.report();
+        assert_eq!(report.violation_count, 5);
+        assert!(report.violations[4]
+            .what
+            .contains("leader of term 3 committed index 3, an entry of term 2, by counting replicas"));
     }
 
     #[test]

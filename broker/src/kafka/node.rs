@@ -837,7 +837,7 @@ impl KafkaNode {
         }
         let proposal = leading
             .lagging(&replica.log, now)
-            .or_else(|| leading.pending_expansion());
+            .or_else(|| leading.pending_expansion(now));
         if let Some(proposal) = proposal {
             proposals.push(MetaCommand::AlterIsr {
                 partition,

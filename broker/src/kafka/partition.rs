@@ -150,6 +150,9 @@ pub struct FetchReply {
     pub hw: Offset,
 }
 
+/// How often a leader proposes a pending ISR expansion again (milliseconds).
+const REPROPOSE_MS: u64 = 200;
+
 /// An ISR change for the controller: the new ISR and the partition version it is based on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IsrProposal {
@@ -175,6 +178,8 @@ pub struct LeaderState {
     /// a follower whose expansion was in flight; it joined the ISR without offset 181, was
     /// elected, and consumers had already read 181; swarm seed 370.)
     pending: Isr,
+    /// When the expansion was last proposed (milliseconds).
+    proposed_at: u64,
     follower_leo: BTreeMap<NodeId, Offset>,
     /// When each follower last had everything the leader had (milliseconds).
     caught_up_at: BTreeMap<NodeId, u64>,
@@ -192,6 +197,7 @@ impl LeaderState {
             isr,
             version,
             pending: Isr::new(),
+            proposed_at: 0,
             follower_leo: BTreeMap::new(),
             caught_up_at,
             lag_max_ms,
@@ -235,9 +241,14 @@ impl LeaderState {
 
     /// The expansion to propose again while one is pending: a proposal can be lost on the
     /// way to the controller, and a pending follower that stopped fetching would otherwise
-    /// hold the high watermark back for good.
-    pub fn pending_expansion(&self) -> Option<IsrProposal> {
-        (!self.pending.is_empty()).then(|| self.expansion())
+    /// hold the high watermark back for good. At most every `REPROPOSE_MS`: each proposal
+    /// is a connection to the controller, and a paused controller accepts none of them.
+    pub fn pending_expansion(&mut self, now_ms: u64) -> Option<IsrProposal> {
+        let due = now_ms.saturating_sub(self.proposed_at) >= REPROPOSE_MS;
+        (!self.pending.is_empty() && due).then(|| {
+            self.proposed_at = now_ms;
+            self.expansion()
+        })
     }
 
     /// Serves a fetch from `follower`, whose log ends at `fetch_offset`; returns the reply
@@ -255,10 +266,13 @@ impl LeaderState {
             self.caught_up_at.insert(follower, now_ms);
         }
         self.update_hw(log);
-        let expand = (!self.isr.contains(&follower) && fetch_offset >= log.hw()).then(|| {
-            self.pending.insert(follower);
-            self.expansion()
-        });
+        let caught_up = !self.isr.contains(&follower) && fetch_offset >= log.hw();
+        let new = caught_up && self.pending.insert(follower);
+        let expand =
+            (new || (caught_up && now_ms.saturating_sub(self.proposed_at) >= REPROPOSE_MS)).then(|| {
+                self.proposed_at = now_ms;
+                self.expansion()
+            });
         let reply = FetchReply {
             records: log.read(fetch_offset, log.leo(), max),
             hw: log.hw(),
@@ -371,11 +385,13 @@ mod tests {
             1,
             "3 may be in sync already: it holds the high watermark"
         );
-        assert_eq!(leader.pending_expansion().map(|p| p.isr), Some(isr(&[1, 2, 3])));
+        assert_eq!(leader.pending_expansion(3), None, "proposed 1 ms ago");
+        let again = leader.pending_expansion(300).map(|p| p.isr);
+        assert_eq!(again, Some(isr(&[1, 2, 3])), "proposed again later");
         // The controller committed another change first: the expansion cannot apply.
         leader.set_isr(isr(&[1, 2]), 5, &mut log);
         assert_eq!(log.hw(), 2);
-        assert_eq!(leader.pending_expansion(), None);
+        assert_eq!(leader.pending_expansion(1000), None);
     }
 
     #[test]

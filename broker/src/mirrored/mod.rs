@@ -58,6 +58,10 @@ enum Role {
 struct Replica {
     view: View,
     role: Role,
+    /// Whether this node's disk records the leadership in `view` (or the node's place in
+    /// it). A node whose disk was replaced knows a queue only from its peers: a leadership
+    /// of its own that it does not remember is one whose messages it no longer holds.
+    remembered: bool,
 }
 
 /// Why a client request was not served.
@@ -131,8 +135,16 @@ impl MirrorNode {
                 epoch,
                 leader,
                 members: Vec::new(),
+                abdicated: false,
             };
-            replicas.insert(queue, Replica { view, role });
+            replicas.insert(
+                queue,
+                Replica {
+                    view,
+                    role,
+                    remembered: true,
+                },
+            );
         }
         let mut cluster: Vec<u64> = peers.keys().copied().chain([me]).collect();
         cluster.sort_unstable();
@@ -276,20 +288,32 @@ impl MirrorNode {
             // it listens for the grace period before it leads, as a restarted leader does.
             // (Regression: the initial leadership was never persisted, so a restarted home
             // node led epoch 1 again at once and confirmed messages it later discarded.)
+            // Its own first leadership is persisted only once it leads (in `tick`): a record
+            // of a leadership on disk must mean the disk holds that leadership's messages.
             let role = match leader == self.me {
-                true if self.booted.elapsed() >= BOOT_GRACE => Role::Leader,
                 true => Role::Recovering,
                 false => Role::Outsider,
             };
-            if let Err(err) = self.store.set_leadership(queue, 1, leader) {
-                tracing::error!(%err, "could not persist leadership");
+            let remembered = leader != self.me;
+            if remembered {
+                if let Err(err) = self.store.set_leadership(queue, 1, leader) {
+                    tracing::error!(%err, "could not persist leadership");
+                }
             }
             let view = View {
                 epoch: 1,
                 leader,
                 members: Vec::new(),
+                abdicated: false,
             };
-            self.replicas.insert(queue.to_string(), Replica { view, role });
+            self.replicas.insert(
+                queue.to_string(),
+                Replica {
+                    view,
+                    role,
+                    remembered,
+                },
+            );
         }
         self.replicas.get_mut(queue).expect("just ensured")
     }
@@ -530,6 +554,7 @@ impl MirrorNode {
                     epoch,
                     leader: from,
                     members,
+                    abdicated: false,
                 };
                 let mine = self.replicas[&queue].view.clone();
                 if mine.beats(&theirs) {
@@ -598,8 +623,20 @@ impl MirrorNode {
     /// Takes in another node's view of `queue`.
     fn learn(&mut self, queue: &str, view: View, from: u64) {
         let mine = self.replica(queue).view.clone();
+        let same_leadership = view.epoch == mine.epoch && view.leader == mine.leader;
         if view.beats(&mine) {
             self.adopt(queue, view);
+        } else if same_leadership && from == view.leader && view.abdicated {
+            // Keep the mirror list this node knows: the abdicating leader lost its own.
+            if !mine.abdicated {
+                tracing::warn!(
+                    queue,
+                    epoch = view.epoch,
+                    leader = view.leader,
+                    "the leader abdicated"
+                );
+            }
+            self.replicas.get_mut(queue).expect("ensured").view.abdicated = true;
         } else if view == mine
             || (view.epoch == mine.epoch && view.leader == mine.leader && from == view.leader)
         {
@@ -613,7 +650,14 @@ impl MirrorNode {
         let me = self.me;
         let replica = self.replica(queue);
         let was_leading = matches!(replica.role, Role::Leader | Role::Recovering);
+        if view.leader == me && !(was_leading && replica.remembered) {
+            // Peers name this node leader of a leadership its disk does not record: the
+            // disk was replaced, and the queue it led is gone with it.
+            self.abdicate(queue, view);
+            return;
+        }
         replica.view = view.clone();
+        replica.remembered = true;
         if was_leading && view.leader != me {
             replica.role = Role::Outsider;
             tracing::warn!(
@@ -653,16 +697,16 @@ impl MirrorNode {
             };
             match role {
                 0 if !self.paused() => self.maintain_mirrors(&queue),
-                1 if booted && !self.paused() => {
-                    tracing::info!(
-                        queue,
-                        epoch = self.replicas[&queue].view.epoch,
-                        "resuming leadership from disk"
-                    );
-                    self.replicas.get_mut(&queue).expect("listed").role = Role::Leader;
-                }
+                1 if booted && !self.paused() => self.resume_leadership(&queue),
                 2 if booted && !self.paused() => self.maybe_promote(&queue),
                 _ => {}
+            }
+            // A recovering leader listens: its view has lost its mirror list (a restart
+            // forgets it), and peers take a leader's list as the truth. (Regression: a
+            // leader whose disk was replaced erased its mirrors from every peer's view
+            // during its grace period, and so could not tell it had led them.)
+            if matches!(self.replicas[&queue].role, Role::Recovering) {
+                continue;
             }
             let view = self.replicas[&queue].view.clone();
             for peer in &peers {
@@ -697,6 +741,60 @@ impl MirrorNode {
             self.booted = Instant::now();
         }
         self.was_paused = paused;
+    }
+
+    /// A recovering leader's grace period is over. One that remembers its leadership
+    /// resumes it. One that does not (it has led nothing yet, or its disk was replaced)
+    /// leads the queue's first epoch only if no peer knows of a leadership of this node
+    /// that may have confirmed messages (one with mirrors, or a later epoch): those
+    /// messages are not on this disk.
+    fn resume_leadership(&mut self, queue: &str) {
+        let replica = &self.replicas[queue];
+        if !replica.remembered {
+            let me = self.me;
+            let lost = self
+                .peer_views
+                .iter()
+                .filter(|((q, _), v)| q == queue && v.leader == me)
+                .map(|(_, v)| v)
+                .filter(|v| v.epoch >= replica.view.epoch && (v.epoch > 1 || !v.members.is_empty()))
+                .max_by_key(|v| v.epoch)
+                .cloned();
+            if let Some(view) = lost {
+                self.abdicate(queue, view);
+                return;
+            }
+            let epoch = replica.view.epoch;
+            if let Err(err) = self.store.set_leadership(queue, epoch, me) {
+                tracing::error!(%err, "could not persist leadership; not leading");
+                return;
+            }
+        }
+        let replica = self.replicas.get_mut(queue).expect("listed");
+        replica.remembered = true;
+        replica.role = Role::Leader;
+        tracing::info!(queue, epoch = replica.view.epoch, "resuming leadership from disk");
+    }
+
+    /// Gives up `view`, a leadership of this node that its disk does not hold: it gossips
+    /// the view marked abdicated, so that a synchronised mirror takes over at once rather
+    /// than wait for a leader that is alive but empty, and it never serves that epoch.
+    /// Nothing is persisted: a restart finds the queue unknown, and learns it again.
+    /// (Found by the `wipe` fault: the replaced leader resumed its epoch with an empty
+    /// queue and lost every confirmed message; seeds 1-3 lost 184-244.)
+    fn abdicate(&mut self, queue: &str, view: View) {
+        tracing::warn!(
+            queue,
+            epoch = view.epoch,
+            "peers name this node leader, but its disk holds no such leadership: abdicating"
+        );
+        let replica = self.replicas.get_mut(queue).expect("ensured by the caller");
+        replica.role = Role::Outsider;
+        replica.remembered = false;
+        replica.view = View {
+            abdicated: true,
+            ..view
+        };
     }
 
     fn maintain_mirrors(&mut self, queue: &str) {
@@ -757,7 +855,8 @@ impl MirrorNode {
 
     fn maybe_promote(&mut self, queue: &str) {
         let replica = &self.replicas[queue];
-        if self.alive(replica.view.leader) || replica.view.leader == self.me {
+        let abdicated = replica.view.abdicated;
+        if (self.alive(replica.view.leader) && !abdicated) || replica.view.leader == self.me {
             return;
         }
         let Role::Mirror { token, .. } = &replica.role else {
@@ -771,7 +870,10 @@ impl MirrorNode {
         if first.is_none_or(|m| m.node != self.me || m.token != *token) {
             return;
         }
+        // An abdicated leader will not serve its epoch again: no need for the others to
+        // confirm that they lost it.
         if self.settings.partition_handling == PartitionHandling::PauseMinority
+            && !abdicated
             && !self.majority_lost(queue, replica.view.leader, *token)
         {
             return;
@@ -784,6 +886,7 @@ impl MirrorNode {
             epoch: replica.view.epoch + 1,
             leader: self.me,
             members: Vec::new(),
+            abdicated: false,
         };
         // Persist, then announce: a promotion that is not on disk must never be gossiped,
         // or the old leader discards its queue for a leadership that a restart forgets.
@@ -817,6 +920,7 @@ impl MirrorNode {
         });
         let replica = self.replicas.get_mut(queue).expect("listed");
         replica.role = Role::Leader;
+        replica.remembered = true;
         replica.view = view;
     }
 }

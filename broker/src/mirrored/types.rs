@@ -134,6 +134,10 @@ pub struct View {
     pub leader: u64,
     /// The mirrors, oldest first.
     pub members: Vec<Member>,
+    /// The leader says it no longer holds this leadership's queue: its disk was replaced.
+    /// It will not lead this epoch again, so a synchronised mirror may take over at once.
+    #[serde(default)]
+    pub abdicated: bool,
 }
 
 impl View {
@@ -216,6 +220,7 @@ mod tests {
             epoch,
             leader,
             members: vec![],
+            abdicated: false,
         };
         assert!(view(2, 3).beats(&view(1, 1)));
         assert!(view(2, 1).beats(&view(2, 3)));

@@ -253,6 +253,15 @@ impl<M: Machine> Group<M> {
                 });
             }
             messages.extend(out.messages);
+            for (index, entry_term) in out.leader_commits {
+                self.inspector.raft(RaftEvent::LeaderCommitted {
+                    group: &self.name,
+                    node: self.raft.id(),
+                    term: self.raft.term(),
+                    index,
+                    entry_term,
+                });
+            }
             for entry in out.committed {
                 self.inspector.raft(RaftEvent::Committed {
                     group: &self.name,

@@ -508,6 +508,10 @@ impl Raft {
         let from = self.commit as usize;
         self.out.committed.extend_from_slice(&self.log[from..to as usize]);
         self.commit = to;
+        if self.role == Role::Leader {
+            let term = self.term_at(to).unwrap_or(0);
+            self.out.leader_commits.push((to, term));
+        }
     }
 
     fn broadcast_append(&mut self) {

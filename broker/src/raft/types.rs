@@ -134,6 +134,9 @@ pub struct Output {
     pub messages: Vec<Envelope>,
     /// 5. Then apply these newly committed entries, in order.
     pub committed: Vec<Entry>,
+    /// Where this node, as leader, moved its commit index by counting replicas: (index,
+    /// the term of the entry there). For inspection only; nothing to do.
+    pub leader_commits: Vec<(LogIndex, Term)>,
 }
 
 impl Output {
