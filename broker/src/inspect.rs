@@ -37,6 +37,8 @@ pub enum QueueEvent<'a> {
         /// Whether the node's queue log had fsynced everything it held when it confirmed;
         /// `None` for a non-durable queue, which promises nothing across a restart.
         on_disk: Option<bool>,
+        /// The leadership epoch the confirming node leads the queue in (mirrored mode).
+        epoch: Option<u64>,
     },
     /// A consumer acknowledged a delivery: the message leaves the queue for good.
     Acked {

@@ -457,6 +457,7 @@ fn handle_single(
                 node: confirms.me,
                 seq,
                 on_disk: store.on_disk(),
+                epoch: None,
             });
             Response::Confirmed { seq }
         }),
@@ -542,7 +543,7 @@ async fn handle_mirrored(node: &Mutex<MirrorNode>, connection: ConnectionId, req
     match request {
         Request::Publish { queue, body } => {
             let pending = mirrored::lock(node).publish(&queue, body);
-            let (seq, waits) = match pending {
+            let (seq, epoch, waits) = match pending {
                 Ok(pending) => pending,
                 Err(refusal) => return refused(refusal),
             };
@@ -553,11 +554,11 @@ async fn handle_mirrored(node: &Mutex<MirrorNode>, connection: ConnectionId, req
                     failed.push((member, token));
                 }
             }
-            if let Err(refusal) = mirrored::lock(node).confirm_without(&queue, &failed) {
+            if let Err(refusal) = mirrored::lock(node).confirm_without(&queue, epoch, &failed) {
                 return refused(refusal);
             }
             if failed.is_empty() {
-                mirrored::lock(node).confirmed(&queue, seq);
+                mirrored::lock(node).confirmed(&queue, seq, epoch);
                 return Response::Confirmed { seq };
             }
             // Mirrors were dropped: confirm only once a majority accepts the smaller view.
@@ -573,8 +574,9 @@ async fn handle_mirrored(node: &Mutex<MirrorNode>, connection: ConnectionId, req
                 let ok = tokio::time::timeout(mirrored::REPLICATE_TIMEOUT, answer).await;
                 accepted += usize::from(matches!(ok, Ok(Ok(true))));
             }
-            if accepted >= quorum {
-                mirrored::lock(node).confirmed(&queue, seq);
+            let still = mirrored::lock(node).leading_epoch(&queue) == Some(epoch);
+            if accepted >= quorum && still {
+                mirrored::lock(node).confirmed(&queue, seq, epoch);
                 Response::Confirmed { seq }
             } else {
                 refused(R::OutcomeUnknown(

@@ -46,7 +46,8 @@
 //! The mirrored monitor keeps each queue's confirmed messages that no consumer has
 //! acknowledged yet, and checks that a mirror promoting itself to leader holds every one:
 //! counting a mirror as synchronised promises exactly that, and a promotion is the moment
-//! a missing message becomes lost, long before a drain shows it.
+//! a missing message becomes lost, long before a drain shows it. It also checks that a
+//! leader superseded by a promotion confirms nothing the promoted copy lacks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -102,6 +103,8 @@ struct State {
     /// then not count it as live. (Seen as a false violation on 28 of 500 mirrored swarm
     /// seeds, e.g. seed 29: seq 5 acked at 1.829 s, confirmed at 1.858 s.)
     consumed_unconfirmed: BTreeMap<String, BTreeSet<u64>>,
+    /// Per queue: the latest promotion's epoch and the messages the promoted mirror held.
+    promoted: BTreeMap<String, (u64, BTreeSet<u64>)>,
     /// Per group: how many members it has (from its leaders).
     members: BTreeMap<String, usize>,
     /// Per group, per node: the term of each entry of its fsynced log.
@@ -268,7 +271,24 @@ impl Inspector for Monitors {
                 node,
                 seq,
                 on_disk,
+                epoch,
             } => {
+                // A leader superseded by a promotion confirms a message the new leader's
+                // queue may lack; if the promoted copy did not hold it, it is lost.
+                let superseded = epoch.and_then(|e| {
+                    let (latest, held) = state.promoted.get(queue)?;
+                    (*latest > e && !held.contains(&seq)).then_some((e, *latest))
+                });
+                if let Some((e, latest)) = superseded {
+                    state.mirrored = true;
+                    state.violate_in(
+                        "mirrored",
+                        node,
+                        format!(
+                            "queue {queue}: confirmed message {seq} as leader of epoch {e} after epoch {latest} began without it"
+                        ),
+                    );
+                }
                 let early = state
                     .consumed_unconfirmed
                     .get_mut(queue)
@@ -308,6 +328,10 @@ impl Inspector for Monitors {
                 // message confirmed and not yet consumed must be there, which is what
                 // counting a mirror as synchronised promises.
                 let held: BTreeSet<u64> = held.iter().copied().collect();
+                let newer = state.promoted.get(queue).is_none_or(|(e, _)| *e < epoch);
+                if newer {
+                    state.promoted.insert(queue.to_string(), (epoch, held.clone()));
+                }
                 let missing: Vec<u64> = state
                     .live
                     .get(queue)
@@ -1160,6 +1184,7 @@ mod tests {
                 node: 1,
                 seq: 4,
                 on_disk,
+                epoch: None,
             });
         };
         confirmed(Some(true));
@@ -1175,13 +1200,17 @@ mod tests {
     #[test]
     fn a_mirror_promoted_without_a_confirmed_unconsumed_message_is_caught() {
         let monitors = Monitors::default();
-        for seq in 1..=4 {
+        let confirmed = |seq, epoch| {
             monitors.queue(QueueEvent::Confirmed {
                 queue: "q",
                 node: 1,
                 seq,
                 on_disk: Some(true),
+                epoch: Some(epoch),
             });
+        };
+        for seq in 1..=4 {
+            confirmed(seq, 1);
         }
         monitors.queue(QueueEvent::Acked {
             queue: "q",
@@ -1204,12 +1233,7 @@ mod tests {
             node: 1,
             seq: 5,
         });
-        monitors.queue(QueueEvent::Confirmed {
-            queue: "q",
-            node: 1,
-            seq: 5,
-            on_disk: Some(true),
-        });
+        confirmed(5, 1);
         // Message 1 was consumed: a copy without it is complete.
         promoted(2, &[2, 3, 4]);
         assert_eq!(monitors.report().violation_count, 0);
@@ -1221,6 +1245,19 @@ mod tests {
             report.violations[0]
                 .what
                 .contains("(counted synchronised) without 1 confirmed, unconsumed message(s), seq 3..=3"),
+            "{report:?}"
+        );
+        // The leader of epoch 1, superseded, confirms late: a message the promoted copy of
+        // epoch 2 held is safe, one it lacked is lost.
+        confirmed(4, 1);
+        assert_eq!(monitors.report().violation_count, 1);
+        confirmed(6, 1);
+        let report = monitors.report();
+        assert_eq!(report.violation_count, 2, "{report:?}");
+        assert!(
+            report.violations[1]
+                .what
+                .contains("confirmed message 6 as leader of epoch 1 after epoch 2 began without it"),
             "{report:?}"
         );
     }

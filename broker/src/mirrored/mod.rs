@@ -349,8 +349,13 @@ impl MirrorNode {
         }
     }
 
-    /// Stores a publish and sends it to every mirror; returns who must confirm it.
-    pub(crate) fn publish(&mut self, queue: &str, body: Vec<u8>) -> Result<(u64, Confirmations), Refusal> {
+    /// Stores a publish and sends it to every mirror; returns its seq, the epoch it was
+    /// stored in and who must confirm it.
+    pub(crate) fn publish(
+        &mut self,
+        queue: &str,
+        body: Vec<u8>,
+    ) -> Result<(u64, u64, Confirmations), Refusal> {
         self.serving(queue)?;
         let seq = self.store.publish(queue, body.clone()).map_err(Refusal::Queue)?;
         let view = self.replicas[queue].view.clone();
@@ -370,11 +375,32 @@ impl MirrorNode {
             self.send(member.node, message, Some(tx));
             waits.push((member.node, member.token, rx));
         }
-        Ok((seq, waits))
+        Ok((seq, view.epoch, waits))
     }
 
-    /// Drops mirrors that failed to confirm; refuses if dropping them is not allowed.
-    pub(crate) fn confirm_without(&mut self, queue: &str, failed: &[(u64, u64)]) -> Result<(), Refusal> {
+    /// The epoch this node leads `queue` in, if it leads it.
+    pub(crate) fn leading_epoch(&self, queue: &str) -> Option<u64> {
+        let replica = self.replicas.get(queue)?;
+        matches!(replica.role, Role::Leader).then_some(replica.view.epoch)
+    }
+
+    /// Drops mirrors that failed to confirm; refuses if dropping them is not allowed, or if
+    /// this node no longer leads `queue` in `epoch`, the epoch it stored the publish in: a
+    /// leader superseded while it waited has discarded its queue, publish included.
+    /// (Regression: a leader resumed from a process pause took publishes in its old epoch,
+    /// learnt of the newer one while waiting for a mirror, and confirmed them against its
+    /// adopted view; swarm seed 485 of mirrored lost 2.)
+    pub(crate) fn confirm_without(
+        &mut self,
+        queue: &str,
+        epoch: u64,
+        failed: &[(u64, u64)],
+    ) -> Result<(), Refusal> {
+        if self.leading_epoch(queue) != Some(epoch) {
+            return Err(Refusal::OutcomeUnknown(
+                "superseded by a newer leadership while waiting for mirrors".into(),
+            ));
+        }
         if failed.is_empty() {
             return Ok(());
         }
@@ -470,13 +496,15 @@ impl MirrorNode {
         Ok(())
     }
 
-    /// The publish of `seq` is confirmed to its client: every counted mirror accepted it.
-    pub(crate) fn confirmed(&self, queue: &str, seq: u64) {
+    /// The publish of `seq`, stored as leader of `epoch`, is confirmed to its client: every
+    /// counted mirror accepted it.
+    pub(crate) fn confirmed(&self, queue: &str, seq: u64, epoch: u64) {
         self.inspector.queue(QueueEvent::Confirmed {
             queue,
             node: self.me,
             seq,
             on_disk: self.store.on_disk(),
+            epoch: Some(epoch),
         });
     }
 
