@@ -215,6 +215,28 @@ impl Client {
         }
     }
 
+    /// Writes a kafka-mode request the broker does not answer (a produce with acks=0): the
+    /// request is on its way once written, and nothing about its fate comes back.
+    pub async fn kafka_unanswered(&mut self, request: crate::kafka::KafkaRequest) -> Result<(), ClientError> {
+        if self.broken {
+            return Err(ClientError::Disconnected("connection already broken".into()));
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let frame = RequestFrame {
+            id,
+            request: Request::Kafka { request },
+        };
+        let write = write_frame(&mut self.stream, &frame, self.frame_bytes_max);
+        let written = match tokio::time::timeout(self.request_timeout, write).await {
+            Err(_) => Err(ClientError::Timeout(self.request_timeout)),
+            Ok(Err(err)) => Err(ClientError::Disconnected(err.to_string())),
+            Ok(Ok(())) => Ok(()),
+        };
+        self.broken |= written.is_err();
+        written
+    }
+
     /// Sends any request and returns the broker's response, refusals included (for proxies).
     pub async fn forward(&mut self, request: Request) -> Result<Response, ClientError> {
         match self.call(request).await {

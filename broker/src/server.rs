@@ -12,7 +12,7 @@ use crate::codec::{read_frame, write_frame, CodecError};
 use crate::config::{BrokerConfig, Limits, Mode};
 use crate::disk::{FailStopDisk, Halt};
 use crate::inspect::{Inspector, QueueEvent};
-use crate::kafka::KafkaNode;
+use crate::kafka::{Acks, KafkaNode, KafkaRequest};
 use crate::mirrored::{self, MirrorNode};
 use crate::net::{BoxStream, Listener};
 use crate::protocol::{ErrorCode, Request, RequestFrame, Response, ResponseFrame, UNKNOWN_REQUEST_ID};
@@ -299,9 +299,25 @@ where
             Ok(None) => return consumed,
             Ok(Some(frame)) => {
                 consumed |= matches!(frame.request, Request::Get { .. });
+                // Kafka's acks=0: the broker answers nothing, not even a refusal.
+                let unanswered = matches!(
+                    &frame.request,
+                    Request::Kafka {
+                        request: KafkaRequest::Produce { acks: Acks::Zero, .. }
+                    }
+                );
+                let response = service.handle(connection, &mut upstreams, frame.request).await;
+                if unanswered {
+                    // A refused one closes the connection, as a Kafka broker does: that is
+                    // the only way an acks=0 producer learns to look for the leader again.
+                    if matches!(response, Response::Error { .. }) {
+                        return consumed;
+                    }
+                    continue;
+                }
                 ResponseFrame {
                     id: frame.id,
-                    response: service.handle(connection, &mut upstreams, frame.request).await,
+                    response,
                 }
             }
             Err(CodecError::Io(_) | CodecError::Truncated { .. }) => return consumed,

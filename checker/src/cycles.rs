@@ -230,7 +230,9 @@ fn by_invocation(model: &LogModel) -> Vec<usize> {
 
 /// The invocations and `ok` completions in history order, as (is an invocation, op).
 /// Only an `ok` completion dates the operation: an `info` one may take effect after it was
-/// recorded, so nothing is known to follow it in real time.
+/// recorded, so nothing is known to follow it in real time. Nor does an `ok` one with a
+/// send whose offset it does not give: a producer that does not wait for the log (Kafka's
+/// acks=0) completes once the request is written, before the record is appended.
 fn realtime_events(model: &LogModel, by_invoke: &[usize]) -> Vec<(bool, u32)> {
     // Completions are already in order (the ops are); invocations are `by_invoke`: merge.
     let mut events: Vec<(bool, u32)> = Vec::with_capacity(model.ops.len() * 2);
@@ -242,7 +244,8 @@ fn realtime_events(model: &LogModel, by_invoke: &[usize]) -> Vec<(bool, u32)> {
             (Some(a), Some(b)) if a < b => invoked(&mut events, *inv.next().expect("peeked"), model),
             (_, Some(_)) => {
                 let i = done.next().expect("peeked");
-                if model.ops[i].kind == OpType::Ok {
+                let op = &model.ops[i];
+                if op.kind == OpType::Ok && op.sends.iter().all(|send| send.offset.is_some()) {
                     events.push((false, i as u32));
                 }
             }

@@ -29,8 +29,8 @@ pub type Key = String;
 pub struct Seen {
     /// Partition key.
     pub key: Key,
-    /// Offset in the partition.
-    pub offset: u64,
+    /// Offset in the partition; `None` for a send acknowledged without one (acks=0).
+    pub offset: Option<u64>,
     /// The value (canonical JSON text).
     pub value: String,
     /// Index of the op that observed it.
@@ -324,7 +324,7 @@ fn basic_log_analysis(model: &LogModel) -> LogReport {
     }
     let seen = |(k, o, v, op): &Obs| Seen {
         key: model.key_name(*k).to_string(),
-        offset: *o,
+        offset: (*o != u64::MAX).then_some(*o),
         value: model.value_text(*v).to_string(),
         op: *op,
     };
@@ -576,7 +576,7 @@ mod tests {
         ]);
         let r = log_analysis(&h);
         assert_eq!(r.dirty_read_count, 1, "{r:?}");
-        assert_eq!(r.dirty_reads[0].offset, 1);
+        assert_eq!(r.dirty_reads[0].offset, Some(1));
         assert_eq!(r.lost_count, 0, "the send was never acknowledged");
     }
 

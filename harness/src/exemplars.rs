@@ -59,10 +59,8 @@ fn queue_lines(queue: &TotalQueueReport, lines: &mut Vec<String>) {
 
 fn log_lines(log: &LogReport, lines: &mut Vec<String>) {
     let seen = |s: &checker::Seen| {
-        format!(
-            "key {} offset {} value {} (op {})",
-            s.key, s.offset, s.value, s.op
-        )
+        let offset = s.offset.map_or("unknown".to_string(), |o| o.to_string());
+        format!("key {} offset {offset} value {} (op {})", s.key, s.value, s.op)
     };
     line("lost", log.lost_count, log.lost.iter().map(seen), lines);
     line(

@@ -217,7 +217,7 @@ pub fn recipes() -> Vec<Recipe> {
         Recipe {
             name: "kafka-acks-0",
             knob: "--acks 0",
-            story: "Kafka with acks=0: fire and forget",
+            story: "Kafka with acks=0: fire and forget; the producer never learns whether, or where, a record landed",
             expect: Expect::Lost,
             base: |seed| clustered(Mode::Kafka, seed, KILL_PARTITION, FaultTarget::One),
             unsafe_knob: |s| s.acks = Acks::Zero,

@@ -68,8 +68,10 @@ pub struct Records {
 /// A partitioned log (Kafka's family): send to a key, read a key from an offset, and keep
 /// a consumer group's committed positions.
 pub trait LogApi {
-    /// Sends `value` to `key` with the given acknowledgement level; the record's offset.
-    fn send<'a>(&'a mut self, key: u32, value: Vec<u8>, acks: Acks) -> ApiFuture<'a, u64>;
+    /// Sends `value` to `key` with the given acknowledgement level; the record's offset, or
+    /// `None` where the system answers nothing (acks=0: the send is complete once written,
+    /// and the producer never learns an offset).
+    fn send<'a>(&'a mut self, key: u32, value: Vec<u8>, acks: Acks) -> ApiFuture<'a, Option<u64>>;
     /// Reads up to `max` records of `key` from `offset`, without waiting for more.
     fn poll<'a>(&'a mut self, key: u32, offset: u64, max: u32) -> ApiFuture<'a, Records>;
     /// The position `group` committed for `key`, if any.

@@ -312,8 +312,13 @@ impl LogClient {
             };
             let key = key as u32;
             let err = match self.api.send(key, v.to_string().into_bytes(), self.acks).await {
-                Ok(offset) => {
+                Ok(Some(offset)) => {
                     done.push(json!(["send", key, [offset, v]]));
+                    continue;
+                }
+                // acks=0: complete once written, the value known and the offset not.
+                Ok(None) => {
+                    done.push(json!(["send", key, v]));
                     continue;
                 }
                 Err(err) => err,

@@ -356,7 +356,7 @@ fn publish_error(err: async_nats::jetstream::context::PublishError, sent: bool) 
 }
 
 impl LogApi for NatsLog {
-    fn send<'a>(&'a mut self, key: u32, value: Vec<u8>, _acks: Acks) -> ApiFuture<'a, u64> {
+    fn send<'a>(&'a mut self, key: u32, value: Vec<u8>, _acks: Acks) -> ApiFuture<'a, Option<u64>> {
         Box::pin(async move {
             let js = self.context().await?;
             let ack = match js.publish(subject(key), value.into()).await {
@@ -364,7 +364,7 @@ impl LogApi for NatsLog {
                 Err(err) => return Err(self.move_on(publish_error(err, false))),
             };
             match ack.await {
-                Ok(ack) if ack.sequence > 0 => Ok(ack.sequence - 1),
+                Ok(ack) if ack.sequence > 0 => Ok(Some(ack.sequence - 1)),
                 Ok(ack) => Err(ApiError::Indefinite(format!(
                     "acknowledged with sequence {}",
                     ack.sequence

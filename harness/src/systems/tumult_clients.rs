@@ -190,6 +190,51 @@ impl TumultLog {
     }
 
     async fn call(&mut self, key: u32, request: KafkaRequest) -> Result<KafkaResponse, ApiError> {
+        self.connect_for(key).await?;
+        let (_, client) = self.connection.as_mut().expect("connected above");
+        let result = client.kafka(request).await;
+        self.redirected(key, result)
+    }
+
+    /// A call's result, after moving on from the node if it failed.
+    fn redirected<T>(&mut self, key: u32, result: Result<T, ClientError>) -> Result<T, ApiError> {
+        result.map_err(|err| {
+            self.redirect(key, &err);
+            api_error(&err)
+        })
+    }
+
+    /// Writes a request the broker does not answer (acks=0) to `key`'s leader as this
+    /// client knows it. Nothing comes back, not even "not the leader": a send to a node
+    /// that no longer leads is dropped there, as Kafka's acks=0 producer's is.
+    async fn write_only(&mut self, key: u32, request: KafkaRequest) -> Result<(), ApiError> {
+        // A Kafka producer sends only to the leader its metadata names. With no leader known
+        // for this key, ask first (an empty poll, which only the leader serves); a send
+        // written to a guess would be dropped unanswered. Nothing was sent if this fails.
+        if !self.leaders.contains_key(&key) {
+            let probe = KafkaRequest::Poll {
+                partition: key,
+                offset: 0,
+                max: 0,
+                wait_ms: 0,
+            };
+            if let Err(err) = self.call(key, probe).await {
+                return Err(ApiError::Definite(format!(
+                    "no leader known for key {key} before an acks=0 send: {err}"
+                )));
+            }
+            if let Some((addr, _)) = &self.connection {
+                self.leaders.insert(key, addr.clone());
+            }
+        }
+        self.connect_for(key).await?;
+        let (_, client) = self.connection.as_mut().expect("connected above");
+        let result = client.kafka_unanswered(request).await;
+        self.redirected(key, result)
+    }
+
+    /// Opens a connection to `key`'s leader unless one is open.
+    async fn connect_for(&mut self, key: u32) -> Result<(), ApiError> {
         let addr = self.addr_for(key);
         if self
             .connection
@@ -206,12 +251,7 @@ impl TumultLog {
                 }
             }
         }
-        let (_, client) = self.connection.as_mut().expect("connected above");
-        let result = client.kafka(request).await;
-        result.map_err(|err| {
-            self.redirect(key, &err);
-            api_error(&err)
-        })
+        Ok(())
     }
 
     /// Follows a not-leader hint, or moves on to the next node for this key.
@@ -233,15 +273,19 @@ impl TumultLog {
 }
 
 impl LogApi for TumultLog {
-    fn send<'a>(&'a mut self, key: u32, value: Vec<u8>, acks: Acks) -> ApiFuture<'a, u64> {
+    fn send<'a>(&'a mut self, key: u32, value: Vec<u8>, acks: Acks) -> ApiFuture<'a, Option<u64>> {
         Box::pin(async move {
             let request = KafkaRequest::Produce {
                 partition: key,
                 value,
                 acks,
             };
+            if acks == Acks::Zero {
+                self.write_only(key, request).await?;
+                return Ok(None);
+            }
             match self.call(key, request).await? {
-                KafkaResponse::Produced { offset } => Ok(offset),
+                KafkaResponse::Produced { offset } => Ok(Some(offset)),
                 other => Err(unexpected(other)),
             }
         })
