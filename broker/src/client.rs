@@ -196,7 +196,7 @@ impl Client {
     pub async fn mirror(
         &mut self,
         from: u64,
-        messages: Vec<crate::mirrored::MirrorMessage>,
+        messages: Vec<serde_json::Value>,
     ) -> Result<Vec<bool>, ClientError> {
         match self.call(Request::Mirror { from, messages }).await? {
             Response::Mirror { accepted } => Ok(accepted),

@@ -8,7 +8,6 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::kafka::KafkaSettings;
-use crate::mirrored::MirrorSettings;
 
 use crate::codec::FRAME_BYTES_MAX_DEFAULT;
 
@@ -234,4 +233,132 @@ pub fn parse_peers(text: &str) -> Result<BTreeMap<u64, String>, String> {
         }
     }
     Ok(peers)
+}
+
+// ----- mirrored mode's knobs -----
+
+/// How a new or rejoining mirror gets the messages already in the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    /// It does not (RabbitMQ's default): it receives only new messages, and counts as
+    /// synchronised only once every older message has been consumed.
+    Manual,
+    /// The leader sends it the whole queue when it joins.
+    Automatic,
+}
+
+/// What a node does when it cannot see a majority of the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartitionHandling {
+    /// Keep serving on both sides (unsafe: two leaders; the side that loses on heal
+    /// discards what it confirmed).
+    Ignore,
+    /// Nodes in a minority stop serving until they see a majority again (safe).
+    PauseMinority,
+    /// Keep serving on both sides, and on heal restart the losing side automatically
+    /// (unsafe in the same way as ignore; here both heal automatically).
+    Autoheal,
+}
+
+/// The mirrored-mode knobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirrorSettings {
+    /// Mirrors besides the leader; `None` mirrors to every node.
+    pub mirrors: Option<usize>,
+    /// How joining mirrors are filled.
+    pub sync: SyncMode,
+    /// Whether a mirror that lacks messages may be promoted (unsafe).
+    pub promote_unsynced: bool,
+    /// Behaviour without a majority.
+    pub partition_handling: PartitionHandling,
+}
+
+impl Default for MirrorSettings {
+    fn default() -> Self {
+        Self {
+            mirrors: None,
+            sync: SyncMode::Manual,
+            promote_unsynced: false,
+            partition_handling: PartitionHandling::PauseMinority,
+        }
+    }
+}
+
+macro_rules! named {
+    ($ty:ty, $what:literal, $($variant:path => $name:literal),+) => {
+        impl $ty {
+            /// The name used on command lines.
+            pub fn as_str(self) -> &'static str {
+                match self { $($variant => $name),+ }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($name => Ok($variant),)+
+                    other => Err(format!(concat!("unknown ", $what, " '{}' (expected ", $($name, " "),+, ")"), other)),
+                }
+            }
+        }
+    };
+}
+
+named!(SyncMode, "sync mode", SyncMode::Manual => "manual", SyncMode::Automatic => "automatic");
+named!(PartitionHandling, "partition handling",
+    PartitionHandling::Ignore => "ignore",
+    PartitionHandling::PauseMinority => "pause-minority",
+    PartitionHandling::Autoheal => "autoheal");
+
+/// `--mirrors`: `all`, or a count of mirrors besides the leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MirrorCount(pub Option<usize>);
+
+impl FromStr for MirrorCount {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "all" => Ok(MirrorCount(None)),
+            n => n
+                .parse()
+                .map(|n| MirrorCount(Some(n)))
+                .map_err(|_| format!("--mirrors takes 'all' or a number, not '{n}'")),
+        }
+    }
+}
+
+impl fmt::Display for MirrorCount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            None => f.write_str("all"),
+            Some(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirrored_knobs_parse_and_print_back() {
+        assert_eq!(
+            "pause-minority".parse::<PartitionHandling>(),
+            Ok(PartitionHandling::PauseMinority)
+        );
+        assert_eq!(PartitionHandling::Autoheal.to_string(), "autoheal");
+        assert!("sometimes".parse::<SyncMode>().unwrap_err().contains("manual"));
+        assert_eq!("all".parse(), Ok(MirrorCount(None)));
+        assert_eq!("1".parse(), Ok(MirrorCount(Some(1))));
+        assert_eq!(MirrorCount(Some(2)).to_string(), "2");
+        assert!("x".parse::<MirrorCount>().is_err());
+    }
 }

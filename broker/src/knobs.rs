@@ -2,8 +2,8 @@
 //! both speak the same words with the same help.
 
 use crate::config::FsyncPolicy;
+use crate::config::{MirrorCount, MirrorSettings, PartitionHandling, SyncMode};
 use crate::kafka::{KafkaSettings, TruncateTo};
-use crate::mirrored::{MirrorCount, MirrorSettings, PartitionHandling, SyncMode};
 
 /// Durability, mirrored-mode and kafka-mode knobs.
 #[derive(Debug, Clone, clap::Args)]

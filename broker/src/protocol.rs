@@ -7,7 +7,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::kafka::{KafkaRequest, KafkaResponse};
-use crate::mirrored::MirrorMessage;
 use crate::raft;
 
 /// Who leads what, as one node knows it: (this node, the peers' addresses, each name with
@@ -80,12 +79,14 @@ pub enum Request {
         /// The request.
         request: KafkaRequest,
     },
-    /// Mirrored-mode messages from peer `from`, answered with [`Response::Mirror`].
+    /// Mirrored-mode messages from peer `from`, answered with [`Response::Mirror`]. The
+    /// protocol carries them as they are: mirrored mode encodes and reads its own messages,
+    /// so the wire format knows nothing of any one mode's peer traffic.
     Mirror {
         /// The sending node.
         from: u64,
         /// The messages, in order.
-        messages: Vec<MirrorMessage>,
+        messages: Vec<serde_json::Value>,
     },
 }
 

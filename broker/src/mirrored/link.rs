@@ -41,8 +41,12 @@ pub(super) fn spawn(
             if connection.is_none() {
                 connection = Client::connect(network.as_ref(), &addr, PEER_TIMEOUT).await.ok();
             }
-            let (messages, replies): (Vec<_>, Vec<_>) =
-                batch.into_iter().map(|i| (i.message, i.reply)).unzip();
+            // A message that does not encode (it always does) goes as null, which the peer
+            // refuses: its waiter hears a refusal rather than nothing.
+            let (messages, replies): (Vec<_>, Vec<_>) = batch
+                .into_iter()
+                .map(|i| (serde_json::to_value(&i.message).unwrap_or_default(), i.reply))
+                .unzip();
             let answers = match connection.as_mut() {
                 Some(client) => client.mirror(me, messages).await.ok(),
                 None => None,

@@ -26,9 +26,8 @@ use crate::inspect::{Inspector, QueueEvent};
 use crate::queue::{ConnectionId, QueueError, QueueStore};
 use crate::seams::Seams;
 
-pub use types::{
-    Member, MirrorCount, MirrorMessage, MirrorOp, MirrorSettings, PartitionHandling, SyncMode, View,
-};
+pub use crate::config::{MirrorCount, MirrorSettings, PartitionHandling, SyncMode};
+pub use types::{Member, MirrorMessage, MirrorOp, View};
 
 /// A peer not heard from for this long counts as down.
 const LIVENESS_TIMEOUT: Duration = Duration::from_millis(600);
@@ -535,12 +534,23 @@ impl MirrorNode {
     }
 
     /// Handles messages from peer `from`; one answer each.
-    pub(crate) fn receive(&mut self, from: u64, messages: Vec<MirrorMessage>) -> Vec<bool> {
+    /// Takes in peer `from`'s messages as the protocol carried them; one answer each. A
+    /// message that does not read as a [`MirrorMessage`] is refused.
+    pub(crate) fn receive(&mut self, from: u64, messages: Vec<serde_json::Value>) -> Vec<bool> {
         if !self.addrs.contains_key(&from) {
             return vec![false; messages.len()];
         }
         self.last_heard.insert(from, Instant::now());
-        messages.into_iter().map(|m| self.receive_one(from, m)).collect()
+        messages
+            .into_iter()
+            .map(|m| match serde_json::from_value::<MirrorMessage>(m) {
+                Ok(message) => self.receive_one(from, message),
+                Err(err) => {
+                    tracing::warn!(from, %err, "unreadable mirrored message refused");
+                    false
+                }
+            })
+            .collect()
     }
 
     /// Records that `peer` answered.

@@ -261,7 +261,11 @@ fn a_replaced_disk_loses_nothing_where_another_full_copy_exists() {
         nemesis_interval_s: 5.0,
         workload: if mode == Mode::Kafka { "log" } else { "queue" }.to_string(),
         mirrored: broker::mirrored::MirrorSettings {
-            sync: broker::mirrored::SyncMode::Automatic,
+            sync: if mode == Mode::Mirrored {
+                broker::mirrored::SyncMode::Automatic
+            } else {
+                broker::mirrored::SyncMode::Manual
+            },
             ..broker::mirrored::MirrorSettings::default()
         },
         ..TestSpec::new(seed)
