@@ -734,11 +734,12 @@ mod tests {
             &mut sends,
         )
         .unwrap();
-        let named: Vec<(u32, &str, &str)> = sends
+        let named: Vec<(u32, &str, String)> = sends
             .iter()
-            .map(|(at, k, v)| (*at, model.key_name(*k), model.value_text(*v)))
+            .map(|(at, k, v)| (*at, model.key_name(*k), model.value_text(*v).into_owned()))
             .collect();
-        assert_eq!(named, vec![(0, "x", "1"), (2, "7", r#""a\"b""#)]);
+        let text = |t: &str| t.to_string();
+        assert_eq!(named, vec![(0, "x", text("1")), (2, "7", text(r#""a\"b""#))]);
         let mut done = Completed::default();
         completion(
             br#"[["send","x",[4,1]],["poll",{"x":[[0,1],[1,-2],["z",3],[2]],"y":5}],["send","y",2]]"#,
@@ -747,17 +748,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(done.offsets.to_vec(), vec![(0, 4)]);
-        let reads: Vec<(&str, Vec<(u64, &str)>)> = done
+        let reads: Vec<(&str, Vec<(u64, String)>)> = done
             .in_arena
             .iter()
             .map(|(k, start, len)| {
                 let records = model.records[*start..*start + *len as usize]
                     .iter()
-                    .map(|(o, v)| (*o, model.value_text(*v)))
+                    .map(|(o, v)| (*o, model.value_text(*v).into_owned()))
                     .collect();
                 (model.key_name(*k), records)
             })
             .collect();
-        assert_eq!(reads, vec![("x", vec![(0, "1"), (1, "-2")]), ("y", vec![])]);
+        assert_eq!(
+            reads,
+            vec![("x", vec![(0, text("1")), (1, text("-2"))]), ("y", vec![])]
+        );
     }
 }

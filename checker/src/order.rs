@@ -80,7 +80,7 @@ fn pair_case(
     (p1, v1): (u32, ValueId),
     (p2, v2): (u32, ValueId),
 ) -> Value {
-    let skipped: Vec<&str> = if p2 > p1 + 1 {
+    let skipped: Vec<std::borrow::Cow<'_, str>> = if p2 > p1 + 1 {
         model.versions[key as usize][(p1 + 1) as usize..p2 as usize]
             .iter()
             .take(SKIPPED_MAX)
