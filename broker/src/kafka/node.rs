@@ -113,9 +113,10 @@ impl Replica {
         let hw = self.log.hw();
         if let Some(leading) = self.leading.as_ref() {
             // Every change is reported, a step back included: the monitor checks that a
-            // leader's high watermark never goes back, and follows who is in sync.
-            let counted = leading.counted();
-            if hw != self.reported_hw || counted != self.reported_isr {
+            // leader's high watermark never goes back, and follows who is in sync. (Compared
+            // in place: this runs at every fetch and produce.)
+            if hw != self.reported_hw || !leading.counts_exactly(&self.reported_isr) {
+                let counted = leading.counted();
                 self.reported_hw = hw;
                 self.inspector.kafka(KafkaEvent::Committed {
                     partition: self.partition,
@@ -832,7 +833,8 @@ impl KafkaNode {
         let Some(leading) = replica.leading.as_mut() else {
             return;
         };
-        if leading.version() != state.version || leading.isr() != &state.isr {
+        // Every change of the ISR bumps the partition's version.
+        if leading.version() != state.version {
             leading.set_isr(state.isr.clone(), state.version, &mut replica.log);
         }
         let proposal = leading

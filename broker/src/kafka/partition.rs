@@ -231,12 +231,22 @@ impl LeaderState {
         self.update_hw(log);
     }
 
+    /// Whether the replicas counted for the high watermark are exactly `replicas`.
+    pub fn counts_exactly(&self, replicas: &Isr) -> bool {
+        self.isr.union(&self.pending).eq(replicas.iter())
+    }
+
     /// The ISR with every pending follower, as a proposal.
     fn expansion(&self) -> IsrProposal {
         IsrProposal {
-            isr: self.isr.union(&self.pending).copied().collect(),
+            isr: self.counted(),
             version: self.version,
         }
+    }
+
+    /// Whether a pending expansion was last proposed long enough ago to propose it again.
+    fn repropose_due(&self, now_ms: u64) -> bool {
+        now_ms.saturating_sub(self.proposed_at) >= REPROPOSE_MS
     }
 
     /// The expansion to propose again while one is pending: a proposal can be lost on the
@@ -244,8 +254,7 @@ impl LeaderState {
     /// hold the high watermark back for good. At most every `REPROPOSE_MS`: each proposal
     /// is a connection to the controller, and a paused controller accepts none of them.
     pub fn pending_expansion(&mut self, now_ms: u64) -> Option<IsrProposal> {
-        let due = now_ms.saturating_sub(self.proposed_at) >= REPROPOSE_MS;
-        (!self.pending.is_empty() && due).then(|| {
+        (!self.pending.is_empty() && self.repropose_due(now_ms)).then(|| {
             self.proposed_at = now_ms;
             self.expansion()
         })
@@ -268,11 +277,10 @@ impl LeaderState {
         self.update_hw(log);
         let caught_up = !self.isr.contains(&follower) && fetch_offset >= log.hw();
         let new = caught_up && self.pending.insert(follower);
-        let expand =
-            (new || (caught_up && now_ms.saturating_sub(self.proposed_at) >= REPROPOSE_MS)).then(|| {
-                self.proposed_at = now_ms;
-                self.expansion()
-            });
+        let expand = (new || (caught_up && self.repropose_due(now_ms))).then(|| {
+            self.proposed_at = now_ms;
+            self.expansion()
+        });
         let reply = FetchReply {
             records: log.read(fetch_offset, log.leo(), max),
             hw: log.hw(),

@@ -675,9 +675,7 @@ impl MirrorNode {
                 );
             }
             self.replicas.get_mut(queue).expect("ensured").view.abdicated = true;
-        } else if view == mine
-            || (view.epoch == mine.epoch && view.leader == mine.leader && from == view.leader)
-        {
+        } else if view == mine || (same_leadership && from == view.leader) {
             // The leader is the authority on its own mirror list.
             self.replicas.get_mut(queue).expect("ensured").view.members = view.members;
         }

@@ -253,11 +253,11 @@ impl<M: Machine> Group<M> {
                 });
             }
             messages.extend(out.messages);
-            for (index, entry_term) in out.leader_commits {
+            for (index, term, entry_term) in out.leader_commits {
                 self.inspector.raft(RaftEvent::LeaderCommitted {
                     group: &self.name,
                     node: self.raft.id(),
-                    term: self.raft.term(),
+                    term,
                     index,
                     entry_term,
                 });

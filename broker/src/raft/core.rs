@@ -509,8 +509,8 @@ impl Raft {
         self.out.committed.extend_from_slice(&self.log[from..to as usize]);
         self.commit = to;
         if self.role == Role::Leader {
-            let term = self.term_at(to).unwrap_or(0);
-            self.out.leader_commits.push((to, term));
+            let entry_term = self.term_at(to).unwrap_or(0);
+            self.out.leader_commits.push((to, self.hard.term, entry_term));
         }
     }
 

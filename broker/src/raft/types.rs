@@ -135,8 +135,10 @@ pub struct Output {
     /// 5. Then apply these newly committed entries, in order.
     pub committed: Vec<Entry>,
     /// Where this node, as leader, moved its commit index by counting replicas: (index,
-    /// the term of the entry there). For inspection only; nothing to do.
-    pub leader_commits: Vec<(LogIndex, Term)>,
+    /// the leader's term then, the term of the entry there). For inspection only; nothing
+    /// to do. (The term is taken at the commit: a batch of messages stepped before the
+    /// output is taken can move the node to a later term.)
+    pub leader_commits: Vec<(LogIndex, Term, Term)>,
 }
 
 impl Output {
