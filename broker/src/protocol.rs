@@ -157,6 +157,26 @@ pub enum Response {
     },
 }
 
+impl Response {
+    /// A refusal that names no leader.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Response::Error {
+            code,
+            message: message.into(),
+            leader: None,
+        }
+    }
+
+    /// A not-leader refusal, with the leader's address where it is known.
+    pub fn not_leader(message: impl Into<String>, leader: Option<String>) -> Self {
+        Response::Error {
+            code: ErrorCode::NotLeader,
+            message: message.into(),
+            leader,
+        }
+    }
+}
+
 /// Why the broker refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

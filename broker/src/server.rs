@@ -17,7 +17,7 @@ use crate::mirrored::{self, MirrorNode};
 use crate::net::{BoxStream, Listener};
 use crate::protocol::{ErrorCode, Request, RequestFrame, Response, ResponseFrame, UNKNOWN_REQUEST_ID};
 use crate::queue::{ConnectionId, QueueStore};
-use crate::quorum::{self, Applied, Command, QueueMachine, QuorumNode, Refusal};
+use crate::quorum::{self, Command, HostedCommand};
 use crate::raft::NodeId;
 use crate::seams::{Seams, Spawner};
 use crate::storage::{QueueLog, StorageError};
@@ -62,7 +62,7 @@ enum Service {
     Mirrored(Arc<Mutex<MirrorNode>>),
     Kafka(Arc<KafkaNode>),
     Quorum {
-        node: Arc<Mutex<QuorumNode<QueueMachine>>>,
+        node: quorum::Node,
         /// Distinguishes this boot's connections from an earlier boot's in consumer ids.
         incarnation: u64,
     },
@@ -97,7 +97,13 @@ impl Broker {
                 )),
                 self.confirms(),
             ),
-            Mode::Quorum => self.start_quorum(incarnation)?,
+            Mode::Quorum => Service::Quorum {
+                node: quorum::start(&self.config, &mut self.seams).map_err(|err| match err {
+                    quorum::StartError::Config(why) => BrokerError::Config(why),
+                    quorum::StartError::Storage(err) => BrokerError::Recovery(err),
+                })?,
+                incarnation,
+            },
             Mode::Mirrored => self.start_mirrored()?,
             Mode::Kafka => Service::Kafka(KafkaNode::start(&self.config, &mut self.seams)?),
         };
@@ -159,36 +165,6 @@ impl Broker {
         )
         .map_err(|e| BrokerError::Config(format!("recovering mirrored queues: {e}")))?;
         Ok(Service::Mirrored(node))
-    }
-
-    fn start_quorum(&mut self, incarnation: u64) -> Result<Service, BrokerError> {
-        if self.config.peers.contains_key(&self.config.id) {
-            return Err(BrokerError::Config(format!(
-                "node {} lists itself as a peer",
-                self.config.id
-            )));
-        }
-        let seed = self.seams.entropy.next_u64();
-        let messages_max = self.config.limits.queue_messages_max;
-        let make_machine = Box::new(move |_: &str| QueueMachine::new(messages_max));
-        let (node, queues) = QuorumNode::open(
-            self.config.clone(),
-            Arc::clone(&self.seams.disk),
-            Arc::clone(&self.seams.inspector),
-            seed,
-            make_machine,
-        )?;
-        let node = Arc::new(Mutex::new(node));
-        quorum::spawn_peer_senders(
-            &node,
-            queues,
-            self.config.id,
-            &self.seams.network,
-            &self.seams.spawner,
-        );
-        let tick = Duration::from_millis(self.config.tick_ms.max(1));
-        quorum::spawn_ticker(&node, tick, &self.seams.spawner);
-        Ok(Service::Quorum { node, incarnation })
     }
 
     /// Starts and serves until the listener fails.
@@ -268,11 +244,7 @@ fn error_frame(id: u64, code: ErrorCode, message: String) -> ResponseFrame {
 }
 
 fn error(code: ErrorCode, message: String) -> Response {
-    Response::Error {
-        code,
-        message,
-        leader: None,
-    }
+    Response::error(code, message)
 }
 
 /// Serves requests until the peer leaves or breaks the framing; returns whether the
@@ -377,7 +349,7 @@ impl Service {
                     .await
             }
             Service::Quorum { node, incarnation } => {
-                handle_quorum(node, incarnation.wrapping_add(connection), request).await
+                quorum::handle(node, incarnation.wrapping_add(connection), request).await
             }
         }
     }
@@ -411,9 +383,21 @@ impl Service {
                 let node = lock(node);
                 let leaders = names
                     .into_iter()
-                    .map(|n| {
-                        let l = node.leader_id(&n);
-                        (n, l)
+                    .filter_map(|n| {
+                        // A partition's number names its group, as it names a partition in
+                        // kafka mode; any other name is a queue's. A partition this node
+                        // holds no replica of is left out: it cannot know the leader.
+                        match n.parse().ok().map(quorum::stream::partition_group) {
+                            Some(group) if node.hosts(&group) => {
+                                let l = node.leader_id(&group).or_else(|| node.leader_id(&n));
+                                Some((n, l))
+                            }
+                            Some(_) => None,
+                            None => {
+                                let l = node.leader_id(&n);
+                                Some((n, l))
+                            }
+                        }
                     })
                     .collect();
                 (
@@ -441,10 +425,10 @@ impl Service {
             Service::Quorum { node, incarnation } if consumed => {
                 let consumer = incarnation.wrapping_add(connection);
                 let queues: Vec<String> = lock(node).queue_names();
-                for queue in queues {
+                for queue in queues.iter().filter(|q| !quorum::stream::is_log_group(q)) {
                     // Best effort: if this node no longer leads, the next leader returns
                     // every checkout when it takes over.
-                    let _ = lock(node).propose(&queue, &Command::Return { consumer });
+                    let _ = lock(node).propose(queue, &HostedCommand::Queue(Command::Return { consumer }));
                 }
             }
             Service::Quorum { .. } => {}
@@ -494,54 +478,6 @@ fn handle_single(
         tracing::warn!(connection, %err, "request refused");
         error(err.code(), err.to_string())
     })
-}
-
-async fn handle_quorum(node: &Mutex<QuorumNode<QueueMachine>>, consumer: u64, request: Request) -> Response {
-    let (queue, command) = match request {
-        Request::Publish { queue, body } => (queue, Command::Publish { body }),
-        Request::Get { queue } => (queue, Command::Get { consumer }),
-        Request::Ack { queue, tag } => (queue, Command::Ack { consumer, seq: tag }),
-        Request::Nack { queue, tag } => (queue, Command::Nack { consumer, seq: tag }),
-        Request::Raft {
-            from,
-            group,
-            messages,
-        } => {
-            let messages = lock(node).receive(from, &group, messages);
-            return Response::Raft { messages };
-        }
-        Request::Mirror { .. } | Request::Kafka { .. } | Request::Metadata { .. } => {
-            return error(ErrorCode::Unavailable, "this node runs quorum mode".into())
-        }
-    };
-    let pending = lock(node).propose(&queue, &command);
-    let outcome = match pending {
-        Ok(receiver) => receiver
-            .await
-            .unwrap_or_else(|_| Err(Refusal::OutcomeUnknown("the replica shut down".into()))),
-        Err(refusal) => Err(refusal),
-    };
-    match outcome {
-        Ok(Applied::Confirmed(seq)) => Response::Confirmed { seq },
-        Ok(Applied::Delivery { seq, body }) => Response::Delivery { tag: seq, body },
-        Ok(Applied::Empty) => Response::Empty,
-        Ok(Applied::Acked) => Response::Acked,
-        Ok(Applied::Requeued) => Response::Requeued,
-        Ok(Applied::UnknownTag(tag)) => error(
-            ErrorCode::UnknownDeliveryTag,
-            format!("delivery tag {tag} is not held by this connection"),
-        ),
-        Ok(Applied::Full) => error(ErrorCode::LimitExceeded, format!("queue '{queue}' is full")),
-        Ok(Applied::Returned(_)) => error(ErrorCode::OutcomeUnknown, "unexpected return result".into()),
-        Err(Refusal::NotLeader(leader)) => Response::Error {
-            code: ErrorCode::NotLeader,
-            message: format!("this node does not lead queue '{queue}'"),
-            leader,
-        },
-        Err(Refusal::OutcomeUnknown(why)) => error(ErrorCode::OutcomeUnknown, why),
-        Err(Refusal::Unavailable(why)) => error(ErrorCode::Unavailable, why),
-        Err(Refusal::BadName(why)) => error(ErrorCode::LimitExceeded, why),
-    }
 }
 
 async fn handle_mirrored(node: &Mutex<MirrorNode>, connection: ConnectionId, request: Request) -> Response {

@@ -218,10 +218,15 @@ fn at(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> StoreRunError + 
 
 /// Runs `spec` again without storing anything and returns its history.jsonl bytes.
 pub fn history_bytes(spec: &TestSpec) -> Result<Vec<u8>, HarnessError> {
+    run_keeping_history(spec).map(|(_, bytes)| bytes)
+}
+
+/// Runs `spec` without storing anything; returns its outcome and its history.jsonl bytes.
+pub fn run_keeping_history(spec: &TestSpec) -> Result<(RunOutcome, Vec<u8>), HarnessError> {
     let buffer = SharedBuffer::default();
-    run(spec, Box::new(buffer.clone()), &DriverClock::default())?;
+    let outcome = run(spec, Box::new(buffer.clone()), &DriverClock::default())?;
     let bytes = buffer.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    Ok(bytes)
+    Ok((outcome, bytes))
 }
 
 /// The first line (counted from 1) at which two histories differ, if they do.

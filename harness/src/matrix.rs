@@ -18,41 +18,64 @@ use crate::{FaultKind, FaultSet, FaultTarget, RunOutcome, TestSpec};
 pub struct Design {
     /// `kafka (safe defaults)`, `kafka --acks 1`, ...
     pub name: String,
-    mode: Mode,
-    recipe: Option<Recipe>,
+    kind: DesignKind,
+}
+
+#[derive(Debug, Clone)]
+enum DesignKind {
+    /// A mode's safe defaults, driven by a workload.
+    Safe(Mode, &'static str),
+    /// A zoo recipe's unsafe knob.
+    Unsafe(Recipe),
 }
 
 impl Design {
     fn spec(&self, seed: u64) -> TestSpec {
-        match &self.recipe {
-            Some(recipe) => recipe.unsafe_spec(seed),
-            None => defaults(self.mode, seed),
+        match &self.kind {
+            DesignKind::Unsafe(recipe) => recipe.unsafe_spec(seed),
+            DesignKind::Safe(mode, workload) => TestSpec {
+                workload: (*workload).into(),
+                ..defaults(*mode, seed)
+            },
         }
+    }
+}
+
+/// How a design names its mode: with the workload where it is not the mode's usual one
+/// (`quorum log`: quorum mode's Raft-replicated log rather than its queues).
+fn label(spec: &TestSpec) -> String {
+    match spec.workload == defaults(spec.mode, spec.seed).workload {
+        true => spec.mode.to_string(),
+        false => format!("{} {}", spec.mode, spec.workload),
     }
 }
 
 /// The safe default of every mode, then every zoo recipe's unsafe knob.
 pub fn designs() -> Vec<Design> {
     let safe = [
-        Mode::Single,
-        Mode::Classic,
-        Mode::Mirrored,
-        Mode::Quorum,
-        Mode::Kafka,
+        (Mode::Single, "queue"),
+        (Mode::Classic, "queue"),
+        (Mode::Mirrored, "queue"),
+        (Mode::Quorum, "queue"),
+        (Mode::Quorum, "log"),
+        (Mode::Kafka, "log"),
     ]
     .into_iter()
-    .map(|mode| Design {
-        name: format!("{mode} (safe defaults)"),
-        mode,
-        recipe: None,
-    });
-    let unsafe_ = recipes().into_iter().map(|recipe| {
-        let mode = recipe.unsafe_spec(1).mode;
-        Design {
-            name: format!("{mode} {}", recipe.knob),
-            mode,
-            recipe: Some(recipe),
+    .map(|(mode, workload)| {
+        let kind = DesignKind::Safe(mode, workload);
+        let spec = Design {
+            name: String::new(),
+            kind: kind.clone(),
         }
+        .spec(1);
+        Design {
+            name: format!("{} (safe defaults)", label(&spec)),
+            kind,
+        }
+    });
+    let unsafe_ = recipes().into_iter().map(|recipe| Design {
+        name: format!("{} {}", label(&recipe.unsafe_spec(1)), recipe.knob),
+        kind: DesignKind::Unsafe(recipe),
     });
     safe.chain(unsafe_).collect()
 }

@@ -32,21 +32,22 @@ pub fn consensus(answers: &[Option<Answer>]) -> Vec<(String, String)> {
 }
 
 /// Whether the cluster looks recovered: every node answered, and for every name the nodes
-/// agree on one leader (or all know of none, a queue never created).
+/// that report it agree on one leader (or all know of none, a queue never created). A node
+/// that leaves a name out holds no replica of it (a partition placed on other nodes) and
+/// has no say.
 pub fn agreed(answers: &[Option<Answer>]) -> bool {
     let Some(all) = answers.iter().map(Option::as_ref).collect::<Option<Vec<_>>>() else {
         return false;
     };
-    let Some(first) = all.first() else {
-        return true;
-    };
-    first.iter().all(|(name, leader)| {
-        all.iter().all(|answer| {
-            answer
-                .iter()
-                .find(|(n, _)| n == name)
-                .is_some_and(|(_, l)| l == leader)
-        })
+    let mut names: Vec<&String> = all.iter().flat_map(|a| a.iter().map(|(n, _)| n)).collect();
+    names.sort_unstable();
+    names.dedup();
+    names.into_iter().all(|name| {
+        let mut said = all
+            .iter()
+            .filter_map(|answer| answer.iter().find(|(n, _)| n == name).map(|(_, l)| l));
+        let first = said.next();
+        said.all(|leader| Some(leader) == first)
     })
 }
 
@@ -70,6 +71,11 @@ mod tests {
         assert!(!agreed(&[a.clone(), None]));
         let split = answer(&[("0", Some("n3")), ("1", Some("n2"))]);
         assert!(!agreed(&[a.clone(), split.clone()]));
+        // A node that holds no replica of "1" leaves it out and has no say on it; it must
+        // still answer, and agree on what it does report.
+        let partial = answer(&[("0", Some("n1"))]);
+        assert!(agreed(&[a.clone(), partial.clone()]));
+        assert!(!agreed(&[split.clone(), partial]));
         assert_eq!(
             consensus(&[a.clone(), a, split]),
             vec![

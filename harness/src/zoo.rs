@@ -207,6 +207,17 @@ pub fn recipes() -> Vec<Recipe> {
             unsafe_knob: |s| s.fsync = FsyncPolicy::Never,
         },
         Recipe {
+            name: "quorum-log-fsync-never",
+            knob: "--fsync never",
+            story: "a Raft-replicated log (Redpanda with write caching, NATS JetStream's default sync interval) that acknowledges before fsync: a crash of every replica at once loses committed records",
+            expect: Expect::Lost,
+            base: |seed| TestSpec {
+                workload: "log".into(),
+                ..clustered(Mode::Quorum, seed, KILL, FaultTarget::All)
+            },
+            unsafe_knob: |s| s.fsync = FsyncPolicy::Never,
+        },
+        Recipe {
             name: "kafka-acks-1",
             knob: "--acks 1",
             story: "Kafka with acks=1: the leader alone confirms, and a leader change truncates what followers never fetched",

@@ -237,6 +237,7 @@ impl KafkaNode {
             Arc::clone(&seams.inspector),
             seed,
             make,
+            None,
         )?;
         let meta = Arc::new(Mutex::new(meta));
         let _ = quorum::lock(&meta).ensure_group(METADATA_GROUP);
@@ -973,15 +974,17 @@ fn directory_id(seams: &mut Seams, dir: &std::path::Path) -> Result<u64, Storage
 
 /// Partition `p`'s replicas: `rf` consecutive members from `p`, the first preferred leader.
 pub(crate) fn assignment(members: &[NodeId], settings: &KafkaSettings) -> BTreeMap<PartitionId, Vec<NodeId>> {
-    let rf = settings.rf.clamp(1, members.len());
     (0..settings.partitions)
-        .map(|p| {
-            (
-                p,
-                (0..rf)
-                    .map(|i| members[(p as usize + i) % members.len()])
-                    .collect(),
-            )
-        })
+        .map(|p| (p, replicas_of(p, members, settings.rf)))
+        .collect()
+}
+
+/// The `rf` replicas of `partition` among `members` (every node, ascending), preferred
+/// leader first. Quorum mode's log places its partitions' Raft groups the same way, so that
+/// the two designs put the same partitions on the same nodes and a fault hits both alike.
+pub(crate) fn replicas_of(partition: PartitionId, members: &[NodeId], rf: usize) -> Vec<NodeId> {
+    let n = members.len();
+    (0..rf.clamp(1, n.max(1)))
+        .filter_map(|i| members.get((partition as usize + i) % n.max(1)).copied())
         .collect()
 }

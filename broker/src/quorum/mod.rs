@@ -3,8 +3,14 @@
 //! Publishes, gets and acks are commands in the queue's Raft log; a client is answered only
 //! when its command is committed (on a majority of disks) and applied. A node that does not
 //! lead refuses with `not_leader` and names the leader, so clients follow leadership.
+//!
+//! The same nodes also serve the log workload: each partition is a Raft group whose
+//! machine is an append-only log ([`stream`]), placed on `rf` replicas as kafka mode places
+//! its partitions, and consumer positions are one more group over every node.
 
 mod machine;
+mod serve;
+pub mod stream;
 mod transport;
 
 use std::collections::BTreeMap;
@@ -23,6 +29,8 @@ use crate::raft::{Entry, Envelope, HardState, LogIndex, Message, NodeId, Raft, R
 use crate::storage::{RecordLog, StorageError};
 
 pub use machine::{Applied, Command, ConsumerId, QueueMachine};
+pub(crate) use serve::{handle, start, Node, StartError};
+pub use stream::{StreamApplied, StreamCommand, StreamMachine};
 pub(crate) use transport::{lock, spawn_peer_senders, spawn_ticker};
 
 /// A deterministic state machine replicated by a Raft group: every replica applies the same
@@ -62,6 +70,64 @@ impl Machine for QueueMachine {
     }
 }
 
+/// What a quorum-mode node replicates in one group: a queue, or one of the log's groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hosted {
+    /// A quorum queue.
+    Queue(QueueMachine),
+    /// A partition of the log, or the consumer positions.
+    Stream(StreamMachine),
+}
+
+/// A command for a [`Hosted`] machine. Untagged: each kind's commands carry their own
+/// distinct `cmd` tags, so a queue's commands are written exactly as they always were.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum HostedCommand {
+    /// For a queue.
+    Queue(Command),
+    /// For a log group.
+    Stream(StreamCommand),
+}
+
+/// What applying a [`HostedCommand`] yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostedApplied {
+    /// From a queue.
+    Queue(Applied),
+    /// From a log group.
+    Stream(StreamApplied),
+    /// The command was for the other kind of machine; it changed nothing.
+    WrongKind,
+}
+
+impl Machine for Hosted {
+    type Command = HostedCommand;
+    type Applied = HostedApplied;
+
+    fn apply(&mut self, command: HostedCommand) -> HostedApplied {
+        match (self, command) {
+            (Hosted::Queue(queue), HostedCommand::Queue(c)) => HostedApplied::Queue(queue.apply(c)),
+            (Hosted::Stream(stream), HostedCommand::Stream(c)) => HostedApplied::Stream(stream.apply(c)),
+            _ => HostedApplied::WrongKind,
+        }
+    }
+
+    fn on_elected(&self) -> Option<HostedCommand> {
+        match self {
+            Hosted::Queue(queue) => queue.on_elected().map(HostedCommand::Queue),
+            Hosted::Stream(_) => None,
+        }
+    }
+
+    fn size(&self) -> usize {
+        match self {
+            Hosted::Queue(queue) => queue.len(),
+            Hosted::Stream(stream) => stream.len(),
+        }
+    }
+}
+
 /// Bound on queued outbound messages per peer; beyond it messages are dropped, which Raft
 /// tolerates (the leader resends on its next heartbeat).
 const OUTBOUND_QUEUE_MAX: usize = 4096;
@@ -92,6 +158,8 @@ pub enum Refusal {
     Unavailable(String),
     /// The queue name cannot be used.
     BadName(String),
+    /// This node holds no replica of the group.
+    NotMember,
 }
 
 /// A message for a peer, tagged with its group.
@@ -158,7 +226,12 @@ impl<M: Machine> Group<M> {
             }
         }
         tracing::info!(group = name, term = hard.term, entries = entries.len(), damage = ?replay.damage, "raft group recovered");
-        let mut raft_config = RaftConfig::new(node.config.id, node.config.peers.keys().copied().collect());
+        let peers = node
+            .members(name)
+            .into_iter()
+            .filter(|id| *id != node.config.id)
+            .collect();
+        let mut raft_config = RaftConfig::new(node.config.id, peers);
         raft_config.election_ticks_min = 15;
         raft_config.election_ticks_max = 30;
         raft_config.heartbeat_ticks = 3;
@@ -308,21 +381,28 @@ pub struct QuorumNode<M: Machine> {
     groups: BTreeMap<String, Group<M>>,
     outbound: BTreeMap<NodeId, mpsc::Sender<Outgoing>>,
     make_machine: Box<dyn Fn(&str) -> M + Send>,
+    /// Which nodes replicate a group, by its name; `None`: every node replicates every group.
+    placement: Option<Placement>,
     /// When each peer last answered or wrote to us.
     last_heard: BTreeMap<NodeId, Instant>,
 }
+
+/// Which nodes replicate the group of a name.
+pub(crate) type Placement = Box<dyn Fn(&str) -> Vec<NodeId> + Send>;
 
 /// The receiving ends of the per-peer queues, for [`spawn_peer_senders`].
 pub(crate) type PeerQueues = BTreeMap<NodeId, (String, mpsc::Receiver<Outgoing>)>;
 
 impl<M: Machine> QuorumNode<M> {
     /// Recovers every group found on disk; returns the node and its peers' queues.
+    /// `placement` names the nodes that replicate each group (default: all of them).
     pub(crate) fn open(
         config: BrokerConfig,
         disk: Arc<dyn Disk>,
         inspector: Arc<dyn Inspector>,
         seed: u64,
         make_machine: Box<dyn Fn(&str) -> M + Send>,
+        placement: Option<Placement>,
     ) -> Result<(Self, PeerQueues), StorageError> {
         let mut outbound = BTreeMap::new();
         let mut queues = BTreeMap::new();
@@ -339,6 +419,7 @@ impl<M: Machine> QuorumNode<M> {
             groups: BTreeMap::new(),
             outbound,
             make_machine,
+            placement,
             last_heard: BTreeMap::new(),
         };
         let dir = node.raft_dir();
@@ -362,12 +443,27 @@ impl<M: Machine> QuorumNode<M> {
             else {
                 continue;
             };
-            if valid_name(name) {
+            if valid_name(name) && node.hosts(name) {
                 let group = Group::open(&node, name)?;
                 node.groups.insert(name.to_string(), group);
             }
         }
         Ok((node, queues))
+    }
+
+    /// The nodes that replicate group `name`, this one included if it does.
+    fn members(&self, name: &str) -> Vec<NodeId> {
+        match &self.placement {
+            Some(place) => place(name),
+            None => std::iter::once(self.config.id)
+                .chain(self.config.peers.keys().copied())
+                .collect(),
+        }
+    }
+
+    /// Whether this node replicates group `name`.
+    pub fn hosts(&self, name: &str) -> bool {
+        self.members(name).contains(&self.config.id)
     }
 
     fn raft_dir(&self) -> PathBuf {
@@ -380,6 +476,9 @@ impl<M: Machine> QuorumNode<M> {
                 return Err(Refusal::BadName(format!(
                     "queue names are 1-255 of [A-Za-z0-9._-], not starting with '.': {name:?}"
                 )));
+            }
+            if !self.hosts(name) {
+                return Err(Refusal::NotMember);
             }
             if self.groups.len() >= self.config.limits.queues_max {
                 return Err(Refusal::Unavailable(format!(
@@ -562,6 +661,32 @@ mod tests {
         let replay = decode_records::<RaftRecord>(&bytes);
         assert_eq!(replay.damage, None);
         assert_eq!(replay.records, records);
+    }
+
+    #[test]
+    fn a_hosted_queue_command_is_written_as_a_queue_command_always_was() {
+        let queue = Command::Ack { consumer: 3, seq: 9 };
+        let hosted = HostedCommand::Queue(queue.clone());
+        assert_eq!(encode(&hosted), encode(&queue));
+        let append = HostedCommand::Stream(StreamCommand::Append { value: vec![1] });
+        for command in [hosted, append] {
+            let back: HostedCommand = serde_json::from_slice(&encode(&command)).unwrap();
+            assert_eq!(back, command);
+        }
+    }
+
+    #[test]
+    fn a_command_for_the_other_kind_of_machine_changes_nothing() {
+        let mut log = Hosted::Stream(StreamMachine::new(10));
+        let before = log.clone();
+        assert_eq!(
+            log.apply(HostedCommand::Queue(Command::Get { consumer: 1 })),
+            HostedApplied::WrongKind
+        );
+        assert_eq!(log, before);
+        assert_eq!(log.on_elected(), None);
+        let queue = Hosted::Queue(QueueMachine::new(10));
+        assert_eq!(queue.on_elected(), Some(HostedCommand::Queue(Command::ReturnAll)));
     }
 
     #[test]

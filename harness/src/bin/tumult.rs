@@ -155,6 +155,9 @@ struct MatrixArgs {
     /// Simulations at once (default: the machine's cores).
     #[arg(long)]
     jobs: Option<usize>,
+    /// Only the designs whose name contains this (`quorum log`, `--acks`, ...).
+    #[arg(long, value_name = "TEXT")]
+    only: Option<String>,
     /// Directory of the results store (matrix.md and matrix.html go there).
     #[arg(long, default_value = "results", value_name = "DIR")]
     store: PathBuf,
@@ -460,10 +463,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn test(args: TestArgs) -> anyhow::Result<u8> {
+/// Refuses --check-determinism where it cannot hold.
+fn determinism_applies(args: &TestArgs) -> anyhow::Result<()> {
     if args.check_determinism && args.runtime == harness::Runtime::Real {
         anyhow::bail!("--check-determinism applies to the simulation: a run on real processes never happens the same way twice");
     }
+    Ok(())
+}
+
+fn test(args: TestArgs) -> anyhow::Result<u8> {
+    determinism_applies(&args)?;
     let spec = spec_of(&args, None)?;
     run_one(spec, &args)
 }
@@ -710,17 +719,29 @@ fn runs_bar(n: u64, what: &str) -> indicatif::ProgressBar {
 
 fn matrix(args: MatrixArgs) -> anyhow::Result<u8> {
     use harness::matrix::{designs, html, markdown, run_matrix, FAULTS};
-    let runs = designs().len() * FAULTS.len() * args.seeds as usize;
+    let designs: Vec<_> = designs()
+        .into_iter()
+        .filter(|d| args.only.as_deref().is_none_or(|only| d.name.contains(only)))
+        .collect();
+    if designs.is_empty() {
+        let names: Vec<String> = harness::matrix::designs().into_iter().map(|d| d.name).collect();
+        anyhow::bail!(
+            "no design's name contains {:?}; the designs are: {}",
+            args.only.unwrap_or_default(),
+            names.join("; ")
+        );
+    }
+    let runs = designs.len() * FAULTS.len() * args.seeds as usize;
     say!(
         "tumult matrix: {} designs x {} fault kinds x {} seeds (at most {runs} runs of {} simulated s)",
-        designs().len(),
+        designs.len(),
         FAULTS.len(),
         args.seeds,
         args.time_limit_s
     );
     let bar = runs_bar(runs as u64, "runs");
     let cells = run_matrix(
-        &designs(),
+        &designs,
         args.seeds,
         args.time_limit_s,
         args.jobs.unwrap_or_else(cores),
@@ -890,6 +911,8 @@ fn zoo(args: ZooArgs) -> anyhow::Result<u8> {
 
 fn sweep(args: SweepArgs) -> anyhow::Result<u8> {
     use harness::suite::{anomaly_line, parallel, run_quietly, SeedResult, Stopwatch, SweepSummary};
+    determinism_applies(&args.test)?;
+    let determinism = args.test.check_determinism;
     let (a, b) = args.seeds;
     let seeds: Vec<u64> = (a..=b)
         .filter(|seed| args.shard.is_none_or(|(i, n)| (seed - a) % n == i - 1))
@@ -906,9 +929,13 @@ fn sweep(args: SweepArgs) -> anyhow::Result<u8> {
         .shard
         .map_or(String::new(), |(i, n)| format!(", shard {i}/{n}"));
     say!(
-        "tumult sweep: {} seeds of {} ({a}..{b}{shard})",
+        "tumult sweep: {} seeds of {} ({a}..{b}{shard}){}",
         specs.len(),
-        first.test_name()
+        first.test_name(),
+        match determinism {
+            true => "; each run twice, to compare the histories byte for byte",
+            false => "",
+        }
     );
     let store = Store::new(&args.test.store);
     let bar = runs_bar(specs.len() as u64, "seeds");
@@ -930,9 +957,12 @@ fn sweep(args: SweepArgs) -> anyhow::Result<u8> {
                     Err(e) => (3, format!("harness error: {e}"), None),
                 }
             } else {
-                let (exit_code, summary) = match run_quietly(spec) {
-                    Ok(outcome) => (outcome.exit_code(), anomaly_line(&outcome)),
-                    Err(e) => (3, format!("harness error: {e}")),
+                let (exit_code, summary) = match determinism {
+                    false => match run_quietly(spec) {
+                        Ok(outcome) => (outcome.exit_code(), anomaly_line(&outcome)),
+                        Err(e) => (3, format!("harness error: {e}")),
+                    },
+                    true => run_twice(spec),
                 };
                 // Store only what failed: the same seed replays to the same history.
                 let dir = (exit_code != 0)
@@ -974,6 +1004,23 @@ fn sweep(args: SweepArgs) -> anyhow::Result<u8> {
         args.junit.as_deref(),
         &first.test_name(),
     )
+}
+
+/// Runs a simulated seed twice: its exit code and line, or a harness error (exit 3) naming
+/// the first line where the two histories differ.
+fn run_twice(spec: &TestSpec) -> (i32, String) {
+    let runs = harness::run_keeping_history(spec)
+        .and_then(|(outcome, first)| harness::history_bytes(spec).map(|again| (outcome, first, again)));
+    match runs {
+        Ok((outcome, first, again)) => match harness::first_difference(&first, &again) {
+            None => (outcome.exit_code(), harness::suite::anomaly_line(&outcome)),
+            Some(line) => (
+                EXIT_ERROR as i32,
+                format!("determinism failure: the two runs' histories differ from line {line}"),
+            ),
+        },
+        Err(e) => (3, format!("harness error: {e}")),
+    }
 }
 
 /// Prints a summary's table and writes its files; exit 1 when anything failed.

@@ -315,9 +315,20 @@ mod tests {
         let mode = refusal(&RealOnly, &spec, Family::Queue).expect("not mirrored");
         assert!(mode.contains("mode quorum, not mirrored"), "{mode}");
         let log = refusal(&TumultBroker, &spec, Family::Log).expect("no log in mirrored mode");
-        assert!(log.contains("log workloads in mode kafka, not mirrored"), "{log}");
+        assert!(
+            log.contains("log workloads in mode kafka, quorum, not mirrored"),
+            "{log}"
+        );
+        for mode in [Mode::Kafka, Mode::Quorum] {
+            spec.mode = mode;
+            assert_eq!(refusal(&TumultBroker, &spec, Family::Log), None);
+        }
         spec.mode = Mode::Kafka;
-        assert_eq!(refusal(&TumultBroker, &spec, Family::Log), None);
+        let queue = refusal(&TumultBroker, &spec, Family::Queue).expect("no queue in kafka mode");
+        assert!(
+            queue.contains("queue workloads in mode single, classic"),
+            "{queue}"
+        );
         let Err(unknown) = find("no-such") else {
             panic!("an unknown system was found")
         };

@@ -82,8 +82,12 @@ impl System for TumultBroker {
     }
 
     fn serves(&self, family: Family, mode: Mode) -> bool {
-        // The log is kafka mode's; the others are queue designs.
-        (family == Family::Log) == (mode == Mode::Kafka)
+        // The log is kafka mode's and quorum mode's (a Raft group per partition); the
+        // other modes are queue designs, and kafka mode serves no queue.
+        match family {
+            Family::Log => matches!(mode, Mode::Kafka | Mode::Quorum),
+            Family::Queue => mode != Mode::Kafka,
+        }
     }
 
     fn prerequisites(&self) -> Vec<Check> {

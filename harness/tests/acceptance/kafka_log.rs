@@ -2,7 +2,7 @@
 //! acknowledged record and show consumers only committed data; acks=1, reading past the
 //! high watermark and pre-0.11 truncation to the high watermark are each caught.
 
-use crate::common;
+use crate::common::{self, log, run};
 
 use broker::kafka::{Acks, KafkaSettings, TruncateTo};
 use broker::Mode;
@@ -17,15 +17,6 @@ fn spec(seed: u64, nemesis: &str) -> TestSpec {
         nemesis: nemesis.parse::<FaultSet>().unwrap(),
         ..TestSpec::new(seed)
     }
-}
-
-fn run(spec: &TestSpec) -> StoredRun {
-    let store = tempfile::tempdir().unwrap();
-    run_and_store(spec, &Store::new(store.path())).unwrap_or_else(|e| panic!("seed {}: {e}", spec.seed))
-}
-
-fn log(run: &StoredRun) -> &checker::LogReport {
-    run.outcome.report.log().expect("a log run")
 }
 
 /// The safe defaults on 20 seeds: nothing lost, nothing dirty, and a cluster that keeps

@@ -14,6 +14,7 @@ mod kafka_log;
 mod matrix;
 mod mirrored_queue;
 mod pages;
+mod quorum_log;
 mod quorum_queue;
 mod shrink;
 mod single_queue;

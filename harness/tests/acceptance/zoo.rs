@@ -14,7 +14,7 @@ fn every_unsafe_recipe_is_caught_and_its_safe_counterpart_stays_valid() {
     };
     // The real products' recipes run only on real processes (`tumult zoo --runtime real`).
     let all: Vec<_> = recipes().into_iter().filter(|r| r.runs_sim()).collect();
-    assert!(all.len() >= 16);
+    assert!(all.len() >= 17);
     let results = harness::suite::parallel(&all, 2, |r| hunt(r, bounds), |_| {});
     let failed: Vec<String> = results
         .iter()
@@ -40,6 +40,7 @@ fn every_unsafe_recipe_is_caught_and_its_safe_counterpart_stays_valid() {
         ("mirrored-partition-autoheal", "mirrored"),
         ("mirrored-promote-unsynced", "mirrored"),
         ("quorum-fsync-never", "durability"),
+        ("quorum-log-fsync-never", "durability"),
         ("kafka-truncate-hw", "kafka"),
         ("kafka-unclean-election", "kafka"),
         ("kafka-fsync-interval", "durability"),

@@ -87,3 +87,15 @@ pub fn each_seed<R: Send>(seeds: std::ops::RangeInclusive<u64>, check: impl Fn(u
     let seeds: Vec<u64> = seeds.collect();
     harness::suite::parallel(&seeds, 2, |seed| check(*seed), |_| {})
 }
+
+/// Runs `spec` and stores it in a store of its own, which is dropped with the test.
+pub fn run(spec: &harness::TestSpec) -> harness::StoredRun {
+    let store = tempfile::tempdir().unwrap();
+    harness::run_and_store(spec, &harness::Store::new(store.path()))
+        .unwrap_or_else(|e| panic!("seed {}: {e}", spec.seed))
+}
+
+/// A log run's report.
+pub fn log(run: &harness::StoredRun) -> &checker::LogReport {
+    run.outcome.report.log().expect("a log run")
+}
