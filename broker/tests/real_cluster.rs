@@ -233,10 +233,20 @@ impl Session {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kafka_cluster_survives_sigkill_of_a_partition_leader_without_losing_acked_records() {
+    a_log_survives_sigkill_of_a_partition_leader("kafka").await;
+}
+
+/// The same in quorum mode, whose partitions are Raft groups.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quorum_log_survives_sigkill_of_a_partition_leader_without_losing_acked_records() {
+    a_log_survives_sigkill_of_a_partition_leader("quorum").await;
+}
+
+async fn a_log_survives_sigkill_of_a_partition_leader(mode: &str) {
     let dir = tempfile::tempdir().unwrap();
     let ports = free_ports(3);
     let mut nodes: Vec<Node> = (1..=3)
-        .map(|id| Node::start_mode("kafka", id, &ports, dir.path()))
+        .map(|id| Node::start_mode(mode, id, &ports, dir.path()))
         .collect();
     let mut session = Session::new(&ports);
 
@@ -263,19 +273,38 @@ async fn a_kafka_cluster_survives_sigkill_of_a_partition_leader_without_losing_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_metadata_offsets_and_waiting_polls_work_against_real_brokers() {
+    log_requests_work_against_real_brokers("kafka").await;
+}
+
+/// The same requests in quorum mode, served by Raft groups.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_log_metadata_offsets_and_waiting_polls_work_against_real_brokers() {
+    log_requests_work_against_real_brokers("quorum").await;
+}
+
+async fn log_requests_work_against_real_brokers(mode: &str) {
     let dir = tempfile::tempdir().unwrap();
     let ports = free_ports(3);
     let _nodes: Vec<Node> = (1..=3)
-        .map(|id| Node::start_mode("kafka", id, &ports, dir.path()))
+        .map(|id| Node::start_mode(mode, id, &ports, dir.path()))
         .collect();
     let mut session = Session::new(&ports);
     session.produce(7).await;
 
-    // Metadata from any node names partition 0's leader, and that node serves it.
+    // Metadata from any node names partition 0's leader, and that node serves it. A Raft
+    // follower learns the leader from its next heartbeat: ask until it names one.
     let addr = session.addrs[0].clone();
     let mut client = Client::connect(&TokioNetwork, &addr, TIMEOUT).await.unwrap();
-    let leaders = client.metadata(&addr, &["0"]).await.unwrap();
-    let leader = leaders[0].1.clone().expect("partition 0 has a leader");
+    let mut leader = None;
+    for _ in 0..100 {
+        let leaders = client.metadata(&addr, &["0"]).await.unwrap();
+        leader = leaders[0].1.clone();
+        if leader.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let leader = leader.expect("partition 0 has a leader");
     let mut at_leader = Client::connect(&TokioNetwork, &leader, TIMEOUT).await.unwrap();
     let poll = |offset, wait_ms| KafkaRequest::Poll {
         partition: 0,
@@ -324,7 +353,11 @@ async fn kafka_metadata_offsets_and_waiting_polls_work_against_real_brokers() {
                 break;
             }
             Ok(other) => panic!("unexpected {other:?}"),
-            Err(err) => session.move_on(&err),
+            Err(err) => {
+                // Quorum mode elects the offsets group's leader on its first use.
+                session.move_on(&err);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
     }
     assert!(committed, "the offset commit never succeeded");
