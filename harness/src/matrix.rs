@@ -254,7 +254,7 @@ fn row(c: &Cell) -> [String; 10] {
 /// The matrix as Markdown.
 pub fn markdown(cells: &[Cell], seeds: u64, time_limit_s: u64) -> String {
     let mut out = format!(
-        "# How each design keeps a queue available\n\nEvery mode with its safe defaults and with each unsafe knob (the bug zoo's recipes), under each fault kind, over {seeds} seeds of {time_limit_s} simulated seconds. `available`: share of client operations (final reads aside) that completed ok. `lost`, `dirty reads`, `duplicates`: summed over the seeds. Latency of ok operations. A fault that does not apply (a partition of one node) is left out.\n\n"
+        "# How each design keeps a queue or a log available\n\nEvery mode with its safe defaults and with each unsafe knob (the bug zoo's recipes), under each fault kind, over {seeds} seeds of {time_limit_s} simulated seconds. `invalid`: runs judged not valid, by the history or by an invariant monitor (an unsafe knob breaks its mode's promise, such as a commit that no fsynced majority backs, even in a run where nothing happened to be lost). `available`: share of client operations (final reads aside) that completed ok. `lost`, `dirty reads`, `duplicates`: summed over the seeds. Latency of ok operations. A fault that does not apply (a partition of one node) is left out.\n\n"
     );
     out.push_str(&format!("| {} |\n", HEADER.join(" | ")));
     out.push_str(&format!("|{}\n", "---|".repeat(HEADER.len())));
