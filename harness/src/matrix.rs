@@ -266,7 +266,7 @@ pub fn markdown(cells: &[Cell], seeds: u64, time_limit_s: u64) -> String {
 
 /// The matrix as an HTML page: a row per cell, losses and dirty reads in red.
 pub fn html(cells: &[Cell], seeds: u64, time_limit_s: u64) -> String {
-    let mut out = String::from("<h1>How each design keeps a queue available</h1>\n");
+    let mut out = String::from("<h1>How each design keeps a queue or a log available</h1>\n");
     let _ = writeln!(
         out,
         "<p>{seeds} seeds of {time_limit_s} simulated seconds per cell. Red: acknowledged messages lost or dirty reads.</p>"
