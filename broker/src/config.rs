@@ -49,7 +49,7 @@ impl Mode {
         ),
         (
             Mode::Quorum,
-            "a Raft group per queue: majority commit, fsync before acknowledging",
+            "a Raft group per queue, or per partition of the log: majority commit, fsync before acknowledging",
         ),
     ];
 
