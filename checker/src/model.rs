@@ -651,14 +651,19 @@ pub fn value_at_offset(records: &[(u64, ValueId)], offset: u64) -> Option<ValueI
 #[derive(Debug, Clone, Default)]
 pub struct PairMap<T> {
     dense: Vec<Option<(KeyId, T)>>,
+    /// How many slots the first insert makes room for.
+    values: usize,
     overflow: BTreeMap<(KeyId, ValueId), T>,
 }
 
 impl<T: Copy> PairMap<T> {
-    /// An empty map for values below `values`.
+    /// An empty map for values below `values`. Nothing is allocated until the first
+    /// insert: a map that stays empty (the failed sends of a history without any) costs
+    /// nothing, where a table per value was tens of megabytes to fill and fault in.
     pub fn new(values: usize) -> Self {
         Self {
-            dense: vec![None; values],
+            dense: Vec::new(),
+            values,
             overflow: BTreeMap::new(),
         }
     }
@@ -681,7 +686,7 @@ impl<T: Copy> PairMap<T> {
     pub fn insert_first(&mut self, key: KeyId, value: ValueId, item: T) -> bool {
         let slot = value as usize;
         if slot >= self.dense.len() {
-            self.dense.resize(slot + 1, None);
+            self.dense.resize(self.values.max(slot + 1), None);
         }
         match self.dense[slot] {
             None => {
@@ -718,6 +723,9 @@ mod tests {
         assert_eq!(map.get(1, 1), None);
         assert_eq!(map.get(0, 9), None);
         assert_eq!(map.get(0, 0), None);
+        let empty: PairMap<u32> = PairMap::new(1 << 20);
+        assert_eq!(empty.get(0, 5), None);
+        assert_eq!(empty.dense.capacity(), 0, "nothing allocated before an insert");
         assert!(!map.contains(5, 100));
     }
 
