@@ -264,7 +264,9 @@ struct BenchCheckArgs {
     #[arg(long)]
     keep: bool,
     /// Check each file this many times and report the best run (the least CPU time, and
-    /// the least wall time): other work on the machine only ever adds time.
+    /// the least wall time): other work on the machine only ever adds time. The runs go in
+    /// rounds, each checking every size of a shape once, so that the sizes whose cost per
+    /// op is compared are timed side by side.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     runs: u32,
 }
@@ -1408,7 +1410,7 @@ fn bench_check(args: BenchCheckArgs) -> anyhow::Result<u8> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     say!("tumult bench check: files in {}", dir.display());
     say!(
-        "  best of {} run(s) each; cpu s is the checker's own CPU time (one thread), ops/cpu-s the rate on one core",
+        "  best of {} run(s) each, in rounds that check every size of a shape once (sizes side by side); cpu s is the checker's own CPU time (one thread), ops/cpu-s the rate on one core",
         args.runs
     );
     say!(
@@ -1432,15 +1434,29 @@ fn bench_check(args: BenchCheckArgs) -> anyhow::Result<u8> {
                 checker::Format::Edn => (Spelling::Edn, "edn"),
                 _ => (Spelling::Jsonl, "jsonl"),
             };
-            let mut per_op = Vec::new();
+            // Every size's file first, then the runs in rounds, each round checking every
+            // size once: the sizes are compared side by side, so a machine that gets busier
+            // halfway through slows them alike instead of skewing the growth per op.
+            let mut files = Vec::new();
             for &size in &args.sizes {
                 let path = dir.join(format!("{}-{size}.{ext}", shape.name()));
                 let ops = write_file(shape, size, spelling, &path)
                     .with_context(|| format!("cannot write {}", path.display()))?;
-                let mut figures = time_check(&exe, &path, ops)?;
-                for _ in 1..args.runs {
-                    figures = figures.best(time_check(&exe, &path, ops)?);
+                files.push((size, path, ops));
+            }
+            let mut best: Vec<Option<harness::bench_check::CheckFigures>> = vec![None; files.len()];
+            for _ in 0..args.runs.max(1) {
+                for ((_, path, ops), best) in files.iter().zip(best.iter_mut()) {
+                    let figures = time_check(&exe, path, *ops)?;
+                    *best = Some(match best.take() {
+                        Some(earlier) => earlier.best(figures),
+                        None => figures,
+                    });
                 }
+            }
+            let mut per_op = Vec::new();
+            for ((size, path, ops), figures) in files.into_iter().zip(best) {
+                let Some(figures) = figures else { continue };
                 if !args.keep {
                     let _ = std::fs::remove_file(&path);
                 }
