@@ -208,23 +208,35 @@ impl TumultLog {
     /// client knows it. Nothing comes back, not even "not the leader": a send to a node
     /// that no longer leads is dropped there, as Kafka's acks=0 producer's is.
     async fn write_only(&mut self, key: u32, request: KafkaRequest) -> Result<(), ApiError> {
-        // A Kafka producer sends only to the leader its metadata names. With no leader known
-        // for this key, ask first (an empty poll, which only the leader serves); a send
-        // written to a guess would be dropped unanswered. Nothing was sent if this fails.
+        // A Kafka producer sends only to the leader its metadata names: with none known
+        // for this key, it asks a broker first (a send written to a guess would be
+        // dropped unanswered). Nothing was sent if this fails.
         if !self.leaders.contains_key(&key) {
-            let probe = KafkaRequest::Poll {
-                partition: key,
-                offset: 0,
-                max: 0,
-                wait_ms: 0,
+            self.connect_for(key).await?;
+            let (at, client) = self.connection.as_mut().expect("connected above");
+            let at = at.clone();
+            let name = key.to_string();
+            let leader = match client.metadata(&at, &[name.as_str()]).await {
+                Ok(table) => table.into_iter().find(|(n, _)| *n == name).and_then(|(_, l)| l),
+                Err(err) => {
+                    self.redirect(key, &err);
+                    return Err(ApiError::Definite(format!(
+                        "no leader known for key {key} before an acks=0 send: {err}"
+                    )));
+                }
             };
-            if let Err(err) = self.call(key, probe).await {
-                return Err(ApiError::Definite(format!(
-                    "no leader known for key {key} before an acks=0 send: {err}"
-                )));
-            }
-            if let Some((addr, _)) = &self.connection {
-                self.leaders.insert(key, addr.clone());
+            match leader {
+                Some(leader) => {
+                    self.leaders.insert(key, leader);
+                }
+                None => {
+                    // This broker does not know (an election, or no replica here): ask
+                    // the next one on the next send.
+                    self.node += 1;
+                    return Err(ApiError::Definite(format!(
+                        "no leader known for key {key} at {at} before an acks=0 send"
+                    )));
+                }
             }
         }
         self.connect_for(key).await?;
