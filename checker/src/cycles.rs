@@ -94,18 +94,6 @@ fn build(model: &LogModel, rw: bool) -> Graph {
             writer.insert_first(send.key, send.value, i);
         }
     }
-    // Process order: each operation follows its process's previous one. A process has one
-    // operation open at a time, so it completes them in the order it invoked them, and
-    // the ops (in order of completion) list each process's in order: no sort is needed.
-    let mut last_of: ByProcess<u32> = ByProcess::default();
-    let mut process_order: Vec<(u32, u32)> = Vec::with_capacity(model.ops.len());
-    for (i, op) in model.ops.iter().enumerate() {
-        if let Some(&previous) = last_of.get(op.process) {
-            process_order.push((previous, i as u32));
-        }
-        last_of.insert(op.process, i as u32);
-    }
-    drop(last_of);
     let by_invoke = by_invocation(model);
     let events = realtime_events(model, &by_invoke);
     // Per key: the writer of each version (`NO_WRITER` if none is known), and how many of
@@ -189,8 +177,17 @@ fn build(model: &LogModel, rw: bool) -> Graph {
                 }
             }
         }
-        for &(a, b) in &process_order {
-            graph.edge(a as usize, b as usize, PROCESS);
+        // Process order: each operation follows its process's previous one. A process has
+        // one operation open at a time, so it completes them in the order it invoked them,
+        // and the ops (in order of completion) list each process's in order: no sort is
+        // needed. Found on each of the two passes rather than listed once: the list was
+        // 8 bytes per op, faulted in afresh at every check of a large history.
+        let mut last_of: ByProcess<u32> = ByProcess::default();
+        for (i, op) in model.ops.iter().enumerate() {
+            if let Some(&previous) = last_of.get(op.process) {
+                graph.edge(previous as usize, i, PROCESS);
+            }
+            last_of.insert(op.process, i as u32);
         }
         model.ops.len() + realtime(model.ops.len(), &events, graph)
     })
