@@ -196,6 +196,14 @@ pub struct BrokerConfig {
 }
 
 impl BrokerConfig {
+    /// Every node of the cluster, this one included, in ascending order of id.
+    pub fn members(&self) -> Vec<u64> {
+        let mut members: Vec<u64> = self.peers.keys().copied().chain([self.id]).collect();
+        members.sort_unstable();
+        members.dedup();
+        members
+    }
+
     /// A single-node configuration with safe defaults.
     pub fn single(listen: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
         Self {

@@ -29,15 +29,21 @@ enum DesignKind {
     Unsafe(Recipe),
 }
 
-impl Design {
+impl DesignKind {
     fn spec(&self, seed: u64) -> TestSpec {
-        match &self.kind {
+        match self {
             DesignKind::Unsafe(recipe) => recipe.unsafe_spec(seed),
             DesignKind::Safe(mode, workload) => TestSpec {
                 workload: (*workload).into(),
                 ..defaults(*mode, seed)
             },
         }
+    }
+}
+
+impl Design {
+    fn spec(&self, seed: u64) -> TestSpec {
+        self.kind.spec(seed)
     }
 }
 
@@ -63,13 +69,8 @@ pub fn designs() -> Vec<Design> {
     .into_iter()
     .map(|(mode, workload)| {
         let kind = DesignKind::Safe(mode, workload);
-        let spec = Design {
-            name: String::new(),
-            kind: kind.clone(),
-        }
-        .spec(1);
         Design {
-            name: format!("{} (safe defaults)", label(&spec)),
+            name: format!("{} (safe defaults)", label(&kind.spec(1))),
             kind,
         }
     });

@@ -87,13 +87,31 @@ pub enum MetaCommand {
     },
 }
 
+/// Consumer groups' committed positions: (group, partition) -> the next offset each group
+/// will read. Kafka mode keeps them in the controller's metadata, quorum mode's log in a
+/// Raft group of their own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsumerOffsets(BTreeMap<(String, PartitionId), u64>);
+
+impl ConsumerOffsets {
+    /// Stores `group`'s position in `partition`, replacing the last one.
+    pub fn commit(&mut self, group: String, partition: PartitionId, offset: u64) {
+        self.0.insert((group, partition), offset);
+    }
+
+    /// `group`'s committed position in `partition`.
+    pub fn get(&self, group: &str, partition: PartitionId) -> Option<u64> {
+        self.0.get(&(group.to_string(), partition)).copied()
+    }
+}
+
 /// The metadata state machine.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MetadataMachine {
     partitions: BTreeMap<PartitionId, PartitionState>,
     fenced: BTreeSet<NodeId>,
     /// Committed consumer positions: (group, partition) -> next offset.
-    offsets: BTreeMap<(String, PartitionId), u64>,
+    offsets: ConsumerOffsets,
     /// Whether a replica outside the ISR may be elected (unsafe).
     unclean: bool,
     /// Each registered broker's directory id.
@@ -121,7 +139,7 @@ impl MetadataMachine {
 
     /// A consumer group's committed position in a partition.
     pub fn committed_offset(&self, group: &str, partition: PartitionId) -> Option<u64> {
-        self.offsets.get(&(group.to_string(), partition)).copied()
+        self.offsets.get(group, partition)
     }
 
     /// Whether `broker` is fenced.
@@ -242,7 +260,7 @@ impl Machine for MetadataMachine {
                 partition,
                 offset,
             } => {
-                self.offsets.insert((group, partition), offset);
+                self.offsets.commit(group, partition, offset);
                 Ok(())
             }
             MetaCommand::AlterIsr {

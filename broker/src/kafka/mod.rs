@@ -16,7 +16,9 @@ mod node;
 mod partition;
 mod wire;
 
-pub use metadata::{MetaCommand, MetadataMachine, PartitionId, PartitionState, METADATA_GROUP};
+pub use metadata::{
+    ConsumerOffsets, MetaCommand, MetadataMachine, PartitionId, PartitionState, METADATA_GROUP,
+};
 pub(crate) use node::{replicas_of, KafkaNode};
 pub use partition::{Epoch, FetchReply, Isr, LeaderState, Offset, PartitionLog, Record, TruncateTo};
 pub use wire::{Acks, KafkaRequest, KafkaResponse, KafkaSettings};

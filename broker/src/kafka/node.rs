@@ -214,11 +214,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn error(code: ErrorCode, message: String) -> Response {
-    Response::Error {
-        code,
-        message,
-        leader: None,
-    }
+    Response::error(code, message)
 }
 
 fn reply(response: KafkaResponse) -> Response {
@@ -248,8 +244,7 @@ impl KafkaNode {
             &seams.spawner,
         );
 
-        let mut members: Vec<NodeId> = config.peers.keys().copied().chain([config.id]).collect();
-        members.sort_unstable();
+        let members = config.members();
         let mut replicas = BTreeMap::new();
         let dir = config.data_dir.join("kafka");
         let dir_id = directory_id(seams, &dir)?;
@@ -983,8 +978,10 @@ pub(crate) fn assignment(members: &[NodeId], settings: &KafkaSettings) -> BTreeM
 /// leader first. Quorum mode's log places its partitions' Raft groups the same way, so that
 /// the two designs put the same partitions on the same nodes and a fault hits both alike.
 pub(crate) fn replicas_of(partition: PartitionId, members: &[NodeId], rf: usize) -> Vec<NodeId> {
-    let n = members.len();
-    (0..rf.clamp(1, n.max(1)))
-        .filter_map(|i| members.get((partition as usize + i) % n.max(1)).copied())
+    if members.is_empty() {
+        return Vec::new();
+    }
+    (0..rf.clamp(1, members.len()))
+        .map(|i| members[(partition as usize + i) % members.len()])
         .collect()
 }

@@ -455,9 +455,7 @@ impl<M: Machine> QuorumNode<M> {
     fn members(&self, name: &str) -> Vec<NodeId> {
         match &self.placement {
             Some(place) => place(name),
-            None => std::iter::once(self.config.id)
-                .chain(self.config.peers.keys().copied())
-                .collect(),
+            None => self.config.members(),
         }
     }
 

@@ -5,7 +5,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::stream::{self, StreamApplied, StreamCommand, StreamMachine, OFFSETS_GROUP};
@@ -16,7 +15,6 @@ use super::{
 use crate::config::BrokerConfig;
 use crate::kafka::{KafkaRequest, KafkaResponse, PartitionId};
 use crate::protocol::{ErrorCode, Request, Response};
-use crate::raft::NodeId;
 use crate::seams::Seams;
 use crate::storage::StorageError;
 
@@ -55,10 +53,7 @@ pub(crate) fn start(config: &BrokerConfig, seams: &mut Seams) -> Result<Node, St
         true => Hosted::Stream(StreamMachine::new(messages_max)),
         false => Hosted::Queue(QueueMachine::new(messages_max)),
     });
-    let mut members: Vec<NodeId> = config.peers.keys().copied().collect();
-    members.push(config.id);
-    members.sort_unstable();
-    members.dedup();
+    let members = config.members();
     let rf = config.kafka.rf;
     // A partition lives on its `rf` replicas; queues and the offsets group on every node.
     let placement = Box::new(move |name: &str| match stream::group_partition(name) {
@@ -137,7 +132,7 @@ async fn handle_log(node: &Mutex<QuorumNode<Hosted>>, request: KafkaRequest) -> 
             // Every acks level waits for the commit: a Raft log has no weaker promise to
             // give. (`tumult test` refuses --acks outside kafka mode; acks=0 still gets no
             // answer, as the connection's loop never writes one.)
-            let group = match partition_group(node, partition) {
+            let group = match open_partition(node, partition) {
                 Ok(group) => group,
                 Err(response) => return response,
             };
@@ -164,7 +159,7 @@ async fn handle_log(node: &Mutex<QuorumNode<Hosted>>, request: KafkaRequest) -> 
             max,
             wait_ms,
         } => {
-            let group = match partition_group(node, partition) {
+            let group = match open_partition(node, partition) {
                 Ok(group) => group,
                 Err(response) => return response,
             };
@@ -224,7 +219,7 @@ async fn handle_log(node: &Mutex<QuorumNode<Hosted>>, request: KafkaRequest) -> 
 
 /// The group of `partition`, which must exist in this run's topic; created on this node now
 /// if it is one of the partition's replicas, so that its election starts.
-fn partition_group(node: &Mutex<QuorumNode<Hosted>>, partition: PartitionId) -> Result<String, Response> {
+fn open_partition(node: &Mutex<QuorumNode<Hosted>>, partition: PartitionId) -> Result<String, Response> {
     let mut node = lock(node);
     let partitions = node.config().kafka.partitions;
     if partition >= partitions {
@@ -262,7 +257,7 @@ async fn settle(
     name: &str,
     command: HostedCommand,
 ) -> Result<HostedApplied, Refusal> {
-    let pending: Result<oneshot::Receiver<_>, Refusal> = lock(node).propose(name, &command);
+    let pending = lock(node).propose(name, &command);
     match pending {
         Ok(receiver) => receiver
             .await

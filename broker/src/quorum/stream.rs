@@ -5,11 +5,9 @@
 //! by a majority of the partition's replicas and applied. Consumer groups' positions are one
 //! more group, over every node.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::kafka::{Offset, PartitionId};
+use crate::kafka::{ConsumerOffsets, Offset, PartitionId};
 
 /// The group that holds every consumer group's committed positions.
 pub const OFFSETS_GROUP: &str = "__consumer_offsets";
@@ -70,7 +68,7 @@ pub enum StreamApplied {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct StreamMachine {
     records: Vec<Vec<u8>>,
-    offsets: BTreeMap<(String, PartitionId), Offset>,
+    offsets: ConsumerOffsets,
     records_max: usize,
 }
 
@@ -98,7 +96,7 @@ impl StreamMachine {
                 partition,
                 offset,
             } => {
-                self.offsets.insert((group, partition), offset);
+                self.offsets.commit(group, partition, offset);
                 StreamApplied::OffsetCommitted
             }
         }
@@ -125,7 +123,7 @@ impl StreamMachine {
 
     /// A consumer group's committed position in a partition.
     pub fn committed_offset(&self, group: &str, partition: PartitionId) -> Option<Offset> {
-        self.offsets.get(&(group.to_string(), partition)).copied()
+        self.offsets.get(group, partition)
     }
 
     /// Records held, for logs.

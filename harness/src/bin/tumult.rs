@@ -1444,19 +1444,17 @@ fn bench_check(args: BenchCheckArgs) -> anyhow::Result<u8> {
                     .with_context(|| format!("cannot write {}", path.display()))?;
                 files.push((size, path, ops));
             }
-            let mut best: Vec<Option<harness::bench_check::CheckFigures>> = vec![None; files.len()];
-            for _ in 0..args.runs.max(1) {
+            let mut best = files
+                .iter()
+                .map(|(_, path, ops)| time_check(&exe, path, *ops))
+                .collect::<std::io::Result<Vec<_>>>()?;
+            for _ in 1..args.runs {
                 for ((_, path, ops), best) in files.iter().zip(best.iter_mut()) {
-                    let figures = time_check(&exe, path, *ops)?;
-                    *best = Some(match best.take() {
-                        Some(earlier) => earlier.best(figures),
-                        None => figures,
-                    });
+                    *best = best.clone().best(time_check(&exe, path, *ops)?);
                 }
             }
             let mut per_op = Vec::new();
             for ((size, path, ops), figures) in files.into_iter().zip(best) {
-                let Some(figures) = figures else { continue };
                 if !args.keep {
                     let _ = std::fs::remove_file(&path);
                 }
