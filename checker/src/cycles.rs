@@ -26,7 +26,7 @@ use serde_json::json;
 
 use crate::graph::{EdgeSink, Exhausted, Graph, Intervals, Search};
 use crate::history::{ByProcess, OpType};
-use crate::model::{KeyId, LogModel, PairMap, ValueId, NO_POSITION};
+use crate::model::{KeyId, LogModel, ValueId, NO_POSITION};
 use crate::order::Anomalies;
 
 const WW: u8 = 1;
@@ -82,8 +82,16 @@ pub struct Cycles {
 /// Builds the graph over the model's `ok` operations (and failed or unknown sends whose
 /// values were read: they happened). Nodes past the operations are realtime barriers.
 fn build(model: &LogModel, rw: bool) -> Graph {
-    // Who wrote each (key, value). A failed send wrote nothing (reading it is G1a).
-    let mut writer: PairMap<usize> = PairMap::new(model.value_count());
+    let by_invoke = by_invocation(model);
+    let events = realtime_events(model, &by_invoke);
+    // Per key: the writer of each version (`NO_WRITER` if none is known), and how many of
+    // its first n versions have none, for n up to all of them. Where none between two
+    // versions lacks one, the ww edges chain the first's writer to the second's. (A poll's
+    // records are successive versions: these tables are read in sequence.) The first op
+    // to send a value wrote it; a failed send wrote nothing (reading it is G1a). Filled
+    // from the sends, which come in about the order their values were interned, rather
+    // than by looking up each version's value: that was a cache miss per version.
+    let mut writers: Vec<Vec<u32>> = model.versions.iter().map(|v| vec![NO_WRITER; v.len()]).collect();
     for (i, op) in model
         .ops
         .iter()
@@ -91,26 +99,14 @@ fn build(model: &LogModel, rw: bool) -> Graph {
         .filter(|(_, op)| op.kind != OpType::Fail)
     {
         for send in &op.sends {
-            writer.insert_first(send.key, send.value, i);
+            if let Some(p) = model.position_of(send.key, send.value) {
+                let writer = &mut writers[send.key as usize][p as usize];
+                if *writer == NO_WRITER {
+                    *writer = i as u32;
+                }
+            }
         }
     }
-    let by_invoke = by_invocation(model);
-    let events = realtime_events(model, &by_invoke);
-    // Per key: the writer of each version (`NO_WRITER` if none is known), and how many of
-    // its first n versions have none, for n up to all of them. Where none between two
-    // versions lacks one, the ww edges chain the first's writer to the second's. (A poll's
-    // records are successive versions: these tables are read in sequence.)
-    let writers: Vec<Vec<u32>> = model
-        .versions
-        .iter()
-        .enumerate()
-        .map(|(key, versions)| {
-            versions
-                .iter()
-                .map(|(_, value)| writer.get(key as KeyId, *value).map_or(NO_WRITER, |w| w as u32))
-                .collect()
-        })
-        .collect();
     let unwritten: Vec<Vec<u32>> = writers
         .iter()
         .map(|writers| {

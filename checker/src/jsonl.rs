@@ -439,7 +439,7 @@ impl<'a> Scan<'a> {
                 while self.next_element(&mut each)? {
                     // Most records are `[offset,value]`, two plain integers: read at once.
                     if let Some((offset, value)) = self.plain_record() {
-                        let value = model.int_value(value);
+                        let value = model.read_int_value(key, offset, value);
                         model.records.push((offset, value));
                         continue;
                     }

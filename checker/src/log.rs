@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::cycles::{add_cycles, find_cycles};
 use crate::history::{History, OpType};
-use crate::model::{KeyId, LogModel, MOp, PairMap, ValueId, NO_POSITION};
+use crate::model::{ByVersion, KeyId, LogModel, MOp, ValueId, NO_POSITION};
 use crate::order::{order_anomalies, Anomalies, Unseen};
 use crate::queue::WITNESSES_MAX;
 use crate::verdict::Validity;
@@ -272,29 +272,38 @@ fn groups<A: Ord + Copy, B: Ord + Copy, C: Ord + Copy, W>(
 /// bisection (a few sorts of small lists beat millions of tree insertions).
 fn basic_log_analysis(model: &LogModel) -> LogReport {
     type Obs = (KeyId, u64, ValueId, u64);
-    let values = model.value_count();
-    let mut attempted: PairMap<()> = PairMap::new(values);
-    // (key, offset, value, op) of every acknowledged send.
-    let mut acknowledged: Vec<Obs> = Vec::new();
+    let mut attempted: ByVersion<()> = ByVersion::new(model);
+    // (key, offset, value, op) of every acknowledged send, walked in place as the reads are.
+    let acknowledged = || {
+        model
+            .ops
+            .iter()
+            .filter(|op| op.kind == OpType::Ok)
+            .flat_map(|op| {
+                op.sends
+                    .iter()
+                    .map(move |send| (send.key, send.offset.unwrap_or(u64::MAX), send.value, op.complete))
+            })
+    };
+    let mut acknowledged_count = 0;
     // Sends of `info` operations proven committed, and reads of operations that failed
     // or crashed: evidence of the log's contents, though nobody was told `ok`.
     let mut proven: Vec<Obs> = Vec::new();
-    // Reads are walked in place, never copied: they are most of a history.
-    let records = |which: fn(&MOp) -> bool| {
+    // Reads are walked in place, never copied: they are most of a history. Each record
+    // comes with its place in the version order, for the maps kept by it.
+    let positioned = |which: fn(&MOp) -> bool| {
         model.ops.iter().filter(move |op| which(op)).flat_map(|op| {
             model
-                .reads(op)
-                .flat_map(move |(k, rs)| rs.iter().map(move |(o, v)| (*k, *o, *v, op.complete)))
+                .reads_positioned(op)
+                .flat_map(|(k, rs, ps)| rs.iter().zip(ps).map(move |((o, v), p)| (k, *o, *v, *p)))
         })
     };
-    let reads = || records(|op| op.kind == OpType::Ok && !op.is_final());
-    let finals = || records(|op| op.kind == OpType::Ok && op.is_final());
     let mut final_reads = false;
     let mut send_count = 0;
     for op in &model.ops {
         send_count += op.sends.len();
         for send in &op.sends {
-            attempted.insert_first(send.key, send.value, ());
+            attempted.insert_first(send.key, send.value, model.place(send.key, send.value), ());
         }
         if op.kind != OpType::Ok {
             if op.committed {
@@ -306,17 +315,15 @@ fn basic_log_analysis(model: &LogModel) -> LogReport {
             }
             continue;
         }
-        for send in &op.sends {
-            acknowledged.push((send.key, send.offset.unwrap_or(u64::MAX), send.value, op.complete));
-        }
+        acknowledged_count += op.sends.len();
         final_reads |= op.is_final();
     }
     // Per key, the (offset, value) records of the final reads.
     let mut final_at: Vec<Vec<(u64, ValueId)>> = vec![Vec::new(); model.keys.len()];
-    let mut final_values: PairMap<()> = PairMap::new(values);
-    for (k, o, v, _) in finals() {
+    let mut final_values: ByVersion<()> = ByVersion::new(model);
+    for (k, o, v, p) in positioned(|op| op.kind == OpType::Ok && op.is_final()) {
         final_at[k as usize].push((o, v));
-        final_values.insert_first(k, v, ());
+        final_values.insert_first(k, v, p, ());
     }
     for records in &mut final_at {
         records.sort_unstable();
@@ -328,26 +335,25 @@ fn basic_log_analysis(model: &LogModel) -> LogReport {
         value: model.value_text(*v).to_string(),
         op: *op,
     };
-    let lost: Vec<&Obs> = if final_reads {
-        acknowledged
-            .iter()
-            .filter(|(k, _, v, _)| !final_values.contains(*k, *v))
+    let lost: Vec<Obs> = if final_reads {
+        acknowledged()
+            .filter(|(k, _, v, _)| final_values.get(*k, *v, model.place(*k, *v)).is_none())
             .collect()
     } else {
         // Jepsen's definition: never read, although a later offset of the key was; sends
         // proven committed count as well as acknowledged ones.
-        let mut ever_read: PairMap<()> = PairMap::new(values);
+        let mut ever_read: ByVersion<()> = ByVersion::new(model);
         let mut read_max: Vec<Option<u64>> = vec![None; model.keys.len()];
-        for (k, o, v, _) in reads() {
-            ever_read.insert_first(k, v, ());
+        for (k, o, v, p) in positioned(|op| op.kind == OpType::Ok && !op.is_final()) {
+            ever_read.insert_first(k, v, p, ());
             let max = &mut read_max[k as usize];
             *max = Some(max.map_or(o, |m| m.max(o)));
         }
-        acknowledged
-            .iter()
-            .chain(&proven)
+        acknowledged()
+            .chain(proven.iter().copied())
             .filter(|(k, o, v, _)| {
-                !ever_read.contains(*k, *v) && read_max[*k as usize].is_some_and(|max| max > *o)
+                ever_read.get(*k, *v, model.place(*k, *v)).is_none()
+                    && read_max[*k as usize].is_some_and(|max| max > *o)
             })
             .collect()
     };
@@ -390,13 +396,16 @@ fn basic_log_analysis(model: &LogModel) -> LogReport {
                     dirty.push((k, o, v, op.complete));
                 }
                 observe(k, o, v, Some(p).filter(|p| *p != NO_POSITION));
-                if !attempted.contains(k, v) {
+                if attempted.get(k, v, p).is_none() {
                     unexpected_by[class].push((k, o, v, op.complete));
                 }
             }
         }
     }
-    for &(k, o, v, _) in acknowledged.iter().chain(&proven).filter(|a| a.1 != u64::MAX) {
+    for (k, o, v, _) in acknowledged()
+        .chain(proven.iter().copied())
+        .filter(|a| a.1 != u64::MAX)
+    {
         observe(k, o, v, model.position_of(k, v));
     }
     let unexpected: Vec<Obs> = unexpected_by.concat();
@@ -423,14 +432,14 @@ fn basic_log_analysis(model: &LogModel) -> LogReport {
             Validity::False
         },
         send_count,
-        acknowledged_count: acknowledged.len(),
+        acknowledged_count,
         final_reads,
         lost_count: lost.len(),
         dirty_read_count: dirty.len(),
         inconsistent_offset_count: inconsistent_count,
         duplicate_count,
         unexpected_count: unexpected.len(),
-        lost: lost.into_iter().take(WITNESSES_MAX).map(seen).collect(),
+        lost: lost.iter().take(WITNESSES_MAX).map(seen).collect(),
         dirty_reads: dirty.iter().take(WITNESSES_MAX).map(seen).collect(),
         inconsistent_offsets: inconsistent,
         duplicates,

@@ -125,7 +125,18 @@ pub struct LogModel {
     value_ids: BTreeMap<String, ValueId>,
     int_ids: BTreeMap<i64, ValueId>,
     small_ids: Vec<ValueId>,
+    /// While the history is read: per key, by offset, the (integer, id) of the value a
+    /// send was acknowledged at there (`(0, ValueId::MAX)` where none is known). A poll
+    /// reads a key's offsets in order, so its records are interned by walking this table
+    /// rather than by indexing `small_ids` at values scattered over the whole history (a
+    /// cache miss per record once the history outgrows the cache).
+    sent_at: Vec<Vec<(u32, ValueId)>>,
 }
+
+/// How far past a key's highest acknowledged offset a send's offset may be and still be
+/// noted in [`LogModel::sent_at`]: offsets are dense in every log tumult knows, and a
+/// stray huge one must not make a huge table.
+const SENT_AT_GAP_MAX: usize = 1 << 16;
 
 /// A value as the model keeps it. Integers, what histories mostly hold, stay integers and
 /// are written out only for a report: a text per value was an allocation per value (a
@@ -298,6 +309,7 @@ impl LogBuilder {
             let op = compile(&mut self.model, pending, done, Completed::default());
             self.model.ops.push(op);
         }
+        self.model.sent_at = Vec::new();
         self.model.settle_commitment();
         self.model.order_versions();
         self.model
@@ -337,14 +349,15 @@ fn compile(model: &mut LogModel, pending: Pending, done: Completion, completed: 
     let sends = pending
         .sends
         .iter()
-        .map(|&(at, key, value)| Send {
-            key,
-            value,
-            offset: if done.kind == OpType::Fail {
-                None
-            } else {
-                completed.offsets.iter().find(|(i, _)| *i == at).map(|(_, o)| *o)
-            },
+        .map(|&(at, key, value)| {
+            let offset = match done.kind {
+                OpType::Fail => None,
+                _ => completed.offsets.iter().find(|(i, _)| *i == at).map(|(_, o)| *o),
+            };
+            if let Some(offset) = offset.filter(|_| done.kind == OpType::Ok) {
+                model.note_sent(key, offset, value);
+            }
+            Send { key, value, offset }
         })
         .collect();
     MOp {
@@ -431,6 +444,42 @@ impl LogModel {
         id
     }
 
+    /// Interns an integer value read at `key`'s `offset` (the id [`LogModel::int_value`]
+    /// gives it, found through the send acknowledged there when it holds that value).
+    pub fn read_int_value(&mut self, key: KeyId, offset: u64, n: i64) -> ValueId {
+        let sent = usize::try_from(offset)
+            .ok()
+            .and_then(|at| self.sent_at.get(key as usize)?.get(at).copied());
+        match sent {
+            Some((sent, id)) if id != ValueId::MAX && i64::from(sent) == n => id,
+            _ => self.int_value(n),
+        }
+    }
+
+    /// Notes that a send of `value` to `key` was acknowledged at `offset` (see
+    /// [`LogModel::sent_at`]).
+    fn note_sent(&mut self, key: KeyId, offset: u64, value: ValueId) {
+        let StoredValue::Int(n) = self.values[value as usize] else {
+            return;
+        };
+        let (Ok(n), Ok(at)) = (u32::try_from(n), usize::try_from(offset)) else {
+            return;
+        };
+        if self.sent_at.len() <= key as usize {
+            self.sent_at.resize(key as usize + 1, Vec::new());
+        }
+        let table = &mut self.sent_at[key as usize];
+        if at >= table.len() {
+            if at - table.len() > SENT_AT_GAP_MAX {
+                return;
+            }
+            table.resize(at + 1, (0, ValueId::MAX));
+        }
+        if table[at].1 == ValueId::MAX {
+            table[at] = (n, value);
+        }
+    }
+
     /// Interns an integer value (the same id as [`LogModel::value`] gives its JSON).
     pub fn int_value(&mut self, n: i64) -> ValueId {
         // Small non-negative integers (tumult's values) index a table directly.
@@ -469,16 +518,33 @@ impl LogModel {
         {
             return;
         }
-        let mut read_ok: PairMap<()> = PairMap::new(self.values.len());
+        // Only the reads of values an `info` op sent matter: a bit per value marks them,
+        // small enough to stay in cache while every read is walked (a map of every value
+        // read was a cache miss per record on a large history).
+        let mut info_sent: BTreeMap<(KeyId, ValueId), bool> = BTreeMap::new();
+        let mut maybe = vec![0u64; self.values.len().div_ceil(64)];
+        for op in self.ops.iter().filter(|op| op.kind == OpType::Info) {
+            for send in &op.sends {
+                info_sent.insert((send.key, send.value), false);
+                maybe[send.value as usize / 64] |= 1 << (send.value % 64);
+            }
+        }
         for op in self.ops.iter().filter(|op| op.kind == OpType::Ok) {
             for (key, records) in self.reads(op) {
                 for (_, value) in records {
-                    read_ok.insert_first(*key, *value, ());
+                    if maybe[*value as usize / 64] & (1 << (value % 64)) != 0 {
+                        if let Some(read) = info_sent.get_mut(&(*key, *value)) {
+                            *read = true;
+                        }
+                    }
                 }
             }
         }
         for op in self.ops.iter_mut().filter(|op| op.kind == OpType::Info) {
-            op.committed = op.sends.iter().any(|s| read_ok.contains(s.key, s.value));
+            op.committed = op
+                .sends
+                .iter()
+                .any(|s| info_sent.get(&(s.key, s.value)) == Some(&true));
             if !op.committed {
                 for send in &mut op.sends {
                     send.offset = None;
@@ -520,6 +586,9 @@ impl LogModel {
             }
         });
         let mut position = PairMap::new(self.values.len());
+        // Per key, beside `offsets`: the place in the version order its value took at that
+        // offset, or `NO_POSITION` where it had one already.
+        let mut placed_at: Vec<Vec<u32>> = vec![Vec::new(); self.keys.len()];
         for key in 0..self.keys.len() {
             let offsets: Vec<(u64, ValueId)> = if tables[key].is_empty() {
                 let mut offsets = std::mem::take(&mut sparse[key]);
@@ -539,19 +608,32 @@ impl LogModel {
             // A value seen again at a later offset (a duplicate, reported as such) keeps its
             // first place only: the version order lists each write once.
             let mut versions = Vec::with_capacity(offsets.len());
+            let mut placed = Vec::with_capacity(offsets.len());
             for &(offset, value) in &offsets {
                 if position.insert_first(key as KeyId, value, versions.len() as u32) {
+                    placed.push(versions.len() as u32);
                     versions.push((offset, value));
+                } else {
+                    placed.push(NO_POSITION);
                 }
             }
+            placed_at[key] = placed;
             self.versions[key] = versions;
             self.offsets[key] = offsets;
         }
+        // A record holding the value that took its place at the record's offset has that
+        // place: found by offset, walking the key's tables in order as a poll reads them,
+        // where looking each value up in `position` would be a cache miss per record on a
+        // large history. Only the others (duplicates, conflicting values) are looked up.
         let mut record_positions = vec![NO_POSITION; self.records.len()];
         for &(key, start, len) in &self.read_keys {
             let at = start..start + len as usize;
-            for (slot, (_, value)) in record_positions[at.clone()].iter_mut().zip(&self.records[at]) {
-                *slot = position.get(key, *value).unwrap_or(NO_POSITION);
+            let (offsets, placed) = (&self.offsets[key as usize], &placed_at[key as usize]);
+            for (slot, &(offset, value)) in record_positions[at.clone()].iter_mut().zip(&self.records[at]) {
+                *slot = match offset_index(offsets, offset) {
+                    Some(i) if offsets[i].1 == value && placed[i] != NO_POSITION => placed[i],
+                    _ => position.get(key, value).unwrap_or(NO_POSITION),
+                };
             }
         }
         self.record_positions = record_positions;
@@ -633,16 +715,21 @@ fn micro_ops(value: &Value) -> &[Value] {
     value.as_array().map_or(&[], Vec::as_slice)
 }
 
-/// The value at `offset` in `records`, sorted by offset with one value each. Offsets are
-/// usually dense from zero, so the record at index `offset` is tried before a search.
+/// The value at `offset` in `records`, sorted by offset with one value each.
 pub fn value_at_offset(records: &[(u64, ValueId)], offset: u64) -> Option<ValueId> {
-    if let Some(&(o, v)) = usize::try_from(offset).ok().and_then(|i| records.get(i)) {
-        if o == offset {
-            return Some(v);
-        }
+    offset_index(records, offset).map(|i| records[i].1)
+}
+
+/// Where `offset` is in `records`, sorted by offset with one value each: offsets are
+/// usually dense from the first, so the record that far from the first is tried before a
+/// search.
+fn offset_index(records: &[(u64, ValueId)], offset: u64) -> Option<usize> {
+    let low = records.first()?.0;
+    let guess = offset.checked_sub(low).and_then(|d| usize::try_from(d).ok());
+    if let Some(i) = guess.filter(|i| records.get(*i).is_some_and(|(o, _)| *o == offset)) {
+        return Some(i);
     }
-    let i = records.binary_search_by_key(&offset, |(o, _)| *o).ok()?;
-    Some(records[i].1)
+    records.binary_search_by_key(&offset, |(o, _)| *o).ok()
 }
 
 /// A map from (key, value) pairs to `T`, indexed by value: nearly every value belongs to
@@ -677,11 +764,6 @@ impl<T: Copy> PairMap<T> {
         }
     }
 
-    /// True if `(key, value)` is mapped.
-    pub fn contains(&self, key: KeyId, value: ValueId) -> bool {
-        self.get(key, value).is_some()
-    }
-
     /// Maps `(key, value)` to `item` unless it is mapped already; true if it was not.
     pub fn insert_first(&mut self, key: KeyId, value: ValueId, item: T) -> bool {
         let slot = value as usize;
@@ -702,6 +784,63 @@ impl<T: Copy> PairMap<T> {
                 std::collections::btree_map::Entry::Occupied(_) => false,
             },
         }
+    }
+}
+
+/// A map from (key, value) pairs to `T`, by the pair's place in its key's version order:
+/// a table per key, which the records of a poll (successive versions) walk in order, where
+/// a [`PairMap`] indexed by value is a cache miss per record on a large history. A pair
+/// with no place (a value only ever seen where another holds its offset, or never seen)
+/// goes to a tree. Every call gives the pair's place: a record's, from
+/// [`LogModel::reads_positioned`], or [`NO_POSITION`] for none.
+#[derive(Debug, Clone)]
+pub struct ByVersion<T> {
+    placed: Vec<Vec<Option<T>>>,
+    unplaced: BTreeMap<(KeyId, ValueId), T>,
+}
+
+impl<T: Copy> ByVersion<T> {
+    /// An empty map over `model`'s versions.
+    pub fn new(model: &LogModel) -> Self {
+        Self {
+            placed: model.versions.iter().map(|v| vec![None; v.len()]).collect(),
+            unplaced: BTreeMap::new(),
+        }
+    }
+
+    /// Maps the pair to `item` unless it is mapped already; true if it was not.
+    pub fn insert_first(&mut self, key: KeyId, value: ValueId, position: u32, item: T) -> bool {
+        if position == NO_POSITION {
+            return match self.unplaced.entry((key, value)) {
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(item);
+                    true
+                }
+                std::collections::btree_map::Entry::Occupied(_) => false,
+            };
+        }
+        let slot = &mut self.placed[key as usize][position as usize];
+        let vacant = slot.is_none();
+        if vacant {
+            *slot = Some(item);
+        }
+        vacant
+    }
+
+    /// What the pair maps to.
+    pub fn get(&self, key: KeyId, value: ValueId, position: u32) -> Option<T> {
+        match position {
+            NO_POSITION => self.unplaced.get(&(key, value)).copied(),
+            p => self.placed[key as usize][p as usize],
+        }
+    }
+}
+
+impl LogModel {
+    /// `(key, value)`'s place in the version order, or [`NO_POSITION`], for a
+    /// [`ByVersion`] map.
+    pub fn place(&self, key: KeyId, value: ValueId) -> u32 {
+        self.position_of(key, value).unwrap_or(NO_POSITION)
     }
 }
 
@@ -726,7 +865,7 @@ mod tests {
         let empty: PairMap<u32> = PairMap::new(1 << 20);
         assert_eq!(empty.get(0, 5), None);
         assert_eq!(empty.dense.capacity(), 0, "nothing allocated before an insert");
-        assert!(!map.contains(5, 100));
+        assert_eq!(map.get(5, 100), None);
     }
 
     #[test]
@@ -757,6 +896,68 @@ mod tests {
             );
             assert_eq!(model.value_at(0, 1), None);
         }
+    }
+
+    /// A poll read through the streaming reader: a record that agrees with the send
+    /// acknowledged at its offset, one that holds another value there, and a duplicate far
+    /// past every acknowledged offset.
+    fn read_with_conflicts() -> LogModel {
+        let jsonl = r#"{"index":0,"time":0,"type":"invoke","process":0,"f":"send","value":[["send","x",1]]}
+{"index":1,"time":1,"type":"ok","process":0,"f":"send","value":[["send","x",[0,1]]]}
+{"index":2,"time":2,"type":"invoke","process":0,"f":"send","value":[["send","x",2]]}
+{"index":3,"time":3,"type":"ok","process":0,"f":"send","value":[["send","x",[1,2]]]}
+{"index":4,"time":4,"type":"invoke","process":1,"f":"poll","value":[["poll"]]}
+{"index":5,"time":5,"type":"ok","process":1,"f":"poll","value":[["poll",{"x":[[0,1],[1,7],[5000000,2]]}]]}
+"#;
+        crate::stream::read_log(jsonl.as_bytes(), crate::history::Format::Jsonl)
+            .expect("a valid history")
+            .0
+    }
+
+    #[test]
+    fn records_are_interned_and_placed_alike_whether_or_not_a_send_was_acknowledged_there() {
+        let model = read_with_conflicts();
+        let texts: Vec<(u64, String)> = model
+            .records
+            .iter()
+            .map(|(o, v)| (*o, model.value_text(*v).into_owned()))
+            .collect();
+        assert_eq!(
+            texts,
+            vec![
+                (0, "1".to_string()),
+                (1, "7".to_string()),
+                (5_000_000, "2".to_string())
+            ]
+        );
+        let sent_two = model.ops[1].sends[0].value;
+        assert_eq!(
+            model.records[2].1, sent_two,
+            "one id per value, however it was read"
+        );
+        // 7 lost offset 1 to the acknowledged 2, so it has no place; 2 keeps its first one.
+        assert_eq!(model.record_positions, vec![0, NO_POSITION, 1]);
+        assert!(model.sent_at.is_empty(), "the reading aid is dropped once read");
+    }
+
+    #[test]
+    fn a_map_by_version_keeps_the_first_item_and_keeps_unplaced_pairs_by_value() {
+        let model = read_with_conflicts();
+        let (one, seven) = (model.records[0].1, model.records[1].1);
+        let mut map: ByVersion<u32> = ByVersion::new(&model);
+        assert!(map.insert_first(0, one, model.place(0, one), 10));
+        assert!(!map.insert_first(0, one, 0, 11), "the first item stays");
+        assert_eq!(model.place(0, seven), NO_POSITION);
+        assert!(map.insert_first(0, seven, NO_POSITION, 70));
+        assert!(!map.insert_first(0, seven, NO_POSITION, 71));
+        assert_eq!(map.get(0, one, 0), Some(10));
+        assert_eq!(map.get(0, seven, NO_POSITION), Some(70));
+        assert_eq!(map.get(0, model.records[2].1, 1), None);
+        assert_eq!(
+            map.get(0, one, NO_POSITION),
+            None,
+            "a placed pair is kept by its place"
+        );
     }
 
     #[test]

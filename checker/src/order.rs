@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use smallvec::SmallVec;
 
 use crate::history::{ByProcess, OpType};
-use crate::model::{KeyId, LogModel, MOp, PairMap, ValueId, NO_POSITION};
+use crate::model::{ByVersion, KeyId, LogModel, MOp, PairMap, ValueId, NO_POSITION};
 use crate::queue::WITNESSES_MAX;
 
 /// Most values listed as skipped in one witness.
@@ -288,55 +288,64 @@ pub fn order_anomalies(model: &LogModel) -> (Anomalies, Unseen) {
     (anomalies, unseen(model))
 }
 
-/// Acknowledged values not yet returned by any read, after each operation. Computed from
-/// sorted lists rather than sets updated op by op: each acknowledged value waits from its
-/// acknowledgement until its first read (if that comes later), and the series is the sweep
-/// of those intervals.
+/// Acknowledged values not yet returned by any read, after each operation. Each
+/// acknowledged value waits from its acknowledgement until its first read (if that comes
+/// later): the series is the running sum of +1 at each such acknowledgement and -1 at that
+/// first read, kept per operation rather than sorted as a list of changes.
 fn unseen(model: &LogModel) -> Unseen {
-    // (key, value, position of the op) of every acknowledgement, and the position of the
-    // first read of every value.
-    let mut acked: Vec<(KeyId, ValueId, usize)> = Vec::new();
-    let mut first_read: PairMap<usize> = PairMap::new(model.value_count());
-    for (at, op) in model
-        .ops
-        .iter()
-        .enumerate()
-        .filter(|(_, op)| op.kind == OpType::Ok)
-    {
-        acked.extend(op.sends.iter().map(|s| (s.key, s.value, at)));
-        for (key, records) in model.reads(op) {
-            for (_, value) in records {
-                first_read.insert_first(*key, *value, at);
+    // The op (by position) of the first `ok` read of each value.
+    let mut first_read: ByVersion<u32> = ByVersion::new(model);
+    let ok = || {
+        model
+            .ops
+            .iter()
+            .enumerate()
+            .filter(|(_, op)| op.kind == OpType::Ok)
+    };
+    for (at, op) in ok() {
+        for (key, records, positions) in model.reads_positioned(op) {
+            for (&(_, value), &p) in records.iter().zip(positions) {
+                first_read.insert_first(key, value, p, at as u32);
             }
         }
     }
-    // +1 at the acknowledgement, -1 at the first read after it.
-    let mut changes: Vec<(usize, i64)> = Vec::new();
+    let mut change: Vec<i32> = vec![0; model.ops.len()];
+    let mut first_change: Option<usize> = None;
     let mut examples = Vec::new();
-    for (key, value, at) in acked {
-        match first_read.get(key, value) {
-            Some(read) if read <= at => {}
-            Some(read) => changes.extend([(at, 1), (read, -1)]),
-            None => {
-                changes.push((at, 1));
-                if examples.len() < WITNESSES_MAX {
-                    examples.push((
-                        model.key_name(key).to_string(),
-                        model.value_text(value).to_string(),
-                    ));
+    for (at, op) in ok() {
+        for send in &op.sends {
+            let read = first_read.get(send.key, send.value, model.place(send.key, send.value));
+            match read.map(|r| r as usize) {
+                Some(read) if read <= at => continue,
+                Some(read) => {
+                    change[at] += 1;
+                    change[read] -= 1;
+                }
+                None => {
+                    change[at] += 1;
+                    if examples.len() < WITNESSES_MAX {
+                        examples.push((
+                            model.key_name(send.key).to_string(),
+                            model.value_text(send.value).to_string(),
+                        ));
+                    }
                 }
             }
+            first_change = Some(first_change.map_or(at, |f| f.min(at)));
         }
     }
-    changes.sort_unstable();
     let mut series = Vec::new();
     let mut waiting: i64 = 0;
-    for group in changes.chunk_by(|a, b| a.0 == b.0) {
-        let before = waiting;
-        waiting += group.iter().map(|(_, d)| d).sum::<i64>();
-        if waiting != before || series.is_empty() {
-            series.push((model.ops[group[0].0].complete_time, waiting.max(0) as usize));
+    for (at, delta) in change
+        .iter()
+        .enumerate()
+        .skip(first_change.unwrap_or(change.len()))
+    {
+        if *delta == 0 && !series.is_empty() {
+            continue;
         }
+        waiting += i64::from(*delta);
+        series.push((model.ops[at].complete_time, waiting.max(0) as usize));
     }
     let waiting = waiting.max(0) as usize;
     let count = waiting;
