@@ -83,7 +83,6 @@ pub struct Cycles {
 /// values were read: they happened). Nodes past the operations are realtime barriers.
 fn build(model: &LogModel, rw: bool) -> Graph {
     let by_invoke = by_invocation(model);
-    let events = realtime_events(model, &by_invoke);
     // Per key: the writer of each version (`NO_WRITER` if none is known), and how many of
     // its first n versions have none, for n up to all of them. Where none between two
     // versions lacks one, the ww edges chain the first's writer to the second's. (A poll's
@@ -185,14 +184,14 @@ fn build(model: &LogModel, rw: bool) -> Graph {
             }
             last_of.insert(op.process, i as u32);
         }
-        model.ops.len() + realtime(model.ops.len(), &events, graph)
+        model.ops.len() + realtime(model, &by_invoke, graph)
     })
 }
 
 /// The ops in order of invocation. Invocation indices are distinct history positions,
 /// so a table indexed by them sorts in one pass; a history whose indices are far apart
 /// (or, from a caller's own ops, repeated) is sorted instead.
-fn by_invocation(model: &LogModel) -> Vec<usize> {
+fn by_invocation(model: &LogModel) -> Vec<u32> {
     let ops = model.ops.len();
     let highest = model.ops.iter().map(|op| op.invoke).max().unwrap_or(0);
     if highest < 4 * ops as u64 + 1024 {
@@ -204,11 +203,8 @@ fn by_invocation(model: &LogModel) -> Vec<usize> {
             *slot = i as u32;
         }
         if placed == ops {
-            return table
-                .into_iter()
-                .filter(|i| *i != u32::MAX)
-                .map(|i| i as usize)
-                .collect();
+            table.retain(|i| *i != u32::MAX);
+            return table;
         }
     }
     let mut sorted: Vec<(u64, u32)> = model
@@ -218,43 +214,42 @@ fn by_invocation(model: &LogModel) -> Vec<usize> {
         .map(|(i, op)| (op.invoke, i as u32))
         .collect();
     sorted.sort_unstable();
-    sorted.into_iter().map(|(_, i)| i as usize).collect()
+    sorted.into_iter().map(|(_, i)| i).collect()
 }
 
-/// The invocations and `ok` completions in history order, as (is an invocation, op).
-/// Only an `ok` completion dates the operation: an `info` one may take effect after it was
-/// recorded, so nothing is known to follow it in real time. Nor does an `ok` one with a
-/// send whose offset it does not give: a producer that does not wait for the log (Kafka's
-/// acks=0) completes once the request is written, before the record is appended.
-fn realtime_events(model: &LogModel, by_invoke: &[usize]) -> Vec<(bool, u32)> {
-    // Completions are already in order (the ops are); invocations are `by_invoke`: merge.
-    let mut events: Vec<(bool, u32)> = Vec::with_capacity(model.ops.len() * 2);
+/// Hands `each` the invocations and `ok` completions in history order, as (is an
+/// invocation, op): the completions are in order already (the ops are), the invocations
+/// are `by_invoke`, and the two are merged as they are walked (listing them was 8 bytes an
+/// event, faulted in afresh at every check of a large history). Only an `ok` completion
+/// dates the operation: an `info` one may take effect after it was recorded, so nothing is
+/// known to follow it in real time. Nor does an `ok` one with a send whose offset it does
+/// not give: a producer that does not wait for the log (Kafka's acks=0) completes once the
+/// request is written, before the record is appended. A lone completion (its own
+/// partner) has no invocation event: when it was invoked is unknown, so nothing is known
+/// to precede it (and dating it at its completion would make it follow itself).
+fn realtime_events(model: &LogModel, by_invoke: &[u32], mut each: impl FnMut(bool, usize)) {
     let (mut inv, mut done) = (by_invoke.iter().peekable(), (0..model.ops.len()).peekable());
     loop {
-        let next_invoke = inv.peek().map(|i| model.ops[**i].invoke);
+        let next_invoke = inv.peek().map(|i| model.ops[**i as usize].invoke);
         let next_done = done.peek().map(|i| model.ops[*i].complete);
-        match (next_invoke, next_done) {
-            (Some(a), Some(b)) if a < b => invoked(&mut events, *inv.next().expect("peeked"), model),
-            (_, Some(_)) => {
-                let i = done.next().expect("peeked");
-                let op = &model.ops[i];
-                if op.kind == OpType::Ok && op.sends.iter().all(|send| send.offset.is_some()) {
-                    events.push((false, i as u32));
-                }
-            }
-            (Some(_), None) => invoked(&mut events, *inv.next().expect("peeked"), model),
+        let invocation_first = match (next_invoke, next_done) {
+            (Some(a), Some(b)) => a < b,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
             (None, None) => break,
+        };
+        if invocation_first {
+            let i = *inv.next().expect("peeked") as usize;
+            if model.ops[i].invoke != model.ops[i].complete {
+                each(true, i);
+            }
+        } else {
+            let i = done.next().expect("peeked");
+            let op = &model.ops[i];
+            if op.kind == OpType::Ok && op.sends.iter().all(|send| send.offset.is_some()) {
+                each(false, i);
+            }
         }
-    }
-    events
-}
-
-/// Notes op `i`'s invocation, unless the op is a lone completion (its own partner): when
-/// it was invoked is unknown, so nothing is known to precede it (and dating it at its
-/// completion would make it follow itself).
-fn invoked(events: &mut Vec<(bool, u32)>, i: usize, model: &LogModel) {
-    if model.ops[i].invoke != model.ops[i].complete {
-        events.push((true, i as u32));
     }
 }
 
@@ -264,15 +259,15 @@ fn invoked(events: &mut Vec<(bool, u32)>, i: usize, model: &LogModel) {
 /// reaches T2 exactly when T1 completed before T2 was invoked, with a few edges per
 /// operation instead of one from every operation of the frontier. Returns how many
 /// barriers there are.
-fn realtime(ops: usize, events: &[(bool, u32)], graph: &mut EdgeSink) -> usize {
+fn realtime(model: &LogModel, by_invoke: &[u32], graph: &mut EdgeSink) -> usize {
+    let ops = model.ops.len();
     let mut barriers = 0usize;
     let mut current: Option<usize> = None;
     let mut completed: Vec<usize> = Vec::new();
-    for &(is_invoke, i) in events {
-        let i = i as usize;
+    realtime_events(model, by_invoke, |is_invoke, i| {
         if !is_invoke {
             completed.push(i);
-            continue;
+            return;
         }
         if !completed.is_empty() {
             let barrier = ops + barriers;
@@ -288,7 +283,7 @@ fn realtime(ops: usize, events: &[(bool, u32)], graph: &mut EdgeSink) -> usize {
         if let Some(barrier) = current {
             graph.edge(barrier, i, REALTIME);
         }
-    }
+    });
     barriers
 }
 

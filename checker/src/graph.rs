@@ -6,6 +6,7 @@
 //! compressed rows (each node's out-edges contiguous), built once from an edge list by a
 //! counting sort: a few bytes per edge, and every traversal a linear scan.
 
+use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
@@ -16,6 +17,22 @@ pub struct Graph {
     first: Vec<u32>,
     targets: Vec<u32>,
     kinds: Vec<u8>,
+    /// Tarjan's tables, kept from one call of [`Graph::components`] to the next: the cycle
+    /// search runs it several times over the same nodes, and tables of a large graph
+    /// allocated afresh each time were faulted in afresh each time.
+    tarjan: RefCell<Tarjan>,
+}
+
+/// Tarjan's per-node tables. Between calls every index is `UNVISITED` and no node is on
+/// the stack.
+#[derive(Debug, Default)]
+struct Tarjan {
+    index: Vec<u32>,
+    low: Vec<u32>,
+    on_stack: Vec<bool>,
+    stack: Vec<u32>,
+    /// (node, position of the next out-edge to look at)
+    frames: Vec<(u32, u32)>,
 }
 
 /// A node with no index yet, in Tarjan's numbering.
@@ -26,10 +43,10 @@ const UNVISITED: u32 = u32::MAX;
 /// is dropped.
 #[derive(Debug, Default)]
 pub struct EdgeSink {
-    /// Counting: out-degrees, shifted by one. Placing: where each node's edges start.
+    /// Counting: out-degrees, shifted by one. Placing: the next free slot of each node
+    /// (which ends at the next node's start).
     first: Vec<u32>,
-    /// Placing: the next free slot of each node.
-    cursor: Option<Vec<u32>>,
+    placing: bool,
     targets: Vec<u32>,
     kinds: Vec<u8>,
 }
@@ -40,19 +57,16 @@ impl EdgeSink {
         if from == to {
             return;
         }
-        match &mut self.cursor {
-            None => {
-                if self.first.len() < from + 2 {
-                    self.first.resize(from + 2, 0);
-                }
-                self.first[from + 1] += 1;
+        if self.placing {
+            let slot = &mut self.first[from];
+            self.targets[*slot as usize] = to as u32;
+            self.kinds[*slot as usize] = kind;
+            *slot += 1;
+        } else {
+            if self.first.len() < from + 2 {
+                self.first.resize(from + 2, 0);
             }
-            Some(cursor) => {
-                let slot = &mut cursor[from];
-                self.targets[*slot as usize] = to as u32;
-                self.kinds[*slot as usize] = kind;
-                *slot += 1;
-            }
+            self.first[from + 1] += 1;
         }
     }
 }
@@ -76,20 +90,27 @@ impl Graph {
     pub fn generate(mut generator: impl FnMut(&mut EdgeSink) -> usize) -> Self {
         let mut sink = EdgeSink::default();
         let nodes = generator(&mut sink);
-        let mut first = std::mem::take(&mut sink.first);
+        let first = &mut sink.first;
         first.resize(nodes.max(first.len().saturating_sub(1)) + 1, 0);
         for n in 1..first.len() {
             first[n] += first[n - 1];
         }
         let edges = *first.last().expect("one slot at least") as usize;
-        sink.cursor = Some(first[..first.len() - 1].to_vec());
         sink.targets = vec![0u32; edges];
         sink.kinds = vec![0u8; edges];
+        sink.placing = true;
         generator(&mut sink);
+        // Each node's cursor ended where the next node's edges start: shift them back into
+        // place (a separate table of cursors was one more table the size of the graph).
+        let mut first = sink.first;
+        let last = first.len() - 1;
+        first.copy_within(..last, 1);
+        first[0] = 0;
         Self {
             first,
             targets: sink.targets,
             kinds: sink.kinds,
+            tarjan: RefCell::default(),
         }
     }
 
@@ -122,12 +143,19 @@ impl Graph {
     /// explicit stack of (node, next edge) frames instead of recursion.
     pub fn components(&self, mask: u8, include: impl Fn(usize) -> bool) -> Vec<Vec<u32>> {
         let n = self.node_count();
-        let mut index = vec![UNVISITED; n];
-        let mut low = vec![0u32; n];
-        let mut on_stack = vec![false; n];
-        let mut stack: Vec<u32> = Vec::new();
-        // (node, position of the next out-edge to look at)
-        let mut frames: Vec<(u32, u32)> = Vec::new();
+        let mut tarjan = self.tarjan.borrow_mut();
+        let Tarjan {
+            index,
+            low,
+            on_stack,
+            stack,
+            frames,
+        } = &mut *tarjan;
+        if index.len() != n {
+            *index = vec![UNVISITED; n];
+            *low = vec![0u32; n];
+            *on_stack = vec![false; n];
+        }
         let mut next_index = 0u32;
         let mut found = Vec::new();
         for root in 0..n {
@@ -191,6 +219,8 @@ impl Graph {
                 }
             }
         }
+        // Every node was popped off the stack; only the indices need clearing.
+        index.fill(UNVISITED);
         found
     }
 }

@@ -334,30 +334,33 @@ fn unseen(model: &LogModel) -> Unseen {
             first_change = Some(first_change.map_or(at, |f| f.min(at)));
         }
     }
-    let mut series = Vec::new();
+    // A point after the first change and after every op that changes the count; thinned
+    // evenly to at most about `SERIES_MAX` as they are made (every `step`-th point, and
+    // always the last), rather than listed whole first: that list was 16 bytes an op.
+    let start = first_change.unwrap_or(change.len());
+    let points =
+        change[start..].iter().skip(1).filter(|d| **d != 0).count() + usize::from(start < change.len());
+    let step = points.div_ceil(SERIES_MAX).max(1);
+    let mut series = Vec::with_capacity(points.min(SERIES_MAX + 1));
     let mut waiting: i64 = 0;
-    for (at, delta) in change
-        .iter()
-        .enumerate()
-        .skip(first_change.unwrap_or(change.len()))
-    {
-        if *delta == 0 && !series.is_empty() {
+    let mut made = 0;
+    let mut last = None;
+    for (at, delta) in change.iter().enumerate().skip(start) {
+        if *delta == 0 && made > 0 {
             continue;
         }
         waiting += i64::from(*delta);
-        series.push((model.ops[at].complete_time, waiting.max(0) as usize));
-    }
-    let waiting = waiting.max(0) as usize;
-    let count = waiting;
-    // Thin evenly, always keeping the last point.
-    if series.len() > SERIES_MAX {
-        let step = series.len().div_ceil(SERIES_MAX);
-        let last = *series.last().expect("non-empty");
-        series = series.into_iter().step_by(step).collect();
-        if series.last() != Some(&last) {
-            series.push(last);
+        let point = (model.ops[at].complete_time, waiting.max(0) as usize);
+        if made % step == 0 {
+            series.push(point);
         }
+        made += 1;
+        last = Some(point);
     }
+    if let Some(last) = last.filter(|last| series.last() != Some(last)) {
+        series.push(last);
+    }
+    let count = waiting.max(0) as usize;
     Unseen {
         count,
         series,
