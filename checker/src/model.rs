@@ -56,8 +56,9 @@ pub struct MOp {
     /// small heap allocations cost more than the analyses themselves, and a compact op
     /// keeps the passes over the ops in cache.)
     pub reads: (u32, u32),
-    /// For an `assign` or `subscribe` whose completion lists keys: those keys.
-    pub assigned: Option<SmallVec<[KeyId; 4]>>,
+    /// For an `assign` or `subscribe` whose completion lists keys: those keys. (Boxed:
+    /// few ops have them, and every op carries the field.)
+    pub assigned: Option<Box<[KeyId]>>,
     /// Whether its sends took effect, as far as anyone can tell: it completed `ok`, or it
     /// completed `info` and an `ok` read returned one of its values (Jepsen's
     /// `must-have-committed?`). Only then do the offsets its completion gave count.
@@ -369,7 +370,7 @@ fn compile(model: &mut LogModel, pending: Pending, done: Completion, completed: 
         f: pending.f,
         sends,
         reads,
-        assigned: completed.assigned,
+        assigned: completed.assigned.map(|keys| keys.into_vec().into_boxed_slice()),
         committed: done.kind == OpType::Ok,
     }
 }
