@@ -36,6 +36,10 @@ const PROCESS: u8 = 8;
 const REALTIME: u8 = 16;
 const ALL: u8 = WW | WR | RW | PROCESS | REALTIME;
 
+/// Marks an invocation among [`realtime_events`]: an op's position is below it (a
+/// history of 2^31 ops would not fit in memory as a model).
+const INVOCATION: u32 = 1 << 31;
+
 /// A version whose writer is not known.
 const NO_WRITER: u32 = u32::MAX;
 
@@ -82,15 +86,19 @@ pub struct Cycles {
 /// Builds the graph over the model's `ok` operations (and failed or unknown sends whose
 /// values were read: they happened). Nodes past the operations are realtime barriers.
 fn build(model: &LogModel, rw: bool) -> Graph {
-    let by_invoke = by_invocation(model);
-    // Per key: the writer of each version (`NO_WRITER` if none is known), and how many of
-    // its first n versions have none, for n up to all of them. Where none between two
-    // versions lacks one, the ww edges chain the first's writer to the second's. (A poll's
-    // records are successive versions: these tables are read in sequence.) The first op
+    let events = realtime_events(model);
+    // Per key: the writer of each version (`NO_WRITER` if none is known), and how many
+    // versions before it have none. Where none between two versions lacks one, the ww
+    // edges chain the first's writer to the second's. (A poll's records are successive
+    // versions: these tables are read in sequence, the two side by side.) The first op
     // to send a value wrote it; a failed send wrote nothing (reading it is G1a). Filled
     // from the sends, which come in about the order their values were interned, rather
     // than by looking up each version's value: that was a cache miss per version.
-    let mut writers: Vec<Vec<u32>> = model.versions.iter().map(|v| vec![NO_WRITER; v.len()]).collect();
+    let mut writers: Vec<Vec<(u32, u32)>> = model
+        .versions
+        .iter()
+        .map(|v| vec![(NO_WRITER, 0); v.len()])
+        .collect();
     for (i, op) in model
         .ops
         .iter()
@@ -99,34 +107,29 @@ fn build(model: &LogModel, rw: bool) -> Graph {
     {
         for send in &op.sends {
             if let Some(p) = model.position_of(send.key, send.value) {
-                let writer = &mut writers[send.key as usize][p as usize];
+                let (writer, _) = &mut writers[send.key as usize][p as usize];
                 if *writer == NO_WRITER {
                     *writer = i as u32;
                 }
             }
         }
     }
-    let unwritten: Vec<Vec<u32>> = writers
-        .iter()
-        .map(|writers| {
-            let mut missing = 0u32;
-            let mut prefix = Vec::with_capacity(writers.len() + 1);
-            prefix.push(0);
-            for w in writers {
-                missing += u32::from(*w == NO_WRITER);
-                prefix.push(missing);
-            }
-            prefix
-        })
-        .collect();
+    for versions in &mut writers {
+        let mut missing = 0u32;
+        for (writer, before) in versions.iter_mut() {
+            *before = missing;
+            missing += u32::from(*writer == NO_WRITER);
+        }
+    }
     // The edges are generated twice, counted and then placed, rather than listed once and
     // then sorted into place: the list would be the largest thing the checker holds.
     Graph::generate(|graph| {
         // ww: successive versions of each key.
         for writers in &writers {
             for pair in writers.windows(2) {
-                if pair[0] != NO_WRITER && pair[1] != NO_WRITER {
-                    graph.edge(pair[0] as usize, pair[1] as usize, WW);
+                let (a, b) = (pair[0].0, pair[1].0);
+                if a != NO_WRITER && b != NO_WRITER {
+                    graph.edge(a as usize, b as usize, WW);
                 }
             }
         }
@@ -137,7 +140,7 @@ fn build(model: &LogModel, rw: bool) -> Graph {
             }
             for (key, _, positions) in model.reads_positioned(op) {
                 let writers = &writers[key as usize];
-                let written = |p: u32| Some(writers[p as usize]).filter(|w| *w != NO_WRITER);
+                let written = |p: u32| Some(writers[p as usize].0).filter(|w| *w != NO_WRITER);
                 let mut highest: Option<u32> = None;
                 // The latest version read that has a writer: its writer gets a wr edge.
                 let mut top: Option<(u32, u32)> = None;
@@ -156,18 +159,20 @@ fn build(model: &LogModel, rw: bool) -> Graph {
                     // would add no path (a poll reads a run of records from many writers,
                     // and these edges were half the graph). The others get theirs; a
                     // batch's records mostly share a writer: one edge for a run of them.
-                    let missing = &unwritten[key as usize];
+                    // (Versions p..=t lack none exactly when as many lack one before p as
+                    // before t, which has a writer.)
+                    let missing = |p: u32| writers[p as usize].1;
                     let mut last_writer = top_writer;
                     for &p in positions.iter().filter(|p| **p != NO_POSITION) {
                         let Some(w) = written(p) else { continue };
-                        if w != last_writer && missing[t as usize + 1] != missing[p as usize] {
+                        if w != last_writer && missing(t) != missing(p) {
                             graph.edge(w as usize, i, WR);
                             last_writer = w;
                         }
                     }
                 }
                 let Some(h) = highest.filter(|_| rw) else { continue };
-                if let Some(&w) = writers.get(h as usize + 1).filter(|w| **w != NO_WRITER) {
+                if let Some(&(w, _)) = writers.get(h as usize + 1).filter(|w| w.0 != NO_WRITER) {
                     graph.edge(i, w as usize, RW);
                 }
             }
@@ -184,7 +189,7 @@ fn build(model: &LogModel, rw: bool) -> Graph {
             }
             last_of.insert(op.process, i as u32);
         }
-        model.ops.len() + realtime(model, &by_invoke, graph)
+        model.ops.len() + realtime(model.ops.len(), &events, graph)
     })
 }
 
@@ -217,17 +222,22 @@ fn by_invocation(model: &LogModel) -> Vec<u32> {
     sorted.into_iter().map(|(_, i)| i).collect()
 }
 
-/// Hands `each` the invocations and `ok` completions in history order, as (is an
-/// invocation, op): the completions are in order already (the ops are), the invocations
-/// are `by_invoke`, and the two are merged as they are walked (listing them was 8 bytes an
-/// event, faulted in afresh at every check of a large history). Only an `ok` completion
+/// The invocations and `ok` completions in history order, each an op's position with
+/// [`INVOCATION`] set for an invocation (4 bytes an event: a large history's list is
+/// faulted in afresh at every check, and merging again on each pass of the graph's
+/// generation cost more than it saved). Only an `ok` completion
 /// dates the operation: an `info` one may take effect after it was recorded, so nothing is
 /// known to follow it in real time. Nor does an `ok` one with a send whose offset it does
 /// not give: a producer that does not wait for the log (Kafka's acks=0) completes once the
 /// request is written, before the record is appended. A lone completion (its own
 /// partner) has no invocation event: when it was invoked is unknown, so nothing is known
 /// to precede it (and dating it at its completion would make it follow itself).
-fn realtime_events(model: &LogModel, by_invoke: &[u32], mut each: impl FnMut(bool, usize)) {
+fn realtime_events(model: &LogModel) -> Vec<u32> {
+    let by_invoke = by_invocation(model);
+    let mut events = Vec::with_capacity(model.ops.len() * 2);
+    let mut each = |invocation: bool, i: usize| {
+        events.push(i as u32 | if invocation { INVOCATION } else { 0 });
+    };
     let (mut inv, mut done) = (by_invoke.iter().peekable(), (0..model.ops.len()).peekable());
     loop {
         let next_invoke = inv.peek().map(|i| model.ops[**i as usize].invoke);
@@ -251,6 +261,7 @@ fn realtime_events(model: &LogModel, by_invoke: &[u32], mut each: impl FnMut(boo
             }
         }
     }
+    events
 }
 
 /// Realtime order through barrier nodes: a chain of nodes after the operations, each
@@ -259,15 +270,15 @@ fn realtime_events(model: &LogModel, by_invoke: &[u32], mut each: impl FnMut(boo
 /// reaches T2 exactly when T1 completed before T2 was invoked, with a few edges per
 /// operation instead of one from every operation of the frontier. Returns how many
 /// barriers there are.
-fn realtime(model: &LogModel, by_invoke: &[u32], graph: &mut EdgeSink) -> usize {
-    let ops = model.ops.len();
+fn realtime(ops: usize, events: &[u32], graph: &mut EdgeSink) -> usize {
     let mut barriers = 0usize;
     let mut current: Option<usize> = None;
     let mut completed: Vec<usize> = Vec::new();
-    realtime_events(model, by_invoke, |is_invoke, i| {
-        if !is_invoke {
+    for &event in events {
+        let i = (event & !INVOCATION) as usize;
+        if event & INVOCATION == 0 {
             completed.push(i);
-            return;
+            continue;
         }
         if !completed.is_empty() {
             let barrier = ops + barriers;
@@ -283,7 +294,7 @@ fn realtime(model: &LogModel, by_invoke: &[u32], graph: &mut EdgeSink) -> usize 
         if let Some(barrier) = current {
             graph.edge(barrier, i, REALTIME);
         }
-    });
+    }
     barriers
 }
 
