@@ -674,11 +674,6 @@ impl LogModel {
         value_at_offset(&self.offsets[key as usize], offset)
     }
 
-    /// How many distinct values there are (the bound of every `ValueId`).
-    pub fn value_count(&self) -> usize {
-        self.values.len()
-    }
-
     /// A value's text.
     pub fn value_text(&self, value: ValueId) -> std::borrow::Cow<'_, str> {
         match &self.values[value as usize] {

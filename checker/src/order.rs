@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use smallvec::SmallVec;
 
 use crate::history::{ByProcess, OpType};
-use crate::model::{ByVersion, KeyId, LogModel, MOp, PairMap, ValueId, NO_POSITION};
+use crate::model::{ByVersion, KeyId, LogModel, MOp, ValueId, NO_POSITION};
 use crate::queue::WITNESSES_MAX;
 
 /// Most values listed as skipped in one witness.
@@ -128,11 +128,12 @@ pub fn order_anomalies(model: &LogModel) -> (Anomalies, Unseen) {
     let mut slots: ByProcess<usize> = ByProcess::default();
     let mut polled: Vec<ByKey> = Vec::new();
     let mut sent: Vec<ByKey> = Vec::new();
-    let mut failed: PairMap<u64> = PairMap::new(model.value_count());
+    let mut failed: ByVersion<u64> = ByVersion::new(model);
     let mut any_failed = false;
     for op in model.ops.iter().filter(|op| op.kind == OpType::Fail) {
         for send in &op.sends {
-            any_failed |= failed.insert_first(send.key, send.value, op.complete);
+            let place = model.place(send.key, send.value);
+            any_failed |= failed.insert_first(send.key, send.value, place, op.complete);
         }
     }
     for op in &model.ops {
@@ -231,8 +232,8 @@ pub fn order_anomalies(model: &LogModel) -> (Anomalies, Unseen) {
             if let Some(end) = positioned.last() {
                 last.insert(*key, *end);
             }
-            for (_, value) in records.iter().filter(|_| any_failed) {
-                if let Some(writer) = failed.get(*key, *value) {
+            for ((_, value), place) in records.iter().zip(positions).filter(|_| any_failed) {
+                if let Some(writer) = failed.get(*key, *value, *place) {
                     add(
                         &mut anomalies,
                         "G1a",
