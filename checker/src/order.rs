@@ -368,3 +368,64 @@ fn unseen(model: &LogModel) -> Unseen {
         examples,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::History;
+
+    /// `n` sends to one key, each acknowledged at its offset, then one poll of the first
+    /// `read` of them. Op `i` completes at time `10 * (2i + 1)`.
+    fn sends_then_poll(n: u64, read: u64) -> LogModel {
+        let mut lines = Vec::new();
+        for i in 0..n {
+            lines.push(format!(
+                r#"{{"index":{},"time":{},"type":"invoke","process":0,"f":"send","value":[["send","x",{i}]]}}"#,
+                2 * i,
+                20 * i
+            ));
+            lines.push(format!(
+                r#"{{"index":{},"time":{},"type":"ok","process":0,"f":"send","value":[["send","x",[{i},{i}]]]}}"#,
+                2 * i + 1,
+                20 * i + 10
+            ));
+        }
+        let records: Vec<String> = (0..read).map(|i| format!("[{i},{i}]")).collect();
+        lines.push(format!(
+            r#"{{"index":{},"time":{},"type":"invoke","process":1,"f":"poll","value":[["poll"]]}}"#,
+            2 * n,
+            20 * n
+        ));
+        lines.push(format!(
+            r#"{{"index":{},"time":{},"type":"ok","process":1,"f":"poll","value":[["poll",{{"x":[{}]}}]]}}"#,
+            2 * n + 1,
+            20 * n + 10,
+            records.join(",")
+        ));
+        LogModel::new(&History::read_jsonl(lines.join("\n").as_bytes()).expect("a valid history"))
+    }
+
+    #[test]
+    fn the_unseen_series_rises_with_each_acknowledgement_and_falls_at_the_first_read() {
+        let unseen = order_anomalies(&sends_then_poll(4, 3)).1;
+        assert_eq!(unseen.series, vec![(10, 1), (30, 2), (50, 3), (70, 4), (90, 1)]);
+        assert_eq!(unseen.count, 1, "value 3 was never read");
+        assert_eq!(unseen.examples, vec![("x".to_string(), "3".to_string())]);
+    }
+
+    #[test]
+    fn a_long_unseen_series_is_thinned_evenly_keeping_its_first_and_last_points() {
+        let unseen = order_anomalies(&sends_then_poll(1000, 1000)).1;
+        let series = &unseen.series;
+        assert!(series.len() <= SERIES_MAX + 1, "{} points", series.len());
+        assert!(series.len() >= SERIES_MAX / 2, "{} points", series.len());
+        assert_eq!(series.first(), Some(&(10, 1)));
+        assert_eq!(series.last(), Some(&(20_010, 0)), "the poll read them all");
+        let steps: Vec<usize> = series[..series.len() - 1]
+            .windows(2)
+            .map(|w| w[1].1 - w[0].1)
+            .collect();
+        assert!(steps.iter().all(|s| *s == steps[0]), "evenly thinned: {steps:?}");
+        assert_eq!(unseen.count, 0);
+    }
+}
