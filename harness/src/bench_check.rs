@@ -83,6 +83,17 @@ pub fn peak_rss_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// The median of some runs' costs (the mean of the middle two of an even count; 0 for
+/// none). Beside the least of them, it shows how much a busy machine added.
+pub fn median(mut costs: Vec<f64>) -> f64 {
+    costs.sort_by(f64::total_cmp);
+    match costs.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => costs[n / 2],
+        n => (costs[n / 2 - 1] + costs[n / 2]) / 2.0,
+    }
+}
+
 /// Writes a history of `shape` with about `ops` operations to `path`; returns the count.
 pub fn write_file(shape: Shape, ops: u64, spelling: Spelling, path: &Path) -> io::Result<u64> {
     let file = std::fs::File::create(path)?;
@@ -122,4 +133,17 @@ pub fn time_check(exe: &Path, path: &Path, ops: u64) -> io::Result<CheckFigures>
         cpu,
         verdict,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_median_is_the_middle_run_or_the_mean_of_the_middle_two() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(vec![7.5]), 7.5);
+        assert_eq!(median(Vec::new()), 0.0);
+    }
 }

@@ -266,7 +266,8 @@ struct BenchCheckArgs {
     /// Check each file this many times and report the best run (the least CPU time, and
     /// the least wall time): other work on the machine only ever adds time. The runs go in
     /// rounds, each checking every size of a shape once, so that the sizes whose cost per
-    /// op is compared are timed side by side.
+    /// op is compared are timed side by side. The growth per op is also given by the
+    /// medians of the runs: far from the best's, the machine was busy.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     runs: u32,
 }
@@ -1397,7 +1398,7 @@ fn check(args: CheckArgs) -> anyhow::Result<u8> {
 }
 
 fn bench_check(args: BenchCheckArgs) -> anyhow::Result<u8> {
-    use harness::bench_check::{time_check, write_file};
+    use harness::bench_check::{median, time_check, write_file};
     use harness::synth::Spelling;
     if cfg!(debug_assertions) {
         say!("warning: this is an unoptimised build; measure with `cargo run --release --bin tumult -- bench check`");
@@ -1448,13 +1449,19 @@ fn bench_check(args: BenchCheckArgs) -> anyhow::Result<u8> {
                 .iter()
                 .map(|(_, path, ops)| time_check(&exe, path, *ops))
                 .collect::<std::io::Result<Vec<_>>>()?;
+            // Every run's cost, for the median beside the best: how far apart they are
+            // shows how busy the machine was.
+            let cost = |f: &harness::bench_check::CheckFigures| f.cpu.unwrap_or(f.wall).as_secs_f64();
+            let mut costs: Vec<Vec<f64>> = best.iter().map(|f| vec![cost(f)]).collect();
             for _ in 1..args.runs {
-                for ((_, path, ops), best) in files.iter().zip(best.iter_mut()) {
-                    *best = best.clone().best(time_check(&exe, path, *ops)?);
+                for (((_, path, ops), best), costs) in files.iter().zip(best.iter_mut()).zip(&mut costs) {
+                    let figures = time_check(&exe, path, *ops)?;
+                    costs.push(cost(&figures));
+                    *best = best.clone().best(figures);
                 }
             }
             let mut per_op = Vec::new();
-            for ((size, path, ops), figures) in files.into_iter().zip(best) {
+            for (((size, path, ops), figures), costs) in files.into_iter().zip(best).zip(costs) {
                 if !args.keep {
                     let _ = std::fs::remove_file(&path);
                 }
@@ -1497,13 +1504,16 @@ fn bench_check(args: BenchCheckArgs) -> anyhow::Result<u8> {
                         peak as f64 / ops as f64
                     ));
                 }
-                let cost = figures.cpu.unwrap_or(figures.wall).as_secs_f64();
-                per_op.push((size, cost / ops as f64));
+                per_op.push((size, cost(&figures) / ops as f64, median(costs) / ops as f64));
             }
             for pair in per_op.windows(2) {
                 let growth = pair[1].1 / pair[0].1;
+                let by_medians = match args.runs {
+                    1 => String::new(),
+                    _ => format!(" ({:.2}x by the medians of the runs)", pair[1].2 / pair[0].2),
+                };
                 say!(
-                    "  {:<16} {:<5} {}x the ops cost {growth:.2}x the time per op",
+                    "  {:<16} {:<5} {}x the ops cost {growth:.2}x the time per op{by_medians}",
                     shape.name(),
                     ext,
                     pair[1].0 / pair[0].0,
