@@ -224,10 +224,9 @@ fn by_invocation(model: &LogModel) -> Vec<u32> {
 
 /// The invocations and `ok` completions in history order, each an op's position with
 /// [`INVOCATION`] set for an invocation (4 bytes an event: a large history's list is
-/// faulted in afresh at every check, and merging again on each pass of the graph's
-/// generation cost more than it saved). Only an `ok` completion
-/// dates the operation: an `info` one may take effect after it was recorded, so nothing is
-/// known to follow it in real time. Nor does an `ok` one with a send whose offset it does
+/// faulted in afresh at every check). Only an `ok` completion dates the operation: an
+/// `info` one may take effect after it was recorded, so nothing is known to follow it in
+/// real time. Nor does an `ok` one with a send whose offset it does
 /// not give: a producer that does not wait for the log (Kafka's acks=0) completes once the
 /// request is written, before the record is appended. A lone completion (its own
 /// partner) has no invocation event: when it was invoked is unknown, so nothing is known
@@ -235,9 +234,6 @@ fn by_invocation(model: &LogModel) -> Vec<u32> {
 fn realtime_events(model: &LogModel) -> Vec<u32> {
     let by_invoke = by_invocation(model);
     let mut events = Vec::with_capacity(model.ops.len() * 2);
-    let mut each = |invocation: bool, i: usize| {
-        events.push(i as u32 | if invocation { INVOCATION } else { 0 });
-    };
     let (mut inv, mut done) = (by_invoke.iter().peekable(), (0..model.ops.len()).peekable());
     loop {
         let next_invoke = inv.peek().map(|i| model.ops[**i as usize].invoke);
@@ -251,13 +247,13 @@ fn realtime_events(model: &LogModel) -> Vec<u32> {
         if invocation_first {
             let i = *inv.next().expect("peeked") as usize;
             if model.ops[i].invoke != model.ops[i].complete {
-                each(true, i);
+                events.push(i as u32 | INVOCATION);
             }
         } else {
             let i = done.next().expect("peeked");
             let op = &model.ops[i];
             if op.kind == OpType::Ok && op.sends.iter().all(|send| send.offset.is_some()) {
-                each(false, i);
+                events.push(i as u32);
             }
         }
     }

@@ -3,8 +3,9 @@
 //! so a recursive Tarjan overflows the stack on a few hundred thousand operations.
 //!
 //! Nodes are dense integers; edges carry a bit set of kinds. The graph is stored as
-//! compressed rows (each node's out-edges contiguous), built once from an edge list by a
-//! counting sort: a few bytes per edge, and every traversal a linear scan.
+//! compressed rows (each node's out-edges contiguous), built by a counting sort over edges
+//! generated twice, counted and then placed: a few bytes per edge, never a list of them,
+//! and every traversal a linear scan.
 
 use std::cell::RefCell;
 use std::cmp::Reverse;

@@ -669,6 +669,12 @@ impl LogModel {
         self.position.get(key, value)
     }
 
+    /// `(key, value)`'s place in the version order, or [`NO_POSITION`], for a
+    /// [`ByVersion`] map.
+    pub fn place(&self, key: KeyId, value: ValueId) -> u32 {
+        self.position_of(key, value).unwrap_or(NO_POSITION)
+    }
+
     /// The value first observed at `key`'s `offset`.
     pub fn value_at(&self, key: KeyId, offset: u64) -> Option<ValueId> {
         value_at_offset(&self.offsets[key as usize], offset)
@@ -741,8 +747,8 @@ pub struct PairMap<T> {
 
 impl<T: Copy> PairMap<T> {
     /// An empty map for values below `values`. Nothing is allocated until the first
-    /// insert: a map that stays empty (the failed sends of a history without any) costs
-    /// nothing, where a table per value was tens of megabytes to fill and fault in.
+    /// insert: a map that stays empty costs nothing, where a table per value is tens of
+    /// megabytes to fill and fault in.
     pub fn new(values: usize) -> Self {
         Self {
             dense: Vec::new(),
@@ -772,13 +778,7 @@ impl<T: Copy> PairMap<T> {
                 true
             }
             Some((k, _)) if k == key => false,
-            Some(_) => match self.overflow.entry((key, value)) {
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    e.insert(item);
-                    true
-                }
-                std::collections::btree_map::Entry::Occupied(_) => false,
-            },
+            Some(_) => insert_first_in(&mut self.overflow, key, value, item),
         }
     }
 }
@@ -807,13 +807,7 @@ impl<T: Copy> ByVersion<T> {
     /// Maps the pair to `item` unless it is mapped already; true if it was not.
     pub fn insert_first(&mut self, key: KeyId, value: ValueId, position: u32, item: T) -> bool {
         if position == NO_POSITION {
-            return match self.unplaced.entry((key, value)) {
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    e.insert(item);
-                    true
-                }
-                std::collections::btree_map::Entry::Occupied(_) => false,
-            };
+            return insert_first_in(&mut self.unplaced, key, value, item);
         }
         let slot = &mut self.placed[key as usize][position as usize];
         let vacant = slot.is_none();
@@ -832,11 +826,14 @@ impl<T: Copy> ByVersion<T> {
     }
 }
 
-impl LogModel {
-    /// `(key, value)`'s place in the version order, or [`NO_POSITION`], for a
-    /// [`ByVersion`] map.
-    pub fn place(&self, key: KeyId, value: ValueId) -> u32 {
-        self.position_of(key, value).unwrap_or(NO_POSITION)
+/// Maps `(key, value)` to `item` in `tree` unless it is mapped already; true if it was not.
+fn insert_first_in<T>(tree: &mut BTreeMap<(KeyId, ValueId), T>, key: KeyId, value: ValueId, item: T) -> bool {
+    match tree.entry((key, value)) {
+        std::collections::btree_map::Entry::Vacant(e) => {
+            e.insert(item);
+            true
+        }
+        std::collections::btree_map::Entry::Occupied(_) => false,
     }
 }
 

@@ -42,13 +42,17 @@ impl CheckFigures {
         self.cpu.map(|cpu| self.ops as f64 / cpu.as_secs_f64().max(1e-9))
     }
 
-    /// The better of two timings of the same file: the lesser CPU time (wall time where
-    /// CPU time is unknown). Other processes only ever add time, so the least of several
-    /// runs is the closest to what the checker itself costs.
+    /// What the check cost: its CPU time, or its wall time where CPU time is unknown.
+    pub fn cost(&self) -> Duration {
+        self.cpu.unwrap_or(self.wall)
+    }
+
+    /// The better of two timings of the same file: the lesser cost. Other processes only
+    /// ever add time, so the least of several runs is the closest to what the checker
+    /// itself costs.
     pub fn best(self, other: CheckFigures) -> CheckFigures {
-        let key = |f: &CheckFigures| f.cpu.unwrap_or(f.wall);
         let wall = self.wall.min(other.wall);
-        let mut best = if key(&other) < key(&self) { other } else { self };
+        let mut best = if other.cost() < self.cost() { other } else { self };
         best.wall = wall;
         best
     }

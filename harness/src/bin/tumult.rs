@@ -1451,12 +1451,11 @@ fn bench_check(args: BenchCheckArgs) -> anyhow::Result<u8> {
                 .collect::<std::io::Result<Vec<_>>>()?;
             // Every run's cost, for the median beside the best: how far apart they are
             // shows how busy the machine was.
-            let cost = |f: &harness::bench_check::CheckFigures| f.cpu.unwrap_or(f.wall).as_secs_f64();
-            let mut costs: Vec<Vec<f64>> = best.iter().map(|f| vec![cost(f)]).collect();
+            let mut costs: Vec<Vec<f64>> = best.iter().map(|f| vec![f.cost().as_secs_f64()]).collect();
             for _ in 1..args.runs {
                 for (((_, path, ops), best), costs) in files.iter().zip(best.iter_mut()).zip(&mut costs) {
                     let figures = time_check(&exe, path, *ops)?;
-                    costs.push(cost(&figures));
+                    costs.push(figures.cost().as_secs_f64());
                     *best = best.clone().best(figures);
                 }
             }
@@ -1504,7 +1503,8 @@ fn bench_check(args: BenchCheckArgs) -> anyhow::Result<u8> {
                         peak as f64 / ops as f64
                     ));
                 }
-                per_op.push((size, cost(&figures) / ops as f64, median(costs) / ops as f64));
+                let cost = figures.cost().as_secs_f64();
+                per_op.push((size, cost / ops as f64, median(costs) / ops as f64));
             }
             for pair in per_op.windows(2) {
                 let growth = pair[1].1 / pair[0].1;
